@@ -1,0 +1,426 @@
+//! The indexed, in-memory cache of watched objects that plugins read.
+//!
+//! Objects are grouped by kind; each kind has its own lock, so a writer of
+//! one kind never blocks readers of another. An update of an object and of
+//! every index over it happens under one write lock, so readers never see a
+//! half-applied update.
+
+mod index;
+mod object;
+mod path;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+
+use parking_lot::RwLock;
+use serde_json::Value;
+
+pub use object::{CachedObject, KindKey, ObjectKey, ObjectRef, strip};
+pub use path::{FieldPath, PathError};
+
+use crate::selector::LabelSelector;
+use index::Index;
+
+/// Errors from the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An object lacks a field the cache keys it by.
+    #[error("object has no {0}; every cached object needs apiVersion, kind and metadata.name")]
+    MissingField(&'static str),
+    /// An index was asked for that nobody declared.
+    #[error("no index named {0:?}")]
+    UnknownIndex(String),
+    /// An index was declared twice under one name for different kinds or paths.
+    #[error("index {name:?} is already declared for {existing} with other field paths")]
+    IndexConflict {
+        /// The index's name.
+        name: String,
+        /// The kind the existing index covers.
+        existing: KindKey,
+    },
+}
+
+/// How the cache stores objects.
+#[derive(Debug, Clone)]
+pub struct Config {
+    strip_managed_fields: bool,
+    strip_last_applied: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { strip_managed_fields: true, strip_last_applied: true }
+    }
+}
+
+impl Config {
+    /// Remove `metadata.managedFields` from stored objects (default: yes).
+    #[must_use]
+    pub fn strip_managed_fields(mut self, strip: bool) -> Self {
+        self.strip_managed_fields = strip;
+        self
+    }
+
+    /// Remove the `kubectl.kubernetes.io/last-applied-configuration`
+    /// annotation from stored objects (default: yes).
+    #[must_use]
+    pub fn strip_last_applied(mut self, strip: bool) -> Self {
+        self.strip_last_applied = strip;
+        self
+    }
+}
+
+/// What an upsert changed.
+#[derive(Debug, Clone)]
+pub struct Upsert {
+    /// The object's kind.
+    pub kind: KindKey,
+    /// The object's key.
+    pub key: ObjectKey,
+    /// The state before, if the object was cached.
+    pub old: Option<Arc<CachedObject>>,
+    /// The state now cached.
+    pub new: Arc<CachedObject>,
+}
+
+/// Size of the cache, for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Objects cached.
+    pub objects: usize,
+    /// Heap bytes held by the cached objects (JSON, versions, labels).
+    pub bytes: usize,
+}
+
+#[derive(Default)]
+struct KindData {
+    objects: BTreeMap<ObjectKey, Arc<CachedObject>>,
+    indexes: HashMap<Arc<str>, Index>,
+    bytes: usize,
+}
+
+impl KindData {
+    /// Cache `object` under `key`, reindexed under `index_values` (index
+    /// name, keys); returns the state it replaced.
+    fn insert(
+        &mut self,
+        key: ObjectKey,
+        object: Arc<CachedObject>,
+        index_values: Vec<(Arc<str>, Vec<String>)>,
+    ) -> Option<Arc<CachedObject>> {
+        for (name, values) in index_values {
+            if let Some(index) = self.indexes.get_mut(&name) {
+                index.set(&key, values);
+            }
+        }
+        let key_bytes = key.namespace.len() + key.name.len();
+        self.bytes += object.heap_bytes();
+        let old = self.objects.insert(key, object);
+        match &old {
+            Some(old) => self.bytes -= old.heap_bytes(),
+            None => self.bytes += key_bytes,
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &ObjectKey) -> Option<Arc<CachedObject>> {
+        let old = self.objects.remove(key)?;
+        for index in self.indexes.values_mut() {
+            index.unset(key);
+        }
+        self.bytes -= old.heap_bytes() + key.namespace.len() + key.name.len();
+        Some(old)
+    }
+}
+
+/// The cache: objects by kind, namespace and name, with secondary indexes.
+#[derive(Default)]
+pub struct Store {
+    config: Config,
+    kinds: RwLock<HashMap<KindKey, Arc<RwLock<KindData>>>>,
+    /// Index name -> the kind it covers.
+    index_kinds: RwLock<HashMap<Arc<str>, KindKey>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("config", &self.config).field("stats", &self.stats()).finish()
+    }
+}
+
+impl Store {
+    /// An empty cache.
+    pub fn new(config: Config) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    fn kind(&self, kind: &KindKey) -> Option<Arc<RwLock<KindData>>> {
+        self.kinds.read().get(kind).cloned()
+    }
+
+    fn kind_or_insert(&self, kind: &KindKey) -> Arc<RwLock<KindData>> {
+        if let Some(k) = self.kind(kind) {
+            return k;
+        }
+        self.kinds.write().entry(kind.clone()).or_default().clone()
+    }
+
+    /// Insert or replace an object, stripping what the config says to strip.
+    ///
+    /// # Errors
+    /// [`Error::MissingField`] if the object lacks apiVersion, kind or name.
+    pub fn upsert(&self, mut value: Value) -> Result<Upsert, Error> {
+        strip(&mut value, self.config.strip_managed_fields, self.config.strip_last_applied);
+        let field = |ptr: &str| value.pointer(ptr).and_then(Value::as_str);
+        let api_version = field("/apiVersion").ok_or(Error::MissingField("apiVersion"))?;
+        let kind_name = field("/kind").ok_or(Error::MissingField("kind"))?;
+        let name = field("/metadata/name").ok_or(Error::MissingField("metadata.name"))?;
+        let kind = KindKey::new(api_version, kind_name);
+        let key = ObjectKey::new(field("/metadata/namespace").filter(|n| !n.is_empty()), name);
+
+        let store = self.kind_or_insert(&kind);
+        let new = Arc::new(CachedObject::from_value(&value));
+        let mut data = store.write();
+        // Index values are computed from the parsed value under the lock, so
+        // an index added concurrently is never skipped.
+        let values = data.indexes.iter().map(|(name, index)| (name.clone(), index.values_of(&value))).collect();
+        let old = data.insert(key.clone(), new.clone(), values);
+        drop(data);
+        Ok(Upsert { kind, key, old, new })
+    }
+
+    /// Remove an object; returns its last cached state.
+    pub fn remove(&self, kind: &KindKey, key: &ObjectKey) -> Option<Arc<CachedObject>> {
+        self.kind(kind)?.write().remove(key)
+    }
+
+    /// Remove every object of a kind and its indexes' entries; returns what was cached.
+    pub fn clear_kind(&self, kind: &KindKey) -> Vec<(ObjectKey, Arc<CachedObject>)> {
+        let Some(store) = self.kind(kind) else { return Vec::new() };
+        let mut data = store.write();
+        data.indexes.values_mut().for_each(Index::clear);
+        data.bytes = 0;
+        std::mem::take(&mut data.objects).into_iter().collect()
+    }
+
+    /// One object.
+    pub fn get(&self, kind: &KindKey, key: &ObjectKey) -> Option<Arc<CachedObject>> {
+        self.kind(kind)?.read().objects.get(key).cloned()
+    }
+
+    /// The objects of a kind, optionally in one namespace, matching a label
+    /// selector, ordered by namespace and name.
+    pub fn list(&self, kind: &KindKey, namespace: Option<&str>, selector: &LabelSelector) -> Vec<(ObjectKey, Arc<CachedObject>)> {
+        let Some(store) = self.kind(kind) else { return Vec::new() };
+        let data = store.read();
+        let matches = |o: &CachedObject| selector.requirements().iter().all(|r| r.matches(|k| o.label(k)));
+        let iter: Box<dyn Iterator<Item = (&ObjectKey, &Arc<CachedObject>)>> = match namespace {
+            Some(ns) => {
+                let start = ObjectKey::new(Some(ns), "");
+                Box::new(data.objects.range(start..).take_while(move |(k, _)| &*k.namespace == ns))
+            }
+            None => Box::new(data.objects.iter()),
+        };
+        iter.filter(|(_, o)| matches(o)).map(|(k, o)| (k.clone(), o.clone())).collect()
+    }
+
+    /// Declare an index over a kind. Objects already cached are indexed at
+    /// once. Declaring the same index again is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::IndexConflict`] if the name is taken by a different index.
+    pub fn add_index(&self, name: &str, kind: &KindKey, paths: Vec<FieldPath>) -> Result<(), Error> {
+        let mut names = self.index_kinds.write();
+        let store = self.kind_or_insert(kind);
+        let mut data = store.write();
+        if let Some(existing) = names.get(name) {
+            let same_paths = data.indexes.get(name).is_some_and(|i| i.paths() == paths.as_slice());
+            if existing == kind && same_paths {
+                return Ok(());
+            }
+            return Err(Error::IndexConflict { name: name.to_string(), existing: existing.clone() });
+        }
+        let mut index = Index::new(paths);
+        for (key, object) in &data.objects {
+            index.set(key, index.values_of(&object.to_value()));
+        }
+        let name: Arc<str> = name.into();
+        data.indexes.insert(name.clone(), index);
+        names.insert(name, kind.clone());
+        Ok(())
+    }
+
+    /// Drop an index.
+    pub fn remove_index(&self, name: &str) {
+        let Some(kind) = self.index_kinds.write().remove(name) else { return };
+        if let Some(store) = self.kind(&kind) {
+            store.write().indexes.remove(name);
+        }
+    }
+
+    /// The kind an index covers.
+    pub fn index_kind(&self, name: &str) -> Option<KindKey> {
+        self.index_kinds.read().get(name).cloned()
+    }
+
+    /// The objects indexed under `value` in index `name`, ordered by namespace and name.
+    ///
+    /// # Errors
+    /// [`Error::UnknownIndex`] if no such index was declared.
+    pub fn by_index(&self, name: &str, value: &str) -> Result<Vec<(ObjectKey, Arc<CachedObject>)>, Error> {
+        let kind = self.index_kind(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        let Some(store) = self.kind(&kind) else { return Ok(Vec::new()) };
+        let data = store.read();
+        let index = data.indexes.get(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        Ok(index
+            .get(value)
+            .filter_map(|k| Some((k.clone(), data.objects.get(k)?.clone())))
+            .collect())
+    }
+
+    /// Every value present in index `name`, sorted.
+    ///
+    /// # Errors
+    /// [`Error::UnknownIndex`] if no such index was declared.
+    pub fn index_values(&self, name: &str) -> Result<Vec<String>, Error> {
+        let kind = self.index_kind(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        let Some(store) = self.kind(&kind) else { return Ok(Vec::new()) };
+        let data = store.read();
+        let index = data.indexes.get(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        Ok(index.values().map(str::to_string).collect())
+    }
+
+    /// Objects and bytes cached, over all kinds.
+    pub fn stats(&self) -> Stats {
+        let kinds: Vec<_> = self.kinds.read().values().cloned().collect();
+        kinds.iter().fold(Stats::default(), |acc, k| {
+            let d = k.read();
+            Stats { objects: acc.objects + d.objects.len(), bytes: acc.bytes + d.bytes }
+        })
+    }
+
+    /// Objects and bytes cached for one kind.
+    pub fn kind_stats(&self, kind: &KindKey) -> Stats {
+        self.kind(kind).map_or_else(Stats::default, |k| {
+            let d = k.read();
+            Stats { objects: d.objects.len(), bytes: d.bytes }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(ns: &str, name: &str, labels: Value, rv: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"namespace": ns, "name": name, "labels": labels, "resourceVersion": rv}})
+    }
+
+    fn deploy(ns: &str, name: &str, cms: &[&str]) -> Value {
+        let volumes: Vec<_> = cms.iter().map(|c| json!({"name": c, "configMap": {"name": c}})).collect();
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"namespace": ns, "name": name},
+               "spec": {"template": {"spec": {"volumes": volumes}}}})
+    }
+
+    fn names(v: Vec<(ObjectKey, Arc<CachedObject>)>) -> Vec<String> {
+        v.into_iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    fn cms() -> KindKey {
+        KindKey::new("v1", "ConfigMap")
+    }
+
+    #[test]
+    fn list_filters_by_namespace_and_label_selector_in_order() {
+        let store = Store::default();
+        store.upsert(cm("b", "x", json!({"app": "web"}), "1")).unwrap();
+        store.upsert(cm("a", "y", json!({"app": "db"}), "2")).unwrap();
+        store.upsert(cm("a", "x", json!({"app": "web"}), "3")).unwrap();
+        store.upsert(cm("ab", "z", json!({}), "4")).unwrap();
+        let all = LabelSelector::default();
+        assert_eq!(names(store.list(&cms(), None, &all)), ["a/x", "a/y", "ab/z", "b/x"]);
+        assert_eq!(names(store.list(&cms(), Some("a"), &all)), ["a/x", "a/y"]);
+        let web = LabelSelector::parse("app=web").unwrap();
+        assert_eq!(names(store.list(&cms(), None, &web)), ["a/x", "b/x"]);
+        assert_eq!(names(store.list(&KindKey::new("v1", "Secret"), None, &all)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn upsert_reports_the_previous_state() {
+        let store = Store::default();
+        let first = store.upsert(cm("a", "x", json!({}), "1")).unwrap();
+        assert!(first.old.is_none());
+        let second = store.upsert(cm("a", "x", json!({}), "2")).unwrap();
+        assert_eq!(second.old.unwrap().resource_version(), "1");
+        assert_eq!(store.get(&cms(), &ObjectKey::new(Some("a"), "x")).unwrap().resource_version(), "2");
+        assert_eq!(store.remove(&cms(), &ObjectKey::new(Some("a"), "x")).unwrap().resource_version(), "2");
+        assert!(store.get(&cms(), &ObjectKey::new(Some("a"), "x")).is_none());
+        assert_eq!(store.stats(), Stats::default());
+    }
+
+    #[test]
+    fn indexes_follow_inserts_updates_and_deletes() {
+        let store = Store::default();
+        let kind = KindKey::new("apps/v1", "Deployment");
+        let path = FieldPath::parse("spec.template.spec.volumes[*].configMap.name").unwrap();
+        store.add_index("by-cm", &kind, vec![path]).unwrap();
+        store.upsert(deploy("a", "web", &["cfg", "shared"])).unwrap();
+        store.upsert(deploy("a", "api", &["shared"])).unwrap();
+        assert_eq!(names(store.by_index("by-cm", "shared").unwrap()), ["a/api", "a/web"]);
+        assert_eq!(store.index_values("by-cm").unwrap(), ["cfg", "shared"]);
+
+        store.upsert(deploy("a", "web", &["other"])).unwrap();
+        assert_eq!(names(store.by_index("by-cm", "shared").unwrap()), ["a/api"]);
+        assert!(store.by_index("by-cm", "cfg").unwrap().is_empty());
+
+        store.remove(&kind, &ObjectKey::new(Some("a"), "api"));
+        assert_eq!(store.index_values("by-cm").unwrap(), ["other"]);
+        assert!(matches!(store.by_index("nope", "x"), Err(Error::UnknownIndex(_))));
+    }
+
+    #[test]
+    fn an_index_added_later_covers_objects_already_cached() {
+        let store = Store::default();
+        store.upsert(deploy("a", "web", &["cfg"])).unwrap();
+        let kind = KindKey::new("apps/v1", "Deployment");
+        let path = FieldPath::parse("spec.template.spec.volumes[*].configMap.name").unwrap();
+        store.add_index("by-cm", &kind, vec![path.clone()]).unwrap();
+        assert_eq!(names(store.by_index("by-cm", "cfg").unwrap()), ["a/web"]);
+        // Redeclaring the same index is fine; a different one under the name is not.
+        store.add_index("by-cm", &kind, vec![path]).unwrap();
+        let other = FieldPath::parse("spec.x").unwrap();
+        assert!(matches!(store.add_index("by-cm", &kind, vec![other]), Err(Error::IndexConflict { .. })));
+        store.remove_index("by-cm");
+        assert!(store.by_index("by-cm", "cfg").is_err());
+    }
+
+    #[test]
+    fn objects_are_stored_stripped_and_compact() {
+        let store = Store::default();
+        let mut obj = cm("a", "x", json!({"k": "v"}), "1");
+        obj["metadata"]["managedFields"] = json!([{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]);
+        obj["data"] = json!({"payload": "x".repeat(1000)});
+        store.upsert(obj.clone()).unwrap();
+        let cached = store.get(&cms(), &ObjectKey::new(Some("a"), "x")).unwrap();
+        assert!(cached.to_value()["metadata"].get("managedFields").is_none());
+        let json_len = cached.json().len();
+        let stats = store.stats();
+        assert_eq!(stats.objects, 1);
+        assert!(stats.bytes < json_len * 3 / 2, "{} bytes for {json_len} bytes of JSON", stats.bytes);
+    }
+
+    #[test]
+    fn objects_without_identity_are_refused() {
+        let store = Store::default();
+        assert!(matches!(store.upsert(json!({"kind": "ConfigMap"})), Err(Error::MissingField("apiVersion"))));
+        assert!(matches!(
+            store.upsert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})),
+            Err(Error::MissingField("metadata.name"))
+        ));
+    }
+}

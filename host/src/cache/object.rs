@@ -1,0 +1,233 @@
+//! The compact form in which the cache keeps one object.
+
+use std::{fmt, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A kind of object: apiVersion and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindKey {
+    /// `v1`, `apps/v1`.
+    pub api_version: Arc<str>,
+    /// `ConfigMap`.
+    pub kind: Arc<str>,
+}
+
+impl KindKey {
+    /// A kind from its apiVersion and kind.
+    pub fn new(api_version: &str, kind: &str) -> Self {
+        Self { api_version: api_version.into(), kind: kind.into() }
+    }
+
+    /// The API group: empty for the core group.
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+}
+
+impl fmt::Display for KindKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.api_version, self.kind)
+    }
+}
+
+/// Where one object lives within its kind: namespace (empty for cluster-scoped
+/// objects) and name. Orders by namespace, then name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// The namespace; empty for cluster-scoped objects.
+    pub namespace: Box<str>,
+    /// The name.
+    pub name: Box<str>,
+}
+
+impl ObjectKey {
+    /// A key from an optional namespace and a name.
+    pub fn new(namespace: Option<&str>, name: &str) -> Self {
+        Self { namespace: namespace.unwrap_or("").into(), name: name.into() }
+    }
+
+    /// The namespace, or none for a cluster-scoped object.
+    pub fn namespace(&self) -> Option<&str> {
+        (!self.namespace.is_empty()).then_some(&*self.namespace)
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.namespace() {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A full reference to an object: its kind and its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// `v1`, `apps/v1`.
+    pub api_version: String,
+    /// `ConfigMap`.
+    pub kind: String,
+    /// The namespace, none for cluster-scoped objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The name.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// The kind part of the reference.
+    pub fn kind_key(&self) -> KindKey {
+        KindKey::new(&self.api_version, &self.kind)
+    }
+
+    /// The key part of the reference.
+    pub fn object_key(&self) -> ObjectKey {
+        ObjectKey::new(self.namespace.as_deref(), &self.name)
+    }
+
+    /// A reference from a kind and a key.
+    pub fn from_parts(kind: &KindKey, key: &ObjectKey) -> Self {
+        Self {
+            api_version: kind.api_version.to_string(),
+            kind: kind.kind.to_string(),
+            namespace: key.namespace().map(str::to_string),
+            name: key.name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{} {ns}/{}", self.api_version, self.kind, self.name),
+            None => write!(f, "{}/{} {}", self.api_version, self.kind, self.name),
+        }
+    }
+}
+
+/// One cached object: its minified JSON plus the few fields the cache looks
+/// at, copied out so that lookups never parse.
+///
+/// The JSON is the memory budget: everything else is small and bounded by
+/// the object's labels.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CachedObject {
+    json: Box<str>,
+    resource_version: Box<str>,
+    uid: Box<str>,
+    /// Sorted by key, so lookups can binary-search.
+    labels: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl CachedObject {
+    /// Build the cached form of an already stripped object.
+    pub(crate) fn from_value(value: &Value) -> Self {
+        let meta = value.get("metadata");
+        let text = |field: &str| -> Box<str> {
+            meta.and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("").into()
+        };
+        let mut labels: Vec<(Box<str>, Box<str>)> = meta
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object)
+            .map(|l| l.iter().filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into()))).collect())
+            .unwrap_or_default();
+        labels.sort_unstable();
+        Self {
+            // Serialising a `Value` cannot fail: its keys are strings.
+            json: serde_json::to_string(value).unwrap_or_default().into_boxed_str(),
+            resource_version: text("resourceVersion"),
+            uid: text("uid"),
+            labels: labels.into_boxed_slice(),
+        }
+    }
+
+    /// The object as minified JSON.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// `metadata.resourceVersion`, empty if the object had none.
+    pub fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+
+    /// `metadata.uid`, empty if the object had none.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// The value of one label.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.labels[i].1)
+    }
+
+    /// Parse the object back into a JSON value.
+    pub fn to_value(&self) -> Value {
+        // The text was produced by serde_json from a Value, so it parses.
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// Heap bytes this object holds, for the cache's memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.json.len()
+            + self.resource_version.len()
+            + self.uid.len()
+            + self.labels.len() * std::mem::size_of::<(Box<str>, Box<str>)>()
+            + self.labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
+/// Remove what a cache should not keep from an object, in place:
+/// `metadata.managedFields` always, and optionally the
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation, which
+/// repeats the whole object.
+pub fn strip(value: &mut Value, managed_fields: bool, last_applied: bool) {
+    let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if managed_fields {
+        meta.remove("managedFields");
+    }
+    if last_applied {
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            if annotations.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cached_object_keeps_labels_and_versions_for_lookups() {
+        let v = json!({"metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "labels": {"b": "2", "a": "1"}}});
+        let o = CachedObject::from_value(&v);
+        assert_eq!(o.label("a"), Some("1"));
+        assert_eq!(o.label("b"), Some("2"));
+        assert_eq!(o.label("c"), None);
+        assert_eq!(o.resource_version(), "7");
+        assert_eq!(o.uid(), "u");
+        assert_eq!(o.to_value(), v);
+    }
+
+    #[test]
+    fn strip_removes_managed_fields_and_last_applied() {
+        let mut v = json!({"metadata": {"name": "a", "managedFields": [{}],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}});
+        strip(&mut v, true, true);
+        assert_eq!(v, json!({"metadata": {"name": "a"}}));
+    }
+}

@@ -1,0 +1,139 @@
+//! The one wasmtime engine of the host, its linker and its epoch ticker.
+
+use std::{sync::Arc, time::Duration};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use super::{Error, bindings, host::HostState};
+
+/// How often the epoch advances; CPU deadlines are enforced to this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// What a file's first bytes say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    /// A WebAssembly component.
+    Component,
+    /// A core WebAssembly module, not a component.
+    CoreModule,
+    /// Not WebAssembly at all.
+    NotWasm,
+}
+
+impl Binary {
+    /// Classify bytes by the WebAssembly header.
+    pub fn of(bytes: &[u8]) -> Self {
+        match bytes {
+            [0, b'a', b's', b'm', _, _, 1, 0, ..] => Self::Component,
+            [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => Self::CoreModule,
+            _ => Self::NotWasm,
+        }
+    }
+}
+
+/// The shared engine: compiles components and links them against the host.
+///
+/// Cloning is cheap; every clone shares one wasmtime `Engine` and one linker.
+#[derive(Clone)]
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Build the engine, its linker (the contract's imports plus WASI with
+    /// nothing granted) and start the epoch ticker.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] if wasmtime rejects the configuration.
+    pub fn new() -> Result<Self, Error> {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .max_wasm_stack(1 << 20);
+        let engine = wasmtime::Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| Error::Engine(format!("{e:#}")))?;
+
+        spawn_ticker(&engine);
+        Ok(Self { engine, linker: Arc::new(linker) })
+    }
+
+    /// The wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
+    /// Compile a component, after checking that the bytes are one.
+    ///
+    /// # Errors
+    /// [`Error::NotWasm`], [`Error::CoreModule`] or [`Error::Compile`].
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, Error> {
+        match Binary::of(bytes) {
+            Binary::Component => {}
+            Binary::CoreModule => return Err(Error::CoreModule),
+            Binary::NotWasm => return Err(Error::NotWasm),
+        }
+        Component::new(&self.engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")))
+    }
+
+    /// Epoch ticks to allow for a deadline: one more than the deadline needs,
+    /// because the current tick may be nearly over.
+    pub fn ticks_for(deadline: Duration) -> u64 {
+        let tick = EPOCH_TICK.as_nanos().max(1);
+        u64::try_from(deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX - 1) + 1
+    }
+}
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+/// The thread holds only a weak reference, so it never keeps the engine alive.
+fn spawn_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("informant-epoch".into()).spawn(move || {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        // Without the ticker deadlines would never fire; a host that cannot
+        // spawn one thread is not going to run plugins anyway.
+        tracing::error!(error = %e, "could not start the epoch ticker thread; plugin deadlines are not enforced");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_tell_components_from_modules_and_garbage() {
+        assert_eq!(Binary::of(&wat::parse_str("(component)").unwrap()), Binary::Component);
+        assert_eq!(Binary::of(&wat::parse_str("(module)").unwrap()), Binary::CoreModule);
+        assert_eq!(Binary::of(b"#!/bin/sh\necho hi"), Binary::NotWasm);
+        assert_eq!(Binary::of(b""), Binary::NotWasm);
+    }
+
+    #[test]
+    fn deadlines_get_one_spare_tick() {
+        assert_eq!(Engine::ticks_for(Duration::from_millis(100)), 21);
+        assert_eq!(Engine::ticks_for(Duration::from_millis(1)), 2);
+    }
+}

@@ -1,0 +1,374 @@
+//! One loaded, validated plugin version and its pool of reusable instances.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::{Store, Trap, component::Component};
+
+use super::{
+    CallError, Engine, Error, Event, Limits,
+    bindings::{self, types as wit},
+    host::{HostState, PluginContext, truncate},
+    manifest::Manifest,
+};
+use crate::{action::Action, cache::Store as Cache};
+
+/// Longest error message kept from a guest.
+const MAX_GUEST_ERROR: usize = 4096;
+
+/// How a plugin is loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    limits: Limits,
+    ceiling: Limits,
+    settings: serde_json::Value,
+    max_idle_instances: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            ceiling: Limits::default().memory_bytes(1024 << 20).deadline(Duration::from_secs(10)),
+            settings: serde_json::Value::Null,
+            max_idle_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+impl LoadOptions {
+    /// The plugin's limits, before its own requests.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The most a plugin may ask for in its manifest.
+    #[must_use]
+    pub fn ceiling(mut self, ceiling: Limits) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// The settings passed to `init`.
+    #[must_use]
+    pub fn settings(mut self, settings: serde_json::Value) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// How many idle instances to keep for reuse.
+    #[must_use]
+    pub fn max_idle_instances(mut self, n: usize) -> Self {
+        self.max_idle_instances = n.max(1);
+        self
+    }
+}
+
+/// Counters of one plugin version's calls.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    /// Calls that returned ok.
+    pub ok: AtomicU64,
+    /// Calls that returned an error.
+    pub failed: AtomicU64,
+    /// Calls stopped at their deadline.
+    pub timed_out: AtomicU64,
+    /// Calls that ran out of memory.
+    pub out_of_memory: AtomicU64,
+    /// Calls that trapped otherwise.
+    pub trapped: AtomicU64,
+    /// Instances created.
+    pub instances: AtomicU64,
+}
+
+/// A snapshot of [`CallStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallCounts {
+    /// Calls that returned ok.
+    pub ok: u64,
+    /// Calls that returned an error.
+    pub failed: u64,
+    /// Calls stopped at their deadline.
+    pub timed_out: u64,
+    /// Calls that ran out of memory.
+    pub out_of_memory: u64,
+    /// Calls that trapped otherwise.
+    pub trapped: u64,
+    /// Instances created.
+    pub instances: u64,
+}
+
+struct Instance {
+    store: Store<HostState>,
+    bindings: bindings::Plugin,
+}
+
+/// A loaded plugin version, ready to handle events from any thread.
+pub struct Plugin {
+    ctx: Arc<PluginContext>,
+    digest: String,
+    settings: String,
+    pre: bindings::PluginPre<HostState>,
+    engine: Engine,
+    idle: Mutex<Vec<Instance>>,
+    max_idle: usize,
+    stats: CallStats,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("name", &self.ctx.name).field("digest", &self.digest).finish_non_exhaustive()
+    }
+}
+
+/// Run `describe` on a component and validate what it returns, without
+/// loading it: what `informant check` does.
+///
+/// # Errors
+/// Any [`Error`] a load would report before `init`.
+pub fn describe(engine: &Engine, bytes: &[u8]) -> Result<Manifest, Error> {
+    let component = engine.compile(bytes)?;
+    let pre = prepare(engine, &component)?;
+    describe_with(engine, &pre, &Limits::default())
+}
+
+fn prepare(engine: &Engine, component: &Component) -> Result<bindings::PluginPre<HostState>, Error> {
+    let instance_pre = engine.linker().instantiate_pre(component).map_err(|e| Error::Incompatible(format!("{e:#}")))?;
+    bindings::PluginPre::new(instance_pre).map_err(|e| Error::Incompatible(format!("{e:#}")))
+}
+
+fn describe_with(engine: &Engine, pre: &bindings::PluginPre<HostState>, limits: &Limits) -> Result<Manifest, Error> {
+    let mut store = new_store(engine, HostState::new("<describe>".into(), None, limits), limits);
+    let plugin = pre.instantiate(&mut store).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+    let manifest = plugin.call_describe(&mut store).map_err(|e| Error::Describe(classify(&e, &store, limits).to_string()))?;
+    store.data_mut().end_call();
+    Ok(Manifest::try_from(manifest)?)
+}
+
+fn new_store(engine: &Engine, state: HostState, limits: &Limits) -> Store<HostState> {
+    let mut store = Store::new(engine.wasmtime(), state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(Engine::ticks_for(limits.deadline));
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Turn a wasmtime error from a call into what the user needs to know.
+fn classify(err: &wasmtime::Error, store: &Store<HostState>, limits: &Limits) -> CallError {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout { deadline: limits.deadline },
+        _ if store.data().limiter.refused => {
+            CallError::OutOfMemory { limit_bytes: limits.memory_bytes, trap: root_cause(err) }
+        }
+        Some(Trap::StackOverflow) => CallError::Trap("stack overflow (unbounded recursion?)".into()),
+        _ => CallError::Trap(root_cause(err)),
+    }
+}
+
+fn root_cause(err: &wasmtime::Error) -> String {
+    // A trap's own text says what happened; the error's Display leads with
+    // a multi-line wasm backtrace instead.
+    match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
+    }
+}
+
+impl Plugin {
+    /// Load a plugin: compile, link, describe, validate the manifest, apply
+    /// its resource requests, declare its indexes in the cache and initialise
+    /// a first instance with its settings. Any failure leaves nothing behind.
+    ///
+    /// # Errors
+    /// Every way a plugin can be bad has its [`Error`] variant.
+    pub fn load(engine: &Engine, bytes: &[u8], cache: Arc<Cache>, options: LoadOptions) -> Result<Self, Error> {
+        let component = engine.compile(bytes)?;
+        let pre = prepare(engine, &component)?;
+        let manifest = describe_with(engine, &pre, &options.limits)?;
+        let limits = options.limits.with_request(manifest.resources.memory_mib, manifest.resources.deadline_ms, &options.ceiling)?;
+
+        let mut indexes = HashMap::new();
+        let mut added = Vec::new();
+        for decl in &manifest.indexes {
+            let cache_name = decl.cache_name();
+            if let Err(e) = cache.add_index(&cache_name, &decl.kind, decl.field_paths.clone()) {
+                added.iter().for_each(|n: &String| cache.remove_index(n));
+                return Err(Error::Index(e.to_string()));
+            }
+            added.push(cache_name.clone());
+            indexes.insert(decl.name.clone(), cache_name);
+        }
+        let ctx = Arc::new(PluginContext {
+            name: manifest.name.as_str().into(),
+            manifest: Arc::new(manifest),
+            cache,
+            indexes,
+            limits,
+        });
+        let plugin = Self {
+            ctx,
+            digest: hex(&Sha256::digest(bytes)),
+            settings: options.settings.to_string(),
+            pre,
+            engine: engine.clone(),
+            idle: Mutex::new(Vec::new()),
+            max_idle: options.max_idle_instances,
+            stats: CallStats::default(),
+        };
+        // A plugin whose init fails is not loaded: better now than at the first event.
+        let first = plugin.instance().map_err(|e| match e {
+            CallError::Failed { message, .. } => Error::Init(message),
+            other => Error::Init(other.to_string()),
+        });
+        match first {
+            Ok(instance) => plugin.idle.lock().push(instance),
+            Err(e) => {
+                added.iter().for_each(|n| plugin.ctx.cache.remove_index(n));
+                return Err(e);
+            }
+        }
+        Ok(plugin)
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.ctx.name
+    }
+
+    /// The validated manifest.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.ctx.manifest
+    }
+
+    /// The SHA-256 of the component's bytes, hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The limits in force, after the manifest's requests.
+    pub fn limits(&self) -> &Limits {
+        &self.ctx.limits
+    }
+
+    /// The call counters.
+    pub fn counts(&self) -> CallCounts {
+        let s = &self.stats;
+        CallCounts {
+            ok: s.ok.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            timed_out: s.timed_out.load(Ordering::Relaxed),
+            out_of_memory: s.out_of_memory.load(Ordering::Relaxed),
+            trapped: s.trapped.load(Ordering::Relaxed),
+            instances: s.instances.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Forget the plugin's indexes in the cache; call when unloading it.
+    pub fn release_indexes(&self) {
+        for name in self.ctx.indexes.values() {
+            self.ctx.cache.remove_index(name);
+        }
+    }
+
+    /// A fresh instance, initialised with the settings.
+    fn instance(&self) -> Result<Instance, CallError> {
+        let limits = &self.ctx.limits;
+        let state = HostState::new(self.ctx.name.clone(), Some(self.ctx.clone()), limits);
+        let mut store = new_store(&self.engine, state, limits);
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
+        self.stats.instances.fetch_add(1, Ordering::Relaxed);
+        store.data_mut().begin_call();
+        let result = bindings.call_init(&mut store, &self.settings);
+        // Actions enqueued by init are never committed.
+        store.data_mut().end_call();
+        match result {
+            Ok(Ok(())) => Ok(Instance { store, bindings }),
+            Ok(Err(e)) => Err(CallError::Failed { code: format!("{:?}", e.code), message: truncate(e.message, MAX_GUEST_ERROR) }),
+            Err(e) => Err(classify(&e, &store, limits)),
+        }
+    }
+
+    /// Handle one event on an idle instance (or a fresh one), and return the
+    /// actions the call committed.
+    ///
+    /// An instance that trapped is dropped, never reused.
+    ///
+    /// # Errors
+    /// [`CallError`] says how the call failed; its actions are discarded.
+    pub fn handle(&self, event: &Event) -> Result<Vec<Action>, CallError> {
+        let pooled = self.idle.lock().pop();
+        let mut instance = match pooled {
+            Some(i) => i,
+            None => self.instance().inspect_err(|e| self.count(e))?,
+        };
+        let limits = &self.ctx.limits;
+        let wit_event = wit::Event {
+            event_type: event.event_type.into(),
+            subscription: event.subscription,
+            initial: event.initial,
+            final_state_unknown: event.final_state_unknown,
+            object: event.object.as_ref().map(|o| o.json().to_string()).unwrap_or_default(),
+            old_object: event.old_object.as_ref().map(|o| o.json().to_string()),
+        };
+        instance.store.data_mut().begin_call();
+        instance.store.set_epoch_deadline(Engine::ticks_for(limits.deadline));
+        let result = instance.bindings.call_handle(&mut instance.store, &wit_event);
+        let actions = instance.store.data_mut().end_call();
+        let outcome = match result {
+            Ok(Ok(())) => {
+                self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                Ok(actions)
+            }
+            Ok(Err(e)) => Err(CallError::Failed { code: format!("{:?}", e.code), message: truncate(e.message, MAX_GUEST_ERROR) }),
+            Err(e) => {
+                let err = classify(&e, &instance.store, limits);
+                self.count(&err);
+                // A trapped instance may be in any state: drop it.
+                return Err(err);
+            }
+        };
+        if let Err(e) = &outcome {
+            self.count(e);
+        }
+        let mut idle = self.idle.lock();
+        if idle.len() < self.max_idle {
+            idle.push(instance);
+        }
+        outcome
+    }
+
+    fn count(&self, e: &CallError) {
+        let counter = match e {
+            CallError::Failed { .. } => &self.stats.failed,
+            CallError::Timeout { .. } => &self.stats.timed_out,
+            CallError::OutOfMemory { .. } => &self.stats.out_of_memory,
+            CallError::Trap(_) => &self.stats.trapped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Linear memory of the largest idle instance, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.idle.lock().iter().map(|i| i.store.data().limiter.peak_bytes).max().unwrap_or(0)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

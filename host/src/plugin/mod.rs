@@ -1,0 +1,123 @@
+//! The sandboxed WebAssembly plugin runtime.
+//!
+//! One [`Engine`] compiles components; each loaded [`Plugin`] version keeps a
+//! pool of initialised instances that are reused across calls and dropped
+//! after a trap. Every call runs under a CPU deadline (epoch interruption),
+//! a memory cap and caps on what crosses the boundary.
+
+pub mod bindings;
+mod engine;
+mod host;
+mod limits;
+mod loaded;
+pub mod manifest;
+mod output;
+
+use std::{sync::Arc, time::Duration};
+
+pub use engine::{Binary, EPOCH_TICK, Engine};
+pub use host::HostState;
+pub use limits::Limits;
+pub use loaded::{CallCounts, LoadOptions, Plugin, describe};
+pub use manifest::{EventType, Manifest, ManifestError};
+
+use crate::cache::CachedObject;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The engine could not be configured.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+    /// The file is not WebAssembly.
+    #[error("not a WebAssembly file (no \\0asm header); plugins are WebAssembly components built for wasm32-wasip2")]
+    NotWasm,
+    /// The file is a core module, not a component.
+    #[error(
+        "a core WebAssembly module, not a component; build for the wasm32-wasip2 target, or wrap the module with `wasm-tools component new`"
+    )]
+    CoreModule,
+    /// wasmtime could not compile the component.
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    /// The component does not target the `informant:plugin/plugin` world.
+    #[error("the component does not match the informant:plugin@0.1.0 `plugin` world: {0}")]
+    Incompatible(String),
+    /// The component could not be instantiated.
+    #[error("the component could not be instantiated: {0}")]
+    Instantiate(String),
+    /// `describe` trapped or timed out.
+    #[error("describe failed: {0}")]
+    Describe(String),
+    /// The manifest returned by `describe` is not valid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The manifest asks for more than the operator allows.
+    #[error("{0}")]
+    LimitRequest(String),
+    /// An index could not be declared in the cache.
+    #[error("index: {0}")]
+    Index(String),
+    /// `init` returned an error or trapped.
+    #[error("init failed: {0}")]
+    Init(String),
+}
+
+/// Why one call into a plugin failed. Its actions were discarded.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    /// The plugin returned an error.
+    #[error("the plugin returned an error ({code}): {message}")]
+    Failed {
+        /// The plugin's error code.
+        code: String,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The call ran past its CPU deadline and was interrupted.
+    #[error("the call ran past its {deadline:?} deadline and was stopped")]
+    Timeout {
+        /// The deadline in force.
+        deadline: Duration,
+    },
+    /// The guest needed more memory than its cap.
+    #[error("the plugin ran out of memory (cap {limit_bytes} bytes): {trap}")]
+    OutOfMemory {
+        /// The cap in force.
+        limit_bytes: usize,
+        /// The trap that followed.
+        trap: String,
+    },
+    /// The guest trapped: a panic, an out-of-bounds access, a stack overflow.
+    #[error("the plugin trapped: {0}")]
+    Trap(String),
+}
+
+impl CallError {
+    /// A short label for metrics and logs: `failed`, `timeout`, `oom`, `trap`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Failed { .. } => "failed",
+            Self::Timeout { .. } => "timeout",
+            Self::OutOfMemory { .. } => "oom",
+            Self::Trap(_) => "trap",
+        }
+    }
+}
+
+/// One event for a plugin, as the host delivers it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// What happened.
+    pub event_type: EventType,
+    /// Which of the plugin's subscriptions it is for.
+    pub subscription: u32,
+    /// Part of the initial list.
+    pub initial: bool,
+    /// A delete inferred by a relist.
+    pub final_state_unknown: bool,
+    /// The object; none for `synced`.
+    pub object: Option<Arc<CachedObject>>,
+    /// The previous state, for `modified` events when asked for.
+    pub old_object: Option<Arc<CachedObject>>,
+}
