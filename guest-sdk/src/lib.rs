@@ -1,1 +1,165 @@
-//! sdk
+//! Write [Informant](https://github.com/informant-dev/informant) plugins in Rust.
+//!
+//! A plugin is a type that implements [`Plugin`], exported with
+//! [`export_plugin!`], built with `cargo build --target wasm32-wasip2`:
+//!
+//! ```no_run
+//! use informant_sdk::{prelude::*, action, info};
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn describe() -> Manifest {
+//!         Manifest::new("hello", "0.1.0")
+//!             .subscribe(Subscription::to("v1", "ConfigMap").events([EventType::Added]))
+//!             .writes("v1", "ConfigMap", [Verb::Patch])
+//!     }
+//!
+//!     fn init(_settings: Settings) -> Result<Self> {
+//!         Ok(Hello)
+//!     }
+//!
+//!     fn handle(&mut self, event: Event) -> Result<()> {
+//!         let cm = &event.object;
+//!         if cm.label("greeted").is_none() {
+//!             info!("greeting {}", cm.object_ref());
+//!             action::merge_patch(&cm.object_ref(), json!({"metadata": {"labels": {"greeted": "yes"}}})).enqueue()?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! informant_sdk::export_plugin!(Hello);
+//! ```
+//!
+//! Actions are committed only if `handle` returns `Ok`.
+
+pub mod action;
+pub mod cache;
+mod error;
+mod event;
+pub mod log;
+mod manifest;
+
+#[cfg(feature = "k8s-openapi")]
+pub use k8s_openapi;
+pub use serde_json::{self, Value, json};
+
+pub use error::{Error, ErrorCode, Result};
+pub use event::{Event, EventType, Object, ObjectRef};
+pub use manifest::{Delivery, Index, Manifest, Subscription, Verb};
+
+/// Everything a plugin usually needs.
+pub mod prelude {
+    pub use crate::{
+        Delivery, Error, ErrorCode, Event, EventType, Index, Manifest, Object, ObjectRef, Plugin, Result, Settings,
+        Subscription, Verb, Value, json,
+    };
+}
+
+/// The bindings generated from the WIT contract. Not part of the SDK's
+/// stable API: use the types above.
+#[doc(hidden)]
+pub mod bindings {
+    // The generated glue uses `unsafe` to move values across the boundary.
+    #![allow(unsafe_code, missing_docs)]
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_plugin_world",
+        default_bindings_module: "informant_sdk::bindings",
+    });
+}
+
+/// The plugin's settings: the JSON given to the host (`null` when none).
+#[derive(Debug, Clone, Default)]
+pub struct Settings(pub Value);
+
+impl Settings {
+    /// Deserialize the settings into your own type; `null` becomes the
+    /// type's `Default`.
+    ///
+    /// # Errors
+    /// An [`ErrorCode::Invalid`] error naming what did not deserialize.
+    pub fn parse<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T> {
+        if self.0.is_null() {
+            return Ok(T::default());
+        }
+        serde_json::from_value(self.0.clone()).map_err(|e| Error::new(ErrorCode::Invalid, format!("invalid settings: {e}")))
+    }
+
+    /// The raw JSON value.
+    pub fn value(&self) -> &Value {
+        &self.0
+    }
+}
+
+/// What a plugin implements.
+pub trait Plugin: Sized + 'static {
+    /// What the plugin subscribes to, indexes, reads and writes. Called once
+    /// per loaded version; must not depend on settings.
+    fn describe() -> Manifest;
+
+    /// Build the plugin's state from its settings. Called on every fresh
+    /// instance before its first event.
+    ///
+    /// # Errors
+    /// Refuse bad settings: the host then refuses to load the plugin.
+    fn init(settings: Settings) -> Result<Self>;
+
+    /// Handle one event.
+    ///
+    /// # Errors
+    /// Returning an error discards the actions enqueued during the call.
+    fn handle(&mut self, event: Event) -> Result<()>;
+}
+
+#[doc(hidden)]
+pub mod __export {
+    use std::{any::Any, cell::RefCell, marker::PhantomData};
+
+    use crate::{Error, ErrorCode, Event, Plugin, Settings, bindings};
+
+    thread_local! {
+        static STATE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    /// Adapts a [`Plugin`] to the generated `Guest` trait.
+    pub struct Exporter<P>(PhantomData<P>);
+
+    impl<P: Plugin> bindings::Guest for Exporter<P> {
+        fn describe() -> bindings::informant::plugin::types::Manifest {
+            P::describe().into_wit()
+        }
+
+        fn init(settings: String) -> Result<(), bindings::informant::plugin::types::Error> {
+            let value = serde_json::from_str(&settings)
+                .map_err(|e| Error::new(ErrorCode::Invalid, format!("settings are not JSON: {e}")))?;
+            let plugin = P::init(Settings(value))?;
+            STATE.with(|s| *s.borrow_mut() = Some(Box::new(plugin)));
+            Ok(())
+        }
+
+        fn handle(event: bindings::informant::plugin::types::Event) -> Result<(), bindings::informant::plugin::types::Error> {
+            let event = Event::from_wit(event)?;
+            STATE.with(|s| {
+                let mut state = s.borrow_mut();
+                let plugin = state
+                    .as_mut()
+                    .and_then(|p| p.downcast_mut::<P>())
+                    .ok_or_else(|| Error::new(ErrorCode::Failed, "handle called before init"))?;
+                plugin.handle(event).map_err(Into::into)
+            })
+        }
+    }
+}
+
+/// Export a [`Plugin`] implementation as the component's `plugin` world.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        type __InformantExporter = $crate::__export::Exporter<$plugin>;
+        $crate::bindings::__export_plugin_world!(__InformantExporter with_types_in $crate::bindings);
+    };
+}

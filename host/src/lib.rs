@@ -1,5 +1,13 @@
 //! Informant: a WebAssembly-extensible event-processing host for Kubernetes.
+//!
+//! The host watches what its plugins subscribe to, keeps it in an indexed
+//! [`cache`], calls the sandboxed [`plugin`]s with each event, and executes
+//! the [`action`]s they commit.
+
 pub mod action;
 pub mod cache;
+pub mod cli;
+pub mod manifests;
 pub mod plugin;
+pub mod replay;
 pub mod selector;

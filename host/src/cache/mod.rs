@@ -167,6 +167,14 @@ impl Store {
         self.kinds.write().entry(kind.clone()).or_default().clone()
     }
 
+    /// The cached form of an object, stripped as the config says, without
+    /// storing it: for states that are reported but not kept, such as the
+    /// last state of a deleted object.
+    pub fn prepare(&self, mut value: Value) -> CachedObject {
+        strip(&mut value, self.config.strip_managed_fields, self.config.strip_last_applied);
+        CachedObject::from_value(&value)
+    }
+
     /// Insert or replace an object, stripping what the config says to strip.
     ///
     /// # Errors

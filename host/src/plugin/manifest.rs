@@ -196,6 +196,7 @@ impl IndexDecl {
 #[serde(rename_all = "camelCase")]
 pub struct WriteGrant {
     /// The kind.
+    #[serde(flatten)]
     pub kind: KindKey,
     /// The verbs.
     pub verbs: Vec<Verb>,

@@ -1,0 +1,97 @@
+//! The command line: `informant check`, `informant replay`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Informant: react to Kubernetes changes with small sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "informant", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Logging options.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logging options shared by every command.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "INFORMANT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log filter, in `RUST_LOG` syntax (e.g. `info,informant=debug`).
+    #[arg(long, global = true, default_value = "info", env = "INFORMANT_LOG")]
+    pub log: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that a file is a valid Informant plugin and print its manifest as JSON.
+    ///
+    /// Compiles the component, links it against the informant:plugin@0.1.0
+    /// contract, calls `describe` and validates the manifest. Exits 0 if the
+    /// plugin would load, non-zero with the reason otherwise.
+    Check(CheckArgs),
+
+    /// Run a plugin offline against recorded events and print its actions.
+    ///
+    /// The cache is seeded from the --objects files; then each line of the
+    /// events file (JSON Lines, as `kubectl get -w -o json
+    /// --output-watch-events` prints) updates the cache and goes to the
+    /// plugin's matching subscriptions. Every committed action is printed to
+    /// stdout as one JSON line; failed calls are reported on stderr, and make
+    /// the exit status non-zero.
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `informant check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin: a WebAssembly component (`.wasm`).
+    #[arg(value_name = "PLUGIN.wasm")]
+    pub plugin: PathBuf,
+}
+
+/// Arguments of `informant replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The plugin: a WebAssembly component (`.wasm`).
+    #[arg(value_name = "PLUGIN.wasm")]
+    pub plugin: PathBuf,
+
+    /// The events, one JSON watch event per line (`-` for stdin).
+    #[arg(long, value_name = "EVENTS.jsonl")]
+    pub events: PathBuf,
+
+    /// Objects to put in the cache first: YAML (multi-document) or JSON,
+    /// single objects or lists. Repeat for several files.
+    #[arg(long = "objects", value_name = "FILE")]
+    pub objects: Vec<PathBuf>,
+
+    /// The plugin's settings: JSON text, or @FILE for a JSON or YAML file.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub settings: Option<String>,
+
+    /// CPU deadline per call, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub deadline_ms: u64,
+
+    /// Memory cap per instance, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub memory_mib: usize,
+}

@@ -1,0 +1,191 @@
+//! Offline replay: feed recorded events to a plugin and collect what it does.
+//!
+//! The events file is JSON Lines. Each line is a watch event as
+//! `kubectl get -w -o json --output-watch-events` prints it
+//! (`{"type": "ADDED", "object": {...}}`), optionally with `oldObject`,
+//! `initial`, `finalStateUnknown` and, for `SYNCED`, `subscription`.
+//! Like the informer, replay updates the cache with each event before the
+//! plugin sees it, so the plugin reads a cache consistent with the event.
+
+use std::{io::BufRead, sync::Arc};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    action::Action,
+    cache::{KindKey, ObjectKey, Store},
+    plugin::{CallError, Event, EventType, Plugin},
+};
+
+/// A line of the events file that cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The line is not JSON of the expected shape.
+    #[error("line {line}: {reason}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file could not be read.
+    #[error("reading events: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Line {
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    object: Option<Value>,
+    #[serde(default)]
+    old_object: Option<Value>,
+    #[serde(default)]
+    initial: bool,
+    #[serde(default)]
+    final_state_unknown: bool,
+    #[serde(default)]
+    subscription: Option<u32>,
+}
+
+/// What happened to one line of the events file.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The plugin handled the event and committed these actions.
+    Committed {
+        /// 1-based line number.
+        line: usize,
+        /// The subscription it was delivered for.
+        subscription: u32,
+        /// The committed actions.
+        actions: Vec<Action>,
+    },
+    /// The call failed; its actions were discarded.
+    Failed {
+        /// 1-based line number.
+        line: usize,
+        /// What the event was about, for the report.
+        object: String,
+        /// How the call failed.
+        error: CallError,
+    },
+    /// No subscription of the plugin wants this event.
+    Unmatched {
+        /// 1-based line number.
+        line: usize,
+        /// What the event was about.
+        object: String,
+    },
+}
+
+/// Replay every line of `events` through `plugin`, updating `cache` first,
+/// and report each outcome to `report` as it happens.
+///
+/// # Errors
+/// [`Error`] for a line that is not a valid event; lines before it have
+/// already been replayed and reported.
+pub fn replay(plugin: &Plugin, cache: &Store, events: impl BufRead, mut report: impl FnMut(Outcome)) -> Result<(), Error> {
+    for (i, text) in events.lines().enumerate() {
+        let line = i + 1;
+        let text = text?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let bad = |reason: String| Error::Line { line, reason };
+        let parsed: Line = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let event_type = EventType::parse(&parsed.event_type)
+            .ok_or_else(|| bad(format!("unknown type {:?}; use ADDED, MODIFIED, DELETED, SYNCED or RESYNC", parsed.event_type)))?;
+
+        if event_type == EventType::Synced {
+            let subscriptions = &plugin.manifest().subscriptions;
+            let count = u32::try_from(subscriptions.len()).unwrap_or(u32::MAX);
+            let wanted = |s: &u32| subscriptions[*s as usize].event_types.contains(&EventType::Synced);
+            let targets: Vec<u32> = match parsed.subscription {
+                Some(s) if s < count => vec![s],
+                Some(s) => return Err(bad(format!("subscription {s} does not exist; the plugin has {count}"))),
+                None => (0..count).collect(),
+            };
+            let targets: Vec<u32> = targets.into_iter().filter(wanted).collect();
+            if targets.is_empty() {
+                report(Outcome::Unmatched { line, object: "synced".into() });
+            }
+            for subscription in targets {
+                let event = Event { event_type, subscription, initial: false, final_state_unknown: false, object: None, old_object: None };
+                report(call(plugin, &event, line, "synced".into()));
+            }
+            continue;
+        }
+
+        let object = parsed.object.ok_or_else(|| bad("the event has no object".into()))?;
+        let label = describe(&object);
+        let (new, old) = match event_type {
+            EventType::Deleted => {
+                let kind = kind_of(&object).ok_or_else(|| bad("the object has no apiVersion or kind".into()))?;
+                let key = key_of(&object).ok_or_else(|| bad("the object has no metadata.name".into()))?;
+                cache.remove(&kind, &key);
+                (Arc::new(cache.prepare(object)), None)
+            }
+            _ => {
+                let upsert = cache.upsert(object.clone()).map_err(|e| bad(e.to_string()))?;
+                let old = parsed.old_object.map(|o| Arc::new(cache.prepare(o))).or(upsert.old);
+                (upsert.new, old)
+            }
+        };
+        let value = new.to_value();
+        let subscriptions: Vec<usize> = plugin.manifest().matching_subscriptions(event_type, &value).collect();
+        if subscriptions.is_empty() {
+            report(Outcome::Unmatched { line, object: label });
+            continue;
+        }
+        for s in subscriptions {
+            let wants_old = plugin.manifest().subscriptions[s].old_object && event_type == EventType::Modified;
+            let event = Event {
+                event_type,
+                subscription: u32::try_from(s).unwrap_or(u32::MAX),
+                initial: parsed.initial,
+                final_state_unknown: parsed.final_state_unknown,
+                object: Some(new.clone()),
+                old_object: if wants_old { old.clone() } else { None },
+            };
+            report(call(plugin, &event, line, label.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn call(plugin: &Plugin, event: &Event, line: usize, object: String) -> Outcome {
+    match plugin.handle(event) {
+        Ok(actions) => Outcome::Committed { line, subscription: event.subscription, actions },
+        Err(error) => Outcome::Failed { line, object, error },
+    }
+}
+
+fn kind_of(v: &Value) -> Option<KindKey> {
+    Some(KindKey::new(v.get("apiVersion")?.as_str()?, v.get("kind")?.as_str()?))
+}
+
+fn key_of(v: &Value) -> Option<ObjectKey> {
+    let meta = v.get("metadata")?;
+    Some(ObjectKey::new(meta.get("namespace").and_then(Value::as_str).filter(|n| !n.is_empty()), meta.get("name")?.as_str()?))
+}
+
+fn describe(v: &Value) -> String {
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("?");
+    match key_of(v) {
+        Some(key) => format!("{kind} {key}"),
+        None => kind.to_string(),
+    }
+}
+
+/// An action as `informant replay` prints it: the action with the events
+/// file's line number.
+pub fn action_line(line: usize, action: &Action) -> Value {
+    let mut v = serde_json::to_value(action).unwrap_or(Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("event".into(), Value::from(line));
+    }
+    v
+}

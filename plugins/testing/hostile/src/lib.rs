@@ -1,0 +1,83 @@
+//! hostile: a test fixture that misbehaves on request, so the tests can show
+//! that the host survives it. The ConfigMap's `data.mode` chooses how.
+
+use informant_sdk::{action, prelude::*};
+
+struct Hostile;
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    // black_box keeps the recursion from being turned into a loop.
+    std::hint::black_box(recurse(std::hint::black_box(depth + 1))) + 1
+}
+
+impl Plugin for Hostile {
+    fn describe() -> Manifest {
+        Manifest::new("hostile", "0.1.0")
+            .subscribe(Subscription::to("v1", "ConfigMap"))
+            .writes("v1", "ConfigMap", [Verb::Patch])
+    }
+
+    fn init(settings: Settings) -> Result<Self> {
+        if settings.value().get("refuse").is_some() {
+            return Err(Error::new(ErrorCode::Invalid, "these settings are refused on purpose"));
+        }
+        Ok(Hostile)
+    }
+
+    fn handle(&mut self, event: Event) -> Result<()> {
+        let cm = &event.object;
+        let mode = cm.get("data.mode").and_then(Value::as_str).unwrap_or("ok");
+        let target = cm.object_ref();
+        match mode {
+            "ok" => action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "yes"}}})).enqueue(),
+            "fail-after-enqueue" => {
+                action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "yes"}}})).enqueue()?;
+                Err(Error::failed("failing on purpose after enqueuing"))
+            }
+            "loop" => loop {
+                std::hint::black_box(());
+            },
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("panicking on purpose for {target}"),
+            "recurse" => Err(Error::failed(format!("unreachable {}", recurse(0)))),
+            "huge-error" => Err(Error::failed("x".repeat(100 << 20))),
+            "huge-action" => {
+                let patch = json!({"data": {"blob": "x".repeat(100 << 20)}});
+                action::merge_patch(&target, patch).enqueue()
+            }
+            "invalid-json" => {
+                // Bypass the SDK's serialisation to hand the host a broken patch.
+                use informant_sdk::bindings::informant::plugin::actions as raw;
+                let broken = raw::PatchAction { target: (&target).into(), patch: "{not json".into() };
+                raw::enqueue(&raw::Action::MergePatch(broken)).map_err(Into::into)
+            }
+            "undeclared-kind" => {
+                let secret = ObjectRef::namespaced("v1", "Secret", "default", "stolen");
+                action::delete(&secret).enqueue()
+            }
+            "too-many-actions" => {
+                for i in 0..1000 {
+                    action::merge_patch(&target, json!({"metadata": {"labels": {"n": i.to_string()}}})).enqueue()?;
+                }
+                Ok(())
+            }
+            "chatty" => {
+                for i in 0..100_000 {
+                    println!("line {i} of a very chatty plugin");
+                }
+                Ok(())
+            }
+            other => Err(Error::new(ErrorCode::Invalid, format!("unknown mode {other:?}"))),
+        }
+    }
+}
+
+informant_sdk::export_plugin!(Hostile);
