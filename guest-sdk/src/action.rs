@@ -41,7 +41,10 @@ fn json<T: Serialize>(value: &T) -> String {
 
 /// Server-side apply of a whole object (field manager `informant.<plugin>`).
 pub fn apply<T: Serialize>(object: &T) -> Apply {
-    Apply { object: json(object), force: false }
+    Apply {
+        object: json(object),
+        force: false,
+    }
 }
 
 /// A server-side apply, before it is enqueued.
@@ -70,7 +73,10 @@ impl Apply {
 
 impl From<Apply> for Action {
     fn from(a: Apply) -> Self {
-        Action(wit::Action::Apply(wit::ApplyAction { object: a.object, force: a.force }))
+        Action(wit::Action::Apply(wit::ApplyAction {
+            object: a.object,
+            force: a.force,
+        }))
     }
 }
 
@@ -81,22 +87,35 @@ pub fn create<T: Serialize>(object: &T) -> Action {
 
 /// A JSON merge patch (RFC 7386).
 pub fn merge_patch<T: Serialize>(target: &ObjectRef, patch: T) -> Action {
-    Action(wit::Action::MergePatch(wit::PatchAction { target: target.into(), patch: json(&patch) }))
+    Action(wit::Action::MergePatch(wit::PatchAction {
+        target: target.into(),
+        patch: json(&patch),
+    }))
 }
 
 /// A JSON patch (RFC 6902): an array of operations.
 pub fn json_patch<T: Serialize>(target: &ObjectRef, operations: T) -> Action {
-    Action(wit::Action::JsonPatch(wit::PatchAction { target: target.into(), patch: json(&operations) }))
+    Action(wit::Action::JsonPatch(wit::PatchAction {
+        target: target.into(),
+        patch: json(&operations),
+    }))
 }
 
 /// A JSON merge patch of the status subresource.
 pub fn patch_status<T: Serialize>(target: &ObjectRef, patch: T) -> Action {
-    Action(wit::Action::PatchStatus(wit::PatchAction { target: target.into(), patch: json(&patch) }))
+    Action(wit::Action::PatchStatus(wit::PatchAction {
+        target: target.into(),
+        patch: json(&patch),
+    }))
 }
 
 /// Delete an object.
 pub fn delete(target: &ObjectRef) -> Delete {
-    Delete { target: target.clone(), uid: None, resource_version: None }
+    Delete {
+        target: target.clone(),
+        uid: None,
+        resource_version: None,
+    }
 }
 
 /// A delete, before it is enqueued.
@@ -188,7 +207,11 @@ impl From<EmitEvent> for Action {
     fn from(e: EmitEvent) -> Self {
         Action(wit::Action::EmitEvent(wit::EventAction {
             regarding: (&e.regarding).into(),
-            severity: if e.warning { wit::EventSeverity::Warning } else { wit::EventSeverity::Normal },
+            severity: if e.warning {
+                wit::EventSeverity::Warning
+            } else {
+                wit::EventSeverity::Normal
+            },
             reason: e.reason,
             message: e.message,
             action: e.action,

@@ -6,7 +6,10 @@
 use crate::{Object, ObjectRef, Result, bindings::informant::plugin::cache as wit};
 
 fn parse_all(items: Vec<String>) -> Result<Vec<Object>> {
-    items.iter().map(|s| Ok(Object(serde_json::from_str(s)?))).collect()
+    items
+        .iter()
+        .map(|s| Ok(Object(serde_json::from_str(s)?)))
+        .collect()
 }
 
 /// One object, if cached.
@@ -25,7 +28,12 @@ pub fn get(r: &ObjectRef) -> Result<Option<Object>> {
 ///
 /// # Errors
 /// `Forbidden` for a kind the plugin may not read, `Invalid` for a bad selector.
-pub fn list(api_version: &str, kind: &str, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Object>> {
+pub fn list(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+) -> Result<Vec<Object>> {
     parse_all(wit::list(api_version, kind, namespace, label_selector)?)
 }
 
@@ -33,8 +41,18 @@ pub fn list(api_version: &str, kind: &str, namespace: Option<&str>, label_select
 ///
 /// # Errors
 /// As [`list`].
-pub fn list_keys(api_version: &str, kind: &str, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<ObjectRef>> {
-    Ok(wit::list_keys(api_version, kind, namespace, label_selector)?.into_iter().map(Into::into).collect())
+pub fn list_keys(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+) -> Result<Vec<ObjectRef>> {
+    Ok(
+        wit::list_keys(api_version, kind, namespace, label_selector)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    )
 }
 
 /// The objects a declared index maps `value` to.
@@ -50,7 +68,10 @@ pub fn by_index(index: &str, value: &str) -> Result<Vec<Object>> {
 /// # Errors
 /// As [`by_index`].
 pub fn by_index_keys(index: &str, value: &str) -> Result<Vec<ObjectRef>> {
-    Ok(wit::by_index_keys(index, value)?.into_iter().map(Into::into).collect())
+    Ok(wit::by_index_keys(index, value)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 /// Every key present in a declared index.

@@ -34,7 +34,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with a code.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A plugin failure.
@@ -78,7 +81,10 @@ impl From<wit::Error> for Error {
             wit::ErrorCode::NotFound => ErrorCode::NotFound,
             wit::ErrorCode::Failed => ErrorCode::Failed,
         };
-        Self { code, message: e.message }
+        Self {
+            code,
+            message: e.message,
+        }
     }
 }
 
@@ -91,6 +97,9 @@ impl From<Error> for wit::Error {
             ErrorCode::NotFound => wit::ErrorCode::NotFound,
             ErrorCode::Failed => wit::ErrorCode::Failed,
         };
-        Self { code, message: e.message }
+        Self {
+            code,
+            message: e.message,
+        }
     }
 }

@@ -69,7 +69,9 @@ impl Event {
             if s.is_empty() {
                 Ok(Object(Value::Null))
             } else {
-                serde_json::from_str(s).map(Object).map_err(|e| Error::new(ErrorCode::Invalid, format!("event object: {e}")))
+                serde_json::from_str(s)
+                    .map(Object)
+                    .map_err(|e| Error::new(ErrorCode::Invalid, format!("event object: {e}")))
             }
         };
         Ok(Self {
@@ -84,7 +86,10 @@ impl Event {
 
     /// Whether the object was added or modified (or resynced): it exists now.
     pub fn is_upsert(&self) -> bool {
-        matches!(self.event_type, EventType::Added | EventType::Modified | EventType::Resync)
+        matches!(
+            self.event_type,
+            EventType::Added | EventType::Modified | EventType::Resync
+        )
     }
 }
 
@@ -106,12 +111,22 @@ pub struct ObjectRef {
 impl ObjectRef {
     /// A reference to a namespaced object.
     pub fn namespaced(api_version: &str, kind: &str, namespace: &str, name: &str) -> Self {
-        Self { api_version: api_version.into(), kind: kind.into(), namespace: Some(namespace.into()), name: name.into() }
+        Self {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some(namespace.into()),
+            name: name.into(),
+        }
     }
 
     /// A reference to a cluster-scoped object.
     pub fn cluster(api_version: &str, kind: &str, name: &str) -> Self {
-        Self { api_version: api_version.into(), kind: kind.into(), namespace: None, name: name.into() }
+        Self {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: None,
+            name: name.into(),
+        }
     }
 }
 
@@ -126,13 +141,23 @@ impl fmt::Display for ObjectRef {
 
 impl From<wit::ObjectRef> for ObjectRef {
     fn from(r: wit::ObjectRef) -> Self {
-        Self { api_version: r.api_version, kind: r.kind, namespace: r.namespace, name: r.name }
+        Self {
+            api_version: r.api_version,
+            kind: r.kind,
+            namespace: r.namespace,
+            name: r.name,
+        }
     }
 }
 
 impl From<&ObjectRef> for wit::ObjectRef {
     fn from(r: &ObjectRef) -> Self {
-        Self { api_version: r.api_version.clone(), kind: r.kind.clone(), namespace: r.namespace.clone(), name: r.name.clone() }
+        Self {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        }
     }
 }
 
@@ -143,7 +168,10 @@ pub struct Object(pub Value);
 
 impl Object {
     fn str_at(&self, pointer: &str) -> &str {
-        self.0.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+        self.0
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// `apiVersion`.
@@ -208,10 +236,12 @@ impl Object {
 
     /// A value by dotted path: `spec.replicas`, `spec.containers.0.image`.
     pub fn get(&self, path: &str) -> Option<&Value> {
-        path.split('.').filter(|s| !s.is_empty()).try_fold(&self.0, |v, step| match v {
-            Value::Array(items) => items.get(step.parse::<usize>().ok()?),
-            _ => v.get(step),
-        })
+        path.split('.')
+            .filter(|s| !s.is_empty())
+            .try_fold(&self.0, |v, step| match v {
+                Value::Array(items) => items.get(step.parse::<usize>().ok()?),
+                _ => v.get(step),
+            })
     }
 
     /// A value by JSON pointer: `/spec/replicas`.
@@ -225,7 +255,8 @@ impl Object {
     /// # Errors
     /// [`ErrorCode::Invalid`] naming what did not deserialize.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(&self.0).map_err(|e| Error::new(ErrorCode::Invalid, format!("{}: {e}", self.object_ref())))
+        T::deserialize(&self.0)
+            .map_err(|e| Error::new(ErrorCode::Invalid, format!("{}: {e}", self.object_ref())))
     }
 
     /// The JSON value.
@@ -241,7 +272,11 @@ impl Object {
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -256,9 +291,15 @@ mod tests {
             "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
             "spec": {"replicas": 3, "template": {"spec": {"containers": [{"image": "nginx"}]}}}}));
         assert_eq!(o.get("spec.replicas"), Some(&json!(3)));
-        assert_eq!(o.get("spec.template.spec.containers.0.image"), Some(&json!("nginx")));
+        assert_eq!(
+            o.get("spec.template.spec.containers.0.image"),
+            Some(&json!("nginx"))
+        );
         assert_eq!(o.label("app"), Some("web"));
-        assert_eq!(o.object_ref(), ObjectRef::namespaced("apps/v1", "Deployment", "shop", "web"));
+        assert_eq!(
+            o.object_ref(),
+            ObjectRef::namespaced("apps/v1", "Deployment", "shop", "web")
+        );
         assert_eq!(o.object_ref().to_string(), "Deployment shop/web");
     }
 }

@@ -52,8 +52,8 @@ pub use manifest::{Delivery, Index, Manifest, Subscription, Verb};
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::{
-        Delivery, Error, ErrorCode, Event, EventType, Index, Manifest, Object, ObjectRef, Plugin, Result, Settings,
-        Subscription, Verb, Value, json,
+        Delivery, Error, ErrorCode, Event, EventType, Index, Manifest, Object, ObjectRef, Plugin,
+        Result, Settings, Subscription, Value, Verb, json,
     };
 }
 
@@ -86,7 +86,8 @@ impl Settings {
         if self.0.is_null() {
             return Ok(T::default());
         }
-        serde_json::from_value(self.0.clone()).map_err(|e| Error::new(ErrorCode::Invalid, format!("invalid settings: {e}")))
+        serde_json::from_value(self.0.clone())
+            .map_err(|e| Error::new(ErrorCode::Invalid, format!("invalid settings: {e}")))
     }
 
     /// The raw JSON value.
@@ -134,14 +135,17 @@ pub mod __export {
         }
 
         fn init(settings: String) -> Result<(), bindings::informant::plugin::types::Error> {
-            let value = serde_json::from_str(&settings)
-                .map_err(|e| Error::new(ErrorCode::Invalid, format!("settings are not JSON: {e}")))?;
+            let value = serde_json::from_str(&settings).map_err(|e| {
+                Error::new(ErrorCode::Invalid, format!("settings are not JSON: {e}"))
+            })?;
             let plugin = P::init(Settings(value))?;
             STATE.with(|s| *s.borrow_mut() = Some(Box::new(plugin)));
             Ok(())
         }
 
-        fn handle(event: bindings::informant::plugin::types::Event) -> Result<(), bindings::informant::plugin::types::Error> {
+        fn handle(
+            event: bindings::informant::plugin::types::Event,
+        ) -> Result<(), bindings::informant::plugin::types::Error> {
             let event = Event::from_wit(event)?;
             STATE.with(|s| {
                 let mut state = s.borrow_mut();

@@ -111,7 +111,12 @@ pub struct Index(wit::Index);
 impl Index {
     /// An index named `name` over a kind.
     pub fn new(name: &str, api_version: &str, kind: &str) -> Self {
-        Self(wit::Index { name: name.into(), api_version: api_version.into(), kind: kind.into(), field_paths: Vec::new() })
+        Self(wit::Index {
+            name: name.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            field_paths: Vec::new(),
+        })
     }
 
     /// Add a field path: `spec.nodeName`, `metadata.ownerReferences[*].uid`.
@@ -134,8 +139,14 @@ impl Manifest {
             version: version.into(),
             subscriptions: Vec::new(),
             indexes: Vec::new(),
-            permissions: wit::Permissions { reads: Vec::new(), writes: Vec::new() },
-            resources: wit::ResourceRequest { memory_mib: None, deadline_ms: None },
+            permissions: wit::Permissions {
+                reads: Vec::new(),
+                writes: Vec::new(),
+            },
+            resources: wit::ResourceRequest {
+                memory_mib: None,
+                deadline_ms: None,
+            },
         })
     }
 
@@ -153,12 +164,20 @@ impl Manifest {
 
     /// Read a kind from the cache without subscribing to its events.
     pub fn reads(mut self, api_version: &str, kind: &str) -> Self {
-        self.0.permissions.reads.push(wit::KindRef { api_version: api_version.into(), kind: kind.into() });
+        self.0.permissions.reads.push(wit::KindRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        });
         self
     }
 
     /// Write a kind with these verbs.
-    pub fn writes(mut self, api_version: &str, kind: &str, verbs: impl IntoIterator<Item = Verb>) -> Self {
+    pub fn writes(
+        mut self,
+        api_version: &str,
+        kind: &str,
+        verbs: impl IntoIterator<Item = Verb>,
+    ) -> Self {
         self.0.permissions.writes.push(wit::WritePermission {
             api_version: api_version.into(),
             kind: kind.into(),

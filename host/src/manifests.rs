@@ -45,7 +45,10 @@ pub enum Error {
 /// [`Error`] naming the file, and the line or document at fault.
 pub fn read_objects(path: &Path) -> Result<Vec<Value>, Error> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: display.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: display.clone(),
+        source,
+    })?;
     parse_objects(&display, &text)
 }
 
@@ -56,11 +59,17 @@ pub fn read_objects(path: &Path) -> Result<Vec<Value>, Error> {
 pub fn parse_objects(name: &str, text: &str) -> Result<Vec<Value>, Error> {
     let mut documents = Vec::new();
     if text.trim_start().starts_with(['{', '[']) {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::Parse { path: name.into(), reason: e.to_string() })?;
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: name.into(),
+            reason: e.to_string(),
+        })?;
         documents.push(v);
     } else {
         for doc in serde_norway::Deserializer::from_str(text) {
-            let v = Value::deserialize(doc).map_err(|e| Error::Parse { path: name.into(), reason: e.to_string() })?;
+            let v = Value::deserialize(doc).map_err(|e| Error::Parse {
+                path: name.into(),
+                reason: e.to_string(),
+            })?;
             if !v.is_null() {
                 documents.push(v);
             }
@@ -74,7 +83,11 @@ pub fn parse_objects(name: &str, text: &str) -> Result<Vec<Value>, Error> {
 }
 
 fn flatten(name: &str, document: usize, doc: Value, out: &mut Vec<Value>) -> Result<(), Error> {
-    let not_object = |reason: &str| Error::NotAnObject { path: name.into(), document, reason: reason.into() };
+    let not_object = |reason: &str| Error::NotAnObject {
+        path: name.into(),
+        document,
+        reason: reason.into(),
+    };
     match doc {
         Value::Array(items) => {
             for item in items {
@@ -83,10 +96,19 @@ fn flatten(name: &str, document: usize, doc: Value, out: &mut Vec<Value>) -> Res
             Ok(())
         }
         Value::Object(mut map) => {
-            let kind = map.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-            if let Some(Value::Array(items)) = map.remove("items").filter(|_| kind.ends_with("List")) {
+            let kind = map
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(Value::Array(items)) =
+                map.remove("items").filter(|_| kind.ends_with("List"))
+            {
                 let api_version = map.get("apiVersion").cloned();
-                let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(|k| Value::String(k.into()));
+                let item_kind = kind
+                    .strip_suffix("List")
+                    .filter(|k| !k.is_empty())
+                    .map(|k| Value::String(k.into()));
                 for mut item in items {
                     if let Some(obj) = item.as_object_mut() {
                         if let (false, Some(av)) = (obj.contains_key("apiVersion"), &api_version) {
@@ -101,11 +123,20 @@ fn flatten(name: &str, document: usize, doc: Value, out: &mut Vec<Value>) -> Res
                 return Ok(());
             }
             for field in ["apiVersion", "kind"] {
-                if map.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                if map
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     return Err(not_object(&format!("it has no {field}")));
                 }
             }
-            if map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).is_none_or(str::is_empty) {
+            if map
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 return Err(not_object("it has no metadata.name"));
             }
             out.push(Value::Object(map));

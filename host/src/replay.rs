@@ -87,7 +87,12 @@ pub enum Outcome {
 /// # Errors
 /// [`Error`] for a line that is not a valid event; lines before it have
 /// already been replayed and reported.
-pub fn replay(plugin: &Plugin, cache: &Store, events: impl BufRead, mut report: impl FnMut(Outcome)) -> Result<(), Error> {
+pub fn replay(
+    plugin: &Plugin,
+    cache: &Store,
+    events: impl BufRead,
+    mut report: impl FnMut(Outcome),
+) -> Result<(), Error> {
     for (i, text) in events.lines().enumerate() {
         let line = i + 1;
         let text = text?;
@@ -96,52 +101,90 @@ pub fn replay(plugin: &Plugin, cache: &Store, events: impl BufRead, mut report: 
         }
         let bad = |reason: String| Error::Line { line, reason };
         let parsed: Line = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        let event_type = EventType::parse(&parsed.event_type)
-            .ok_or_else(|| bad(format!("unknown type {:?}; use ADDED, MODIFIED, DELETED, SYNCED or RESYNC", parsed.event_type)))?;
+        let event_type = EventType::parse(&parsed.event_type).ok_or_else(|| {
+            bad(format!(
+                "unknown type {:?}; use ADDED, MODIFIED, DELETED, SYNCED or RESYNC",
+                parsed.event_type
+            ))
+        })?;
 
         if event_type == EventType::Synced {
             let subscriptions = &plugin.manifest().subscriptions;
             let count = u32::try_from(subscriptions.len()).unwrap_or(u32::MAX);
-            let wanted = |s: &u32| subscriptions[*s as usize].event_types.contains(&EventType::Synced);
+            let wanted = |s: &u32| {
+                subscriptions[*s as usize]
+                    .event_types
+                    .contains(&EventType::Synced)
+            };
             let targets: Vec<u32> = match parsed.subscription {
                 Some(s) if s < count => vec![s],
-                Some(s) => return Err(bad(format!("subscription {s} does not exist; the plugin has {count}"))),
+                Some(s) => {
+                    return Err(bad(format!(
+                        "subscription {s} does not exist; the plugin has {count}"
+                    )));
+                }
                 None => (0..count).collect(),
             };
             let targets: Vec<u32> = targets.into_iter().filter(wanted).collect();
             if targets.is_empty() {
-                report(Outcome::Unmatched { line, object: "synced".into() });
+                report(Outcome::Unmatched {
+                    line,
+                    object: "synced".into(),
+                });
             }
             for subscription in targets {
-                let event = Event { event_type, subscription, initial: false, final_state_unknown: false, object: None, old_object: None };
+                let event = Event {
+                    event_type,
+                    subscription,
+                    initial: false,
+                    final_state_unknown: false,
+                    object: None,
+                    old_object: None,
+                };
                 report(call(plugin, &event, line, "synced".into()));
             }
             continue;
         }
 
-        let object = parsed.object.ok_or_else(|| bad("the event has no object".into()))?;
+        let object = parsed
+            .object
+            .ok_or_else(|| bad("the event has no object".into()))?;
         let label = describe(&object);
         let (new, old) = match event_type {
             EventType::Deleted => {
-                let kind = kind_of(&object).ok_or_else(|| bad("the object has no apiVersion or kind".into()))?;
-                let key = key_of(&object).ok_or_else(|| bad("the object has no metadata.name".into()))?;
+                let kind = kind_of(&object)
+                    .ok_or_else(|| bad("the object has no apiVersion or kind".into()))?;
+                let key =
+                    key_of(&object).ok_or_else(|| bad("the object has no metadata.name".into()))?;
                 cache.remove(&kind, &key);
                 (Arc::new(cache.prepare(object)), None)
             }
             _ => {
-                let upsert = cache.upsert(object.clone()).map_err(|e| bad(e.to_string()))?;
-                let old = parsed.old_object.map(|o| Arc::new(cache.prepare(o))).or(upsert.old);
+                let upsert = cache
+                    .upsert(object.clone())
+                    .map_err(|e| bad(e.to_string()))?;
+                let old = parsed
+                    .old_object
+                    .map(|o| Arc::new(cache.prepare(o)))
+                    .or(upsert.old);
                 (upsert.new, old)
             }
         };
         let value = new.to_value();
-        let subscriptions: Vec<usize> = plugin.manifest().matching_subscriptions(event_type, &value).collect();
+        let subscriptions: Vec<usize> = plugin
+            .manifest()
+            .matching_subscriptions(event_type, &value)
+            .collect();
         if subscriptions.is_empty() {
-            report(Outcome::Unmatched { line, object: label });
+            report(Outcome::Unmatched {
+                line,
+                object: label,
+            });
             continue;
         }
         for s in subscriptions {
-            let wants_old = plugin.manifest().subscriptions[s].old_object && event_type == EventType::Modified;
+            let wants_old =
+                plugin.manifest().subscriptions[s].old_object && event_type == EventType::Modified;
             let event = Event {
                 event_type,
                 subscription: u32::try_from(s).unwrap_or(u32::MAX),
@@ -158,18 +201,34 @@ pub fn replay(plugin: &Plugin, cache: &Store, events: impl BufRead, mut report: 
 
 fn call(plugin: &Plugin, event: &Event, line: usize, object: String) -> Outcome {
     match plugin.handle(event) {
-        Ok(actions) => Outcome::Committed { line, subscription: event.subscription, actions },
-        Err(error) => Outcome::Failed { line, object, error },
+        Ok(actions) => Outcome::Committed {
+            line,
+            subscription: event.subscription,
+            actions,
+        },
+        Err(error) => Outcome::Failed {
+            line,
+            object,
+            error,
+        },
     }
 }
 
 fn kind_of(v: &Value) -> Option<KindKey> {
-    Some(KindKey::new(v.get("apiVersion")?.as_str()?, v.get("kind")?.as_str()?))
+    Some(KindKey::new(
+        v.get("apiVersion")?.as_str()?,
+        v.get("kind")?.as_str()?,
+    ))
 }
 
 fn key_of(v: &Value) -> Option<ObjectKey> {
     let meta = v.get("metadata")?;
-    Some(ObjectKey::new(meta.get("namespace").and_then(Value::as_str).filter(|n| !n.is_empty()), meta.get("name")?.as_str()?))
+    Some(ObjectKey::new(
+        meta.get("namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty()),
+        meta.get("name")?.as_str()?,
+    ))
 }
 
 fn describe(v: &Value) -> String {

@@ -18,7 +18,9 @@ pub enum Error {
         reason: String,
     },
     /// A field selector names a field that cannot be selected on.
-    #[error("field selector {selector:?}: field {field:?} is not supported (use metadata.name or metadata.namespace)")]
+    #[error(
+        "field selector {selector:?}: field {field:?} is not supported (use metadata.name or metadata.namespace)"
+    )]
     UnsupportedField {
         /// The selector as given.
         selector: String,
@@ -60,8 +62,12 @@ impl Requirement {
     pub fn matches<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         let value = get(&self.key);
         match self.operator {
-            Operator::Equals | Operator::In => value.is_some_and(|v| self.values.iter().any(|x| x == v)),
-            Operator::NotEquals | Operator::NotIn => !value.is_some_and(|v| self.values.iter().any(|x| x == v)),
+            Operator::Equals | Operator::In => {
+                value.is_some_and(|v| self.values.iter().any(|x| x == v))
+            }
+            Operator::NotEquals | Operator::NotIn => {
+                !value.is_some_and(|v| self.values.iter().any(|x| x == v))
+            }
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
         }
@@ -80,7 +86,10 @@ impl LabelSelector {
     /// # Errors
     /// [`Error::Syntax`] naming the offending part.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let syntax = |reason: String| Error::Syntax { selector: text.to_string(), reason };
+        let syntax = |reason: String| Error::Syntax {
+            selector: text.to_string(),
+            reason,
+        };
         let mut requirements = Vec::new();
         let mut rest = text.trim();
         while !rest.is_empty() {
@@ -112,13 +121,20 @@ impl LabelSelector {
     /// Whether labels given as (key, value) pairs satisfy every requirement.
     pub fn matches_pairs<K: AsRef<str>, V: AsRef<str>>(&self, labels: &[(K, V)]) -> bool {
         self.requirements.iter().all(|r| {
-            r.matches(|key| labels.iter().find(|(k, _)| k.as_ref() == key).map(|(_, v)| v.as_ref()))
+            r.matches(|key| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k.as_ref() == key)
+                    .map(|(_, v)| v.as_ref())
+            })
         })
     }
 
     /// Whether the labels of a JSON object (`metadata.labels`) satisfy the selector.
     pub fn matches_object(&self, object: &serde_json::Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(|l| l.as_object());
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(|l| l.as_object());
         self.requirements
             .iter()
             .all(|r| r.matches(|key| labels.and_then(|l| l.get(key)).and_then(|v| v.as_str())))
@@ -157,7 +173,11 @@ fn parse_requirement(s: &str) -> Result<(Requirement, &str), String> {
     if let Some(after) = s.strip_prefix('!') {
         let (key, rest) = take_word(after.trim_start());
         validate_key(key)?;
-        let req = Requirement { key: key.into(), operator: Operator::DoesNotExist, values: vec![] };
+        let req = Requirement {
+            key: key.into(),
+            operator: Operator::DoesNotExist,
+            values: vec![],
+        };
         return Ok((req, rest));
     }
     let (key, rest) = take_word(s);
@@ -174,26 +194,48 @@ fn parse_requirement(s: &str) -> Result<(Requirement, &str), String> {
     } else if let Some(r) = strip_keyword(rest_trim, "in") {
         (Operator::In, r)
     } else {
-        let req = Requirement { key: key.into(), operator: Operator::Exists, values: vec![] };
+        let req = Requirement {
+            key: key.into(),
+            operator: Operator::Exists,
+            values: vec![],
+        };
         return Ok((req, rest));
     };
     match operator {
         Operator::In | Operator::NotIn => {
             let inner = after_op.trim_start();
-            let inner = inner.strip_prefix('(').ok_or_else(|| format!("expected '(' after {key:?}"))?;
-            let close = inner.find(')').ok_or_else(|| format!("missing ')' in the values of {key:?}"))?;
+            let inner = inner
+                .strip_prefix('(')
+                .ok_or_else(|| format!("expected '(' after {key:?}"))?;
+            let close = inner
+                .find(')')
+                .ok_or_else(|| format!("missing ')' in the values of {key:?}"))?;
             let mut values = Vec::new();
             for v in inner[..close].split(',') {
                 let v = v.trim();
                 validate_value(v)?;
                 values.push(v.to_string());
             }
-            Ok((Requirement { key: key.into(), operator, values }, &inner[close + 1..]))
+            Ok((
+                Requirement {
+                    key: key.into(),
+                    operator,
+                    values,
+                },
+                &inner[close + 1..],
+            ))
         }
         _ => {
             let (value, rest) = take_word(after_op.trim_start());
             validate_value(value)?;
-            Ok((Requirement { key: key.into(), operator, values: vec![value.into()] }, rest))
+            Ok((
+                Requirement {
+                    key: key.into(),
+                    operator,
+                    values: vec![value.into()],
+                },
+                rest,
+            ))
         }
     }
 }
@@ -219,7 +261,9 @@ pub fn validate_key(key: &str) -> Result<(), String> {
     };
     if let Some(prefix) = prefix {
         if !is_dns1123_subdomain(prefix) {
-            return Err(format!("label key prefix {prefix:?} must be a DNS-1123 subdomain"));
+            return Err(format!(
+                "label key prefix {prefix:?} must be a DNS-1123 subdomain"
+            ));
         }
     }
     if !is_qualified_name_part(name) {
@@ -250,7 +294,8 @@ fn is_qualified_name_part(s: &str) -> bool {
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Whether `s` is a DNS-1123 label: at most 63 lowercase alphanumerics or
@@ -260,7 +305,8 @@ pub fn is_dns1123_label(s: &str) -> bool {
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Whether `s` is a DNS-1123 subdomain: dot-separated DNS labels, at most
@@ -320,10 +366,17 @@ impl FieldSelector {
                 "metadata.name" => Field::Name,
                 "metadata.namespace" => Field::Namespace,
                 other => {
-                    return Err(Error::UnsupportedField { selector: text.into(), field: other.into() });
+                    return Err(Error::UnsupportedField {
+                        selector: text.into(),
+                        field: other.into(),
+                    });
                 }
             };
-            requirements.push(FieldRequirement { field, negated, value: value.trim().to_string() });
+            requirements.push(FieldRequirement {
+                field,
+                negated,
+                value: value.trim().to_string(),
+            });
         }
         Ok(Self { requirements })
     }
@@ -355,7 +408,12 @@ impl fmt::Display for FieldSelector {
                 Field::Name => "metadata.name",
                 Field::Namespace => "metadata.namespace",
             };
-            write!(f, "{field}{}{}", if r.negated { "!=" } else { "=" }, r.value)?;
+            write!(
+                f,
+                "{field}{}{}",
+                if r.negated { "!=" } else { "=" },
+                r.value
+            )?;
         }
         Ok(())
     }
@@ -366,12 +424,19 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn every_operator_matches_as_kubernetes_does() {
-        let l = labels(&[("app", "web"), ("tier", "front"), ("app.kubernetes.io/name", "x")]);
+        let l = labels(&[
+            ("app", "web"),
+            ("tier", "front"),
+            ("app.kubernetes.io/name", "x"),
+        ]);
         let yes = [
             "",
             "app=web",
@@ -387,24 +452,50 @@ mod tests {
             "app.kubernetes.io/name=x",
         ];
         for s in yes {
-            assert!(LabelSelector::parse(s).unwrap().matches_pairs(&l), "{s} should match");
+            assert!(
+                LabelSelector::parse(s).unwrap().matches_pairs(&l),
+                "{s} should match"
+            );
         }
-        let no = ["app=db", "app!=web", "tier in (back)", "tier notin (front)", "missing", "!app", "app=web,tier=back"];
+        let no = [
+            "app=db",
+            "app!=web",
+            "tier in (back)",
+            "tier notin (front)",
+            "missing",
+            "!app",
+            "app=web,tier=back",
+        ];
         for s in no {
-            assert!(!LabelSelector::parse(s).unwrap().matches_pairs(&l), "{s} should not match");
+            assert!(
+                !LabelSelector::parse(s).unwrap().matches_pairs(&l),
+                "{s} should not match"
+            );
         }
     }
 
     #[test]
     fn malformed_selectors_are_rejected_with_the_reason() {
-        for s in ["app=", "=web", "app in front", "app in (a", "a,", "app=web tier=x", "-bad=x", "a=b$c"] {
+        for s in [
+            "app=",
+            "=web",
+            "app in front",
+            "app in (a",
+            "a,",
+            "app=web tier=x",
+            "-bad=x",
+            "a=b$c",
+        ] {
             let err = LabelSelector::parse(s);
             // `app=` is valid: an empty value.
             if s == "app=" {
                 assert!(err.is_ok());
                 continue;
             }
-            assert!(matches!(err, Err(Error::Syntax { .. })), "{s} should fail, got {err:?}");
+            assert!(
+                matches!(err, Err(Error::Syntax { .. })),
+                "{s} should fail, got {err:?}"
+            );
         }
     }
 
@@ -421,8 +512,14 @@ mod tests {
         assert!(s.matches(Some("default"), "a"));
         assert!(!s.matches(Some("kube-system"), "a"));
         assert!(!s.matches(Some("default"), "b"));
-        assert!(matches!(FieldSelector::parse("spec.nodeName=x"), Err(Error::UnsupportedField { .. })));
-        assert!(matches!(FieldSelector::parse("metadata.name"), Err(Error::Syntax { .. })));
+        assert!(matches!(
+            FieldSelector::parse("spec.nodeName=x"),
+            Err(Error::UnsupportedField { .. })
+        ));
+        assert!(matches!(
+            FieldSelector::parse("metadata.name"),
+            Err(Error::Syntax { .. })
+        ));
     }
 
     #[test]

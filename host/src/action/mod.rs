@@ -39,7 +39,11 @@ pub enum Severity {
 /// Serialised with a `type` tag, this is also the line format of
 /// `informant replay`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Action {
     /// Server-side apply of `object`.
     Apply {
@@ -166,12 +170,21 @@ impl Action {
 /// # Errors
 /// A message naming the missing field.
 pub fn object_ref_of(object: &Value) -> Result<ObjectRef, String> {
-    let field = |ptr: &str| object.pointer(ptr).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let field = |ptr: &str| {
+        object
+            .pointer(ptr)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     Ok(ObjectRef {
-        api_version: field("/apiVersion").ok_or("the object has no apiVersion")?.to_string(),
+        api_version: field("/apiVersion")
+            .ok_or("the object has no apiVersion")?
+            .to_string(),
         kind: field("/kind").ok_or("the object has no kind")?.to_string(),
         namespace: field("/metadata/namespace").map(str::to_string),
-        name: field("/metadata/name").ok_or("the object has no metadata.name")?.to_string(),
+        name: field("/metadata/name")
+            .ok_or("the object has no metadata.name")?
+            .to_string(),
     })
 }
 
@@ -183,18 +196,31 @@ mod tests {
     #[test]
     fn actions_serialise_with_a_type_tag_and_camel_case_fields() {
         let a = Action::RequeueAfter {
-            target: ObjectRef { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: None, name: "x".into() },
+            target: ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: None,
+                name: "x".into(),
+            },
             delay_ms: 5,
         };
         let v = serde_json::to_value(&a).unwrap();
-        assert_eq!(v, json!({"type": "requeueAfter", "target": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}, "delayMs": 5}));
+        assert_eq!(
+            v,
+            json!({"type": "requeueAfter", "target": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}, "delayMs": 5})
+        );
         assert_eq!(serde_json::from_value::<Action>(v).unwrap(), a);
     }
 
     #[test]
     fn events_need_the_create_grant_on_events() {
         let a = Action::EmitEvent {
-            regarding: ObjectRef { api_version: "v1".into(), kind: "Pod".into(), namespace: None, name: "p".into() },
+            regarding: ObjectRef {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: None,
+                name: "p".into(),
+            },
             severity: Severity::Normal,
             reason: "R".into(),
             message: "m".into(),

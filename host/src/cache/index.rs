@@ -19,7 +19,11 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn new(paths: Vec<FieldPath>) -> Self {
-        Self { paths, entries: BTreeMap::new(), reverse: HashMap::new() }
+        Self {
+            paths,
+            entries: BTreeMap::new(),
+            reverse: HashMap::new(),
+        }
     }
 
     pub(crate) fn paths(&self) -> &[FieldPath] {
@@ -45,14 +49,19 @@ impl Index {
         }
         let values: Box<[Box<str>]> = values.into_iter().map(String::into_boxed_str).collect();
         for v in &values {
-            self.entries.entry(v.clone()).or_default().insert(key.clone());
+            self.entries
+                .entry(v.clone())
+                .or_default()
+                .insert(key.clone());
         }
         self.reverse.insert(key.clone(), values);
     }
 
     /// Remove `key` from the index.
     pub(crate) fn unset(&mut self, key: &ObjectKey) {
-        let Some(old) = self.reverse.remove(key) else { return };
+        let Some(old) = self.reverse.remove(key) else {
+            return;
+        };
         for v in old.iter() {
             if let Some(set) = self.entries.get_mut(v) {
                 set.remove(key);

@@ -51,7 +51,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { strip_managed_fields: true, strip_last_applied: true }
+        Self {
+            strip_managed_fields: true,
+            strip_last_applied: true,
+        }
     }
 }
 
@@ -146,14 +149,20 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("config", &self.config).field("stats", &self.stats()).finish()
+        f.debug_struct("Store")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
 impl Store {
     /// An empty cache.
     pub fn new(config: Config) -> Self {
-        Self { config, ..Self::default() }
+        Self {
+            config,
+            ..Self::default()
+        }
     }
 
     fn kind(&self, kind: &KindKey) -> Option<Arc<RwLock<KindData>>> {
@@ -171,7 +180,11 @@ impl Store {
     /// storing it: for states that are reported but not kept, such as the
     /// last state of a deleted object.
     pub fn prepare(&self, mut value: Value) -> CachedObject {
-        strip(&mut value, self.config.strip_managed_fields, self.config.strip_last_applied);
+        strip(
+            &mut value,
+            self.config.strip_managed_fields,
+            self.config.strip_last_applied,
+        );
         CachedObject::from_value(&value)
     }
 
@@ -180,7 +193,11 @@ impl Store {
     /// # Errors
     /// [`Error::MissingField`] if the object lacks apiVersion, kind or name.
     pub fn upsert(&self, mut value: Value) -> Result<Upsert, Error> {
-        strip(&mut value, self.config.strip_managed_fields, self.config.strip_last_applied);
+        strip(
+            &mut value,
+            self.config.strip_managed_fields,
+            self.config.strip_last_applied,
+        );
         let field = |ptr: &str| value.pointer(ptr).and_then(Value::as_str);
         let api_version = field("/apiVersion").ok_or(Error::MissingField("apiVersion"))?;
         let kind_name = field("/kind").ok_or(Error::MissingField("kind"))?;
@@ -193,10 +210,19 @@ impl Store {
         let mut data = store.write();
         // Index values are computed from the parsed value under the lock, so
         // an index added concurrently is never skipped.
-        let values = data.indexes.iter().map(|(name, index)| (name.clone(), index.values_of(&value))).collect();
+        let values = data
+            .indexes
+            .iter()
+            .map(|(name, index)| (name.clone(), index.values_of(&value)))
+            .collect();
         let old = data.insert(key.clone(), new.clone(), values);
         drop(data);
-        Ok(Upsert { kind, key, old, new })
+        Ok(Upsert {
+            kind,
+            key,
+            old,
+            new,
+        })
     }
 
     /// Remove an object; returns its last cached state.
@@ -206,7 +232,9 @@ impl Store {
 
     /// Remove every object of a kind and its indexes' entries; returns what was cached.
     pub fn clear_kind(&self, kind: &KindKey) -> Vec<(ObjectKey, Arc<CachedObject>)> {
-        let Some(store) = self.kind(kind) else { return Vec::new() };
+        let Some(store) = self.kind(kind) else {
+            return Vec::new();
+        };
         let mut data = store.write();
         data.indexes.values_mut().for_each(Index::clear);
         data.bytes = 0;
@@ -220,18 +248,36 @@ impl Store {
 
     /// The objects of a kind, optionally in one namespace, matching a label
     /// selector, ordered by namespace and name.
-    pub fn list(&self, kind: &KindKey, namespace: Option<&str>, selector: &LabelSelector) -> Vec<(ObjectKey, Arc<CachedObject>)> {
-        let Some(store) = self.kind(kind) else { return Vec::new() };
+    pub fn list(
+        &self,
+        kind: &KindKey,
+        namespace: Option<&str>,
+        selector: &LabelSelector,
+    ) -> Vec<(ObjectKey, Arc<CachedObject>)> {
+        let Some(store) = self.kind(kind) else {
+            return Vec::new();
+        };
         let data = store.read();
-        let matches = |o: &CachedObject| selector.requirements().iter().all(|r| r.matches(|k| o.label(k)));
+        let matches = |o: &CachedObject| {
+            selector
+                .requirements()
+                .iter()
+                .all(|r| r.matches(|k| o.label(k)))
+        };
         let iter: Box<dyn Iterator<Item = (&ObjectKey, &Arc<CachedObject>)>> = match namespace {
             Some(ns) => {
                 let start = ObjectKey::new(Some(ns), "");
-                Box::new(data.objects.range(start..).take_while(move |(k, _)| &*k.namespace == ns))
+                Box::new(
+                    data.objects
+                        .range(start..)
+                        .take_while(move |(k, _)| &*k.namespace == ns),
+                )
             }
             None => Box::new(data.objects.iter()),
         };
-        iter.filter(|(_, o)| matches(o)).map(|(k, o)| (k.clone(), o.clone())).collect()
+        iter.filter(|(_, o)| matches(o))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect()
     }
 
     /// Declare an index over a kind. Objects already cached are indexed at
@@ -239,16 +285,27 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::IndexConflict`] if the name is taken by a different index.
-    pub fn add_index(&self, name: &str, kind: &KindKey, paths: Vec<FieldPath>) -> Result<(), Error> {
+    pub fn add_index(
+        &self,
+        name: &str,
+        kind: &KindKey,
+        paths: Vec<FieldPath>,
+    ) -> Result<(), Error> {
         let mut names = self.index_kinds.write();
         let store = self.kind_or_insert(kind);
         let mut data = store.write();
         if let Some(existing) = names.get(name) {
-            let same_paths = data.indexes.get(name).is_some_and(|i| i.paths() == paths.as_slice());
+            let same_paths = data
+                .indexes
+                .get(name)
+                .is_some_and(|i| i.paths() == paths.as_slice());
             if existing == kind && same_paths {
                 return Ok(());
             }
-            return Err(Error::IndexConflict { name: name.to_string(), existing: existing.clone() });
+            return Err(Error::IndexConflict {
+                name: name.to_string(),
+                existing: existing.clone(),
+            });
         }
         let mut index = Index::new(paths);
         for (key, object) in &data.objects {
@@ -262,7 +319,9 @@ impl Store {
 
     /// Drop an index.
     pub fn remove_index(&self, name: &str) {
-        let Some(kind) = self.index_kinds.write().remove(name) else { return };
+        let Some(kind) = self.index_kinds.write().remove(name) else {
+            return;
+        };
         if let Some(store) = self.kind(&kind) {
             store.write().indexes.remove(name);
         }
@@ -277,11 +336,22 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::UnknownIndex`] if no such index was declared.
-    pub fn by_index(&self, name: &str, value: &str) -> Result<Vec<(ObjectKey, Arc<CachedObject>)>, Error> {
-        let kind = self.index_kind(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
-        let Some(store) = self.kind(&kind) else { return Ok(Vec::new()) };
+    pub fn by_index(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Vec<(ObjectKey, Arc<CachedObject>)>, Error> {
+        let kind = self
+            .index_kind(name)
+            .ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        let Some(store) = self.kind(&kind) else {
+            return Ok(Vec::new());
+        };
         let data = store.read();
-        let index = data.indexes.get(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        let index = data
+            .indexes
+            .get(name)
+            .ok_or_else(|| Error::UnknownIndex(name.into()))?;
         Ok(index
             .get(value)
             .filter_map(|k| Some((k.clone(), data.objects.get(k)?.clone())))
@@ -293,10 +363,17 @@ impl Store {
     /// # Errors
     /// [`Error::UnknownIndex`] if no such index was declared.
     pub fn index_values(&self, name: &str) -> Result<Vec<String>, Error> {
-        let kind = self.index_kind(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
-        let Some(store) = self.kind(&kind) else { return Ok(Vec::new()) };
+        let kind = self
+            .index_kind(name)
+            .ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        let Some(store) = self.kind(&kind) else {
+            return Ok(Vec::new());
+        };
         let data = store.read();
-        let index = data.indexes.get(name).ok_or_else(|| Error::UnknownIndex(name.into()))?;
+        let index = data
+            .indexes
+            .get(name)
+            .ok_or_else(|| Error::UnknownIndex(name.into()))?;
         Ok(index.values().map(str::to_string).collect())
     }
 
@@ -305,7 +382,10 @@ impl Store {
         let kinds: Vec<_> = self.kinds.read().values().cloned().collect();
         kinds.iter().fold(Stats::default(), |acc, k| {
             let d = k.read();
-            Stats { objects: acc.objects + d.objects.len(), bytes: acc.bytes + d.bytes }
+            Stats {
+                objects: acc.objects + d.objects.len(),
+                bytes: acc.bytes + d.bytes,
+            }
         })
     }
 
@@ -313,7 +393,10 @@ impl Store {
     pub fn kind_stats(&self, kind: &KindKey) -> Stats {
         self.kind(kind).map_or_else(Stats::default, |k| {
             let d = k.read();
-            Stats { objects: d.objects.len(), bytes: d.bytes }
+            Stats {
+                objects: d.objects.len(),
+                bytes: d.bytes,
+            }
         })
     }
 }
@@ -329,7 +412,10 @@ mod tests {
     }
 
     fn deploy(ns: &str, name: &str, cms: &[&str]) -> Value {
-        let volumes: Vec<_> = cms.iter().map(|c| json!({"name": c, "configMap": {"name": c}})).collect();
+        let volumes: Vec<_> = cms
+            .iter()
+            .map(|c| json!({"name": c, "configMap": {"name": c}}))
+            .collect();
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
                "metadata": {"namespace": ns, "name": name},
                "spec": {"template": {"spec": {"volumes": volumes}}}})
@@ -346,16 +432,28 @@ mod tests {
     #[test]
     fn list_filters_by_namespace_and_label_selector_in_order() {
         let store = Store::default();
-        store.upsert(cm("b", "x", json!({"app": "web"}), "1")).unwrap();
-        store.upsert(cm("a", "y", json!({"app": "db"}), "2")).unwrap();
-        store.upsert(cm("a", "x", json!({"app": "web"}), "3")).unwrap();
+        store
+            .upsert(cm("b", "x", json!({"app": "web"}), "1"))
+            .unwrap();
+        store
+            .upsert(cm("a", "y", json!({"app": "db"}), "2"))
+            .unwrap();
+        store
+            .upsert(cm("a", "x", json!({"app": "web"}), "3"))
+            .unwrap();
         store.upsert(cm("ab", "z", json!({}), "4")).unwrap();
         let all = LabelSelector::default();
-        assert_eq!(names(store.list(&cms(), None, &all)), ["a/x", "a/y", "ab/z", "b/x"]);
+        assert_eq!(
+            names(store.list(&cms(), None, &all)),
+            ["a/x", "a/y", "ab/z", "b/x"]
+        );
         assert_eq!(names(store.list(&cms(), Some("a"), &all)), ["a/x", "a/y"]);
         let web = LabelSelector::parse("app=web").unwrap();
         assert_eq!(names(store.list(&cms(), None, &web)), ["a/x", "b/x"]);
-        assert_eq!(names(store.list(&KindKey::new("v1", "Secret"), None, &all)), Vec::<String>::new());
+        assert_eq!(
+            names(store.list(&KindKey::new("v1", "Secret"), None, &all)),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -365,8 +463,20 @@ mod tests {
         assert!(first.old.is_none());
         let second = store.upsert(cm("a", "x", json!({}), "2")).unwrap();
         assert_eq!(second.old.unwrap().resource_version(), "1");
-        assert_eq!(store.get(&cms(), &ObjectKey::new(Some("a"), "x")).unwrap().resource_version(), "2");
-        assert_eq!(store.remove(&cms(), &ObjectKey::new(Some("a"), "x")).unwrap().resource_version(), "2");
+        assert_eq!(
+            store
+                .get(&cms(), &ObjectKey::new(Some("a"), "x"))
+                .unwrap()
+                .resource_version(),
+            "2"
+        );
+        assert_eq!(
+            store
+                .remove(&cms(), &ObjectKey::new(Some("a"), "x"))
+                .unwrap()
+                .resource_version(),
+            "2"
+        );
         assert!(store.get(&cms(), &ObjectKey::new(Some("a"), "x")).is_none());
         assert_eq!(store.stats(), Stats::default());
     }
@@ -377,9 +487,14 @@ mod tests {
         let kind = KindKey::new("apps/v1", "Deployment");
         let path = FieldPath::parse("spec.template.spec.volumes[*].configMap.name").unwrap();
         store.add_index("by-cm", &kind, vec![path]).unwrap();
-        store.upsert(deploy("a", "web", &["cfg", "shared"])).unwrap();
+        store
+            .upsert(deploy("a", "web", &["cfg", "shared"]))
+            .unwrap();
         store.upsert(deploy("a", "api", &["shared"])).unwrap();
-        assert_eq!(names(store.by_index("by-cm", "shared").unwrap()), ["a/api", "a/web"]);
+        assert_eq!(
+            names(store.by_index("by-cm", "shared").unwrap()),
+            ["a/api", "a/web"]
+        );
         assert_eq!(store.index_values("by-cm").unwrap(), ["cfg", "shared"]);
 
         store.upsert(deploy("a", "web", &["other"])).unwrap();
@@ -388,7 +503,10 @@ mod tests {
 
         store.remove(&kind, &ObjectKey::new(Some("a"), "api"));
         assert_eq!(store.index_values("by-cm").unwrap(), ["other"]);
-        assert!(matches!(store.by_index("nope", "x"), Err(Error::UnknownIndex(_))));
+        assert!(matches!(
+            store.by_index("nope", "x"),
+            Err(Error::UnknownIndex(_))
+        ));
     }
 
     #[test]
@@ -402,7 +520,10 @@ mod tests {
         // Redeclaring the same index is fine; a different one under the name is not.
         store.add_index("by-cm", &kind, vec![path]).unwrap();
         let other = FieldPath::parse("spec.x").unwrap();
-        assert!(matches!(store.add_index("by-cm", &kind, vec![other]), Err(Error::IndexConflict { .. })));
+        assert!(matches!(
+            store.add_index("by-cm", &kind, vec![other]),
+            Err(Error::IndexConflict { .. })
+        ));
         store.remove_index("by-cm");
         assert!(store.by_index("by-cm", "cfg").is_err());
     }
@@ -411,7 +532,8 @@ mod tests {
     fn objects_are_stored_stripped_and_compact() {
         let store = Store::default();
         let mut obj = cm("a", "x", json!({"k": "v"}), "1");
-        obj["metadata"]["managedFields"] = json!([{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]);
+        obj["metadata"]["managedFields"] =
+            json!([{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]);
         obj["data"] = json!({"payload": "x".repeat(1000)});
         store.upsert(obj.clone()).unwrap();
         let cached = store.get(&cms(), &ObjectKey::new(Some("a"), "x")).unwrap();
@@ -419,13 +541,20 @@ mod tests {
         let json_len = cached.json().len();
         let stats = store.stats();
         assert_eq!(stats.objects, 1);
-        assert!(stats.bytes < json_len * 3 / 2, "{} bytes for {json_len} bytes of JSON", stats.bytes);
+        assert!(
+            stats.bytes < json_len * 3 / 2,
+            "{} bytes for {json_len} bytes of JSON",
+            stats.bytes
+        );
     }
 
     #[test]
     fn objects_without_identity_are_refused() {
         let store = Store::default();
-        assert!(matches!(store.upsert(json!({"kind": "ConfigMap"})), Err(Error::MissingField("apiVersion"))));
+        assert!(matches!(
+            store.upsert(json!({"kind": "ConfigMap"})),
+            Err(Error::MissingField("apiVersion"))
+        ));
         assert!(matches!(
             store.upsert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})),
             Err(Error::MissingField("metadata.name"))

@@ -18,7 +18,10 @@ pub struct KindKey {
 impl KindKey {
     /// A kind from its apiVersion and kind.
     pub fn new(api_version: &str, kind: &str) -> Self {
-        Self { api_version: api_version.into(), kind: kind.into() }
+        Self {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        }
     }
 
     /// The API group: empty for the core group.
@@ -46,7 +49,10 @@ pub struct ObjectKey {
 impl ObjectKey {
     /// A key from an optional namespace and a name.
     pub fn new(namespace: Option<&str>, name: &str) -> Self {
-        Self { namespace: namespace.unwrap_or("").into(), name: name.into() }
+        Self {
+            namespace: namespace.unwrap_or("").into(),
+            name: name.into(),
+        }
     }
 
     /// The namespace, or none for a cluster-scoped object.
@@ -129,17 +135,26 @@ impl CachedObject {
     pub(crate) fn from_value(value: &Value) -> Self {
         let meta = value.get("metadata");
         let text = |field: &str| -> Box<str> {
-            meta.and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("").into()
+            meta.and_then(|m| m.get(field))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .into()
         };
         let mut labels: Vec<(Box<str>, Box<str>)> = meta
             .and_then(|m| m.get("labels"))
             .and_then(Value::as_object)
-            .map(|l| l.iter().filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into()))).collect())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
+                    .collect()
+            })
             .unwrap_or_default();
         labels.sort_unstable();
         Self {
             // Serialising a `Value` cannot fail: its keys are strings.
-            json: serde_json::to_string(value).unwrap_or_default().into_boxed_str(),
+            json: serde_json::to_string(value)
+                .unwrap_or_default()
+                .into_boxed_str(),
             resource_version: text("resourceVersion"),
             uid: text("uid"),
             labels: labels.into_boxed_slice(),
@@ -181,7 +196,11 @@ impl CachedObject {
             + self.resource_version.len()
             + self.uid.len()
             + self.labels.len() * std::mem::size_of::<(Box<str>, Box<str>)>()
-            + self.labels.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
     }
 }
 

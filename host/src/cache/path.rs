@@ -38,7 +38,10 @@ impl FieldPath {
     /// # Errors
     /// [`PathError`] naming the problem.
     pub fn parse(text: &str) -> Result<Self, PathError> {
-        let err = |reason: &str| PathError { path: text.into(), reason: reason.into() };
+        let err = |reason: &str| PathError {
+            path: text.into(),
+            reason: reason.into(),
+        };
         let mut steps = Vec::new();
         let mut rest = text;
         let mut expect_field = true;
@@ -48,12 +51,20 @@ impl FieldPath {
                 let inner = &after[..close];
                 let step = if inner == "*" {
                     Step::Every
-                } else if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                } else if let Some(quoted) =
+                    inner.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
+                {
                     Step::Field(quoted.to_string())
-                } else if let Some(quoted) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+                } else if let Some(quoted) =
+                    inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))
+                {
                     Step::Field(quoted.to_string())
                 } else {
-                    Step::Element(inner.parse().map_err(|_| err("brackets take *, a number or a quoted name"))?)
+                    Step::Element(
+                        inner
+                            .parse()
+                            .map_err(|_| err("brackets take *, a number or a quoted name"))?,
+                    )
                 };
                 steps.push(step);
                 rest = &after[close + 1..];
@@ -80,7 +91,10 @@ impl FieldPath {
         if steps.is_empty() {
             return Err(err("empty path"));
         }
-        Ok(Self { text: text.to_string(), steps })
+        Ok(Self {
+            text: text.to_string(),
+            steps,
+        })
     }
 
     /// Append every scalar found at this path in `value` to `out`, as strings.
@@ -147,8 +161,14 @@ mod tests {
         assert_eq!(values("spec.nodeName", &pod), ["n1"]);
         assert_eq!(values("spec.replicas", &pod), ["3"]);
         assert_eq!(values("metadata.labels.app", &pod), ["web"]);
-        assert_eq!(values("metadata.labels[\"app.kubernetes.io/name\"]", &pod), ["shop"]);
-        assert_eq!(values("metadata.ownerReferences[*].uid", &pod), ["u1", "u2"]);
+        assert_eq!(
+            values("metadata.labels[\"app.kubernetes.io/name\"]", &pod),
+            ["shop"]
+        );
+        assert_eq!(
+            values("metadata.ownerReferences[*].uid", &pod),
+            ["u1", "u2"]
+        );
         assert_eq!(values("spec.containers[1].image", &pod), ["b"]);
         assert!(values("spec.missing.deeper", &pod).is_empty());
     }

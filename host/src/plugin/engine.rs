@@ -62,11 +62,16 @@ impl Engine {
         let engine = wasmtime::Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
-        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
 
         spawn_ticker(&engine);
-        Ok(Self { engine, linker: Arc::new(linker) })
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+        })
     }
 
     /// The wasmtime engine.
@@ -103,15 +108,17 @@ impl Engine {
 /// The thread holds only a weak reference, so it never keeps the engine alive.
 fn spawn_ticker(engine: &wasmtime::Engine) {
     let weak = engine.weak();
-    let spawned = std::thread::Builder::new().name("informant-epoch".into()).spawn(move || {
-        loop {
-            std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
+    let spawned = std::thread::Builder::new()
+        .name("informant-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         // Without the ticker deadlines would never fire; a host that cannot
         // spawn one thread is not going to run plugins anyway.
@@ -125,8 +132,14 @@ mod tests {
 
     #[test]
     fn headers_tell_components_from_modules_and_garbage() {
-        assert_eq!(Binary::of(&wat::parse_str("(component)").unwrap()), Binary::Component);
-        assert_eq!(Binary::of(&wat::parse_str("(module)").unwrap()), Binary::CoreModule);
+        assert_eq!(
+            Binary::of(&wat::parse_str("(component)").unwrap()),
+            Binary::Component
+        );
+        assert_eq!(
+            Binary::of(&wat::parse_str("(module)").unwrap()),
+            Binary::CoreModule
+        );
         assert_eq!(Binary::of(b"#!/bin/sh\necho hi"), Binary::NotWasm);
         assert_eq!(Binary::of(b""), Binary::NotWasm);
     }

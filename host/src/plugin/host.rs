@@ -53,12 +53,21 @@ impl MemoryLimiter {
             .memories(16)
             .table_elements(1_000_000)
             .build();
-        Self { limits, refused: false, peak_bytes: 0 }
+        Self {
+            limits,
+            refused: false,
+            peak_bytes: 0,
+        }
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if allowed {
             self.peak_bytes = self.peak_bytes.max(desired);
@@ -68,7 +77,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.limits.table_growing(current, desired, maximum)
     }
 
@@ -105,7 +119,11 @@ impl HostState {
     /// A store's data: no filesystem, no network, no environment, frozen
     /// clocks; stdout and stderr go to the host log.
     pub(crate) fn new(name: Arc<str>, ctx: Option<Arc<PluginContext>>, limits: &Limits) -> Self {
-        let stdout = Capture::new(name.clone(), Stream::Stdout, limits.max_output_bytes_per_call);
+        let stdout = Capture::new(
+            name.clone(),
+            Stream::Stdout,
+            limits.max_output_bytes_per_call,
+        );
         let stderr = Capture::new(name, Stream::Stderr, limits.max_output_bytes_per_call);
         let wasi = WasiCtx::builder()
             .stdout(CapturedOutput(stdout.clone()))
@@ -143,7 +161,12 @@ impl HostState {
     }
 
     fn plugin_ctx(&self) -> Result<&Arc<PluginContext>, wit::Error> {
-        self.ctx.as_ref().ok_or_else(|| error(wit::ErrorCode::Forbidden, "the cache and actions are not available during describe"))
+        self.ctx.as_ref().ok_or_else(|| {
+            error(
+                wit::ErrorCode::Forbidden,
+                "the cache and actions are not available during describe",
+            )
+        })
     }
 
     fn readable(&self, kind: &KindKey) -> Result<&Arc<PluginContext>, wit::Error> {
@@ -153,7 +176,10 @@ impl HostState {
         } else {
             Err(error(
                 wit::ErrorCode::Forbidden,
-                format!("plugin {} may not read {kind}: subscribe to it or declare it in permissions.reads", ctx.name),
+                format!(
+                    "plugin {} may not read {kind}: subscribe to it or declare it in permissions.reads",
+                    ctx.name
+                ),
             ))
         }
     }
@@ -165,7 +191,9 @@ impl HostState {
         if items > max_items {
             return Err(error(
                 wit::ErrorCode::LimitExceeded,
-                format!("the result has {items} items, more than the limit of {max_items}; narrow it with a namespace or selector"),
+                format!(
+                    "the result has {items} items, more than the limit of {max_items}; narrow it with a namespace or selector"
+                ),
             ));
         }
         self.result_bytes += bytes;
@@ -180,10 +208,12 @@ impl HostState {
 
     fn index_name(&self, index: &str) -> Result<String, wit::Error> {
         let ctx = self.plugin_ctx()?;
-        ctx.indexes
-            .get(index)
-            .cloned()
-            .ok_or_else(|| error(wit::ErrorCode::NotFound, format!("plugin {} declares no index named {index:?}", ctx.name)))
+        ctx.indexes.get(index).cloned().ok_or_else(|| {
+            error(
+                wit::ErrorCode::NotFound,
+                format!("plugin {} declares no index named {index:?}", ctx.name),
+            )
+        })
     }
 
     fn list_objects(
@@ -200,24 +230,46 @@ impl HostState {
         Ok(ctx.cache.list(&kind, namespace, &selector))
     }
 
-    fn by_index_objects(&mut self, index: &str, value: &str) -> Result<(KindKey, Vec<(ObjectKey, Arc<CachedObject>)>), wit::Error> {
+    fn by_index_objects(
+        &mut self,
+        index: &str,
+        value: &str,
+    ) -> Result<(KindKey, Vec<(ObjectKey, Arc<CachedObject>)>), wit::Error> {
         let name = self.index_name(index)?;
         let ctx = self.plugin_ctx()?;
-        let kind = ctx.cache.index_kind(&name).ok_or_else(|| error(wit::ErrorCode::NotFound, format!("index {index:?} is not registered")))?;
+        let kind = ctx.cache.index_kind(&name).ok_or_else(|| {
+            error(
+                wit::ErrorCode::NotFound,
+                format!("index {index:?} is not registered"),
+            )
+        })?;
         let objects = ctx.cache.by_index(&name, value).map_err(cache_error)?;
         Ok((kind, objects))
     }
 
-    fn charge_objects(&mut self, objects: &[(ObjectKey, Arc<CachedObject>)]) -> Result<Vec<String>, wit::Error> {
+    fn charge_objects(
+        &mut self,
+        objects: &[(ObjectKey, Arc<CachedObject>)],
+    ) -> Result<Vec<String>, wit::Error> {
         let bytes = objects.iter().map(|(_, o)| o.json().len()).sum();
         self.charge(bytes, objects.len())?;
         Ok(objects.iter().map(|(_, o)| o.json().to_string()).collect())
     }
 
-    fn charge_keys(&mut self, kind: &KindKey, objects: &[(ObjectKey, Arc<CachedObject>)]) -> Result<Vec<wit::ObjectRef>, wit::Error> {
-        let bytes = objects.iter().map(|(k, _)| k.name.len() + k.namespace.len() + 32).sum();
+    fn charge_keys(
+        &mut self,
+        kind: &KindKey,
+        objects: &[(ObjectKey, Arc<CachedObject>)],
+    ) -> Result<Vec<wit::ObjectRef>, wit::Error> {
+        let bytes = objects
+            .iter()
+            .map(|(k, _)| k.name.len() + k.namespace.len() + 32)
+            .sum();
         self.charge(bytes, objects.len())?;
-        Ok(objects.iter().map(|(k, _)| ObjectRef::from_parts(kind, k).into()).collect())
+        Ok(objects
+            .iter()
+            .map(|(k, _)| ObjectRef::from_parts(kind, k).into())
+            .collect())
     }
 
     fn check_string(&self, what: &str, s: &str) -> Result<(), wit::Error> {
@@ -233,7 +285,12 @@ impl HostState {
 
     fn parse_json(&self, what: &str, s: &str) -> Result<Value, wit::Error> {
         self.check_string(what, s)?;
-        serde_json::from_str(s).map_err(|e| error(wit::ErrorCode::Invalid, format!("{what} is not valid JSON: {e}")))
+        serde_json::from_str(s).map_err(|e| {
+            error(
+                wit::ErrorCode::Invalid,
+                format!("{what} is not valid JSON: {e}"),
+            )
+        })
     }
 
     fn validate(&self, action: wit_actions::Action) -> Result<Action, wit::Error> {
@@ -241,25 +298,42 @@ impl HostState {
         let object_of = |json: &str, what: &str| -> Result<(ObjectRef, Value), wit::Error> {
             let object = self.parse_json(what, json)?;
             if !object.is_object() {
-                return Err(error(wit::ErrorCode::Invalid, format!("{what} must be a JSON object")));
+                return Err(error(
+                    wit::ErrorCode::Invalid,
+                    format!("{what} must be a JSON object"),
+                ));
             }
-            let target = object_ref_of(&object).map_err(|e| error(wit::ErrorCode::Invalid, format!("{what}: {e}")))?;
+            let target = object_ref_of(&object)
+                .map_err(|e| error(wit::ErrorCode::Invalid, format!("{what}: {e}")))?;
             Ok((target, object))
         };
-        let patch_of = |p: &wit_actions::PatchAction, what: &str, array: bool| -> Result<(ObjectRef, Value), wit::Error> {
+        let patch_of = |p: &wit_actions::PatchAction,
+                        what: &str,
+                        array: bool|
+         -> Result<(ObjectRef, Value), wit::Error> {
             let patch = self.parse_json(what, &p.patch)?;
             if array && !patch.is_array() {
-                return Err(error(wit::ErrorCode::Invalid, format!("{what} must be a JSON array of operations")));
+                return Err(error(
+                    wit::ErrorCode::Invalid,
+                    format!("{what} must be a JSON array of operations"),
+                ));
             }
             if !array && !patch.is_object() {
-                return Err(error(wit::ErrorCode::Invalid, format!("{what} must be a JSON object")));
+                return Err(error(
+                    wit::ErrorCode::Invalid,
+                    format!("{what} must be a JSON object"),
+                ));
             }
             Ok((ObjectRef::from(p.target.clone()), patch))
         };
         Ok(match action {
             A::Apply(a) => {
                 let (target, object) = object_of(&a.object, "the applied object")?;
-                Action::Apply { target, object, force: a.force }
+                Action::Apply {
+                    target,
+                    object,
+                    force: a.force,
+                }
             }
             A::Create(json) => {
                 let (target, object) = object_of(&json, "the created object")?;
@@ -277,10 +351,17 @@ impl HostState {
                 let (target, patch) = patch_of(&p, "the status patch", false)?;
                 Action::PatchStatus { target, patch }
             }
-            A::Delete(d) => Action::Delete { target: d.target.into(), uid: d.uid, resource_version: d.resource_version },
+            A::Delete(d) => Action::Delete {
+                target: d.target.into(),
+                uid: d.uid,
+                resource_version: d.resource_version,
+            },
             A::EmitEvent(e) => {
                 if e.reason.is_empty() || e.reason.len() > 128 {
-                    return Err(error(wit::ErrorCode::Invalid, "an event reason must be 1-128 characters"));
+                    return Err(error(
+                        wit::ErrorCode::Invalid,
+                        "an event reason must be 1-128 characters",
+                    ));
                 }
                 Action::EmitEvent {
                     regarding: e.regarding.into(),
@@ -293,7 +374,10 @@ impl HostState {
                     action: truncate(e.action, 128),
                 }
             }
-            A::RequeueAfter(r) => Action::RequeueAfter { target: r.target.into(), delay_ms: r.delay_ms },
+            A::RequeueAfter(r) => Action::RequeueAfter {
+                target: r.target.into(),
+                delay_ms: r.delay_ms,
+            },
         })
     }
 }
@@ -322,12 +406,18 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 pub(crate) fn error(code: wit::ErrorCode, message: impl Into<String>) -> wit::Error {
-    wit::Error { code, message: message.into() }
+    wit::Error {
+        code,
+        message: message.into(),
+    }
 }
 
 fn cache_error(e: cache::Error) -> wit::Error {
@@ -352,13 +442,23 @@ pub(crate) fn truncate(mut s: String, max: usize) -> String {
 
 impl From<wit::ObjectRef> for ObjectRef {
     fn from(r: wit::ObjectRef) -> Self {
-        Self { api_version: r.api_version, kind: r.kind, namespace: r.namespace.filter(|n| !n.is_empty()), name: r.name }
+        Self {
+            api_version: r.api_version,
+            kind: r.kind,
+            namespace: r.namespace.filter(|n| !n.is_empty()),
+            name: r.name,
+        }
     }
 }
 
 impl From<ObjectRef> for wit::ObjectRef {
     fn from(r: ObjectRef) -> Self {
-        Self { api_version: r.api_version, kind: r.kind, namespace: r.namespace, name: r.name }
+        Self {
+            api_version: r.api_version,
+            kind: r.kind,
+            namespace: r.namespace,
+            name: r.name,
+        }
     }
 }
 
@@ -369,18 +469,42 @@ impl wit_cache::Host for HostState {
         let r = ObjectRef::from(r);
         let kind = r.kind_key();
         let ctx = self.readable(&kind)?;
-        let Some(object) = ctx.cache.get(&kind, &r.object_key()) else { return Ok(None) };
+        let Some(object) = ctx.cache.get(&kind, &r.object_key()) else {
+            return Ok(None);
+        };
         self.charge(object.json().len(), 1)?;
         Ok(Some(object.json().to_string()))
     }
 
-    fn list(&mut self, api_version: String, kind: String, namespace: Option<String>, label_selector: Option<String>) -> Result<Vec<String>, wit::Error> {
-        let objects = self.list_objects(&api_version, &kind, namespace.as_deref(), label_selector.as_deref())?;
+    fn list(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> Result<Vec<String>, wit::Error> {
+        let objects = self.list_objects(
+            &api_version,
+            &kind,
+            namespace.as_deref(),
+            label_selector.as_deref(),
+        )?;
         self.charge_objects(&objects)
     }
 
-    fn list_keys(&mut self, api_version: String, kind: String, namespace: Option<String>, label_selector: Option<String>) -> Result<Vec<wit::ObjectRef>, wit::Error> {
-        let objects = self.list_objects(&api_version, &kind, namespace.as_deref(), label_selector.as_deref())?;
+    fn list_keys(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> Result<Vec<wit::ObjectRef>, wit::Error> {
+        let objects = self.list_objects(
+            &api_version,
+            &kind,
+            namespace.as_deref(),
+            label_selector.as_deref(),
+        )?;
         self.charge_keys(&KindKey::new(&api_version, &kind), &objects)
     }
 
@@ -389,14 +513,22 @@ impl wit_cache::Host for HostState {
         self.charge_objects(&objects)
     }
 
-    fn by_index_keys(&mut self, index: String, value: String) -> Result<Vec<wit::ObjectRef>, wit::Error> {
+    fn by_index_keys(
+        &mut self,
+        index: String,
+        value: String,
+    ) -> Result<Vec<wit::ObjectRef>, wit::Error> {
         let (kind, objects) = self.by_index_objects(&index, &value)?;
         self.charge_keys(&kind, &objects)
     }
 
     fn index_values(&mut self, index: String) -> Result<Vec<String>, wit::Error> {
         let name = self.index_name(&index)?;
-        let values = self.plugin_ctx()?.cache.index_values(&name).map_err(cache_error)?;
+        let values = self
+            .plugin_ctx()?
+            .cache
+            .index_values(&name)
+            .map_err(cache_error)?;
         self.charge(values.iter().map(String::len).sum(), values.len())?;
         Ok(values)
     }
@@ -407,7 +539,10 @@ impl wit_actions::Host for HostState {
         let ctx = self.plugin_ctx()?.clone();
         let max = ctx.limits.max_actions_per_call;
         if self.pending.len() >= max {
-            return Err(error(wit::ErrorCode::LimitExceeded, format!("a call may enqueue at most {max} actions")));
+            return Err(error(
+                wit::ErrorCode::LimitExceeded,
+                format!("a call may enqueue at most {max} actions"),
+            ));
         }
         let action = self.validate(action)?;
         match action.required_grant() {
@@ -417,15 +552,27 @@ impl wit_actions::Host for HostState {
                     format!(
                         "plugin {} may not {} {kind} ({}): declare it in permissions.writes",
                         ctx.name,
-                        serde_json::to_value(verb).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                        serde_json::to_value(verb)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
                         action.target(),
                     ),
                 ));
             }
-            None if !ctx.manifest.subscriptions.iter().any(|s| s.kind_key() == action.target().kind_key()) => {
+            None if !ctx
+                .manifest
+                .subscriptions
+                .iter()
+                .any(|s| s.kind_key() == action.target().kind_key()) =>
+            {
                 return Err(error(
                     wit::ErrorCode::Forbidden,
-                    format!("plugin {} can only requeue kinds it subscribes to, not {}", ctx.name, action.target().kind_key()),
+                    format!(
+                        "plugin {} can only requeue kinds it subscribes to, not {}",
+                        ctx.name,
+                        action.target().kind_key()
+                    ),
                 ));
             }
             _ => {}

@@ -69,7 +69,12 @@ impl Limits {
     ///
     /// # Errors
     /// [`Error::LimitRequest`] if the plugin asks for more than the ceiling.
-    pub fn with_request(mut self, memory_mib: Option<u32>, deadline_ms: Option<u32>, ceiling: &Limits) -> Result<Self, Error> {
+    pub fn with_request(
+        mut self,
+        memory_mib: Option<u32>,
+        deadline_ms: Option<u32>,
+        ceiling: &Limits,
+    ) -> Result<Self, Error> {
         if let Some(mib) = memory_mib {
             let bytes = mib as usize * MIB;
             if bytes > ceiling.memory_bytes {
@@ -115,10 +120,18 @@ mod tests {
     #[test]
     fn requests_are_granted_within_the_ceiling_only() {
         let ceiling = Limits::default().memory_bytes(256 * MIB);
-        let l = Limits::default().with_request(Some(128), None, &ceiling).unwrap();
+        let l = Limits::default()
+            .with_request(Some(128), None, &ceiling)
+            .unwrap();
         assert_eq!(l.memory_bytes, 128 * MIB);
-        let err = Limits::default().with_request(Some(512), None, &ceiling).unwrap_err();
+        let err = Limits::default()
+            .with_request(Some(512), None, &ceiling)
+            .unwrap_err();
         assert!(err.to_string().contains("512 MiB"), "{err}");
-        assert!(Limits::default().with_request(None, Some(10_000), &ceiling).is_err());
+        assert!(
+            Limits::default()
+                .with_request(None, Some(10_000), &ceiling)
+                .is_err()
+        );
     }
 }

@@ -38,7 +38,9 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
-            ceiling: Limits::default().memory_bytes(1024 << 20).deadline(Duration::from_secs(10)),
+            ceiling: Limits::default()
+                .memory_bytes(1024 << 20)
+                .deadline(Duration::from_secs(10)),
             settings: serde_json::Value::Null,
             max_idle_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
@@ -129,7 +131,10 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("name", &self.ctx.name).field("digest", &self.digest).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("name", &self.ctx.name)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,15 +149,33 @@ pub fn describe(engine: &Engine, bytes: &[u8]) -> Result<Manifest, Error> {
     describe_with(engine, &pre, &Limits::default())
 }
 
-fn prepare(engine: &Engine, component: &Component) -> Result<bindings::PluginPre<HostState>, Error> {
-    let instance_pre = engine.linker().instantiate_pre(component).map_err(|e| Error::Incompatible(format!("{e:#}")))?;
+fn prepare(
+    engine: &Engine,
+    component: &Component,
+) -> Result<bindings::PluginPre<HostState>, Error> {
+    let instance_pre = engine
+        .linker()
+        .instantiate_pre(component)
+        .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
     bindings::PluginPre::new(instance_pre).map_err(|e| Error::Incompatible(format!("{e:#}")))
 }
 
-fn describe_with(engine: &Engine, pre: &bindings::PluginPre<HostState>, limits: &Limits) -> Result<Manifest, Error> {
-    let mut store = new_store(engine, HostState::new("<describe>".into(), None, limits), limits);
-    let plugin = pre.instantiate(&mut store).map_err(|e| Error::Instantiate(format!("{e:#}")))?;
-    let manifest = plugin.call_describe(&mut store).map_err(|e| Error::Describe(classify(&e, &store, limits).to_string()))?;
+fn describe_with(
+    engine: &Engine,
+    pre: &bindings::PluginPre<HostState>,
+    limits: &Limits,
+) -> Result<Manifest, Error> {
+    let mut store = new_store(
+        engine,
+        HostState::new("<describe>".into(), None, limits),
+        limits,
+    );
+    let plugin = pre
+        .instantiate(&mut store)
+        .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+    let manifest = plugin
+        .call_describe(&mut store)
+        .map_err(|e| Error::Describe(classify(&e, &store, limits).to_string()))?;
     store.data_mut().end_call();
     Ok(Manifest::try_from(manifest)?)
 }
@@ -168,11 +191,16 @@ fn new_store(engine: &Engine, state: HostState, limits: &Limits) -> Store<HostSt
 /// Turn a wasmtime error from a call into what the user needs to know.
 fn classify(err: &wasmtime::Error, store: &Store<HostState>, limits: &Limits) -> CallError {
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::Timeout { deadline: limits.deadline },
-        _ if store.data().limiter.refused => {
-            CallError::OutOfMemory { limit_bytes: limits.memory_bytes, trap: root_cause(err) }
+        Some(Trap::Interrupt) => CallError::Timeout {
+            deadline: limits.deadline,
+        },
+        _ if store.data().limiter.refused => CallError::OutOfMemory {
+            limit_bytes: limits.memory_bytes,
+            trap: root_cause(err),
+        },
+        Some(Trap::StackOverflow) => {
+            CallError::Trap("stack overflow (unbounded recursion?)".into())
         }
-        Some(Trap::StackOverflow) => CallError::Trap("stack overflow (unbounded recursion?)".into()),
         _ => CallError::Trap(root_cause(err)),
     }
 }
@@ -193,11 +221,20 @@ impl Plugin {
     ///
     /// # Errors
     /// Every way a plugin can be bad has its [`Error`] variant.
-    pub fn load(engine: &Engine, bytes: &[u8], cache: Arc<Cache>, options: LoadOptions) -> Result<Self, Error> {
+    pub fn load(
+        engine: &Engine,
+        bytes: &[u8],
+        cache: Arc<Cache>,
+        options: LoadOptions,
+    ) -> Result<Self, Error> {
         let component = engine.compile(bytes)?;
         let pre = prepare(engine, &component)?;
         let manifest = describe_with(engine, &pre, &options.limits)?;
-        let limits = options.limits.with_request(manifest.resources.memory_mib, manifest.resources.deadline_ms, &options.ceiling)?;
+        let limits = options.limits.with_request(
+            manifest.resources.memory_mib,
+            manifest.resources.deadline_ms,
+            &options.ceiling,
+        )?;
 
         let mut indexes = HashMap::new();
         let mut added = Vec::new();
@@ -287,7 +324,10 @@ impl Plugin {
         let limits = &self.ctx.limits;
         let state = HostState::new(self.ctx.name.clone(), Some(self.ctx.clone()), limits);
         let mut store = new_store(&self.engine, state, limits);
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
         store.data_mut().begin_call();
         let result = bindings.call_init(&mut store, &self.settings);
@@ -295,7 +335,10 @@ impl Plugin {
         store.data_mut().end_call();
         match result {
             Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(e)) => Err(CallError::Failed { code: format!("{:?}", e.code), message: truncate(e.message, MAX_GUEST_ERROR) }),
+            Ok(Err(e)) => Err(CallError::Failed {
+                code: code_name(e.code).into(),
+                message: truncate(e.message, MAX_GUEST_ERROR),
+            }),
             Err(e) => Err(classify(&e, &store, limits)),
         }
     }
@@ -319,19 +362,30 @@ impl Plugin {
             subscription: event.subscription,
             initial: event.initial,
             final_state_unknown: event.final_state_unknown,
-            object: event.object.as_ref().map(|o| o.json().to_string()).unwrap_or_default(),
+            object: event
+                .object
+                .as_ref()
+                .map(|o| o.json().to_string())
+                .unwrap_or_default(),
             old_object: event.old_object.as_ref().map(|o| o.json().to_string()),
         };
         instance.store.data_mut().begin_call();
-        instance.store.set_epoch_deadline(Engine::ticks_for(limits.deadline));
-        let result = instance.bindings.call_handle(&mut instance.store, &wit_event);
+        instance
+            .store
+            .set_epoch_deadline(Engine::ticks_for(limits.deadline));
+        let result = instance
+            .bindings
+            .call_handle(&mut instance.store, &wit_event);
         let actions = instance.store.data_mut().end_call();
         let outcome = match result {
             Ok(Ok(())) => {
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
                 Ok(actions)
             }
-            Ok(Err(e)) => Err(CallError::Failed { code: format!("{:?}", e.code), message: truncate(e.message, MAX_GUEST_ERROR) }),
+            Ok(Err(e)) => Err(CallError::Failed {
+                code: code_name(e.code).into(),
+                message: truncate(e.message, MAX_GUEST_ERROR),
+            }),
             Err(e) => {
                 let err = classify(&e, &instance.store, limits);
                 self.count(&err);
@@ -361,14 +415,32 @@ impl Plugin {
 
     /// Linear memory of the largest idle instance, in bytes.
     pub fn peak_memory_bytes(&self) -> usize {
-        self.idle.lock().iter().map(|i| i.store.data().limiter.peak_bytes).max().unwrap_or(0)
+        self.idle
+            .lock()
+            .iter()
+            .map(|i| i.store.data().limiter.peak_bytes)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The WIT name of an error code, as plugins and users know it.
+fn code_name(code: wit::ErrorCode) -> &'static str {
+    match code {
+        wit::ErrorCode::Invalid => "invalid",
+        wit::ErrorCode::Forbidden => "forbidden",
+        wit::ErrorCode::LimitExceeded => "limit-exceeded",
+        wit::ErrorCode::NotFound => "not-found",
+        wit::ErrorCode::Failed => "failed",
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -23,7 +23,10 @@ pub struct ManifestError {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError {
-    ManifestError { field: field.into(), reason: reason.into() }
+    ManifestError {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// The type of an event, as the host models it.
@@ -44,7 +47,13 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 5] = [Self::Added, Self::Modified, Self::Deleted, Self::Synced, Self::Resync];
+    pub const ALL: [EventType; 5] = [
+        Self::Added,
+        Self::Modified,
+        Self::Deleted,
+        Self::Synced,
+        Self::Resync,
+    ];
 
     /// Parse `added`, `ADDED`, `Modified`...
     pub fn parse(s: &str) -> Option<Self> {
@@ -105,7 +114,10 @@ pub struct Subscription {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The label selector, canonical form.
-    #[serde(serialize_with = "display", skip_serializing_if = "LabelSelector::is_empty")]
+    #[serde(
+        serialize_with = "display",
+        skip_serializing_if = "LabelSelector::is_empty"
+    )]
     pub label_selector: LabelSelector,
     /// The field selector, canonical form.
     #[serde(serialize_with = "display", skip_serializing_if = "is_empty_fields")]
@@ -149,9 +161,18 @@ impl Subscription {
         if event_type == EventType::Synced {
             return true;
         }
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        if self.namespace.as_deref().is_some_and(|ns| Some(ns) != namespace) {
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str);
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| Some(ns) != namespace)
+        {
             return false;
         }
         self.field_selector.matches(namespace, name) && self.label_selector.matches_object(object)
@@ -244,7 +265,10 @@ fn check_text(field: &str, value: &str, what: &str) -> Result<(), ManifestError>
         return Err(invalid(field, format!("{what} must not be empty")));
     }
     if value.len() > MAX_TEXT {
-        return Err(invalid(field, format!("{what} is longer than {MAX_TEXT} bytes")));
+        return Err(invalid(
+            field,
+            format!("{what} is longer than {MAX_TEXT} bytes"),
+        ));
     }
     Ok(())
 }
@@ -254,7 +278,10 @@ fn check_api_version(field: &str, value: &str) -> Result<(), ManifestError> {
     let (group, version) = value.rsplit_once('/').unwrap_or(("", value));
     let group_ok = group.is_empty() || selector::is_dns1123_subdomain(group);
     if !group_ok || !selector::is_dns1123_label(version) {
-        return Err(invalid(field, format!("{value:?} is not an apiVersion like \"v1\" or \"apps/v1\"")));
+        return Err(invalid(
+            field,
+            format!("{value:?} is not an apiVersion like \"v1\" or \"apps/v1\""),
+        ));
     }
     Ok(())
 }
@@ -272,15 +299,24 @@ impl TryFrom<wit::Manifest> for Manifest {
         if !selector::is_dns1123_label(&m.name) {
             return Err(invalid(
                 "name",
-                format!("{:?} must be a DNS label: 1-63 lowercase letters, digits or '-'", m.name),
+                format!(
+                    "{:?} must be a DNS label: 1-63 lowercase letters, digits or '-'",
+                    m.name
+                ),
             ));
         }
         check_text("version", &m.version, "version")?;
         if m.subscriptions.is_empty() {
-            return Err(invalid("subscriptions", "a plugin needs at least one subscription"));
+            return Err(invalid(
+                "subscriptions",
+                "a plugin needs at least one subscription",
+            ));
         }
         if m.subscriptions.len() > MAX_SUBSCRIPTIONS {
-            return Err(invalid("subscriptions", format!("more than {MAX_SUBSCRIPTIONS}")));
+            return Err(invalid(
+                "subscriptions",
+                format!("more than {MAX_SUBSCRIPTIONS}"),
+            ));
         }
         let subscriptions = m
             .subscriptions
@@ -298,23 +334,39 @@ impl TryFrom<wit::Manifest> for Manifest {
             let field = format!("indexes[{i}]");
             check_text(&format!("{field}.name"), &ix.name, "name")?;
             if !names.insert(ix.name.clone()) {
-                return Err(invalid(format!("{field}.name"), format!("{:?} is declared twice", ix.name)));
+                return Err(invalid(
+                    format!("{field}.name"),
+                    format!("{:?} is declared twice", ix.name),
+                ));
             }
             let kind = kind_key(&field, &ix.api_version, &ix.kind)?;
             if ix.field_paths.is_empty() {
-                return Err(invalid(format!("{field}.fieldPaths"), "needs at least one path"));
+                return Err(invalid(
+                    format!("{field}.fieldPaths"),
+                    "needs at least one path",
+                ));
             }
             let field_paths = ix
                 .field_paths
                 .iter()
-                .map(|p| FieldPath::parse(p).map_err(|e| invalid(format!("{field}.fieldPaths"), e.to_string())))
+                .map(|p| {
+                    FieldPath::parse(p)
+                        .map_err(|e| invalid(format!("{field}.fieldPaths"), e.to_string()))
+                })
                 .collect::<Result<_, _>>()?;
-            indexes.push(IndexDecl { name: ix.name, kind, field_paths });
+            indexes.push(IndexDecl {
+                name: ix.name,
+                kind,
+                field_paths,
+            });
         }
 
         let p = m.permissions;
         if p.reads.len() + p.writes.len() > MAX_GRANTS {
-            return Err(invalid("permissions", format!("more than {MAX_GRANTS} grants")));
+            return Err(invalid(
+                "permissions",
+                format!("more than {MAX_GRANTS} grants"),
+            ));
         }
         let reads = p
             .reads
@@ -353,7 +405,10 @@ fn subscription(field: &str, s: wit::Subscription) -> Result<Subscription, Manif
     kind_key(field, &s.api_version, &s.kind)?;
     if let Some(ns) = &s.namespace {
         if !selector::is_dns1123_label(ns) {
-            return Err(invalid(format!("{field}.namespace"), format!("{ns:?} is not a valid namespace name")));
+            return Err(invalid(
+                format!("{field}.namespace"),
+                format!("{ns:?} is not a valid namespace name"),
+            ));
         }
     }
     let label_selector = LabelSelector::parse(s.label_selector.as_deref().unwrap_or(""))
@@ -377,7 +432,10 @@ fn subscription(field: &str, s: wit::Subscription) -> Result<Subscription, Manif
             wit::Delivery::LatestState => Delivery::LatestState,
         },
         old_object: s.old_object,
-        resync: s.resync_seconds.filter(|s| *s > 0).map(|s| Duration::from_secs(s.into())),
+        resync: s
+            .resync_seconds
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s.into())),
     })
 }
 
@@ -402,17 +460,28 @@ impl Manifest {
 
     /// Whether the plugin may apply `verb` to `kind`.
     pub fn may_write(&self, kind: &KindKey, verb: Verb) -> bool {
-        self.writes.iter().any(|w| w.kind == *kind && w.verbs.contains(&verb))
+        self.writes
+            .iter()
+            .any(|w| w.kind == *kind && w.verbs.contains(&verb))
     }
 
     /// The subscriptions that want `event_type` for `object`, by position.
-    pub fn matching_subscriptions<'a>(&'a self, event_type: EventType, object: &'a Value) -> impl Iterator<Item = usize> + 'a {
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    pub fn matching_subscriptions<'a>(
+        &'a self,
+        event_type: EventType,
+        object: &'a Value,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
         self.subscriptions
             .iter()
             .enumerate()
-            .filter(move |(_, s)| s.matches_kind(api_version, kind) && s.matches(event_type, object))
+            .filter(move |(_, s)| {
+                s.matches_kind(api_version, kind) && s.matches(event_type, object)
+            })
             .map(|(i, _)| i)
     }
 }
@@ -446,7 +515,10 @@ mod tests {
                     verbs: vec![wit::Verb::Patch],
                 }],
             },
-            resources: wit::ResourceRequest { memory_mib: None, deadline_ms: None },
+            resources: wit::ResourceRequest {
+                memory_mib: None,
+                deadline_ms: None,
+            },
         }
     }
 
@@ -467,9 +539,16 @@ mod tests {
         let web = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"app": "web"}}});
         let db = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"app": "db"}}});
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "labels": {"app": "web"}}});
-        assert_eq!(m.matching_subscriptions(EventType::Added, &web).collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            m.matching_subscriptions(EventType::Added, &web)
+                .collect::<Vec<_>>(),
+            [0]
+        );
         assert_eq!(m.matching_subscriptions(EventType::Added, &db).count(), 0);
-        assert_eq!(m.matching_subscriptions(EventType::Added, &secret).count(), 0);
+        assert_eq!(
+            m.matching_subscriptions(EventType::Added, &secret).count(),
+            0
+        );
     }
 
     #[test]
@@ -477,10 +556,22 @@ mod tests {
         let cases: Vec<(Box<dyn Fn(&mut wit::Manifest)>, &str)> = vec![
             (Box::new(|m| m.name = "Bad_Name".into()), "name"),
             (Box::new(|m| m.subscriptions.clear()), "subscriptions"),
-            (Box::new(|m| m.subscriptions[0].label_selector = Some("a in b".into())), "subscriptions[0].labelSelector"),
-            (Box::new(|m| m.subscriptions[0].api_version = "not a version".into()), "subscriptions[0].apiVersion"),
-            (Box::new(|m| m.subscriptions[0].field_selector = Some("spec.x=1".into())), "subscriptions[0].fieldSelector"),
-            (Box::new(|m| m.permissions.writes[0].verbs.clear()), "permissions.writes[0].verbs"),
+            (
+                Box::new(|m| m.subscriptions[0].label_selector = Some("a in b".into())),
+                "subscriptions[0].labelSelector",
+            ),
+            (
+                Box::new(|m| m.subscriptions[0].api_version = "not a version".into()),
+                "subscriptions[0].apiVersion",
+            ),
+            (
+                Box::new(|m| m.subscriptions[0].field_selector = Some("spec.x=1".into())),
+                "subscriptions[0].fieldSelector",
+            ),
+            (
+                Box::new(|m| m.permissions.writes[0].verbs.clear()),
+                "permissions.writes[0].verbs",
+            ),
             (
                 Box::new(|m| {
                     m.indexes.push(wit::Index {

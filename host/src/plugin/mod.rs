@@ -30,7 +30,9 @@ pub enum Error {
     #[error("wasm engine: {0}")]
     Engine(String),
     /// The file is not WebAssembly.
-    #[error("not a WebAssembly file (no \\0asm header); plugins are WebAssembly components built for wasm32-wasip2")]
+    #[error(
+        "not a WebAssembly file (no \\0asm header); plugins are WebAssembly components built for wasm32-wasip2"
+    )]
     NotWasm,
     /// The file is a core module, not a component.
     #[error(

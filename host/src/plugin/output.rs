@@ -40,7 +40,14 @@ const MAX_LINE: usize = 16 * 1024;
 
 impl Capture {
     pub(crate) fn new(plugin: Arc<str>, stream: Stream, budget: usize) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(Self { plugin, stream, line: Vec::new(), written: 0, budget, dropped: false }))
+        Arc::new(Mutex::new(Self {
+            plugin,
+            stream,
+            line: Vec::new(),
+            written: 0,
+            budget,
+            dropped: false,
+        }))
     }
 
     fn write(&mut self, mut bytes: &[u8]) {
@@ -69,8 +76,12 @@ impl Capture {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches(['\n', '\r']);
         match self.stream {
-            Stream::Stdout => tracing::info!(plugin.name = %self.plugin, stream = "stdout", "{text}"),
-            Stream::Stderr => tracing::warn!(plugin.name = %self.plugin, stream = "stderr", "{text}"),
+            Stream::Stdout => {
+                tracing::info!(plugin.name = %self.plugin, stream = "stdout", "{text}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(plugin.name = %self.plugin, stream = "stderr", "{text}")
+            }
         }
         self.line.clear();
     }
@@ -126,7 +137,11 @@ impl OutputStream for CapturedOutput {
 }
 
 impl tokio::io::AsyncWrite for CapturedOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.0.lock().write(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -63,6 +63,10 @@ impl Plugin for Hostile {
                 let secret = ObjectRef::namespaced("v1", "Secret", "default", "stolen");
                 action::delete(&secret).enqueue()
             }
+            "read-undeclared" => {
+                let secret = ObjectRef::namespaced("v1", "Secret", "default", "stolen");
+                informant_sdk::cache::get(&secret).map(|_| ())
+            }
             "too-many-actions" => {
                 for i in 0..1000 {
                     action::merge_patch(&target, json!({"metadata": {"labels": {"n": i.to_string()}}})).enqueue()?;
@@ -70,7 +74,7 @@ impl Plugin for Hostile {
                 Ok(())
             }
             "chatty" => {
-                for i in 0..100_000 {
+                for i in 0..20_000 {
                     println!("line {i} of a very chatty plugin");
                 }
                 Ok(())

@@ -1,0 +1,156 @@
+//! The commands of the `informant` binary: start-up wiring, where errors
+//! become messages for the user and exit codes.
+
+use std::{
+    fs::File,
+    io::{BufReader, IsTerminal, Write},
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use crate::{
+    cache::{self, Store},
+    cli::{CheckArgs, Cli, Command, LogFormat, ReplayArgs},
+    manifests,
+    plugin::{self, Engine, Limits, LoadOptions, Plugin},
+    replay::{self, Outcome},
+};
+use anyhow::{Context, bail};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Parse the command line, set up logging, run the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.log_format, &cli.log.log);
+    let result = match cli.command {
+        Command::Check(args) => check(&args),
+        Command::Replay(args) => run_replay(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    // wasmtime and cranelift are chatty at debug; keep them quiet unless asked.
+    let filter = format!("wasmtime=warn,cranelift=warn,{filter}");
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: invalid log filter {filter:?} ({e}); using \"info\"");
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let bytes = read_plugin(&args.plugin)?;
+    let engine = Engine::new()?;
+    let manifest = plugin::describe(&engine, &bytes)
+        .with_context(|| format!("{} is not a valid plugin", args.plugin.display()))?;
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn settings(arg: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let Some(arg) = arg else {
+        return Ok(serde_json::Value::Null);
+    };
+    if let Some(path) = arg.strip_prefix('@') {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading settings file {path}"))?;
+        return if path.ends_with(".json") {
+            serde_json::from_str(&text)
+                .with_context(|| format!("settings file {path} is not valid JSON"))
+        } else {
+            serde_norway::from_str(&text)
+                .with_context(|| format!("settings file {path} is not valid YAML"))
+        };
+    }
+    serde_json::from_str(arg).context("--settings is not valid JSON (use @FILE to read a file)")
+}
+
+fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let bytes = read_plugin(&args.plugin)?;
+    let settings = settings(args.settings.as_deref())?;
+    let cache = Arc::new(Store::new(cache::Config::default()));
+    for path in &args.objects {
+        for object in manifests::read_objects(path)? {
+            cache
+                .upsert(object)
+                .with_context(|| format!("seeding the cache from {}", path.display()))?;
+        }
+    }
+    let engine = Engine::new()?;
+    let limits = Limits::default()
+        .deadline(Duration::from_millis(args.deadline_ms))
+        .memory_bytes(args.memory_mib << 20);
+    let options = LoadOptions::default()
+        .limits(limits.clone())
+        .ceiling(limits)
+        .settings(settings)
+        .max_idle_instances(1);
+    let plugin = Plugin::load(&engine, &bytes, cache.clone(), options)
+        .with_context(|| format!("loading plugin {}", args.plugin.display()))?;
+
+    let events: Box<dyn std::io::BufRead> = if args.events.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = File::open(&args.events)
+            .with_context(|| format!("opening events file {}", args.events.display()))?;
+        Box::new(BufReader::new(file))
+    };
+    let mut stdout = std::io::stdout().lock();
+    let (mut failed, mut committed) = (0usize, 0usize);
+    let mut write_error = None;
+    replay::replay(&plugin, &cache, events, |outcome| match outcome {
+        Outcome::Committed { line, actions, .. } => {
+            for action in &actions {
+                committed += 1;
+                if let Err(e) = writeln!(stdout, "{}", replay::action_line(line, action)) {
+                    write_error.get_or_insert(e);
+                }
+            }
+        }
+        Outcome::Failed {
+            line,
+            object,
+            error,
+        } => {
+            failed += 1;
+            eprintln!("{}:{line}: {object}: {error}", args.events.display());
+        }
+        Outcome::Unmatched { line, object } => {
+            eprintln!(
+                "{}:{line}: {object}: no subscription of {} matches; skipped",
+                args.events.display(),
+                plugin.name()
+            );
+        }
+    })
+    .with_context(|| format!("replaying {}", args.events.display()))?;
+    if let Some(e) = write_error {
+        bail!("writing actions to stdout: {e}");
+    }
+    if failed > 0 {
+        eprintln!("{failed} call(s) failed; {committed} action(s) committed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,89 @@
+//! Build the example plugins (the `plugins/` workspace) for wasm32-wasip2, so
+//! that every test runs real compiled components. Nothing prebuilt is
+//! committed; this is the only place they are built.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf();
+    let plugins = root.join("plugins");
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("wasm-plugins");
+
+    for watched in [
+        root.join("wit"),
+        root.join("guest-sdk/src"),
+        root.join("guest-sdk/Cargo.toml"),
+    ] {
+        println!("cargo:rerun-if-changed={}", watched.display());
+    }
+    watch_sources(&plugins);
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&plugins)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    // This script's environment describes the host build; none of it applies
+    // to the wasm build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        command.env_remove(var);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("could not run cargo to build the plugins: {e}"));
+    if !output.status.success() {
+        panic!(
+            "building the example plugins in {} failed.\n\
+             The wasm32-wasip2 target comes from rust-toolchain.toml; with rustup it installs itself.\n\
+             --- cargo stderr ---\n{}",
+            plugins.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let out = target_dir.join("wasm32-wasip2").join("release");
+    println!("cargo:rustc-env=INFORMANT_TEST_PLUGINS={}", out.display());
+}
+
+/// Rebuild when any plugin source changes, without watching build output.
+fn watch_sources(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            watch_sources(&path);
+        } else {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+}
