@@ -6,10 +6,7 @@
 use crate::{Object, ObjectRef, Result, bindings::informant::plugin::cache as wit};
 
 fn parse_all(items: Vec<String>) -> Result<Vec<Object>> {
-    items
-        .iter()
-        .map(|s| Ok(Object(serde_json::from_str(s)?)))
-        .collect()
+    Ok(items.into_iter().map(Object::from_json).collect())
 }
 
 /// One object, if cached.
@@ -18,7 +15,7 @@ fn parse_all(items: Vec<String>) -> Result<Vec<Object>> {
 /// `Forbidden` for a kind the plugin may not read.
 pub fn get(r: &ObjectRef) -> Result<Option<Object>> {
     match wit::get(&r.into())? {
-        Some(json) => Ok(Some(Object(serde_json::from_str(&json)?))),
+        Some(json) => Ok(Some(Object::from_json(json))),
         None => Ok(None),
     }
 }

@@ -1,6 +1,6 @@
 //! Events and the objects they carry.
 
-use std::{collections::BTreeMap, fmt};
+use std::{cell::OnceCell, collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -57,7 +57,7 @@ pub struct Event {
     pub initial: bool,
     /// A delete inferred by a relist: the object is the last state seen.
     pub final_state_unknown: bool,
-    /// The object; `null` for `Synced`.
+    /// The object; empty (`is_null`) for `Synced`.
     pub object: Object,
     /// The previous state, for `Modified` when the subscription asks for it.
     pub old_object: Option<Object>,
@@ -65,22 +65,13 @@ pub struct Event {
 
 impl Event {
     pub(crate) fn from_wit(e: wit::Event) -> Result<Self> {
-        let parse = |s: &str| -> Result<Object> {
-            if s.is_empty() {
-                Ok(Object(Value::Null))
-            } else {
-                serde_json::from_str(s)
-                    .map(Object)
-                    .map_err(|e| Error::new(ErrorCode::Invalid, format!("event object: {e}")))
-            }
-        };
         Ok(Self {
             event_type: e.event_type.into(),
             subscription: e.subscription,
             initial: e.initial,
             final_state_unknown: e.final_state_unknown,
-            object: parse(&e.object)?,
-            old_object: e.old_object.as_deref().map(parse).transpose()?,
+            object: Object::from_json(e.object),
+            old_object: e.old_object.map(Object::from_json),
         })
     }
 
@@ -161,47 +152,98 @@ impl From<&ObjectRef> for wit::ObjectRef {
     }
 }
 
+/// The fields every object has, parsed without touching the rest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Head {
+    api_version: String,
+    kind: String,
+    metadata: Meta,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Meta {
+    name: String,
+    namespace: Option<String>,
+    uid: String,
+    resource_version: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
 /// An unstructured Kubernetes object with convenient accessors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Object(pub Value);
+///
+/// The JSON is parsed lazily: the identity and metadata accessors parse only
+/// those fields (skipping the rest without allocating), and the full value
+/// is built on the first call that needs it. Plugins that look at labels and
+/// names, the common case, never pay for the whole tree.
+pub struct Object {
+    raw: String,
+    head: OnceCell<Head>,
+    value: OnceCell<Value>,
+}
 
 impl Object {
-    fn str_at(&self, pointer: &str) -> &str {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or("")
+    /// An object from its JSON text.
+    pub fn from_json(raw: String) -> Self {
+        Self {
+            raw,
+            head: OnceCell::new(),
+            value: OnceCell::new(),
+        }
+    }
+
+    /// An object from a JSON value.
+    pub fn from_value(value: Value) -> Self {
+        let raw = value.to_string();
+        let cell = OnceCell::new();
+        let _ = cell.set(value);
+        Self {
+            raw,
+            head: OnceCell::new(),
+            value: cell,
+        }
+    }
+
+    fn head(&self) -> &Head {
+        // The host sends valid JSON; anything else reads as empty fields.
+        self.head
+            .get_or_init(|| serde_json::from_str(&self.raw).unwrap_or_default())
+    }
+
+    fn meta(&self) -> &Meta {
+        &self.head().metadata
     }
 
     /// `apiVersion`.
     pub fn api_version(&self) -> &str {
-        self.str_at("/apiVersion")
+        &self.head().api_version
     }
 
     /// `kind`.
     pub fn kind(&self) -> &str {
-        self.str_at("/kind")
+        &self.head().kind
     }
 
     /// `metadata.name`.
     pub fn name(&self) -> &str {
-        self.str_at("/metadata/name")
+        &self.meta().name
     }
 
     /// `metadata.namespace`, none for cluster-scoped objects.
     pub fn namespace(&self) -> Option<&str> {
-        Some(self.str_at("/metadata/namespace")).filter(|n| !n.is_empty())
+        self.meta().namespace.as_deref().filter(|n| !n.is_empty())
     }
 
     /// `metadata.uid`.
     pub fn uid(&self) -> &str {
-        self.str_at("/metadata/uid")
+        &self.meta().uid
     }
 
     /// `metadata.resourceVersion`.
     pub fn resource_version(&self) -> &str {
-        self.str_at("/metadata/resourceVersion")
+        &self.meta().resource_version
     }
 
     /// The reference to this object.
@@ -216,29 +258,29 @@ impl Object {
 
     /// One label's value.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.0.pointer("/metadata/labels")?.get(key)?.as_str()
+        self.meta().labels.get(key).map(String::as_str)
     }
 
     /// One annotation's value.
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.0.pointer("/metadata/annotations")?.get(key)?.as_str()
+        self.meta().annotations.get(key).map(String::as_str)
     }
 
     /// All labels.
-    pub fn labels(&self) -> BTreeMap<String, String> {
-        string_map(self.0.pointer("/metadata/labels"))
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.meta().labels
     }
 
     /// All annotations.
-    pub fn annotations(&self) -> BTreeMap<String, String> {
-        string_map(self.0.pointer("/metadata/annotations"))
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.meta().annotations
     }
 
     /// A value by dotted path: `spec.replicas`, `spec.containers.0.image`.
     pub fn get(&self, path: &str) -> Option<&Value> {
         path.split('.')
             .filter(|s| !s.is_empty())
-            .try_fold(&self.0, |v, step| match v {
+            .try_fold(self.value(), |v, step| match v {
                 Value::Array(items) => items.get(step.parse::<usize>().ok()?),
                 _ => v.get(step),
             })
@@ -246,38 +288,75 @@ impl Object {
 
     /// A value by JSON pointer: `/spec/replicas`.
     pub fn pointer(&self, pointer: &str) -> Option<&Value> {
-        self.0.pointer(pointer)
+        self.value().pointer(pointer)
     }
 
     /// Deserialize into a typed struct: your own serde types, or k8s-openapi's
-    /// with the `k8s-openapi` feature.
+    /// with the `k8s-openapi` feature. Parses the JSON text directly.
     ///
     /// # Errors
     /// [`ErrorCode::Invalid`] naming what did not deserialize.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(&self.0)
+        serde_json::from_str(&self.raw)
             .map_err(|e| Error::new(ErrorCode::Invalid, format!("{}: {e}", self.object_ref())))
     }
 
-    /// The JSON value.
+    /// The JSON value (parsed on first use).
     pub fn value(&self) -> &Value {
-        &self.0
+        self.value.get_or_init(|| {
+            if self.raw.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+            }
+        })
     }
 
     /// The JSON value, owned.
     pub fn into_value(self) -> Value {
-        self.0
+        let _ = self.value();
+        self.value.into_inner().unwrap_or(Value::Null)
+    }
+
+    /// The JSON text as the host sent it.
+    pub fn json(&self) -> &str {
+        &self.raw
+    }
+
+    /// Whether there is no object (the `Synced` event's).
+    pub fn is_null(&self) -> bool {
+        self.raw.is_empty() || self.value().is_null()
     }
 }
 
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+impl Clone for Object {
+    fn clone(&self) -> Self {
+        Self::from_json(self.raw.clone())
+    }
+}
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Object").field(&self.raw).finish()
+    }
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl Serialize for Object {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Value::deserialize(d).map(Self::from_value)
+    }
 }
 
 #[cfg(test)]
@@ -287,7 +366,7 @@ mod tests {
 
     #[test]
     fn accessors_read_metadata_and_paths() {
-        let o = Object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        let o = Object::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
             "spec": {"replicas": 3, "template": {"spec": {"containers": [{"image": "nginx"}]}}}}));
         assert_eq!(o.get("spec.replicas"), Some(&json!(3)));

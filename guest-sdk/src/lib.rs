@@ -62,7 +62,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod bindings {
     // The generated glue uses `unsafe` to move values across the boundary.
-    #![allow(unsafe_code, missing_docs)]
+    #![allow(unsafe_code, missing_docs, clippy::too_many_arguments)]
     wit_bindgen::generate!({
         path: "../wit",
         world: "plugin",

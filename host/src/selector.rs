@@ -259,12 +259,12 @@ pub fn validate_key(key: &str) -> Result<(), String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if !is_dns1123_subdomain(prefix) {
-            return Err(format!(
-                "label key prefix {prefix:?} must be a DNS-1123 subdomain"
-            ));
-        }
+    if let Some(prefix) = prefix
+        && !is_dns1123_subdomain(prefix)
+    {
+        return Err(format!(
+            "label key prefix {prefix:?} must be a DNS-1123 subdomain"
+        ));
     }
     if !is_qualified_name_part(name) {
         return Err(format!(

@@ -1,5 +1,8 @@
 //! `informant check` and `informant replay`, run as a user runs them.
 
+// Tests and benchmarks fail loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::{path::Path, process::Command};
 
 use informant_tests::{fixture, plugin_path};

@@ -1,6 +1,9 @@
 //! The plugin runtime with real compiled plugins: the examples at work, and
 //! hostile guests that must never take the host down.
 
+// Tests and benchmarks fail loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},

@@ -215,12 +215,12 @@ pub fn strip(value: &mut Value, managed_fields: bool, last_applied: bool) {
     if managed_fields {
         meta.remove("managedFields");
     }
-    if last_applied {
-        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-            if annotations.is_empty() {
-                meta.remove("annotations");
-            }
+    if last_applied
+        && let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+    {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        if annotations.is_empty() {
+            meta.remove("annotations");
         }
     }
 }

@@ -24,6 +24,9 @@ const MAX_LOG_BYTES: usize = 16 * 1024;
 /// Longest Event message kept, as the Kubernetes event recorder does.
 const MAX_EVENT_MESSAGE: usize = 1024;
 
+/// Objects as the cache returns them, with their keys.
+type Listed = Vec<(ObjectKey, Arc<CachedObject>)>;
+
 /// What every instance of one loaded plugin version shares.
 #[derive(Debug)]
 pub(crate) struct PluginContext {
@@ -234,7 +237,7 @@ impl HostState {
         &mut self,
         index: &str,
         value: &str,
-    ) -> Result<(KindKey, Vec<(ObjectKey, Arc<CachedObject>)>), wit::Error> {
+    ) -> Result<(KindKey, Listed), wit::Error> {
         let name = self.index_name(index)?;
         let ctx = self.plugin_ctx()?;
         let kind = ctx.cache.index_kind(&name).ok_or_else(|| {

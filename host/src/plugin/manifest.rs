@@ -403,13 +403,13 @@ impl TryFrom<wit::Manifest> for Manifest {
 
 fn subscription(field: &str, s: wit::Subscription) -> Result<Subscription, ManifestError> {
     kind_key(field, &s.api_version, &s.kind)?;
-    if let Some(ns) = &s.namespace {
-        if !selector::is_dns1123_label(ns) {
-            return Err(invalid(
-                format!("{field}.namespace"),
-                format!("{ns:?} is not a valid namespace name"),
-            ));
-        }
+    if let Some(ns) = &s.namespace
+        && !selector::is_dns1123_label(ns)
+    {
+        return Err(invalid(
+            format!("{field}.namespace"),
+            format!("{ns:?} is not a valid namespace name"),
+        ));
     }
     let label_selector = LabelSelector::parse(s.label_selector.as_deref().unwrap_or(""))
         .map_err(|e| invalid(format!("{field}.labelSelector"), e.to_string()))?;
@@ -553,7 +553,8 @@ mod tests {
 
     #[test]
     fn invalid_fields_are_named() {
-        let cases: Vec<(Box<dyn Fn(&mut wit::Manifest)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut wit::Manifest)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|m| m.name = "Bad_Name".into()), "name"),
             (Box::new(|m| m.subscriptions.clear()), "subscriptions"),
             (
