@@ -8,6 +8,7 @@ pub mod action;
 pub mod cache;
 pub mod cli;
 pub mod commands;
+pub mod dev;
 pub mod manifests;
 pub mod plugin;
 pub mod replay;

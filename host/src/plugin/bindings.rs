@@ -7,4 +7,4 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use informant::plugin::{actions, cache, log, types};
+pub use self::informant::plugin::{actions, cache, log, types};

@@ -1,0 +1,713 @@
+//! The HTTP surface of the embedded API server.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+
+use super::{
+    App, LoggedRequest, discovery,
+    patch::{self, Ownership},
+    registry::ResourceType,
+    status::ApiError,
+    store::WriteOptions,
+    watch::{self, WatchParams},
+};
+use crate::selector::{FieldSelector, LabelSelector};
+
+/// The request body limit of the real apiserver.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The router.
+pub fn router(app: Arc<App>) -> Router {
+    let mut router = Router::new()
+        .route("/version", get(version))
+        .route("/api", get(api))
+        .route("/apis", get(apis))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }));
+    if app.config.fault_endpoint {
+        router = router.route("/informant/faults", post(faults));
+    }
+    router
+        .fallback(resource)
+        .layer(middleware::from_fn_with_state(app.clone(), intercept))
+        .with_state(app)
+}
+
+/// Log, delay and fail requests as the fault switches say.
+async fn intercept(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    app.log.lock().push(LoggedRequest {
+        method: method.clone(),
+        path: path.clone(),
+        query,
+    });
+    let latency = app.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if path != "/informant/faults" {
+        match app.faults.take_failure(&method, &path) {
+            Some(429) => return ApiError::too_many_requests().into_response(),
+            Some(code) => {
+                let mut e = ApiError::internal("injected failure");
+                e.code = code;
+                return e.into_response();
+            }
+            None => {}
+        }
+    }
+    next.run(request).await
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    let mut body = v.to_string();
+    body.push('\n');
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    r
+}
+
+async fn version() -> Response {
+    let body = serde_json::to_string_pretty(&discovery::version()).unwrap_or_default();
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn discovery_response(
+    headers: &HeaderMap,
+    aggregated: impl FnOnce() -> Value,
+    legacy: impl FnOnce() -> Value,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match discovery::wants(accept) {
+        discovery::Wants::Legacy => json_response(StatusCode::OK, &legacy()),
+        discovery::Wants::Unsupported => {
+            ApiError::not_acceptable("only the following media types are accepted: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList").into_response()
+        }
+        discovery::Wants::Aggregated => {
+            let mut body = aggregated().to_string();
+            body.push('\n');
+            let etag = format!("\"{}\"", hex_upper(&Sha512::digest(body.as_bytes())));
+            if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            let mut r = body.into_response();
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+            h.insert(header::VARY, HeaderValue::from_static("Accept"));
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                h.insert(header::ETAG, v);
+            }
+            r
+        }
+    }
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+async fn api(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let registry = app.store.registry();
+    discovery_response(
+        &headers,
+        || discovery::aggregated(&registry, true),
+        || discovery::api_versions(&app.address()),
+    )
+}
+
+async fn apis(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let registry = app.store.registry();
+    discovery_response(
+        &headers,
+        || discovery::aggregated(&registry, false),
+        || discovery::api_group_list(&registry),
+    )
+}
+
+async fn faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let Ok(cmd) = serde_json::from_slice::<Value>(&body) else {
+        return ApiError::bad_request("fault command must be JSON").into_response();
+    };
+    match cmd.get("action").and_then(Value::as_str) {
+        Some("dropWatches") => app.faults.drop_watches(),
+        Some("compact") => app.store.compact(),
+        Some("stall") => app
+            .faults
+            .set_stall(cmd.get("enabled").and_then(Value::as_bool).unwrap_or(true)),
+        Some("latency") => app.faults.set_latency(Duration::from_millis(
+            cmd.get("ms").and_then(Value::as_u64).unwrap_or(0),
+        )),
+        Some("fail") => {
+            match serde_json::from_value(cmd.get("rule").cloned().unwrap_or(Value::Null)) {
+                Ok(rule) => app.faults.fail(rule),
+                Err(e) => {
+                    return ApiError::bad_request(format!("bad fail rule: {e}")).into_response();
+                }
+            }
+        }
+        Some("reset") => app.faults.reset(),
+        other => {
+            return ApiError::bad_request(format!("unknown fault action {other:?}")).into_response();
+        }
+    }
+    json_response(StatusCode::OK, &json!({"ok": true}))
+}
+
+/// Query parameters, tolerant of the empty first parameter kube-rs sends (`?&limit=500`).
+fn query(request_query: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(request_query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Where a resource request points.
+struct Target {
+    t: Arc<ResourceType>,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        ["apis", g] => return Ok(Err(((*g).to_string(), String::new()))),
+        _ => return Err(ApiError::page_not_found()),
+    };
+    let registry = app.store.registry();
+    if !group.is_empty() && !registry.has_group(group) {
+        return Err(ApiError::page_not_found());
+    }
+    if rest.is_empty() {
+        return Ok(Err((group.to_string(), version.to_string())));
+    }
+    let find = |plural: &str| {
+        registry
+            .get(group, version, plural)
+            .ok_or_else(ApiError::resource_not_found)
+    };
+    let target = match rest {
+        ["namespaces", ns, plural, tail @ ..] if registry.get(group, version, plural).is_some() => {
+            let t = find(plural)?;
+            if !t.namespaced {
+                return Err(ApiError::resource_not_found());
+            }
+            let (name, sub) = match tail {
+                [] => (None, None),
+                [name] => (Some(*name), None),
+                [name, sub] => (Some(*name), Some(*sub)),
+                _ => return Err(ApiError::resource_not_found()),
+            };
+            Target {
+                t,
+                namespace: Some((*ns).to_string()),
+                name: name.map(str::to_string),
+                subresource: sub.map(str::to_string),
+            }
+        }
+        [plural, tail @ ..] => {
+            let t = find(plural)?;
+            let (name, sub) = match tail {
+                [] => (None, None),
+                [name] => (Some(*name), None),
+                [name, sub] => (Some(*name), Some(*sub)),
+                _ => return Err(ApiError::resource_not_found()),
+            };
+            if t.namespaced && name.is_some() {
+                return Err(ApiError::resource_not_found());
+            }
+            Target {
+                t,
+                namespace: None,
+                name: name.map(str::to_string),
+                subresource: sub.map(str::to_string),
+            }
+        }
+        [] => unreachable!("handled above"),
+    };
+    if let Some(sub) = &target.subresource {
+        if sub != "status" || !target.t.status {
+            return Err(ApiError::resource_not_found());
+        }
+    }
+    Ok(Ok(target))
+}
+
+async fn resource(State(app): State<Arc<App>>, request: Request) -> Response {
+    match handle(&app, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn field_manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_body(ct: &str, bytes: &[u8], what: &str) -> Result<Value, ApiError> {
+    match ct {
+        "application/json"
+        | ""
+        | "application/apply-patch+yaml"
+        | "application/merge-patch+json"
+        | "application/json-patch+json"
+        | "application/strategic-merge-patch+json" => {
+            if ct == "application/apply-patch+yaml"
+                && !bytes
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_some_and(|b| *b == b'{')
+            {
+                return serde_norway::from_slice(bytes)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+            }
+            serde_json::from_slice(bytes).map_err(|e| {
+                ApiError::bad_request(format!("{what} cannot be handled as JSON: {e}"))
+            })
+        }
+        "application/yaml" => serde_norway::from_slice(bytes)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+        other => Err(ApiError::unsupported_media_type(
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({other} is not supported)"
+            ),
+            false,
+        )),
+    }
+}
+
+fn list_value(t: &ResourceType, result: &super::store::ListResult) -> Value {
+    let mut metadata = json!({"resourceVersion": result.rv.to_string()});
+    if let Some(c) = &result.continue_token {
+        metadata["continue"] = json!(c);
+    }
+    if let Some(r) = result.remaining {
+        metadata["remainingItemCount"] = json!(r);
+    }
+    let items: Vec<&Value> = result.items.iter().map(|v| &**v).collect();
+    json!({"kind": format!("{}List", t.kind), "apiVersion": t.api_version(), "metadata": metadata, "items": items})
+}
+
+fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
+        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str)).map_err(|e| match e {
+        crate::selector::Error::UnsupportedField { field, .. } => {
+            ApiError::bad_request(format!("\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""))
+        }
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+    Ok((labels, fields))
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_BODY))
+}
+
+async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let q = query(parts.uri.query());
+    let headers = parts.headers;
+    let method = parts.method;
+    let target = match route(app, parts.uri.path())? {
+        Ok(t) => t,
+        Err((group, version)) => {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed());
+            }
+            let registry = app.store.registry();
+            let doc = if version.is_empty() {
+                discovery::api_group(&registry, &group)
+            } else {
+                discovery::api_resource_list(&registry, &group, &version)
+            };
+            return doc
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(ApiError::resource_not_found);
+        }
+    };
+    let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
+    let t = target.t.clone();
+    let ns = target.namespace.as_deref();
+    let opts = WriteOptions {
+        manager: field_manager(&q, &headers),
+        dry_run,
+    };
+    match (&method, target.name.as_deref()) {
+        (&Method::GET, None) => {
+            let (labels, fields) = selectors(&q)?;
+            if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return watch_response(app, &t, ns, labels, fields, &q);
+            }
+            let limit = q.get("limit").and_then(|l| l.parse().ok());
+            if q.contains_key("continue")
+                && q.get("resourceVersion").is_some_and(|rv| !rv.is_empty())
+            {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            if q.contains_key("resourceVersionMatch") && !q.contains_key("resourceVersion") {
+                return Err(ApiError::invalid(&t, "", &[("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".into())]));
+            }
+            if q.get("resourceVersionMatch").is_some_and(|m| m == "Exact") {
+                let rv: u64 = q
+                    .get("resourceVersion")
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                if rv < app.store.compacted_rv() {
+                    return Err(ApiError::expired(
+                        "The resourceVersion for the provided list is too old.",
+                    ));
+                }
+            }
+            // resourceVersion=0 with a limit is served from the watch cache, unpaged.
+            let limit = if q.get("resourceVersion").is_some_and(|r| r == "0") {
+                None
+            } else {
+                limit
+            };
+            let result = app.store.list(
+                &t,
+                ns,
+                &labels,
+                &fields,
+                limit,
+                q.get("continue").map(String::as_str),
+            )?;
+            Ok(json_response(StatusCode::OK, &list_value(&t, &result)))
+        }
+        (&Method::GET, Some(name)) => Ok(json_response(
+            StatusCode::OK,
+            &*app.store.get(&t, ns, name)?,
+        )),
+        (&Method::POST, None) => {
+            let bytes = read_body(body).await?;
+            let v = parse_body(&content_type(&headers), &bytes, &t.kind)?;
+            let created = app.store.create(&t, ns, v, &opts)?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (&Method::PUT, Some(name)) => {
+            let bytes = read_body(body).await?;
+            let v = parse_body(&content_type(&headers), &bytes, &t.kind)?;
+            let updated = app.store.update_with(
+                &t,
+                ns,
+                name,
+                target.subresource.as_deref(),
+                &opts,
+                |_| Ok(v),
+            )?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let bytes = read_body(body).await?;
+            patch_request(
+                app,
+                &t,
+                ns,
+                name,
+                target.subresource.as_deref(),
+                &content_type(&headers),
+                &bytes,
+                &q,
+                opts,
+            )
+        }
+        (&Method::DELETE, Some(name)) => {
+            let bytes = read_body(body).await?;
+            let options: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
+            let uid = options
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str);
+            let rv = options
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str);
+            let dry_run = dry_run
+                || options
+                    .get("dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|d| d.iter().any(|x| x == "All"));
+            let (last, gone) = app.store.delete(&t, ns, name, uid, rv, dry_run)?;
+            if !gone || t.kind == "Namespace" || t.kind == "CustomResourceDefinition" {
+                let mut shown = (*last).clone();
+                if t.kind == "Namespace" && t.group.is_empty() {
+                    shown["metadata"]["deletionTimestamp"] = json!(
+                        jiff::Timestamp::now()
+                            .strftime("%Y-%m-%dT%H:%M:%SZ")
+                            .to_string()
+                    );
+                    shown["status"] = json!({"phase": "Terminating"});
+                }
+                return Ok(json_response(StatusCode::OK, &shown));
+            }
+            let mut details = json!({"name": name});
+            if !t.group.is_empty() {
+                details["group"] = json!(t.group);
+            }
+            details["kind"] = json!(t.plural);
+            details["uid"] = last
+                .pointer("/metadata/uid")
+                .cloned()
+                .unwrap_or(Value::Null);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+            ))
+        }
+        (&Method::DELETE, None) => {
+            let (labels, fields) = selectors(&q)?;
+            let listed = app.store.list(&t, ns, &labels, &fields, None, None)?;
+            let mut deleted = Vec::new();
+            for item in &listed.items {
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str);
+                if let Ok((last, _)) = app.store.delete(&t, item_ns, name, None, None, dry_run) {
+                    deleted.push(last);
+                }
+            }
+            let result = super::store::ListResult {
+                items: deleted,
+                rv: app.store.resource_version(),
+                continue_token: None,
+                remaining: None,
+            };
+            Ok(json_response(StatusCode::OK, &list_value(&t, &result)))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn watch_response(
+    app: &Arc<App>,
+    t: &Arc<ResourceType>,
+    ns: Option<&str>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let send_initial_events = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    if send_initial_events
+        && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+    {
+        return Err(ApiError::invalid(t, "", &[("resourceVersionMatch", "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into())]));
+    }
+    let params = WatchParams {
+        namespace: ns.map(str::to_string),
+        labels,
+        fields,
+        resource_version: q.get("resourceVersion").and_then(|r| r.parse().ok()),
+        send_initial_events,
+        bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
+        timeout: Duration::from_secs(
+            q.get("timeoutSeconds")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1800),
+        ),
+        bookmark_interval: app.config.bookmark_interval,
+    };
+    let body = watch::watch(app.store.clone(), app.faults.clone(), t.clone(), params);
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(r)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn patch_request(
+    app: &Arc<App>,
+    t: &Arc<ResourceType>,
+    ns: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    ct: &str,
+    bytes: &[u8],
+    q: &HashMap<String, String>,
+    opts: WriteOptions,
+) -> Result<Response, ApiError> {
+    match ct {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            if ct == "application/strategic-merge-patch+json" && t.custom {
+                return Err(ApiError::unsupported_media_type(
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({ct} is not supported for custom resources)"
+                    ),
+                    true,
+                ));
+            }
+            let mut p = parse_body(ct, bytes, "the patch")?;
+            strip_directives(&mut p);
+            let updated = app
+                .store
+                .update_with(t, ns, name, subresource, &opts, |cur| {
+                    let mut v = cur.clone();
+                    patch::merge(&mut v, &p);
+                    Ok(v)
+                })?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        "application/json-patch+json" => {
+            let p = parse_body(ct, bytes, "the patch")?;
+            let updated = app
+                .store
+                .update_with(t, ns, name, subresource, &opts, |cur| {
+                    let mut v = cur.clone();
+                    patch::json_patch(&mut v, &p).map_err(|(code, msg)| {
+                        let mut e = if code == 422 {
+                            ApiError::invalid(t, name, &[])
+                        } else {
+                            ApiError::internal(msg.clone())
+                        };
+                        e.message = msg;
+                        e.details = Some(json!({}));
+                        e.code = code;
+                        e
+                    })?;
+                    Ok(v)
+                })?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        "application/apply-patch+yaml" => {
+            let manager = q.get("fieldManager").filter(|m| !m.is_empty()).cloned().ok_or_else(|| {
+                let mut e = ApiError::invalid(t, name, &[("fieldManager", "Required value: is required for apply patch".into())]);
+                e.message = "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into();
+                e
+            })?;
+            let force = q.get("force").is_some_and(|f| f == "true");
+            let mut applied = parse_body(ct, bytes, "the applied configuration")?;
+            if applied
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n != name)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object does not match the name on the URL ({name})"
+                )));
+            }
+            applied["metadata"]["name"] = json!(name);
+            let raw_opts = WriteOptions {
+                manager: String::new(),
+                dry_run: opts.dry_run,
+            };
+            let now = jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            match app.store.get(t, ns, name) {
+                Err(e) if e.code == 404 && subresource.is_none() => {
+                    let mut own = Ownership::default();
+                    let mut body = own.apply(&manager, None, &applied);
+                    own.write(&mut body, &t.api_version(), &now);
+                    let created = app.store.create(t, ns, body, &raw_opts)?;
+                    Ok(json_response(StatusCode::CREATED, &created))
+                }
+                Err(e) => Err(e),
+                Ok(_) => {
+                    let updated =
+                        app.store
+                            .update_with(t, ns, name, subresource, &raw_opts, |cur| {
+                                let mut own = Ownership::of(cur);
+                                let conflicts = own.conflicts(&manager, cur, &applied);
+                                if !conflicts.is_empty() && !force {
+                                    return Err(ApiError::apply_conflict(t, name, &conflicts));
+                                }
+                                let mut v = own.apply(&manager, Some(cur), &applied);
+                                // An apply never carries a resourceVersion precondition unless given.
+                                if applied.pointer("/metadata/resourceVersion").is_none() {
+                                    v["metadata"]["resourceVersion"] =
+                                        cur["metadata"]["resourceVersion"].clone();
+                                }
+                                own.write(&mut v, &t.api_version(), &now);
+                                Ok(v)
+                            })?;
+                    Ok(json_response(StatusCode::OK, &updated))
+                }
+            }
+        }
+        _ => Err(ApiError::unsupported_media_type(
+            "415: Unsupported Media Type",
+            true,
+        )),
+    }
+}
+
+/// Strategic merge patch directives (`$patch`, `$setElementOrder/...`,
+/// `$retainKeys`...) have no meaning in a merge patch: drop them.
+fn strip_directives(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !k.starts_with('$'));
+            map.values_mut().for_each(strip_directives);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_directives),
+        _ => {}
+    }
+}

@@ -1,0 +1,185 @@
+//! Watch streams: initial events, resume from a resourceVersion, selector
+//! transitions, bookmarks, timeouts, 410 for compacted history, and faults.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::body::{Body, Bytes};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+
+use super::{
+    faults::Faults,
+    registry::ResourceType,
+    store::{ChangeType, Store, selected},
+};
+use crate::selector::{FieldSelector, LabelSelector};
+
+/// What a watch request asked for.
+#[derive(Debug, Clone)]
+pub struct WatchParams {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+    /// Start after this RV; none or 0 starts with the current objects.
+    pub resource_version: Option<u64>,
+    /// Send the current objects first (`sendInitialEvents=true`).
+    pub send_initial_events: bool,
+    /// Send bookmarks.
+    pub bookmarks: bool,
+    /// End the stream after this long.
+    pub timeout: Duration,
+    /// Period of bookmarks.
+    pub bookmark_interval: Duration,
+}
+
+fn line(event_type: &str, object: &Value) -> Bytes {
+    let mut text = json!({"type": event_type, "object": object}).to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+fn bookmark(t: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    line(
+        "BOOKMARK",
+        &json!({"kind": t.kind, "apiVersion": t.api_version(), "metadata": metadata}),
+    )
+}
+
+/// The response body of a watch.
+pub fn watch(
+    store: Arc<Store>,
+    faults: Arc<Faults>,
+    t: Arc<ResourceType>,
+    params: WatchParams,
+) -> Body {
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        run(&store, &faults, &t, &params, &tx).await;
+    });
+    Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>))
+}
+
+async fn run(
+    store: &Store,
+    faults: &Faults,
+    t: &ResourceType,
+    p: &WatchParams,
+    tx: &mpsc::Sender<Bytes>,
+) {
+    let mut drops = faults.drops();
+    drops.mark_unchanged();
+    let in_scope = |ns: &str| p.namespace.as_deref().is_none_or(|n| n == ns);
+    let initial = p.send_initial_events || p.resource_version.is_none_or(|rv| rv == 0);
+    let (mut last_rv, mut changes) = if initial {
+        let (items, rv, changes) = store.snapshot(t, p.namespace.as_deref());
+        for item in items.iter().filter(|o| selected(o, &p.labels, &p.fields)) {
+            if tx.send(line("ADDED", item)).await.is_err() {
+                return;
+            }
+        }
+        if p.bookmarks {
+            let _ = tx.send(bookmark(t, rv, true)).await;
+        }
+        (rv, changes)
+    } else {
+        let rv = p.resource_version.unwrap_or(0);
+        match store.changes_since(t, rv) {
+            Err(compacted) => {
+                let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": format!("too old resource version: {rv} ({compacted})"), "reason": "Expired", "code": 410});
+                let _ = tx.send(line("ERROR", &status)).await;
+                return;
+            }
+            Ok((backlog, changes)) => {
+                let mut last = rv;
+                for c in backlog {
+                    if let Some(bytes) = render(&c, p, &in_scope) {
+                        if tx.send(bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    last = c.rv;
+                }
+                (last, changes)
+            }
+        }
+    };
+    let deadline = tokio::time::sleep(p.timeout);
+    tokio::pin!(deadline);
+    let mut ticker = tokio::time::interval(p.bookmark_interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut deadline => return,
+            _ = drops.changed() => return,
+            _ = ticker.tick() => {
+                if p.bookmarks && !faults.stalled() {
+                    last_rv = last_rv.max(store.resource_version());
+                    if tx.send(bookmark(t, last_rv, false)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            change = changes.recv() => match change {
+                Ok(c) => {
+                    if c.rv <= last_rv || c.group != t.group || c.plural != t.plural {
+                        continue;
+                    }
+                    last_rv = c.rv;
+                    if faults.stalled() {
+                        continue;
+                    }
+                    if let Some(bytes) = render(&c, p, &in_scope) {
+                        if tx.send(bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // A watcher that fell behind is closed, as the real server does;
+                // the client resumes from the last RV it saw.
+                Err(RecvError::Lagged(_) | RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+/// The event a change becomes for this watch, with selector transitions: an
+/// object that starts matching is ADDED, one that stops matching is DELETED
+/// (with its previous state at the new RV).
+fn render(
+    c: &super::store::Change,
+    p: &WatchParams,
+    in_scope: &impl Fn(&str) -> bool,
+) -> Option<Bytes> {
+    if !in_scope(&c.namespace) {
+        return None;
+    }
+    let now = selected(&c.object, &p.labels, &p.fields);
+    let before = c
+        .old
+        .as_deref()
+        .is_some_and(|o| selected(o, &p.labels, &p.fields));
+    match c.change {
+        ChangeType::Added => now.then(|| line("ADDED", &c.object)),
+        ChangeType::Deleted => (now || before).then(|| line("DELETED", &c.object)),
+        ChangeType::Modified => match (before, now) {
+            (true, true) => Some(line("MODIFIED", &c.object)),
+            (false, true) => Some(line("ADDED", &c.object)),
+            (true, false) => {
+                let mut old = c.old.as_deref().cloned().unwrap_or(Value::Null);
+                old["metadata"]["resourceVersion"] =
+                    c.object["metadata"]["resourceVersion"].clone();
+                Some(line("DELETED", &old))
+            }
+            (false, false) => None,
+        },
+    }
+}
