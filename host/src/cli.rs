@@ -57,6 +57,28 @@ pub enum Command {
     /// stdout as one JSON line; failed calls are reported on stderr, and make
     /// the exit status non-zero.
     Replay(ReplayArgs),
+
+    /// Run an embedded Kubernetes-compatible API server on 127.0.0.1, for
+    /// trying Informant and developing plugins without a cluster.
+    ///
+    /// Writes a kubeconfig and prints how to point kubectl at it.
+    Dev(DevArgs),
+}
+
+/// Arguments of `informant dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Port to listen on (127.0.0.1 only); 0 picks a free port.
+    #[arg(long, default_value_t = 8443, env = "INFORMANT_DEV_PORT")]
+    pub port: u16,
+
+    /// Where to write the kubeconfig.
+    #[arg(long, value_name = "FILE", env = "INFORMANT_DEV_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Serve the fault-injection endpoint `POST /informant/faults` (for tests).
+    #[arg(long, env = "INFORMANT_DEV_FAULTS")]
+    pub faults: bool,
 }
 
 /// Arguments of `informant check`.

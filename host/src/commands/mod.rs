@@ -12,7 +12,8 @@ use std::{
 
 use crate::{
     cache::{self, Store},
-    cli::{CheckArgs, Cli, Command, LogFormat, ReplayArgs},
+    cli::{CheckArgs, Cli, Command, DevArgs, LogFormat, ReplayArgs},
+    dev::{self as devserver, ApiServer},
     manifests,
     plugin::{self, Engine, Limits, LoadOptions, Plugin},
     replay::{self, Outcome},
@@ -28,6 +29,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check(&args),
         Command::Replay(args) => run_replay(&args),
+        Command::Dev(args) => dev(&args),
     };
     match result {
         Ok(code) => code,
@@ -153,4 +155,33 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let config = devserver::Config::default()
+            .port(args.port)
+            .fault_endpoint(args.faults);
+        let server = ApiServer::start(config)
+            .await
+            .context("starting the embedded API server")?;
+        let path = match &args.kubeconfig {
+            Some(p) => p.clone(),
+            None => {
+                let dir = std::env::temp_dir().join("informant-dev");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                dir.join("kubeconfig")
+            }
+        };
+        server.write_kubeconfig(&path)?;
+        println!("embedded API server at {}", server.url());
+        println!("KUBECONFIG={} kubectl get ns", path.display());
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        server.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -8,6 +8,7 @@
 
 mod discovery;
 mod faults;
+mod openapi;
 mod patch;
 mod registry;
 mod routes;

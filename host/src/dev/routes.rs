@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
 use super::{
-    App, LoggedRequest, discovery,
+    App, LoggedRequest, discovery, openapi,
     patch::{self, Ownership},
     registry::ResourceType,
     status::ApiError,
@@ -33,6 +33,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/version", get(version))
         .route("/api", get(api))
         .route("/apis", get(apis))
+        .route("/openapi/v3", get(openapi_index))
+        .route("/openapi/v3/{*gv}", get(openapi_group_version))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }));
@@ -151,6 +153,45 @@ async fn apis(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     )
 }
 
+async fn openapi_index(State(app): State<Arc<App>>) -> Response {
+    let mut r = openapi::index(&app.store.registry())
+        .to_string()
+        .into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    r
+}
+
+async fn openapi_group_version(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(gv): axum::extract::Path<String>,
+) -> Response {
+    let Some(doc) = openapi::group_version(&app.store.registry(), &gv) else {
+        return ApiError::page_not_found().into_response();
+    };
+    let etag = format!("\"{}\"", openapi::hash(&doc));
+    let mut r = doc.to_string().into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, immutable"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}
+
 async fn faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let Ok(cmd) = serde_json::from_slice::<Value>(&body) else {
         return ApiError::bad_request("fault command must be JSON").into_response();
@@ -174,7 +215,8 @@ async fn faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
         }
         Some("reset") => app.faults.reset(),
         other => {
-            return ApiError::bad_request(format!("unknown fault action {other:?}")).into_response();
+            return ApiError::bad_request(format!("unknown fault action {other:?}"))
+                .into_response();
         }
     }
     json_response(StatusCode::OK, &json!({"ok": true}))
