@@ -29,3 +29,99 @@ pub fn fixture(path: &str) -> PathBuf {
         .join("fixtures")
         .join(path)
 }
+
+use informant::dev::{self, ApiServer};
+
+/// Where the end-to-end tests run: the embedded API server (default), or
+/// the cluster named by `INFORMANT_TEST_KUBECONFIG`.
+pub struct TestCluster {
+    /// The embedded server, when the tests run against it.
+    pub server: Option<ApiServer>,
+    /// A kube client for the cluster.
+    pub client: kube::Client,
+    /// A kubeconfig file for kubectl.
+    pub kubeconfig: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Start the embedded server (with 1 s bookmarks, so tests need not
+    /// wait a minute), or connect to `INFORMANT_TEST_KUBECONFIG`.
+    ///
+    /// # Panics
+    /// If neither can be had: the tests cannot run.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        if let Some(path) = std::env::var_os("INFORMANT_TEST_KUBECONFIG") {
+            let path = std::path::PathBuf::from(path);
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .expect("INFORMANT_TEST_KUBECONFIG is a kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(
+                kc,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .expect("the kubeconfig has a usable context");
+            let client = kube::Client::try_from(config).expect("a client");
+            return Self {
+                server: None,
+                client,
+                kubeconfig: path,
+                _dir: dir,
+            };
+        }
+        let config = dev::Config::default().bookmark_interval(std::time::Duration::from_secs(1));
+        let server = ApiServer::start(config)
+            .await
+            .expect("the embedded API server starts");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig)
+            .expect("the kubeconfig is written");
+        let config = kube::Config::new(server.url().parse().expect("the server URL parses"));
+        let client = kube::Client::try_from(config).expect("a client");
+        Self {
+            server: Some(server),
+            client,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    /// The embedded server, for fault injection; none against a real
+    /// cluster, where the calling test should say it skips and return.
+    pub fn embedded(&self, test: &str) -> Option<&ApiServer> {
+        if self.server.is_none() {
+            eprintln!(
+                "{test}: skipped: fault injection needs the embedded API server (INFORMANT_TEST_KUBECONFIG is set)"
+            );
+        }
+        self.server.as_ref()
+    }
+
+    /// Create a namespace with a unique name, so tests never collide on a
+    /// shared cluster.
+    ///
+    /// # Panics
+    /// If the namespace cannot be created.
+    pub async fn namespace(&self, prefix: &str) -> String {
+        use k8s_openapi::api::core::v1::Namespace;
+        let name = format!(
+            "{prefix}-{}",
+            std::process::id() % 100_000 + u32::from(rand_suffix())
+        );
+        let api: kube::Api<Namespace> = kube::Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+            .expect("a namespace");
+        api.create(&kube::api::PostParams::default(), &ns)
+            .await
+            .expect("the test namespace is created");
+        name
+    }
+}
+
+fn rand_suffix() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) * 7 + 1
+}
