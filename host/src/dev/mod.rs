@@ -10,6 +10,7 @@ mod discovery;
 mod faults;
 mod openapi;
 mod patch;
+mod protobuf;
 mod registry;
 mod routes;
 mod status;

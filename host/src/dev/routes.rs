@@ -17,6 +17,7 @@ use sha2::{Digest, Sha512};
 use super::{
     App, LoggedRequest, discovery, openapi,
     patch::{self, Ownership},
+    protobuf,
     registry::ResourceType,
     status::ApiError,
     store::WriteOptions,
@@ -362,6 +363,15 @@ fn parse_body(ct: &str, bytes: &[u8], what: &str) -> Result<Value, ApiError> {
         }
         "application/yaml" => serde_norway::from_slice(bytes)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+        "application/vnd.kubernetes.protobuf" => {
+            protobuf::decode(bytes).map_err(|(code, message)| {
+                if code == 415 {
+                    ApiError::unsupported_media_type(message, false)
+                } else {
+                    ApiError::bad_request(message)
+                }
+            })
+        }
         other => Err(ApiError::unsupported_media_type(
             format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({other} is not supported)"
@@ -717,7 +727,13 @@ fn patch_request(
                         app.store
                             .update_with(t, ns, name, subresource, &raw_opts, |cur| {
                                 let mut own = Ownership::of(cur);
-                                let conflicts = own.conflicts(&manager, cur, &applied);
+                                let conflicts: Vec<_> = own
+                                    .conflicts(&manager, cur, &applied)
+                                    .into_iter()
+                                    .filter(|(owner, field)| {
+                                        !upgraded_from_client_side_apply(cur, owner, field)
+                                    })
+                                    .collect();
                                 if !conflicts.is_empty() && !force {
                                     return Err(ApiError::apply_conflict(t, name, &conflicts));
                                 }
@@ -739,6 +755,29 @@ fn patch_request(
             true,
         )),
     }
+}
+
+/// The real apiserver lets a server-side apply take over fields that
+/// `kubectl apply` (client side) set, when they are in the object's
+/// last-applied-configuration: that is how `kubectl apply --server-side`
+/// succeeds on objects first applied client side, even with new values.
+fn upgraded_from_client_side_apply(current: &Value, owner: &str, field: &str) -> bool {
+    if owner != "kubectl-client-side-apply" && owner != "before-first-apply" {
+        return false;
+    }
+    let Some(last) = current
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    else {
+        return false;
+    };
+    let path: Vec<String> = field
+        .trim_start_matches('.')
+        .split('.')
+        .map(str::to_string)
+        .collect();
+    patch::value_at(&last, &path).is_some()
 }
 
 /// Strategic merge patch directives (`$patch`, `$setElementOrder/...`,
