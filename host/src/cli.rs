@@ -76,6 +76,11 @@ pub struct DevArgs {
     #[arg(long, value_name = "FILE", env = "INFORMANT_DEV_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
+    /// Seed objects from the YAML/JSON manifests in this directory and keep
+    /// them in sync with the files. Without it, sample objects are seeded.
+    #[arg(long, value_name = "DIR", env = "INFORMANT_DEV_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+
     /// Serve the fault-injection endpoint `POST /informant/faults` (for tests).
     #[arg(long, env = "INFORMANT_DEV_FAULTS")]
     pub faults: bool,

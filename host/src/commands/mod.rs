@@ -176,6 +176,28 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
             }
         };
         server.write_kubeconfig(&path)?;
+        let mut seeder = devserver::seed::Seeder::new(server.store().clone());
+        let stop = tokio_util::sync::CancellationToken::new();
+        match &args.manifests {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    bail!("--manifests {}: not a directory", dir.display());
+                }
+                for e in seeder.sync_dir(dir) {
+                    tracing::error!(error = %e, "manifest not applied");
+                }
+                let (dir, stop) = (dir.clone(), stop.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = devserver::seed::watch_dir(seeder, dir.clone(), stop).await {
+                        tracing::error!(error = %e, dir = %dir.display(), "cannot watch the manifests directory; edits will not be picked up");
+                    }
+                });
+            }
+            None => {
+                let samples = std::path::Path::new("samples/demo.yaml");
+                seeder.sync_text(samples, include_str!("../../samples/demo.yaml")).context("seeding the sample objects")?;
+            }
+        }
         println!("embedded API server at {}", server.url());
         println!("KUBECONFIG={} kubectl get ns", path.display());
         tokio::signal::ctrl_c()

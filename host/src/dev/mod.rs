@@ -13,6 +13,7 @@ mod patch;
 mod protobuf;
 mod registry;
 mod routes;
+pub mod seed;
 mod status;
 mod store;
 mod watch;
