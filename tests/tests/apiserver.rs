@@ -689,3 +689,46 @@ async fn bad_requests_get_the_right_status_and_the_server_keeps_serving() {
     let (code, _) = raw(&cluster, "POST", &cms, "application/json", body).await;
     assert_eq!(code, 201);
 }
+
+#[tokio::test]
+async fn a_stalled_watch_stays_open_and_silent_and_latency_delays_requests() {
+    let cluster = TestCluster::start().await;
+    let Some(server) =
+        cluster.embedded("a_stalled_watch_stays_open_and_silent_and_latency_delays_requests")
+    else {
+        return;
+    };
+    let ns = cluster.namespace("stall").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().disable_bookmarks().timeout(30), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    server.faults().set_stall(true);
+    api.create(&PostParams::default(), &configmap("unseen", &[]))
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(700), stream.try_next()).await;
+    assert!(
+        waited.is_err(),
+        "a stalled watch delivers nothing and does not close: {waited:?}"
+    );
+    server.faults().set_stall(false);
+
+    server.faults().set_latency(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    api.get("unseen").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the request was delayed"
+    );
+    server.faults().reset();
+}

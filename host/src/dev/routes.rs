@@ -298,10 +298,10 @@ fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, ApiE
         }
         [] => unreachable!("handled above"),
     };
-    if let Some(sub) = &target.subresource {
-        if sub != "status" || !target.t.status {
-            return Err(ApiError::resource_not_found());
-        }
+    if let Some(sub) = &target.subresource
+        && (sub != "status" || !target.t.status)
+    {
+        return Err(ApiError::resource_not_found());
     }
     Ok(Ok(target))
 }
@@ -349,10 +349,10 @@ fn parse_body(ct: &str, bytes: &[u8], what: &str) -> Result<Value, ApiError> {
         | "application/json-patch+json"
         | "application/strategic-merge-patch+json" => {
             if ct == "application/apply-patch+yaml"
-                && !bytes
+                && bytes
                     .iter()
                     .find(|b| !b.is_ascii_whitespace())
-                    .is_some_and(|b| *b == b'{')
+                    .is_none_or(|b| *b != b'{')
             {
                 return serde_norway::from_slice(bytes)
                     .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));

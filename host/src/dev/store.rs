@@ -49,6 +49,9 @@ pub struct Change {
 }
 
 type Key = (String, String);
+
+/// Changes after a resourceVersion, and a receiver for the ones to come.
+pub type Resume = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
 type Collection = BTreeMap<Key, Arc<Value>>;
 
 /// How the store behaves.
@@ -188,11 +191,7 @@ impl Store {
     /// Changes to `t` after `rv`, and a receiver for later ones, taken
     /// together so that nothing falls between them. Errors if `rv` is
     /// older than the history.
-    pub fn changes_since(
-        &self,
-        t: &ResourceType,
-        rv: u64,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), u64> {
+    pub fn changes_since(&self, t: &ResourceType, rv: u64) -> Result<Resume, u64> {
         let s = self.state.lock();
         if rv < s.compacted_rv {
             return Err(s.compacted_rv);
@@ -509,10 +508,10 @@ impl Store {
                 meta_str(&new, "name").unwrap_or("")
             )));
         }
-        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty()) {
-            if Some(rv) != meta_str(&current, "resourceVersion") {
-                return Err(ApiError::conflict(t, name));
-            }
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
+            && Some(rv) != meta_str(&current, "resourceVersion")
+        {
+            return Err(ApiError::conflict(t, name));
         }
         // The status subresource splits writes in two.
         if t.status || t.custom {
@@ -557,10 +556,10 @@ impl Store {
                 }
             }
         }
-        if t.kind == "CustomResourceDefinition" {
-            if let Some(st) = current.get("status") {
-                new["status"] = st.clone();
-            }
+        if t.kind == "CustomResourceDefinition"
+            && let Some(st) = current.get("status")
+        {
+            new["status"] = st.clone();
         }
         let spec_changed = strip_meta_and_status(&current) != strip_meta_and_status(&new);
         if (t.status || t.custom) && spec_changed {
@@ -654,27 +653,27 @@ impl Store {
             .and_then(|c| c.get(&key))
             .cloned()
             .ok_or_else(|| ApiError::not_found(t, name))?;
-        if let Some(uid) = uid {
-            if meta_str(&current, "uid") != Some(uid) {
-                let actual = meta_str(&current, "uid").unwrap_or("");
-                return Err(ApiError::precondition_failed(
-                    t,
-                    name,
-                    &format!("UID in precondition: {uid}, UID in object meta: {actual}"),
-                ));
-            }
+        if let Some(uid) = uid
+            && meta_str(&current, "uid") != Some(uid)
+        {
+            let actual = meta_str(&current, "uid").unwrap_or("");
+            return Err(ApiError::precondition_failed(
+                t,
+                name,
+                &format!("UID in precondition: {uid}, UID in object meta: {actual}"),
+            ));
         }
-        if let Some(rv) = resource_version {
-            if meta_str(&current, "resourceVersion") != Some(rv) {
-                let actual = meta_str(&current, "resourceVersion").unwrap_or("");
-                return Err(ApiError::precondition_failed(
-                    t,
-                    name,
-                    &format!(
-                        "ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
-                    ),
-                ));
-            }
+        if let Some(rv) = resource_version
+            && meta_str(&current, "resourceVersion") != Some(rv)
+        {
+            let actual = meta_str(&current, "resourceVersion").unwrap_or("");
+            return Err(ApiError::precondition_failed(
+                t,
+                name,
+                &format!(
+                    "ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                ),
+            ));
         }
         if dry_run {
             return Ok((current, true));
@@ -731,17 +730,17 @@ impl Store {
         if t.kind == "Namespace" && t.group.is_empty() {
             self.delete_all(&mut s, |(_, _), (ns, _)| ns == name);
         }
-        if t.kind == "CustomResourceDefinition" {
-            if let (Some(group), Some(plural)) = (
+        if t.kind == "CustomResourceDefinition"
+            && let (Some(group), Some(plural)) = (
                 current.pointer("/spec/group").and_then(Value::as_str),
                 current
                     .pointer("/spec/names/plural")
                     .and_then(Value::as_str),
-            ) {
-                let (group, plural) = (group.to_string(), plural.to_string());
-                self.delete_all(&mut s, |(g, p), _| *g == group && *p == plural);
-                s.registry.remove(&group, &plural);
-            }
+            )
+        {
+            let (group, plural) = (group.to_string(), plural.to_string());
+            self.delete_all(&mut s, |(g, p), _| *g == group && *p == plural);
+            s.registry.remove(&group, &plural);
         }
         Ok((last, true))
     }

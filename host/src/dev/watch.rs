@@ -101,10 +101,10 @@ async fn run(
             Ok((backlog, changes)) => {
                 let mut last = rv;
                 for c in backlog {
-                    if let Some(bytes) = render(&c, p, &in_scope) {
-                        if tx.send(bytes).await.is_err() {
-                            return;
-                        }
+                    if let Some(bytes) = render(&c, p, &in_scope)
+                        && tx.send(bytes).await.is_err()
+                    {
+                        return;
                     }
                     last = c.rv;
                 }
@@ -137,11 +137,10 @@ async fn run(
                     if faults.stalled() {
                         continue;
                     }
-                    if let Some(bytes) = render(&c, p, &in_scope) {
-                        if tx.send(bytes).await.is_err() {
+                    if let Some(bytes) = render(&c, p, &in_scope)
+                        && tx.send(bytes).await.is_err() {
                             return;
                         }
-                    }
                 }
                 // A watcher that fell behind is closed, as the real server does;
                 // the client resumes from the last RV it saw.
