@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod dev;
+pub mod informer;
 pub mod manifests;
 pub mod plugin;
 pub mod replay;

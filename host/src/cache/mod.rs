@@ -88,6 +88,19 @@ pub struct Upsert {
     pub new: Arc<CachedObject>,
 }
 
+/// What replacing a scope with a fresh list changed.
+#[derive(Debug, Default)]
+pub struct Relisted {
+    /// Objects that were not cached (key, new state).
+    pub added: Vec<(ObjectKey, Arc<CachedObject>)>,
+    /// Objects whose resourceVersion changed (key, old, new).
+    pub modified: Vec<(ObjectKey, Arc<CachedObject>, Arc<CachedObject>)>,
+    /// Objects cached in the scope but missing from the list (key, last state).
+    pub deleted: Vec<(ObjectKey, Arc<CachedObject>)>,
+    /// Objects listed with the resourceVersion already cached.
+    pub unchanged: Vec<(ObjectKey, Arc<CachedObject>)>,
+}
+
 /// Size of the cache, for metrics and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -223,6 +236,84 @@ impl Store {
             old,
             new,
         })
+    }
+
+    /// Make the cached objects of `kind` that are `in_scope` exactly `listed`,
+    /// under one write lock, so readers see the old state or the new, never
+    /// a mix. Objects whose resourceVersion did not change keep their cached
+    /// copy and are reported as unchanged.
+    ///
+    /// # Errors
+    /// [`Error::MissingField`] if a listed object lacks its identity; then
+    /// nothing changes.
+    pub fn replace_scope(
+        &self,
+        kind: &KindKey,
+        in_scope: impl Fn(&ObjectKey, &CachedObject) -> bool,
+        listed: Vec<Value>,
+    ) -> Result<Relisted, Error> {
+        let mut prepared = Vec::with_capacity(listed.len());
+        for mut value in listed {
+            strip(
+                &mut value,
+                self.config.strip_managed_fields,
+                self.config.strip_last_applied,
+            );
+            let name = value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .ok_or(Error::MissingField("metadata.name"))?;
+            let key = ObjectKey::new(
+                value
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty()),
+                name,
+            );
+            prepared.push((key, value));
+        }
+        let store = self.kind_or_insert(kind);
+        let mut data = store.write();
+        let mut out = Relisted::default();
+        let mut seen = std::collections::HashSet::with_capacity(prepared.len());
+        for (key, value) in prepared {
+            seen.insert(key.clone());
+            let rv = value
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match data.objects.get(&key) {
+                Some(old) if !rv.is_empty() && old.resource_version() == rv => {
+                    out.unchanged.push((key, old.clone()))
+                }
+                existing => {
+                    let old = existing.cloned();
+                    let new = Arc::new(CachedObject::from_value(&value));
+                    let values = data
+                        .indexes
+                        .iter()
+                        .map(|(n, i)| (n.clone(), i.values_of(&value)))
+                        .collect();
+                    data.insert(key.clone(), new.clone(), values);
+                    match old {
+                        Some(old) => out.modified.push((key, old, new)),
+                        None => out.added.push((key, new)),
+                    }
+                }
+            }
+        }
+        let gone: Vec<ObjectKey> = data
+            .objects
+            .iter()
+            .filter(|(k, o)| !seen.contains(*k) && in_scope(k, o))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(last) = data.remove(&key) {
+                out.deleted.push((key, last));
+            }
+        }
+        Ok(out)
     }
 
     /// Remove an object; returns its last cached state.
@@ -545,6 +636,51 @@ mod tests {
             stats.bytes < json_len * 3 / 2,
             "{} bytes for {json_len} bytes of JSON",
             stats.bytes
+        );
+    }
+
+    #[test]
+    fn a_relist_reports_exactly_what_changed_and_leaves_other_scopes_alone() {
+        let store = Store::default();
+        store.upsert(cm("a", "keep", json!({}), "1")).unwrap();
+        store.upsert(cm("a", "change", json!({}), "2")).unwrap();
+        store.upsert(cm("a", "gone", json!({}), "3")).unwrap();
+        store.upsert(cm("b", "other", json!({}), "4")).unwrap();
+        let listed = vec![
+            cm("a", "keep", json!({}), "1"),
+            cm("a", "change", json!({}), "5"),
+            cm("a", "new", json!({}), "6"),
+        ];
+        let r = store
+            .replace_scope(&cms(), |k, _| &*k.namespace == "a", listed)
+            .unwrap();
+        let names = |v: &[(ObjectKey, Arc<CachedObject>)]| {
+            v.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&r.added), ["a/new"]);
+        assert_eq!(
+            r.modified
+                .iter()
+                .map(|(k, o, n)| (
+                    k.to_string(),
+                    o.resource_version().to_string(),
+                    n.resource_version().to_string()
+                ))
+                .collect::<Vec<_>>(),
+            [("a/change".to_string(), "2".to_string(), "5".to_string())]
+        );
+        assert_eq!(names(&r.deleted), ["a/gone"]);
+        assert_eq!(names(&r.unchanged), ["a/keep"]);
+        assert!(
+            store
+                .get(&cms(), &ObjectKey::new(Some("b"), "other"))
+                .is_some(),
+            "out of scope, untouched"
+        );
+        assert!(
+            store
+                .get(&cms(), &ObjectKey::new(Some("a"), "gone"))
+                .is_none()
         );
     }
 

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use faults::{FailRule, Faults};
 pub use registry::{Registry, ResourceType};
 pub use status::ApiError;
-pub use store::{Store, StoreConfig};
+pub use store::{Store, StoreConfig, WriteOptions};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

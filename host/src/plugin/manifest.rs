@@ -30,7 +30,7 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError
 }
 
 /// The type of an event, as the host models it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum EventType {
     /// Created, or present at the start of a subscription.

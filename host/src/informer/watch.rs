@@ -1,0 +1,299 @@
+//! One list+watch into the cache, with the relist diff.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::{
+    Api,
+    api::{ApiResource, DynamicObject},
+    runtime::{WatchStreamExt, watcher},
+};
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Notification;
+use crate::{
+    cache::{CachedObject, KindKey, ObjectKey, Store},
+    plugin::EventType,
+    selector::{FieldSelector, LabelSelector},
+};
+
+/// What one informer watches.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The resource, as discovery describes it.
+    pub resource: ApiResource,
+    /// Whether the resource is namespaced.
+    pub namespaced: bool,
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only objects matching these labels.
+    pub labels: LabelSelector,
+    /// Only objects matching these fields.
+    pub fields: FieldSelector,
+}
+
+impl Scope {
+    fn kind(&self) -> KindKey {
+        KindKey::new(&self.resource.api_version, &self.resource.kind)
+    }
+
+    /// Whether a cached object belongs to this scope.
+    pub fn contains(&self, key: &ObjectKey, object: &CachedObject) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| ns == &*key.namespace)
+            && self.fields.matches(key.namespace(), &key.name)
+            && self
+                .labels
+                .requirements()
+                .iter()
+                .all(|r| r.matches(|k| object.label(k)))
+    }
+}
+
+/// Where an informer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "state", content = "reason")]
+pub enum WatchState {
+    /// Listing for the first time.
+    Syncing,
+    /// The first list is complete.
+    Synced,
+    /// The last attempt failed; the watcher retries with backoff.
+    Error(String),
+}
+
+/// An informer's status, for readiness and the admin view.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchStatus {
+    /// The state.
+    #[serde(flatten)]
+    pub state: WatchState,
+    /// Completed relists after the first list.
+    pub relists: u64,
+    /// Whether the first list has completed at least once.
+    pub synced_once: bool,
+}
+
+/// A running informer; dropping it does not stop it, [`Informer::stop`] does.
+pub struct Informer {
+    status: Arc<Mutex<WatchStatus>>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Informer {
+    /// Start watching `scope` into `cache`, sending every change to `tx`.
+    ///
+    /// The first list is delivered as `added` events marked initial, then
+    /// one `synced`. The bounded channel applies backpressure: while it is
+    /// full the watch stops reading, and the server buffers or, past its
+    /// limits, closes the watch, after which the watcher resumes from the
+    /// last resourceVersion (or relists on 410). Nothing is dropped.
+    pub fn start(
+        client: kube::Client,
+        cache: Arc<Store>,
+        scope: Scope,
+        tx: mpsc::Sender<Notification>,
+    ) -> Self {
+        let status = Arc::new(Mutex::new(WatchStatus {
+            state: WatchState::Syncing,
+            relists: 0,
+            synced_once: false,
+        }));
+        let stop = CancellationToken::new();
+        let span = tracing::info_span!("informer.watch", resource.kind = %scope.kind(), namespace = scope.namespace.as_deref().unwrap_or(""));
+        let task = tokio::spawn(
+            run(client, cache, scope, tx, status.clone(), stop.clone()).instrument(span),
+        );
+        Self { status, stop, task }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> WatchStatus {
+        self.status.lock().clone()
+    }
+
+    /// Stop watching and wait for the task to end.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn to_value(object: DynamicObject) -> Option<Value> {
+    serde_json::to_value(object).ok()
+}
+
+async fn run(
+    client: kube::Client,
+    cache: Arc<Store>,
+    scope: Scope,
+    tx: mpsc::Sender<Notification>,
+    status: Arc<Mutex<WatchStatus>>,
+    stop: CancellationToken,
+) {
+    let api: Api<DynamicObject> = match (&scope.namespace, scope.namespaced) {
+        (Some(ns), true) => Api::namespaced_with(client, ns, &scope.resource),
+        _ => Api::all_with(client, &scope.resource),
+    };
+    let mut config = watcher::Config::default().page_size(500);
+    if !scope.labels.is_empty() {
+        config = config.labels(&scope.labels.to_string());
+    }
+    if !scope.fields.requirements().is_empty() {
+        config = config.fields(&scope.fields.to_string());
+    }
+    let kind = scope.kind();
+    let mut stream = watcher(api, config).default_backoff().boxed();
+    let mut listing: Vec<Value> = Vec::new();
+    let send = |n: Notification| {
+        let tx = tx.clone();
+        async move { tx.send(n).await.is_ok() }
+    };
+    let note = |event_type, initial, fsu, object: Option<Arc<CachedObject>>, old| Notification {
+        kind: kind.clone(),
+        event_type,
+        initial,
+        final_state_unknown: fsu,
+        object,
+        old,
+    };
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = stream.next() => match event {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                let forbidden = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403);
+                let mut st = status.lock();
+                let reason = e.to_string();
+                if forbidden && st.state != WatchState::Error(reason.clone()) {
+                    tracing::warn!(error = %reason, "watch forbidden; retrying with backoff");
+                } else {
+                    tracing::debug!(error = %reason, "watch error; retrying with backoff");
+                }
+                st.state = WatchState::Error(reason);
+                continue;
+            }
+        };
+        match event {
+            watcher::Event::Init => listing.clear(),
+            watcher::Event::InitApply(object) => listing.extend(to_value(object)),
+            watcher::Event::InitDone => {
+                let first = !status.lock().synced_once;
+                let listed = std::mem::take(&mut listing);
+                let relisted = match cache.replace_scope(&kind, |k, o| scope.contains(k, o), listed)
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a listed object could not be cached");
+                        continue;
+                    }
+                };
+                let mut notes = Vec::new();
+                if first {
+                    // A new subscriber sees every object as added, even those
+                    // another watch of the same kind had already cached.
+                    let mut all: Vec<_> = relisted
+                        .added
+                        .into_iter()
+                        .chain(relisted.unchanged)
+                        .collect();
+                    all.extend(relisted.modified.into_iter().map(|(k, _, new)| (k, new)));
+                    all.sort_by(|a, b| a.0.cmp(&b.0));
+                    notes.extend(
+                        all.into_iter()
+                            .map(|(_, o)| note(EventType::Added, true, false, Some(o), None)),
+                    );
+                    notes.push(note(EventType::Synced, false, false, None, None));
+                } else {
+                    notes.extend(
+                        relisted.deleted.into_iter().map(|(_, last)| {
+                            note(EventType::Deleted, false, true, Some(last), None)
+                        }),
+                    );
+                    notes.extend(relisted.modified.into_iter().map(|(_, old, new)| {
+                        note(EventType::Modified, false, false, Some(new), Some(old))
+                    }));
+                    notes.extend(
+                        relisted
+                            .added
+                            .into_iter()
+                            .map(|(_, new)| note(EventType::Added, false, false, Some(new), None)),
+                    );
+                }
+                {
+                    let mut st = status.lock();
+                    if !first {
+                        st.relists += 1;
+                    }
+                    st.synced_once = true;
+                    st.state = WatchState::Synced;
+                }
+                for n in notes {
+                    if !send(n).await {
+                        return;
+                    }
+                }
+            }
+            watcher::Event::Apply(object) => {
+                let Some(value) = to_value(object) else {
+                    continue;
+                };
+                match cache.upsert(value) {
+                    Ok(u) => {
+                        let unchanged = u
+                            .old
+                            .as_ref()
+                            .is_some_and(|o| o.resource_version() == u.new.resource_version());
+                        if unchanged {
+                            continue;
+                        }
+                        let event_type = if u.old.is_some() {
+                            EventType::Modified
+                        } else {
+                            EventType::Added
+                        };
+                        if !send(note(event_type, false, false, Some(u.new), u.old)).await {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a watched object could not be cached"),
+                }
+            }
+            watcher::Event::Delete(object) => {
+                let Some(value) = to_value(object) else {
+                    continue;
+                };
+                let key = ObjectKey::new(
+                    value
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .filter(|n| !n.is_empty()),
+                    value
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                );
+                // The event carries the deleted state; prefer it to the cached one.
+                cache.remove(&kind, &key);
+                let last = Arc::new(cache.prepare(value));
+                if !send(note(EventType::Deleted, false, false, Some(last), None)).await {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! One informer against the embedded API server: initial sync, live events,
+//! resume after a dropped watch without relisting, and the relist diff after
+//! a 410.
+
+// Tests fail loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use informant::{
+    cache::{KindKey, ObjectKey, Store},
+    informer::{Informer, Notification, Scope},
+    plugin::EventType,
+    selector::{FieldSelector, LabelSelector},
+};
+use informant_tests::TestCluster;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api,
+    api::{ApiResource, DeleteParams, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+fn scope(ns: &str, labels: &str) -> Scope {
+    Scope {
+        resource: ApiResource::erase::<ConfigMap>(&()),
+        namespaced: true,
+        namespace: Some(ns.into()),
+        labels: LabelSelector::parse(labels).unwrap(),
+        fields: FieldSelector::default(),
+    }
+}
+
+fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap()
+}
+
+async fn next(rx: &mut mpsc::Receiver<Notification>) -> (EventType, String, bool, bool) {
+    let n = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an event within 10 s")
+        .unwrap();
+    let name = n
+        .object
+        .as_ref()
+        .map(|o| {
+            o.to_value()["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
+    (n.event_type, name, n.initial, n.final_state_unknown)
+}
+
+async fn quiet(rx: &mut mpsc::Receiver<Notification>) {
+    let extra = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    assert!(
+        extra.is_err(),
+        "no further event expected, got {:?}",
+        extra.unwrap().map(|n| n.event_type)
+    );
+}
+
+#[tokio::test]
+async fn initial_sync_then_live_events_into_the_cache() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("inf").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    for name in ["b", "a"] {
+        api.create(&PostParams::default(), &cm(name, json!({"app": "web"})))
+            .await
+            .unwrap();
+    }
+    api.create(&PostParams::default(), &cm("other", json!({"app": "db"})))
+        .await
+        .unwrap();
+
+    let cache = Arc::new(Store::default());
+    let (tx, mut rx) = mpsc::channel(64);
+    let informer = Informer::start(
+        cluster.client.clone(),
+        cache.clone(),
+        scope(&ns, "app=web"),
+        tx,
+    );
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Added, "a".into(), true, false)
+    );
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Added, "b".into(), true, false)
+    );
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+    assert!(informer.status().synced_once);
+    let kind = KindKey::new("v1", "ConfigMap");
+    assert_eq!(
+        cache.kind_stats(&kind).objects,
+        2,
+        "only what the selector selects is cached"
+    );
+
+    api.create(&PostParams::default(), &cm("c", json!({"app": "web"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Added, "c".into(), false, false)
+    );
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "w"}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Modified, "a".into(), false, false)
+    );
+    api.delete("b", &DeleteParams::default()).await.unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Deleted, "b".into(), false, false)
+    );
+    assert!(cache.get(&kind, &ObjectKey::new(Some(&ns), "b")).is_none());
+    assert_eq!(
+        cache
+            .get(&kind, &ObjectKey::new(Some(&ns), "a"))
+            .unwrap()
+            .to_value()["data"]["k"],
+        "w"
+    );
+    informer.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_watch_resumes_without_listing_again() {
+    let cluster = TestCluster::start().await;
+    let Some(server) = cluster.embedded("a_dropped_watch_resumes_without_listing_again") else {
+        return;
+    };
+    let ns = cluster.namespace("resume").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let cache = Arc::new(Store::default());
+    let (tx, mut rx) = mpsc::channel(64);
+    let informer = Informer::start(cluster.client.clone(), cache, scope(&ns, ""), tx);
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+    let collection = format!("/api/v1/namespaces/{ns}/configmaps");
+    let lists_before = server
+        .requests()
+        .iter()
+        .filter(|r| r.is_list_of(&collection))
+        .count();
+
+    server.faults().drop_watches();
+    api.create(&PostParams::default(), &cm("during", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Added, "during".into(), false, false)
+    );
+    let lists_after = server
+        .requests()
+        .iter()
+        .filter(|r| r.is_list_of(&collection))
+        .count();
+    assert_eq!(
+        lists_after, lists_before,
+        "the watch resumed from its resourceVersion, with no new LIST"
+    );
+    informer.stop().await;
+}
+
+#[tokio::test]
+async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
+    let cluster = TestCluster::start().await;
+    let Some(server) =
+        cluster.embedded("a_relist_after_410_delivers_missed_deletes_and_only_real_changes")
+    else {
+        return;
+    };
+    let ns = cluster.namespace("relist").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    for name in ["keep", "change", "gone"] {
+        api.create(&PostParams::default(), &cm(name, json!({})))
+            .await
+            .unwrap();
+    }
+    let cache = Arc::new(Store::default());
+    let (tx, mut rx) = mpsc::channel(64);
+    let informer = Informer::start(cluster.client.clone(), cache.clone(), scope(&ns, ""), tx);
+    for _ in 0..3 {
+        assert_eq!(next(&mut rx).await.0, EventType::Added);
+    }
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+
+    // Hold the watcher off (every request is delayed), change things while it
+    // is away, compact the history, and let it come back: its resume gets 410.
+    server.faults().set_latency(Duration::from_millis(1500));
+    server.faults().drop_watches();
+    let store = server.store();
+    let t = store.registry().get("", "v1", "configmaps").unwrap();
+    store
+        .delete(&t, Some(&ns), "gone", None, None, false)
+        .unwrap();
+    let opts = informant::dev::WriteOptions::default();
+    store
+        .update_with(&t, Some(&ns), "change", None, &opts, |c| {
+            let mut v = c.clone();
+            v["data"]["k"] = json!("changed");
+            Ok(v)
+        })
+        .unwrap();
+    store.compact();
+    server.faults().set_latency(Duration::ZERO);
+
+    let mut got = vec![next(&mut rx).await, next(&mut rx).await];
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (EventType::Modified, "change".into(), false, false),
+            (EventType::Deleted, "gone".into(), false, true)
+        ]
+    );
+    quiet(&mut rx).await;
+    assert_eq!(informer.status().relists, 1);
+    let kind = KindKey::new("v1", "ConfigMap");
+    assert_eq!(cache.kind_stats(&kind).objects, 2);
+    informer.stop().await;
+}
