@@ -389,7 +389,22 @@ fn list_value(t: &ResourceType, result: &super::store::ListResult) -> Value {
     if let Some(r) = result.remaining {
         metadata["remainingItemCount"] = json!(r);
     }
-    let items: Vec<&Value> = result.items.iter().map(|v| &**v).collect();
+    // Built-in list items carry no apiVersion or kind, as on the real
+    // server; custom resources are unstructured and keep them.
+    let items: Vec<Value> = result
+        .items
+        .iter()
+        .map(|v| {
+            let mut item = (**v).clone();
+            if !t.custom {
+                if let Some(m) = item.as_object_mut() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                }
+            }
+            item
+        })
+        .collect();
     json!({"kind": format!("{}List", t.kind), "apiVersion": t.api_version(), "metadata": metadata, "items": items})
 }
 

@@ -127,8 +127,24 @@ impl Informer {
     }
 }
 
-fn to_value(object: DynamicObject) -> Option<Value> {
-    serde_json::to_value(object).ok()
+/// The object as JSON, with the apiVersion and kind that list responses
+/// leave out of their items.
+fn to_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
+    let mut value = serde_json::to_value(object).ok()?;
+    let map = value.as_object_mut()?;
+    for (field, v) in [
+        ("apiVersion", &resource.api_version),
+        ("kind", &resource.kind),
+    ] {
+        if map
+            .get(field)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            map.insert(field.into(), Value::String(v.clone()));
+        }
+    }
+    Some(value)
 }
 
 async fn run(
@@ -190,7 +206,7 @@ async fn run(
         };
         match event {
             watcher::Event::Init => listing.clear(),
-            watcher::Event::InitApply(object) => listing.extend(to_value(object)),
+            watcher::Event::InitApply(object) => listing.extend(to_value(object, &scope.resource)),
             watcher::Event::InitDone => {
                 let first = !status.lock().synced_once;
                 let listed = std::mem::take(&mut listing);
@@ -249,7 +265,7 @@ async fn run(
                 }
             }
             watcher::Event::Apply(object) => {
-                let Some(value) = to_value(object) else {
+                let Some(value) = to_value(object, &scope.resource) else {
                     continue;
                 };
                 match cache.upsert(value) {
@@ -274,7 +290,7 @@ async fn run(
                 }
             }
             watcher::Event::Delete(object) => {
-                let Some(value) = to_value(object) else {
+                let Some(value) = to_value(object, &scope.resource) else {
                     continue;
                 };
                 let key = ObjectKey::new(
