@@ -236,3 +236,65 @@ async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
     assert_eq!(cache.kind_stats(&kind).objects, 2);
     informer.stop().await;
 }
+
+#[tokio::test]
+async fn subscriptions_resolve_by_kind_plural_or_short_name_and_wait_for_their_crd() {
+    use informant::informer::discovery::resolve;
+    let cluster = TestCluster::start().await;
+    let c = &cluster.client;
+    for (api_version, name) in [
+        ("v1", "ConfigMap"),
+        ("v1", "configmaps"),
+        ("v1", "cm"),
+        ("apps/v1", "deploy"),
+        ("apps/v1", "Deployment"),
+    ] {
+        let r = resolve(c, api_version, name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{api_version} {name} resolves"));
+        assert!(r.namespaced);
+        assert!(
+            r.resource.kind == "ConfigMap" || r.resource.kind == "Deployment",
+            "{r:?}"
+        );
+    }
+    let ns = resolve(c, "v1", "ns").await.unwrap().unwrap();
+    assert_eq!(
+        (ns.resource.plural.as_str(), ns.namespaced),
+        ("namespaces", false)
+    );
+    assert_eq!(resolve(c, "v1", "Nonexistent").await.unwrap(), None);
+
+    // A CRD's kind is pending until the CRD exists.
+    let group = format!("r{}.example.com", std::process::id());
+    let api_version = format!("{group}/v1");
+    assert_eq!(resolve(c, &api_version, "Sprocket").await.unwrap(), None);
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(c.clone());
+    let crd = serde_json::from_value(json!({
+        "metadata": {"name": format!("sprockets.{group}")},
+        "spec": {"group": group, "scope": "Cluster", "names": {"plural": "sprockets", "kind": "Sprocket", "shortNames": ["spr"]},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let resolved = loop {
+        if let Some(r) = resolve(c, &api_version, "spr").await.unwrap() {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the CRD's kind never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (resolved.resource.kind.as_str(), resolved.namespaced),
+        ("Sprocket", false)
+    );
+    crds.delete(&format!("sprockets.{group}"), &DeleteParams::default())
+        .await
+        .unwrap();
+}

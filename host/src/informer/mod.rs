@@ -10,9 +10,10 @@
 //! known state and `final_state_unknown`; objects whose resourceVersion
 //! changed as modified; unchanged objects not at all.
 //!
-//! Discovery, sharing and reference counting of watches across plugins, and
-//! pending subscriptions are the informer issue's remaining work.
+//! [`discovery::resolve`] turns what a subscription names (a kind, plural or
+//! short name) into a served resource, or says it is not served yet.
 
+pub mod discovery;
 mod watch;
 
 use std::sync::Arc;
