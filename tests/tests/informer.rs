@@ -298,3 +298,92 @@ async fn subscriptions_resolve_by_kind_plural_or_short_name_and_wait_for_their_c
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_watch_and_late_ones_replay_from_the_cache() {
+    use informant::informer::SharedInformers;
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("shared").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("web-1", json!({"app": "web"})))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("db-1", json!({"app": "db"})))
+        .await
+        .unwrap();
+    let cache = Arc::new(Store::default());
+    let shared = SharedInformers::new(cluster.client.clone(), cache.clone());
+
+    let (tx1, mut rx1) = mpsc::channel(64);
+    let first = shared.subscribe(scope(&ns, "app=web"), tx1).await;
+    assert_eq!(
+        next(&mut rx1).await,
+        (EventType::Added, "web-1".into(), true, false)
+    );
+    assert_eq!(next(&mut rx1).await.0, EventType::Synced);
+    assert!(shared.all_synced().await);
+
+    // The same scope from a second subscriber: replayed, no second watch.
+    let (tx2, mut rx2) = mpsc::channel(64);
+    let second = shared.subscribe(scope(&ns, "app=web"), tx2).await;
+    assert_eq!(
+        next(&mut rx2).await,
+        (EventType::Added, "web-1".into(), true, false)
+    );
+    assert_eq!(next(&mut rx2).await.0, EventType::Synced);
+    assert_eq!(shared.statuses().await.len(), 1);
+    if let Some(server) = &cluster.server {
+        let collection = format!("/api/v1/namespaces/{ns}/configmaps");
+        let lists = server
+            .requests()
+            .iter()
+            .filter(|r| r.is_list_of(&collection) && r.query.contains("labelSelector"))
+            .count();
+        assert_eq!(lists, 1, "one list for two identical subscriptions");
+    }
+    // Both see live events.
+    api.create(&PostParams::default(), &cm("web-2", json!({"app": "web"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut rx1).await,
+        (EventType::Added, "web-2".into(), false, false)
+    );
+    assert_eq!(
+        next(&mut rx2).await,
+        (EventType::Added, "web-2".into(), false, false)
+    );
+
+    // Another selector is another watch.
+    let (tx3, mut rx3) = mpsc::channel(64);
+    let third = shared.subscribe(scope(&ns, "app=db"), tx3).await;
+    assert_eq!(
+        next(&mut rx3).await,
+        (EventType::Added, "db-1".into(), true, false)
+    );
+    assert_eq!(shared.statuses().await.len(), 2);
+
+    // The last subscriber of a watch stops it and frees what only it cached.
+    shared.unsubscribe(first).await;
+    assert_eq!(
+        shared.statuses().await.len(),
+        2,
+        "the web watch still has a subscriber"
+    );
+    shared.unsubscribe(second).await;
+    assert_eq!(shared.statuses().await.len(), 1);
+    let kind = KindKey::new("v1", "ConfigMap");
+    assert!(
+        cache
+            .get(&kind, &ObjectKey::new(Some(&ns), "web-1"))
+            .is_none()
+    );
+    assert!(
+        cache
+            .get(&kind, &ObjectKey::new(Some(&ns), "db-1"))
+            .is_some(),
+        "the db watch's objects stay"
+    );
+    shared.unsubscribe(third).await;
+    assert_eq!(cache.kind_stats(&kind).objects, 0);
+}

@@ -396,11 +396,11 @@ fn list_value(t: &ResourceType, result: &super::store::ListResult) -> Value {
         .iter()
         .map(|v| {
             let mut item = (**v).clone();
-            if !t.custom {
-                if let Some(m) = item.as_object_mut() {
-                    m.remove("apiVersion");
-                    m.remove("kind");
-                }
+            if !t.custom
+                && let Some(m) = item.as_object_mut()
+            {
+                m.remove("apiVersion");
+                m.remove("kind");
             }
             item
         })

@@ -59,9 +59,7 @@ pub async fn resolve(
             r.kind == name
                 || r.name == lower
                 || r.singular_name == lower
-                || r.short_names
-                    .as_ref()
-                    .is_some_and(|s| s.iter().any(|x| *x == lower))
+                || r.short_names.as_ref().is_some_and(|s| s.contains(&lower))
         });
     Ok(found.map(|r| {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));

@@ -14,6 +14,7 @@
 //! short name) into a served resource, or says it is not served yet.
 
 pub mod discovery;
+mod shared;
 mod watch;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::{
     plugin::EventType,
 };
 
+pub use shared::{SharedInformers, SubscriberId, WatchKey};
 pub use watch::{Informer, Scope, WatchState, WatchStatus};
 
 /// One change the informer observed, for dispatch.

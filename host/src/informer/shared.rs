@@ -1,0 +1,230 @@
+//! Shared watches: one informer per distinct (resource, namespace, label
+//! selector, field selector), reference-counted across subscribers.
+//!
+//! The first subscriber starts the watch; later ones get the cached objects
+//! replayed (added, initial, then synced) without a new list against the
+//! server; the last one to leave stops the watch and frees the objects only
+//! it kept in the cache.
+
+use std::{collections::HashMap, sync::Arc};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::{Informer, Notification, Scope, WatchStatus};
+use crate::{
+    cache::{KindKey, Store},
+    plugin::EventType,
+};
+
+/// What makes two subscriptions the same watch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatchKey {
+    /// `v1`, `apps/v1`.
+    pub api_version: String,
+    /// The plural resource name.
+    pub plural: String,
+    /// The namespace, if one.
+    pub namespace: Option<String>,
+    /// The label selector, canonical form.
+    pub labels: String,
+    /// The field selector, canonical form.
+    pub fields: String,
+}
+
+impl WatchKey {
+    /// The key of a scope.
+    pub fn of(scope: &Scope) -> Self {
+        Self {
+            api_version: scope.resource.api_version.clone(),
+            plural: scope.resource.plural.clone(),
+            namespace: scope.namespace.clone(),
+            labels: scope.labels.to_string(),
+            fields: scope.fields.to_string(),
+        }
+    }
+}
+
+/// One subscriber's handle; pass it back to [`SharedInformers::unsubscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriberId(u64);
+
+type Subscribers = Arc<Mutex<HashMap<SubscriberId, mpsc::Sender<Notification>>>>;
+
+struct Shared {
+    scope: Scope,
+    informer: Informer,
+    subscribers: Subscribers,
+    fanout: tokio::task::JoinHandle<()>,
+}
+
+/// Every running watch.
+pub struct SharedInformers {
+    client: kube::Client,
+    cache: Arc<Store>,
+    watches: tokio::sync::Mutex<HashMap<WatchKey, Shared>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl SharedInformers {
+    /// No watch yet.
+    pub fn new(client: kube::Client, cache: Arc<Store>) -> Self {
+        Self {
+            client,
+            cache,
+            watches: tokio::sync::Mutex::new(HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// Subscribe to a scope: its events go to `tx`. Starts the watch if it is
+    /// the first subscriber; otherwise replays the cached objects if the
+    /// watch has already synced.
+    pub async fn subscribe(&self, scope: Scope, tx: mpsc::Sender<Notification>) -> SubscriberId {
+        let id = SubscriberId(
+            self.next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
+        let key = WatchKey::of(&scope);
+        let mut watches = self.watches.lock().await;
+        if let Some(shared) = watches.get(&key) {
+            // Hold the fan-out lock while replaying, so that no live event
+            // slips between the replay and the registration.
+            let mut subscribers = shared.subscribers.lock();
+            if shared.informer.status().synced_once {
+                for n in replay(&self.cache, &shared.scope) {
+                    // A full or closed channel is the subscriber's problem;
+                    // it must not block the other subscribers.
+                    let _ = tx.try_send(n);
+                }
+            }
+            subscribers.insert(id, tx);
+            return id;
+        }
+        let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::from([(id, tx)])));
+        let (informer_tx, mut informer_rx) = mpsc::channel::<Notification>(1024);
+        let informer = Informer::start(
+            self.client.clone(),
+            self.cache.clone(),
+            scope.clone(),
+            informer_tx,
+        );
+        let fanout_subscribers = subscribers.clone();
+        let fanout = tokio::spawn(async move {
+            while let Some(n) = informer_rx.recv().await {
+                let targets: Vec<_> = fanout_subscribers.lock().values().cloned().collect();
+                for t in targets {
+                    // Backpressure per subscriber; a dropped receiver is skipped.
+                    let _ = t.send(n.clone()).await;
+                }
+            }
+        });
+        watches.insert(
+            key,
+            Shared {
+                scope,
+                informer,
+                subscribers,
+                fanout,
+            },
+        );
+        id
+    }
+
+    /// Remove a subscriber. The last one stops the watch and removes from
+    /// the cache the objects no other watch of the same kind covers.
+    pub async fn unsubscribe(&self, id: SubscriberId) {
+        let mut watches = self.watches.lock().await;
+        let Some(key) = watches
+            .iter()
+            .find(|(_, s)| s.subscribers.lock().contains_key(&id))
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        let empty = {
+            let shared = &watches[&key];
+            let mut subs = shared.subscribers.lock();
+            subs.remove(&id);
+            subs.is_empty()
+        };
+        if !empty {
+            return;
+        }
+        let Some(shared) = watches.remove(&key) else {
+            return;
+        };
+        shared.informer.stop().await;
+        shared.fanout.abort();
+        let kind = KindKey::new(
+            &shared.scope.resource.api_version,
+            &shared.scope.resource.kind,
+        );
+        let others: Vec<Scope> = watches
+            .values()
+            .filter(|s| {
+                WatchKey::of(&s.scope).plural == key.plural
+                    && s.scope.resource.api_version == key.api_version
+            })
+            .map(|s| s.scope.clone())
+            .collect();
+        let doomed: Vec<_> = self
+            .cache
+            .list(
+                &kind,
+                shared.scope.namespace.as_deref(),
+                &shared.scope.labels,
+            )
+            .into_iter()
+            .filter(|(k, o)| {
+                shared.scope.contains(k, o) && !others.iter().any(|s| s.contains(k, o))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in doomed {
+            self.cache.remove(&kind, &k);
+        }
+        tracing::info!(resource = %kind, namespace = key.namespace.as_deref().unwrap_or(""), labels = %key.labels, "last subscriber left; watch stopped");
+    }
+
+    /// Whether every watch has completed its first list: the readiness barrier.
+    pub async fn all_synced(&self) -> bool {
+        self.watches
+            .lock()
+            .await
+            .values()
+            .all(|s| s.informer.status().synced_once)
+    }
+
+    /// The watches and their status, for the admin view.
+    pub async fn statuses(&self) -> Vec<(WatchKey, WatchStatus, usize)> {
+        let watches = self.watches.lock().await;
+        let mut out: Vec<_> = watches
+            .iter()
+            .map(|(k, s)| (k.clone(), s.informer.status(), s.subscribers.lock().len()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// The cached objects of a scope as a late subscriber's initial events.
+fn replay(cache: &Store, scope: &Scope) -> Vec<Notification> {
+    let kind = KindKey::new(&scope.resource.api_version, &scope.resource.kind);
+    let note = |event_type, object| Notification {
+        kind: kind.clone(),
+        event_type,
+        initial: event_type == EventType::Added,
+        final_state_unknown: false,
+        object,
+        old: None,
+    };
+    let mut out: Vec<Notification> = cache
+        .list(&kind, scope.namespace.as_deref(), &scope.labels)
+        .into_iter()
+        .filter(|(k, o)| scope.contains(k, o))
+        .map(|(_, o)| note(EventType::Added, Some(o)))
+        .collect();
+    out.push(note(EventType::Synced, None));
+    out
+}
