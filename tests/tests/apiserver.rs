@@ -569,6 +569,7 @@ async fn injected_failures_and_request_log() {
     server.faults().fail(FailRule {
         path_prefix: path.clone(),
         method: Some("GET".into()),
+        query_contains: None,
         code: 500,
         count: 1,
     });
@@ -580,6 +581,7 @@ async fn injected_failures_and_request_log() {
     server.faults().fail(FailRule {
         path_prefix: path.clone(),
         method: None,
+        query_contains: None,
         code: 429,
         count: 1,
     });

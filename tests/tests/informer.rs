@@ -155,7 +155,7 @@ async fn a_dropped_watch_resumes_without_listing_again() {
     let lists_before = server
         .requests()
         .iter()
-        .filter(|r| r.is_list_of(&collection))
+        .filter(|r| r.is_initial_list_of(&collection))
         .count();
 
     server.faults().drop_watches();
@@ -169,11 +169,11 @@ async fn a_dropped_watch_resumes_without_listing_again() {
     let lists_after = server
         .requests()
         .iter()
-        .filter(|r| r.is_list_of(&collection))
+        .filter(|r| r.is_initial_list_of(&collection))
         .count();
     assert_eq!(
         lists_after, lists_before,
-        "the watch resumed from its resourceVersion, with no new LIST"
+        "the watch resumed from its resourceVersion, with no new list"
     );
     informer.stop().await;
 }
@@ -205,6 +205,8 @@ async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
     // is away, compact the history, and let it come back: its resume gets 410.
     server.faults().set_latency(Duration::from_millis(1500));
     server.faults().drop_watches();
+    // The stream is closed and the watcher's resume request sits in the delay.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let store = server.store();
     let t = store.registry().get("", "v1", "configmaps").unwrap();
     store
@@ -337,7 +339,7 @@ async fn identical_subscriptions_share_one_watch_and_late_ones_replay_from_the_c
         let lists = server
             .requests()
             .iter()
-            .filter(|r| r.is_list_of(&collection) && r.query.contains("labelSelector"))
+            .filter(|r| r.is_initial_list_of(&collection) && r.query.contains("labelSelector"))
             .count();
         assert_eq!(lists, 1, "one list for two identical subscriptions");
     }
@@ -386,4 +388,139 @@ async fn identical_subscriptions_share_one_watch_and_late_ones_replay_from_the_c
     );
     shared.unsubscribe(third).await;
     assert_eq!(cache.kind_stats(&kind).objects, 0);
+}
+
+fn rule(path: &str, query: Option<&str>, code: u16) -> informant::dev::FailRule {
+    informant::dev::FailRule {
+        path_prefix: path.into(),
+        method: Some("GET".into()),
+        query_contains: query.map(Into::into),
+        code,
+        count: 1000,
+    }
+}
+
+#[tokio::test]
+async fn streaming_lists_are_used_and_refusal_falls_back_to_pages() {
+    let cluster = TestCluster::start().await;
+    let Some(server) = cluster.embedded("streaming_lists_are_used_and_refusal_falls_back_to_pages")
+    else {
+        return;
+    };
+    let ns = cluster.namespace("stream").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("one", json!({})))
+        .await
+        .unwrap();
+    let collection = format!("/api/v1/namespaces/{ns}/configmaps");
+
+    let (tx, mut rx) = mpsc::channel(64);
+    let streaming = Informer::start(
+        cluster.client.clone(),
+        Arc::new(Store::default()),
+        scope(&ns, ""),
+        tx,
+    );
+    assert_eq!(next(&mut rx).await.0, EventType::Added);
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == collection && r.query.contains("sendInitialEvents=true"))
+    );
+    assert!(
+        !requests.iter().any(|r| r.is_list_of(&collection)),
+        "a streaming list needs no LIST"
+    );
+    streaming.stop().await;
+
+    // A server that refuses streaming lists (as older ones do) gets paged lists.
+    server.clear_requests();
+    server
+        .faults()
+        .fail(rule(&collection, Some("sendInitialEvents=true"), 422));
+    let (tx, mut rx) = mpsc::channel(64);
+    let paged = Informer::start(
+        cluster.client.clone(),
+        Arc::new(Store::default()),
+        scope(&ns, ""),
+        tx,
+    );
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Added, "one".into(), true, false)
+    );
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.is_list_of(&collection) && r.query.contains("limit=500"))
+    );
+    paged.stop().await;
+    server.faults().reset();
+}
+
+#[tokio::test]
+async fn a_forbidden_kind_is_reported_while_the_others_keep_working() {
+    let cluster = TestCluster::start().await;
+    let Some(server) =
+        cluster.embedded("a_forbidden_kind_is_reported_while_the_others_keep_working")
+    else {
+        return;
+    };
+    let ns = cluster.namespace("forbid").await;
+    server
+        .faults()
+        .fail(rule(&format!("/api/v1/namespaces/{ns}/secrets"), None, 403));
+    let cache = Arc::new(Store::default());
+    let (tx, mut rx) = mpsc::channel(64);
+    let secrets_scope = Scope {
+        resource: ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+        ..scope(&ns, "")
+    };
+    let secrets = Informer::start(
+        cluster.client.clone(),
+        cache.clone(),
+        secrets_scope,
+        tx.clone(),
+    );
+    let configmaps = Informer::start(cluster.client.clone(), cache, scope(&ns, ""), tx);
+    assert_eq!(
+        next(&mut rx).await.0,
+        EventType::Synced,
+        "configmaps sync despite the forbidden secrets"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let st = secrets.status();
+        if let informant::informer::WatchState::Error(reason) = &st.state {
+            assert!(
+                reason.contains("403") || reason.to_lowercase().contains("forbidden"),
+                "{reason}"
+            );
+            assert!(!st.synced_once);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the 403 was never reported: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Retried with backoff, not in a tight loop.
+    let before = server.requests().len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let secret_requests = server.requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with("/secrets"))
+        .count();
+    assert!(
+        secret_requests <= 3,
+        "{secret_requests} retries in one second"
+    );
+    secrets.stop().await;
+    configmaps.stop().await;
+    server.faults().reset();
 }

@@ -20,6 +20,10 @@ pub struct FailRule {
     /// Only this method (`GET`, `PATCH`...); any if absent.
     #[serde(default)]
     pub method: Option<String>,
+    /// Only requests whose query string contains this text (`watch=true`,
+    /// `sendInitialEvents=true`); any if absent.
+    #[serde(default)]
+    pub query_contains: Option<String>,
     /// The status to answer: 500 or 429 (or any other code).
     pub code: u16,
     /// How many requests fail before the rule is spent.
@@ -87,7 +91,7 @@ impl Faults {
     }
 
     /// Whether this request should fail, and with what code; spends the rule.
-    pub fn take_failure(&self, method: &str, path: &str) -> Option<u16> {
+    pub fn take_failure(&self, method: &str, path: &str, query: &str) -> Option<u16> {
         let mut rules = self.rules.lock();
         let i = rules.iter().position(|r| {
             r.count > 0
@@ -95,6 +99,9 @@ impl Faults {
                 && r.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && r.query_contains
+                    .as_deref()
+                    .is_none_or(|q| query.contains(q))
         })?;
         rules[i].count -= 1;
         let code = rules[i].code;
@@ -120,23 +127,24 @@ mod tests {
         f.fail(FailRule {
             path_prefix: "/api/v1/namespaces/default/configmaps".into(),
             method: Some("PATCH".into()),
+            query_contains: None,
             code: 500,
             count: 2,
         });
         assert_eq!(
-            f.take_failure("GET", "/api/v1/namespaces/default/configmaps/x"),
+            f.take_failure("GET", "/api/v1/namespaces/default/configmaps/x", ""),
             None
         );
         assert_eq!(
-            f.take_failure("PATCH", "/api/v1/namespaces/default/configmaps/x"),
+            f.take_failure("PATCH", "/api/v1/namespaces/default/configmaps/x", ""),
             Some(500)
         );
         assert_eq!(
-            f.take_failure("patch", "/api/v1/namespaces/default/configmaps/x"),
+            f.take_failure("patch", "/api/v1/namespaces/default/configmaps/x", ""),
             Some(500)
         );
         assert_eq!(
-            f.take_failure("PATCH", "/api/v1/namespaces/default/configmaps/x"),
+            f.take_failure("PATCH", "/api/v1/namespaces/default/configmaps/x", ""),
             None
         );
     }

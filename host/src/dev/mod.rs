@@ -122,6 +122,15 @@ impl LoggedRequest {
                 .any(|p| p == "watch=true" || p == "watch=1")
     }
 
+    /// Whether this request lists `collection_path` from scratch: a plain
+    /// list, or a streaming list (a watch with `sendInitialEvents=true`).
+    pub fn is_initial_list_of(&self, collection_path: &str) -> bool {
+        self.is_list_of(collection_path)
+            || (self.path == collection_path
+                && self.is_watch()
+                && self.query.contains("sendInitialEvents=true"))
+    }
+
     /// Whether this is a list (a GET of a collection that is not a watch).
     pub fn is_list_of(&self, collection_path: &str) -> bool {
         self.method == "GET" && self.path == collection_path && !self.is_watch()

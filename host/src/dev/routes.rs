@@ -56,14 +56,14 @@ async fn intercept(State(app): State<Arc<App>>, request: Request, next: Next) ->
     app.log.lock().push(LoggedRequest {
         method: method.clone(),
         path: path.clone(),
-        query,
+        query: query.clone(),
     });
     let latency = app.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if path != "/informant/faults" {
-        match app.faults.take_failure(&method, &path) {
+        match app.faults.take_failure(&method, &path, &query) {
             Some(429) => return ApiError::too_many_requests().into_response(),
             Some(code) => {
                 let mut e = ApiError::internal("injected failure");

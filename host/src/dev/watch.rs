@@ -118,8 +118,10 @@ async fn run(
     ticker.tick().await;
     loop {
         tokio::select! {
-            () = &mut deadline => return,
+            // A drop or the timeout ends the stream before anything else is sent.
+            biased;
             _ = drops.changed() => return,
+            () = &mut deadline => return,
             _ = ticker.tick() => {
                 if p.bookmarks && !faults.stalled() {
                     last_rv = last_rv.max(store.resource_version());

@@ -127,6 +127,18 @@ impl Informer {
     }
 }
 
+/// Whether an error says the server does not do streaming lists: a 4xx
+/// (other than 403, 404, 410 and 429) on the watch that carries
+/// `sendInitialEvents`.
+fn refuses_streaming(e: &watcher::Error) -> bool {
+    let code = match e {
+        watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return false,
+    };
+    (400..500).contains(&code) && ![403, 404, 410, 429].contains(&code)
+}
+
 /// The object as JSON, with the apiVersion and kind that list responses
 /// leave out of their items.
 fn to_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
@@ -159,15 +171,26 @@ async fn run(
         (Some(ns), true) => Api::namespaced_with(client, ns, &scope.resource),
         _ => Api::all_with(client, &scope.resource),
     };
-    let mut config = watcher::Config::default().page_size(500);
-    if !scope.labels.is_empty() {
-        config = config.labels(&scope.labels.to_string());
-    }
-    if !scope.fields.requirements().is_empty() {
-        config = config.fields(&scope.fields.to_string());
-    }
+    // Streaming lists (WatchList) sync faster and lighter; servers that
+    // refuse them get paged lists instead.
+    let make = |streaming: bool| {
+        let mut config = watcher::Config::default();
+        config = if streaming {
+            config.streaming_lists()
+        } else {
+            config.page_size(500)
+        };
+        if !scope.labels.is_empty() {
+            config = config.labels(&scope.labels.to_string());
+        }
+        if !scope.fields.requirements().is_empty() {
+            config = config.fields(&scope.fields.to_string());
+        }
+        watcher(api.clone(), config).default_backoff().boxed()
+    };
     let kind = scope.kind();
-    let mut stream = watcher(api, config).default_backoff().boxed();
+    let mut streaming = true;
+    let mut stream = make(streaming);
     let mut listing: Vec<Value> = Vec::new();
     let send = |n: Notification| {
         let tx = tx.clone();
@@ -192,6 +215,12 @@ async fn run(
         let event = match event {
             Ok(e) => e,
             Err(e) => {
+                if streaming && !status.lock().synced_once && refuses_streaming(&e) {
+                    tracing::info!(error = %e, "the server refuses streaming lists; using paged lists");
+                    streaming = false;
+                    stream = make(streaming);
+                    continue;
+                }
                 let forbidden = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403);
                 let mut st = status.lock();
                 let reason = e.to_string();
