@@ -524,3 +524,96 @@ async fn a_forbidden_kind_is_reported_while_the_others_keep_working() {
     configmaps.stop().await;
     server.faults().reset();
 }
+
+#[tokio::test]
+async fn resync_replays_the_cache_without_asking_the_server() {
+    use informant::informer::SharedInformers;
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("resync").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("r", json!({})))
+        .await
+        .unwrap();
+    let shared = SharedInformers::new(cluster.client.clone(), Arc::new(Store::default()));
+    let (tx, mut rx) = mpsc::channel(64);
+    let id = shared
+        .subscribe_with_resync(scope(&ns, ""), tx, Duration::from_millis(400))
+        .await;
+    assert_eq!(next(&mut rx).await.0, EventType::Added);
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+    let requests_before = cluster.server.as_ref().map(|s| s.requests().len());
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Resync, "r".into(), false, false)
+    );
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Resync, "r".into(), false, false)
+    );
+    if let (Some(server), Some(before)) = (&cluster.server, requests_before) {
+        assert_eq!(
+            server.requests().len(),
+            before,
+            "a resync asks the server nothing"
+        );
+    }
+    shared.unsubscribe(id).await;
+}
+
+#[tokio::test]
+async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("bulk").await;
+    let count = 10_000usize;
+    match &cluster.server {
+        // Seed through the store: this test is about syncing, not creating.
+        Some(server) => {
+            let t = server
+                .store()
+                .registry()
+                .get("", "v1", "configmaps")
+                .unwrap();
+            let opts = informant::dev::WriteOptions::default();
+            for i in 0..count {
+                let body = json!({"metadata": {"name": format!("cm-{i:05}"), "labels": {"n": (i % 7).to_string()}}, "data": {"i": i.to_string()}});
+                server.store().create(&t, Some(&ns), body, &opts).unwrap();
+            }
+        }
+        None => {
+            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+            for i in 0..count {
+                api.create(
+                    &PostParams::default(),
+                    &cm(&format!("cm-{i:05}"), json!({"n": (i % 7).to_string()})),
+                )
+                .await
+                .unwrap();
+            }
+        }
+    }
+    let cache = Arc::new(Store::default());
+    let (tx, mut rx) = mpsc::channel(1024);
+    let informer = Informer::start(cluster.client.clone(), cache.clone(), scope(&ns, ""), tx);
+    let mut added = 0;
+    loop {
+        match next(&mut rx).await.0 {
+            EventType::Added => added += 1,
+            EventType::Synced => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(added, count);
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let fresh = api.list(&kube::api::ListParams::default()).await.unwrap();
+    let kind = KindKey::new("v1", "ConfigMap");
+    assert_eq!(cache.kind_stats(&kind).objects, fresh.items.len());
+    for item in &fresh.items {
+        let key = ObjectKey::new(Some(&ns), item.metadata.name.as_deref().unwrap());
+        let cached = cache.get(&kind, &key).unwrap();
+        assert_eq!(
+            Some(cached.resource_version()),
+            item.metadata.resource_version.as_deref()
+        );
+    }
+    informer.stop().await;
+}

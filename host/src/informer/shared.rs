@@ -51,6 +51,9 @@ pub struct SubscriberId(u64);
 
 type Subscribers = Arc<Mutex<HashMap<SubscriberId, mpsc::Sender<Notification>>>>;
 
+/// Replays of the cache to subscribers with a resync period.
+type Resyncs = Mutex<HashMap<SubscriberId, tokio::task::JoinHandle<()>>>;
+
 struct Shared {
     scope: Scope,
     informer: Informer,
@@ -63,6 +66,7 @@ pub struct SharedInformers {
     client: kube::Client,
     cache: Arc<Store>,
     watches: tokio::sync::Mutex<HashMap<WatchKey, Shared>>,
+    resyncs: Resyncs,
     next_id: std::sync::atomic::AtomicU64,
 }
 
@@ -73,6 +77,7 @@ impl SharedInformers {
             client,
             cache,
             watches: tokio::sync::Mutex::new(HashMap::new()),
+            resyncs: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -131,9 +136,44 @@ impl SharedInformers {
         id
     }
 
+    /// Like [`Self::subscribe`], and every `period` replay the cached objects
+    /// of the scope to this subscriber as `resync` events. A replay is not a
+    /// relist: the server is not asked again.
+    pub async fn subscribe_with_resync(
+        &self,
+        scope: Scope,
+        tx: mpsc::Sender<Notification>,
+        period: std::time::Duration,
+    ) -> SubscriberId {
+        let id = self.subscribe(scope.clone(), tx.clone()).await;
+        let cache = self.cache.clone();
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                for mut n in replay(&cache, &scope) {
+                    if n.event_type == EventType::Synced {
+                        continue;
+                    }
+                    n.event_type = EventType::Resync;
+                    n.initial = false;
+                    if tx.send(n).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        self.resyncs.lock().insert(id, task);
+        id
+    }
+
     /// Remove a subscriber. The last one stops the watch and removes from
     /// the cache the objects no other watch of the same kind covers.
     pub async fn unsubscribe(&self, id: SubscriberId) {
+        if let Some(task) = self.resyncs.lock().remove(&id) {
+            task.abort();
+        }
         let mut watches = self.watches.lock().await;
         let Some(key) = watches
             .iter()
