@@ -88,6 +88,14 @@ pub struct Upsert {
     pub new: Arc<CachedObject>,
 }
 
+/// One listed object in compact form, from [`Store::prepare_listed`].
+#[derive(Debug)]
+pub struct Listed {
+    key: ObjectKey,
+    object: CachedObject,
+    index_values: Vec<(Arc<str>, Vec<String>)>,
+}
+
 /// What replacing a scope with a fresh list changed.
 #[derive(Debug, Default)]
 pub struct Relisted {
@@ -238,63 +246,91 @@ impl Store {
         })
     }
 
+    /// The compact form of one listed object, ready for [`Self::replace_scope`]:
+    /// stripped, minified, with its keys for the kind's current indexes. A
+    /// relist keeps only these, never the decoded trees, so its peak memory
+    /// stays close to the cache's own.
+    ///
+    /// # Errors
+    /// [`Error::MissingField`] if the object has no name.
+    pub fn prepare_listed(&self, kind: &KindKey, mut value: Value) -> Result<Listed, Error> {
+        strip(
+            &mut value,
+            self.config.strip_managed_fields,
+            self.config.strip_last_applied,
+        );
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .ok_or(Error::MissingField("metadata.name"))?;
+        let key = ObjectKey::new(
+            value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty()),
+            name,
+        );
+        let index_values = match self.kind(kind) {
+            Some(store) => store
+                .read()
+                .indexes
+                .iter()
+                .map(|(n, i)| (n.clone(), i.values_of(&value)))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Listed {
+            key,
+            object: CachedObject::from_value(&value),
+            index_values,
+        })
+    }
+
     /// Make the cached objects of `kind` that are `in_scope` exactly `listed`,
     /// under one write lock, so readers see the old state or the new, never
     /// a mix. Objects whose resourceVersion did not change keep their cached
     /// copy and are reported as unchanged.
-    ///
-    /// # Errors
-    /// [`Error::MissingField`] if a listed object lacks its identity; then
-    /// nothing changes.
     pub fn replace_scope(
         &self,
         kind: &KindKey,
         in_scope: impl Fn(&ObjectKey, &CachedObject) -> bool,
-        listed: Vec<Value>,
-    ) -> Result<Relisted, Error> {
-        let mut prepared = Vec::with_capacity(listed.len());
-        for mut value in listed {
-            strip(
-                &mut value,
-                self.config.strip_managed_fields,
-                self.config.strip_last_applied,
-            );
-            let name = value
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .ok_or(Error::MissingField("metadata.name"))?;
-            let key = ObjectKey::new(
-                value
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .filter(|n| !n.is_empty()),
-                name,
-            );
-            prepared.push((key, value));
-        }
+        listed: Vec<Listed>,
+    ) -> Relisted {
         let store = self.kind_or_insert(kind);
         let mut data = store.write();
         let mut out = Relisted::default();
-        let mut seen = std::collections::HashSet::with_capacity(prepared.len());
-        for (key, value) in prepared {
+        let mut seen = std::collections::HashSet::with_capacity(listed.len());
+        for Listed {
+            key,
+            object,
+            mut index_values,
+        } in listed
+        {
             seen.insert(key.clone());
-            let rv = value
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("");
             match data.objects.get(&key) {
-                Some(old) if !rv.is_empty() && old.resource_version() == rv => {
-                    out.unchanged.push((key, old.clone()))
+                Some(old)
+                    if !object.resource_version().is_empty()
+                        && old.resource_version() == object.resource_version() =>
+                {
+                    out.unchanged.push((key, old.clone()));
                 }
                 existing => {
                     let old = existing.cloned();
-                    let new = Arc::new(CachedObject::from_value(&value));
-                    let values = data
+                    // An index declared since the object was prepared still covers it.
+                    if data
                         .indexes
-                        .iter()
-                        .map(|(n, i)| (n.clone(), i.values_of(&value)))
-                        .collect();
-                    data.insert(key.clone(), new.clone(), values);
+                        .keys()
+                        .any(|n| !index_values.iter().any(|(m, _)| m == n))
+                    {
+                        let value = object.to_value();
+                        index_values = data
+                            .indexes
+                            .iter()
+                            .map(|(n, i)| (n.clone(), i.values_of(&value)))
+                            .collect();
+                    }
+                    let new = Arc::new(object);
+                    data.insert(key.clone(), new.clone(), index_values);
                     match old {
                         Some(old) => out.modified.push((key, old, new)),
                         None => out.added.push((key, new)),
@@ -313,7 +349,7 @@ impl Store {
                 out.deleted.push((key, last));
             }
         }
-        Ok(out)
+        out
     }
 
     /// Remove an object; returns its last cached state.
@@ -646,14 +682,15 @@ mod tests {
         store.upsert(cm("a", "change", json!({}), "2")).unwrap();
         store.upsert(cm("a", "gone", json!({}), "3")).unwrap();
         store.upsert(cm("b", "other", json!({}), "4")).unwrap();
-        let listed = vec![
+        let listed = [
             cm("a", "keep", json!({}), "1"),
             cm("a", "change", json!({}), "5"),
             cm("a", "new", json!({}), "6"),
-        ];
-        let r = store
-            .replace_scope(&cms(), |k, _| &*k.namespace == "a", listed)
-            .unwrap();
+        ]
+        .into_iter()
+        .map(|v| store.prepare_listed(&cms(), v).unwrap())
+        .collect();
+        let r = store.replace_scope(&cms(), |k, _| &*k.namespace == "a", listed);
         let names = |v: &[(ObjectKey, Arc<CachedObject>)]| {
             v.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()
         };

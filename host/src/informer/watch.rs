@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::Notification;
 use crate::{
-    cache::{CachedObject, KindKey, ObjectKey, Store},
+    cache::{CachedObject, KindKey, Listed, ObjectKey, Store},
     plugin::EventType,
     selector::{FieldSelector, LabelSelector},
 };
@@ -191,7 +191,7 @@ async fn run(
     let kind = scope.kind();
     let mut streaming = true;
     let mut stream = make(streaming);
-    let mut listing: Vec<Value> = Vec::new();
+    let mut listing: Vec<Listed> = Vec::new();
     let send = |n: Notification| {
         let tx = tx.clone();
         async move { tx.send(n).await.is_ok() }
@@ -235,18 +235,18 @@ async fn run(
         };
         match event {
             watcher::Event::Init => listing.clear(),
-            watcher::Event::InitApply(object) => listing.extend(to_value(object, &scope.resource)),
+            watcher::Event::InitApply(object) => {
+                if let Some(value) = to_value(object, &scope.resource) {
+                    match cache.prepare_listed(&kind, value) {
+                        Ok(listed) => listing.push(listed),
+                        Err(e) => tracing::warn!(error = %e, "a listed object could not be cached"),
+                    }
+                }
+            }
             watcher::Event::InitDone => {
                 let first = !status.lock().synced_once;
                 let listed = std::mem::take(&mut listing);
-                let relisted = match cache.replace_scope(&kind, |k, o| scope.contains(k, o), listed)
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a listed object could not be cached");
-                        continue;
-                    }
-                };
+                let relisted = cache.replace_scope(&kind, |k, o| scope.contains(k, o), listed);
                 let mut notes = Vec::new();
                 if first {
                     // A new subscriber sees every object as added, even those
