@@ -617,3 +617,38 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
     }
     informer.stop().await;
 }
+
+#[tokio::test]
+async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
+    let cluster = TestCluster::start().await;
+    let Some(server) =
+        cluster.embedded("a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed")
+    else {
+        return;
+    };
+    let ns = cluster.namespace("halfopen").await;
+    // Bookmarks come every second here, so a healthy watch is never idle for 3.
+    let config = informant::informer::client_config(
+        kube::Config::new(server.url().parse().unwrap()),
+        Duration::from_secs(3),
+    );
+    let client = kube::Client::try_from(config).unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let informer = Informer::start(client, Arc::new(Store::default()), scope(&ns, ""), tx);
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+
+    server.faults().set_stall(true);
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("while-stalled", json!({})))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // New connections work again; the stalled one stays silent until the
+    // client gives up on it.
+    server.faults().set_stall(false);
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Added, "while-stalled".into(), false, false)
+    );
+    informer.stop().await;
+}

@@ -116,14 +116,18 @@ async fn run(
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(p.bookmark_interval);
     ticker.tick().await;
+    // A stream that saw a stall stays silent for good, like a half-open
+    // connection: only the client's read timeout gets it out.
+    let mut half_open = false;
     loop {
+        half_open |= faults.stalled();
         tokio::select! {
             // A drop or the timeout ends the stream before anything else is sent.
             biased;
             _ = drops.changed() => return,
             () = &mut deadline => return,
             _ = ticker.tick() => {
-                if p.bookmarks && !faults.stalled() {
+                if p.bookmarks && !half_open {
                     last_rv = last_rv.max(store.resource_version());
                     if tx.send(bookmark(t, last_rv, false)).await.is_err() {
                         return;
@@ -136,7 +140,8 @@ async fn run(
                         continue;
                     }
                     last_rv = c.rv;
-                    if faults.stalled() {
+                    if half_open || faults.stalled() {
+                        half_open = true;
                         continue;
                     }
                     if let Some(bytes) = render(&c, p, &in_scope)

@@ -27,6 +27,19 @@ use crate::{
 pub use shared::{SharedInformers, SubscriberId, WatchKey};
 pub use watch::{Informer, Scope, WatchState, WatchStatus};
 
+/// How long a watch may stay silent before its connection counts as dead
+/// (half-open). Real servers send a bookmark about every 60 s.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// A client configuration fit for informers: kube leaves the read timeout
+/// unset, so a half-open watch connection would hang forever. With it, a
+/// silent connection fails after `idle`, and the watcher resumes from its
+/// last resourceVersion.
+pub fn client_config(mut config: kube::Config, idle: std::time::Duration) -> kube::Config {
+    config.read_timeout = Some(idle);
+    config
+}
+
 /// One change the informer observed, for dispatch.
 #[derive(Debug, Clone)]
 pub struct Notification {
