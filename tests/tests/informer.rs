@@ -652,3 +652,84 @@ async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
     );
     informer.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_deleted() {
+    use informant::informer::subscriptions::{Request, State, Subscriptions};
+    let cluster = TestCluster::start().await;
+    let group = format!("p{}.example.com", std::process::id());
+    let subs = Subscriptions::start(cluster.client.clone(), Arc::new(Store::default()));
+    let (tx, mut rx) = mpsc::channel(64);
+    let request = Request {
+        api_version: format!("{group}/v1"),
+        kind: "Gizmo".into(),
+        namespace: None,
+        labels: LabelSelector::default(),
+        fields: FieldSelector::default(),
+    };
+    let id = subs.subscribe(request, tx).await.unwrap();
+    assert_eq!(subs.state(id).await, Some(State::Pending));
+
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(cluster.client.clone());
+    let crd = serde_json::from_value(json!({
+        "metadata": {"name": format!("gizmos.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"plural": "gizmos", "kind": "Gizmo"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    assert_eq!(
+        next(&mut rx).await.0,
+        EventType::Synced,
+        "the pending subscription started by itself"
+    );
+    assert!(matches!(subs.state(id).await, Some(State::Active { .. })));
+
+    let gvk = kube::api::GroupVersionKind::gvk(&group, "v1", "Gizmo");
+    let gizmos: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        "default",
+        &ApiResource::from_gvk(&gvk),
+    );
+    let g: kube::api::DynamicObject = serde_json::from_value(
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Gizmo", "metadata": {"name": "g1"}}),
+    )
+    .unwrap();
+    gizmos.create(&PostParams::default(), &g).await.unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        (EventType::Added, "g1".into(), false, false)
+    );
+
+    // Deleting the CRD deletes its objects (each delivered as a delete), stops
+    // the watch and makes the subscription pending again.
+    crds.delete(
+        &format!("gizmos.{group}"),
+        &kube::api::DeleteParams::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next(&mut rx).await.0, EventType::Deleted);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while subs.state(id).await != Some(State::Pending) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription never went back to pending"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let watched: Vec<_> = subs
+        .informers()
+        .statuses()
+        .await
+        .into_iter()
+        .map(|(k, _, _)| k.plural)
+        .collect();
+    assert_eq!(
+        watched,
+        ["customresourcedefinitions"],
+        "only the host's own CRD watch is left"
+    );
+    subs.shutdown();
+}

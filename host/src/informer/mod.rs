@@ -15,6 +15,7 @@
 
 pub mod discovery;
 mod shared;
+pub mod subscriptions;
 mod watch;
 
 use std::sync::Arc;
