@@ -227,6 +227,21 @@ impl SharedInformers {
         tracing::info!(resource = %kind, namespace = key.namespace.as_deref().unwrap_or(""), labels = %key.labels, "last subscriber left; watch stopped");
     }
 
+    /// The cached objects of a subscriber's scope, as `added` notifications.
+    pub async fn cached(&self, id: SubscriberId) -> Vec<Notification> {
+        let watches = self.watches.lock().await;
+        let Some(shared) = watches
+            .values()
+            .find(|s| s.subscribers.lock().contains_key(&id))
+        else {
+            return Vec::new();
+        };
+        replay(&self.cache, &shared.scope)
+            .into_iter()
+            .filter(|n| n.event_type == EventType::Added)
+            .collect()
+    }
+
     /// Whether every watch has completed its first list: the readiness barrier.
     pub async fn all_synced(&self) -> bool {
         self.watches

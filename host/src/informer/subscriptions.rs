@@ -19,6 +19,9 @@ use crate::{
     selector::{FieldSelector, LabelSelector},
 };
 
+/// How often pending subscriptions ask discovery again.
+pub const DISCOVERY_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A subscription as a plugin states it.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -98,9 +101,20 @@ impl Subscriptions {
         tokio::spawn(async move {
             let (tx, mut rx) = mpsc::channel(256);
             let id = shared.subscribe(crd_scope, tx).await;
+            // Discovery is asked again periodically too: a kind can become
+            // served without a CRD event (an aggregated API, say).
+            let mut refresh = tokio::time::interval(DISCOVERY_REFRESH);
+            refresh.tick().await;
             loop {
                 let n = tokio::select! {
                     () = stop.cancelled() => break,
+                    _ = refresh.tick() => {
+                        match weak.upgrade() {
+                            Some(this) => this.retry_pending().await,
+                            None => break,
+                        }
+                        continue;
+                    }
                     n = rx.recv() => match n { Some(n) => n, None => break },
                 };
                 let Some(this) = weak.upgrade() else { break };
@@ -201,6 +215,19 @@ impl Subscriptions {
                 .as_ref()
                 .is_some_and(|(_, r)| r.group == group && r.plural == plural);
             if gone && let Some((sub, resource)) = entry.active.take() {
+                // Objects the server never reported deleted leave as deletes
+                // whose final state is unknown.
+                for n in self.shared.cached(sub).await {
+                    let _ = entry
+                        .tx
+                        .send(Notification {
+                            event_type: EventType::Deleted,
+                            final_state_unknown: true,
+                            initial: false,
+                            ..n
+                        })
+                        .await;
+                }
                 self.shared.unsubscribe(sub).await;
                 tracing::info!(resource.kind = %resource.kind, "CRD deleted: watch stopped, subscription pending again");
             }
