@@ -19,7 +19,7 @@ use super::{
     patch::{self, Ownership},
     protobuf,
     registry::ResourceType,
-    status::ApiError,
+    status::{ApiError, json_response},
     store::WriteOptions,
     watch::{self, WatchParams},
 };
@@ -74,21 +74,6 @@ async fn intercept(State(app): State<Arc<App>>, request: Request, next: Next) ->
         }
     }
     next.run(request).await
-}
-
-fn json_response(status: StatusCode, v: &Value) -> Response {
-    let mut body = v.to_string();
-    body.push('\n');
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, private"),
-    );
-    r
 }
 
 async fn version() -> Response {

@@ -266,17 +266,23 @@ impl IntoResponse for ApiError {
             );
             return r;
         }
-        let mut body = self.to_status().to_string();
-        body.push('\n');
-        let mut r = (status, body).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache, private"),
-        );
-        r
+        json_response(status, &self.to_status())
     }
+}
+
+/// An API response: compact JSON ending in a newline, `no-cache, private`,
+/// as the real apiserver answers.
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
+    let mut body = v.to_string();
+    body.push('\n');
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    r
 }

@@ -48,6 +48,28 @@ pub struct Change {
     pub old: Option<Arc<Value>>,
 }
 
+impl Change {
+    /// A change to an object of `t`.
+    fn of(
+        t: &ResourceType,
+        rv: u64,
+        namespace: &str,
+        change: ChangeType,
+        object: Arc<Value>,
+        old: Option<Arc<Value>>,
+    ) -> Self {
+        Self {
+            rv,
+            group: t.group.clone(),
+            plural: t.plural.clone(),
+            namespace: namespace.into(),
+            change,
+            object,
+            old,
+        }
+    }
+}
+
 type Key = (String, String);
 
 /// Changes after a resourceVersion, and a receiver for the ones to come.
@@ -460,15 +482,14 @@ impl Store {
             .insert(key, body.clone());
         self.record(
             &mut s,
-            Change {
+            Change::of(
+                t,
                 rv,
-                group: t.group.clone(),
-                plural: t.plural.clone(),
-                namespace: namespace.unwrap_or("").into(),
-                change: ChangeType::Added,
-                object: body.clone(),
-                old: None,
-            },
+                namespace.unwrap_or(""),
+                ChangeType::Added,
+                body.clone(),
+                None,
+            ),
         );
         Ok(body)
     }
@@ -599,15 +620,14 @@ impl Store {
             s.objects.entry(collection_key).or_default().remove(&key);
             self.record(
                 &mut s,
-                Change {
+                Change::of(
+                    t,
                     rv,
-                    group: t.group.clone(),
-                    plural: t.plural.clone(),
-                    namespace: key.0,
-                    change: ChangeType::Deleted,
-                    object: new.clone(),
-                    old: Some(current),
-                },
+                    &key.0,
+                    ChangeType::Deleted,
+                    new.clone(),
+                    Some(current),
+                ),
             );
             return Ok(new);
         }
@@ -617,15 +637,14 @@ impl Store {
             .insert(key.clone(), new.clone());
         self.record(
             &mut s,
-            Change {
+            Change::of(
+                t,
                 rv,
-                group: t.group.clone(),
-                plural: t.plural.clone(),
-                namespace: key.0,
-                change: ChangeType::Modified,
-                object: new.clone(),
-                old: Some(current),
-            },
+                &key.0,
+                ChangeType::Modified,
+                new.clone(),
+                Some(current),
+            ),
         );
         Ok(new)
     }
@@ -700,15 +719,14 @@ impl Store {
                 .insert(key.clone(), last.clone());
             self.record(
                 &mut s,
-                Change {
+                Change::of(
+                    t,
                     rv,
-                    group: t.group.clone(),
-                    plural: t.plural.clone(),
-                    namespace: key.0,
-                    change: ChangeType::Modified,
-                    object: last.clone(),
-                    old: Some(current),
-                },
+                    &key.0,
+                    ChangeType::Modified,
+                    last.clone(),
+                    Some(current),
+                ),
             );
             return Ok((last, false));
         }
@@ -716,15 +734,14 @@ impl Store {
         s.objects.entry(collection_key).or_default().remove(&key);
         self.record(
             &mut s,
-            Change {
+            Change::of(
+                t,
                 rv,
-                group: t.group.clone(),
-                plural: t.plural.clone(),
-                namespace: key.0.clone(),
-                change: ChangeType::Deleted,
-                object: last.clone(),
-                old: Some(current.clone()),
-            },
+                &key.0,
+                ChangeType::Deleted,
+                last.clone(),
+                Some(current.clone()),
+            ),
         );
         // Cascades: a namespace takes its objects along; a CRD its resource.
         if t.kind == "Namespace" && t.group.is_empty() {
