@@ -87,8 +87,15 @@ pub fn fields_v1(paths: &BTreeSet<FieldPath>) -> Value {
     for p in paths {
         let mut cur = &mut root;
         for k in p {
-            let entry = cur.entry(format!("f:{k}")).or_insert_with(|| json!({}));
-            cur = entry.as_object_mut().expect("fieldsV1 nodes are objects");
+            // Every node this function inserts is an object.
+            let Some(next) = cur
+                .entry(format!("f:{k}"))
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+            else {
+                break;
+            };
+            cur = next;
         }
     }
     Value::Object(root)
