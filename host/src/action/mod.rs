@@ -2,7 +2,11 @@
 //!
 //! A plugin enqueues actions through the WIT `actions` interface; the runtime
 //! validates each one into an [`Action`] and commits them when the call
-//! returns `ok`.
+//! returns `ok`. The [`Executor`] runs them against the API.
+
+mod executor;
+
+pub use executor::{Done, Executor, Failure};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
