@@ -9,13 +9,12 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
         /// Why.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid YAML or JSON.
     #[error("{path}: {reason}")]
@@ -45,9 +44,9 @@ pub enum Error {
 /// [`Error`] naming the file, and the line or document at fault.
 pub fn read_objects(path: &Path) -> Result<Vec<Value>, Error> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let text = std::fs::read_to_string(path).map_err(|cause| Error::Io {
         path: display.clone(),
-        source,
+        cause,
     })?;
     parse_objects(&display, &text)
 }

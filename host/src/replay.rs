@@ -30,7 +30,7 @@ pub enum Error {
         reason: String,
     },
     /// The file could not be read.
-    #[error("reading events: {0}")]
+    #[error("reading events")]
     Io(#[from] std::io::Error),
 }
 

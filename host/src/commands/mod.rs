@@ -159,6 +159,9 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 
 fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if let Some(dir) = args.manifests.as_ref().filter(|d| !d.is_dir()) {
+        bail!("--manifests {}: not a directory", dir.display());
+    }
     runtime.block_on(async {
         let config = devserver::Config::default()
             .port(args.port)
@@ -180,9 +183,6 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
         let stop = tokio_util::sync::CancellationToken::new();
         match &args.manifests {
             Some(dir) => {
-                if !dir.is_dir() {
-                    bail!("--manifests {}: not a directory", dir.display());
-                }
                 for e in seeder.sync_dir(dir) {
                     tracing::error!(error = %e, "manifest not applied");
                 }

@@ -32,7 +32,7 @@ pub use store::{Store, StoreConfig, WriteOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -41,7 +41,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The kubeconfig could not be written.
-    #[error("cannot write the kubeconfig {path}: {source}")]
+    #[error("cannot write the kubeconfig {path}")]
     Kubeconfig {
         /// The file.
         path: String,

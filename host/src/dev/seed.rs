@@ -234,9 +234,9 @@ impl Seeder {
                         errors.push(e);
                     }
                 }
-                Err(source) => errors.push(Error::Parse(manifests::Error::Io {
+                Err(cause) => errors.push(Error::Parse(manifests::Error::Io {
                     path: path.display().to_string(),
-                    source,
+                    cause,
                 })),
             }
         }

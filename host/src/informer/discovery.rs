@@ -14,13 +14,12 @@ pub struct Resolved {
 
 /// Discovery could not be asked.
 #[derive(Debug, thiserror::Error)]
-#[error("discovery of {api_version} failed: {source}")]
+#[error("discovery of {api_version} failed: {cause}")]
 pub struct Error {
     /// The group version asked about.
     pub api_version: String,
     /// Why.
-    #[source]
-    pub source: kube::Error,
+    pub cause: kube::Error,
 }
 
 /// Resolve `name` in `api_version`: a kind (`Deployment`), a plural
@@ -43,10 +42,10 @@ pub async fn resolve(
     let list = match listed {
         Ok(list) => list,
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
-        Err(source) => {
+        Err(cause) => {
             return Err(Error {
                 api_version: api_version.into(),
-                source,
+                cause,
             });
         }
     };
