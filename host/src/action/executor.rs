@@ -150,14 +150,8 @@ impl Executor {
             }
             Action::Create { object, .. } => {
                 let api = self.api(&target, name).await?;
-                let object: DynamicObject =
-                    serde_json::from_value(object.clone()).map_err(|e| Failure {
-                        action: name,
-                        target: target.to_string(),
-                        code: 422,
-                        message: e.to_string(),
-                        retryable: false,
-                    })?;
+                let object: DynamicObject = serde_json::from_value(object.clone())
+                    .map_err(|e| malformed(name, &target, &e))?;
                 match api.create(&post, &object).await {
                     Ok(_) => Ok(Done::Applied),
                     Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
@@ -175,14 +169,8 @@ impl Executor {
             }
             Action::JsonPatch { patch, .. } => {
                 let api = self.api(&target, name).await?;
-                let ops: json_patch::Patch =
-                    serde_json::from_value(patch.clone()).map_err(|e| Failure {
-                        action: name,
-                        target: target.to_string(),
-                        code: 422,
-                        message: e.to_string(),
-                        retryable: false,
-                    })?;
+                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|e| malformed(name, &target, &e))?;
                 api.patch(&target.name, &patch_params, &Patch::<()>::Json(ops))
                     .await
                     .map_err(classify)?;
@@ -238,13 +226,8 @@ impl Executor {
                     name: String::new(),
                 };
                 let api = self.api(&events, name).await?;
-                let event: DynamicObject = serde_json::from_value(event).map_err(|e| Failure {
-                    action: name,
-                    target: target.to_string(),
-                    code: 422,
-                    message: e.to_string(),
-                    retryable: false,
-                })?;
+                let event: DynamicObject =
+                    serde_json::from_value(event).map_err(|e| malformed(name, &target, &e))?;
                 api.create(&post, &event).await.map_err(classify)?;
                 Ok(Done::Applied)
             }
@@ -285,6 +268,17 @@ impl Executor {
                 "name": regarding.name,
             },
         })
+    }
+}
+
+/// An action whose object or patch does not deserialize: 422, never retried.
+fn malformed(action: &'static str, target: &ObjectRef, e: &serde_json::Error) -> Failure {
+    Failure {
+        action,
+        target: target.to_string(),
+        code: 422,
+        message: e.to_string(),
+        retryable: false,
     }
 }
 

@@ -98,6 +98,22 @@ struct State {
     compacted_rv: u64,
 }
 
+impl State {
+    /// The stored object at `key`, or the 404 a client expects.
+    fn current(
+        &self,
+        t: &ResourceType,
+        collection: &(String, String),
+        key: &Key,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.objects
+            .get(collection)
+            .and_then(|c| c.get(key))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(t, &key.1))
+    }
+}
+
 /// Options of a write.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -515,12 +531,7 @@ impl Store {
         let mut s = self.state.lock();
         let collection_key = (t.group.clone(), t.plural.clone());
         let key = (namespace.unwrap_or("").to_string(), name.to_string());
-        let current = s
-            .objects
-            .get(&collection_key)
-            .and_then(|c| c.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(t, name))?;
+        let current = s.current(t, &collection_key, &key)?;
         let mut new = update(&current)?;
         prepare_body(t, namespace, &mut new)?;
         if meta_str(&new, "name").is_some_and(|n| n != name) {
@@ -666,12 +677,7 @@ impl Store {
         let mut s = self.state.lock();
         let collection_key = (t.group.clone(), t.plural.clone());
         let key = (namespace.unwrap_or("").to_string(), name.to_string());
-        let current = s
-            .objects
-            .get(&collection_key)
-            .and_then(|c| c.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(t, name))?;
+        let current = s.current(t, &collection_key, &key)?;
         if let Some(uid) = uid
             && meta_str(&current, "uid") != Some(uid)
         {
