@@ -67,6 +67,23 @@ fn main() {
     }
     let out = target_dir.join("wasm32-wasip2").join("release");
     println!("cargo:rustc-env=INFORMANT_TEST_PLUGINS={}", out.display());
+
+    // The demo's plugin directory: the example plugins only (not the test
+    // fixtures), under the names users would give them.
+    let examples = target_dir.join("examples");
+    std::fs::create_dir_all(&examples)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", examples.display()));
+    for (built, name) in [
+        ("label_enforcer", "label-enforcer"),
+        ("replicator", "replicator"),
+        ("restarter", "restarter"),
+        ("tenant_namespaces", "tenant-namespaces"),
+    ] {
+        let from = out.join(format!("{built}.wasm"));
+        let to = examples.join(format!("{name}.wasm"));
+        std::fs::copy(&from, &to)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
+    }
 }
 
 /// Rebuild when any plugin source changes, without watching build output.

@@ -1,4 +1,5 @@
-//! The command line: `informant check`, `informant replay`.
+//! The command line: `informant run`, `informant dev`, `informant check`,
+//! `informant replay`.
 
 use std::path::PathBuf;
 
@@ -58,11 +59,62 @@ pub enum Command {
     /// the exit status non-zero.
     Replay(ReplayArgs),
 
-    /// Run an embedded Kubernetes-compatible API server on 127.0.0.1, for
-    /// trying Informant and developing plugins without a cluster.
+    /// Run the host against a cluster: watch what the plugins in --plugins
+    /// subscribe to, call them with each event, execute their actions.
+    ///
+    /// Connects with the kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config)
+    /// or, inside a Pod, with its service account.
+    Run(RunArgs),
+
+    /// Run an embedded Kubernetes-compatible API server on 127.0.0.1, and
+    /// the host with the plugins in --plugins against it: Informant without
+    /// a cluster, for trying it and developing plugins.
     ///
     /// Writes a kubeconfig and prints how to point kubectl at it.
     Dev(DevArgs),
+}
+
+/// What the host runs with, for `run` and `dev`.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// Directory of plugins: `NAME.wasm`, with optional settings in
+    /// `NAME.json` or `NAME.yaml` beside it.
+    #[arg(long, value_name = "DIR", env = "INFORMANT_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+
+    /// Configuration file (YAML): limits, allowlist, action rate, dispatch.
+    #[arg(long, value_name = "FILE", env = "INFORMANT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Send every action with dryRun=All: the API server validates it and
+    /// changes nothing; the log says what would have happened.
+    #[arg(long, env = "INFORMANT_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// How long pending actions may take to finish on shutdown, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 20,
+        env = "INFORMANT_SHUTDOWN_GRACE"
+    )]
+    pub shutdown_grace: u64,
+}
+
+/// Arguments of `informant run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Plugins, configuration, dry run.
+    #[command(flatten)]
+    pub host: HostArgs,
+
+    /// Kubeconfig to use instead of $KUBECONFIG or ~/.kube/config.
+    #[arg(long, value_name = "FILE", env = "INFORMANT_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long, value_name = "NAME", env = "INFORMANT_CONTEXT")]
+    pub context: Option<String>,
 }
 
 /// Arguments of `informant dev`.
@@ -84,6 +136,11 @@ pub struct DevArgs {
     /// Serve the fault-injection endpoint `POST /informant/faults` (for tests).
     #[arg(long, env = "INFORMANT_DEV_FAULTS")]
     pub faults: bool,
+
+    /// Plugins, configuration, dry run. Without --plugins, only the API
+    /// server runs.
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 /// Arguments of `informant check`.

@@ -47,11 +47,13 @@ async fn next(rx: &mut mpsc::Receiver<Notification>) -> (EventType, String, bool
     let name = n
         .object
         .as_ref()
-        .map(|o| {
-            o.to_value()["metadata"]["name"]
+        .map(|(key, o)| {
+            let name = o.to_value()["metadata"]["name"]
                 .as_str()
                 .unwrap_or("")
-                .to_string()
+                .to_string();
+            assert!(key.to_string().ends_with(&name), "{key} names {name}");
+            name
         })
         .unwrap_or_default();
     (n.event_type, name, n.initial, n.final_state_unknown)
@@ -666,6 +668,7 @@ async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_dele
         namespace: None,
         labels: LabelSelector::default(),
         fields: FieldSelector::default(),
+        resync: None,
     };
     let id = subs.subscribe(request, tx).await.unwrap();
     assert_eq!(subs.state(id).await, Some(State::Pending));

@@ -2,7 +2,7 @@
 //! went wrong as retryable or terminal. The queue around it (dedupe,
 //! backoff, rate limit, dead letters) is built on this.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use kube::{
     Api,
@@ -13,7 +13,10 @@ use kube::{
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use super::{Action, Severity};
+use super::{
+    Action, Severity,
+    recorder::{Observed, Recorder, SeriesKey},
+};
 use crate::{cache::ObjectRef, informer::discovery};
 
 /// What executing an action did.
@@ -26,6 +29,9 @@ pub enum Done {
     AlreadyDone,
     /// A requeue: nothing goes to the API; the caller schedules it.
     Requeue,
+    /// An Event that repeats one already created: counted into its series,
+    /// written later.
+    Aggregated,
 }
 
 /// Why an action failed.
@@ -50,6 +56,7 @@ pub struct Executor {
     dry_run: bool,
     reporting_instance: String,
     kinds: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
+    recorder: Mutex<Recorder>,
 }
 
 impl Executor {
@@ -59,12 +66,28 @@ impl Executor {
         dry_run: bool,
         reporting_instance: impl Into<String>,
     ) -> Arc<Self> {
+        Self::with_recorder(client, dry_run, reporting_instance, Recorder::default())
+    }
+
+    /// An executor aggregating Events with `recorder`'s settings.
+    pub fn with_recorder(
+        client: kube::Client,
+        dry_run: bool,
+        reporting_instance: impl Into<String>,
+        recorder: Recorder,
+    ) -> Arc<Self> {
         Arc::new(Self {
             client,
             dry_run,
             reporting_instance: reporting_instance.into(),
             kinds: Mutex::new(HashMap::new()),
+            recorder: Mutex::new(recorder),
         })
+    }
+
+    /// Whether writes are sent with `dryRun=All`.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
     }
 
     async fn resource(
@@ -213,25 +236,59 @@ impl Executor {
                 message,
                 action: what,
             } => {
-                let event = self.event(regarding, *severity, reason, message, what);
-                let events = ObjectRef {
-                    api_version: "events.k8s.io/v1".into(),
-                    kind: "Event".into(),
-                    namespace: Some(
-                        regarding
-                            .namespace
-                            .clone()
-                            .unwrap_or_else(|| "default".into()),
-                    ),
-                    name: String::new(),
+                let series = SeriesKey {
+                    regarding: regarding.clone(),
+                    reason: reason.clone(),
+                    action: what.clone(),
+                    severity: *severity,
+                    plugin: plugin.to_string(),
                 };
-                let api = self.api(&events, name).await?;
-                let event: DynamicObject =
-                    serde_json::from_value(event).map_err(|e| malformed(name, &target, &e))?;
-                api.create(&post, &event).await.map_err(classify)?;
-                Ok(Done::Applied)
+                if self.recorder.lock().observe(&series, Instant::now()) == Observed::Counted {
+                    return Ok(Done::Aggregated);
+                }
+                let event = self.event(regarding, *severity, reason, message, what);
+                let created = async {
+                    let api = self.api(&events_ref(regarding), name).await?;
+                    let event: DynamicObject =
+                        serde_json::from_value(event).map_err(|e| malformed(name, &target, &e))?;
+                    api.create(&post, &event).await.map_err(classify)
+                };
+                match created.await {
+                    Ok(created) => {
+                        let namespace = created.metadata.namespace.unwrap_or_default();
+                        let event_name = created.metadata.name.unwrap_or_default();
+                        self.recorder.lock().created(&series, namespace, event_name);
+                        Ok(Done::Applied)
+                    }
+                    Err(e) => {
+                        self.recorder.lock().failed(&series);
+                        Err(e)
+                    }
+                }
             }
             Action::RequeueAfter { .. } => Ok(Done::Requeue),
+        }
+    }
+
+    /// Write the count of every Event series that grew since it was last
+    /// written and is due. Failures are logged: a series count is best effort.
+    pub async fn flush_event_series(&self) {
+        let due = self.recorder.lock().due(Instant::now());
+        for flush in due {
+            let target = events_ref(&flush.key.regarding);
+            let Ok(api) = self.api(&target, "emitEvent").await else {
+                continue;
+            };
+            let patch =
+                json!({"series": {"count": flush.count, "lastObservedTime": micro_time_now()}});
+            let params = PatchParams {
+                dry_run: self.dry_run,
+                field_manager: Some(format!("informant.{}", flush.key.plugin)),
+                ..PatchParams::default()
+            };
+            if let Err(e) = api.patch(&flush.name, &params, &Patch::Merge(&patch)).await {
+                tracing::debug!(event = %flush.name, namespace = %flush.namespace, error = %e, "could not update an Event series");
+            }
         }
     }
 
@@ -244,9 +301,7 @@ impl Executor {
         message: &str,
         action: &str,
     ) -> Value {
-        let now = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-            .to_string();
+        let now = micro_time_now();
         json!({
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
@@ -269,6 +324,29 @@ impl Executor {
             },
         })
     }
+}
+
+/// Where Events about `regarding` live: its namespace, or `default` for
+/// cluster-scoped objects, as the real recorders do.
+fn events_ref(regarding: &ObjectRef) -> ObjectRef {
+    ObjectRef {
+        api_version: "events.k8s.io/v1".into(),
+        kind: "Event".into(),
+        namespace: Some(
+            regarding
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        ),
+        name: String::new(),
+    }
+}
+
+/// Now as a Kubernetes `MicroTime`.
+fn micro_time_now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
 /// An action whose object or patch does not deserialize: 422, never retried.

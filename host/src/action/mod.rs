@@ -2,11 +2,18 @@
 //!
 //! A plugin enqueues actions through the WIT `actions` interface; the runtime
 //! validates each one into an [`Action`] and commits them when the call
-//! returns `ok`. The [`Executor`] runs them against the API.
+//! returns `ok`. The [`ActionQueue`] checks them against the operator's
+//! [`Allowlist`], dedupes, rate-limits and retries them; the [`Executor`]
+//! runs each against the API.
 
+mod allowlist;
 mod executor;
+mod queue;
+pub mod recorder;
 
+pub use allowlist::{Allowlist, Rule};
 pub use executor::{Done, Executor, Failure};
+pub use queue::{ActionQueue, Config as QueueConfig, DeadLetter, Reason, Stats as QueueStats};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -12,11 +12,13 @@ use std::{
 
 use crate::{
     cache::{self, Store},
-    cli::{CheckArgs, Cli, Command, DevArgs, LogFormat, ReplayArgs},
+    cli::{CheckArgs, Cli, Command, DevArgs, HostArgs, LogFormat, ReplayArgs, RunArgs},
+    config::Config,
     dev::{self as devserver, ApiServer},
-    manifests,
+    informer, manifests,
     plugin::{self, Engine, Limits, LoadOptions, Plugin},
     replay::{self, Outcome},
+    runtime::Runtime,
 };
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -30,6 +32,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Replay(args) => run_replay(&args),
         Command::Dev(args) => dev(&args),
+        Command::Run(args) => run(&args),
     };
     match result {
         Ok(code) => code,
@@ -157,11 +160,120 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Check the host arguments before anything starts: a bad config or a
+/// missing plugin directory is an error now, not after a server is up.
+fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).context("invalid configuration")?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.plugins {
+        config.plugin_dir = Some(dir.clone());
+    }
+    if let Some(dir) = config.plugin_dir.as_ref().filter(|d| !d.is_dir()) {
+        bail!("plugin directory {}: not a directory", dir.display());
+    }
+    Ok(config)
+}
+
+/// Start the host's runtime and load the plugin directory. Plugins that fail
+/// to load are reported and skipped; the others run.
+async fn start_host(
+    client: kube::Client,
+    config: Config,
+    dry_run: bool,
+) -> anyhow::Result<Runtime> {
+    let dir = config.plugin_dir.clone();
+    let runtime = Runtime::start(client, config, dry_run).context("starting the host")?;
+    if let Some(dir) = dir {
+        let (loaded, failed) = runtime
+            .load_dir(&dir)
+            .await
+            .with_context(|| format!("reading plugin directory {}", dir.display()))?;
+        for e in &failed {
+            tracing::error!(error = %e, "plugin not loaded");
+        }
+        let names: Vec<_> = loaded.iter().map(|l| l.name().to_string()).collect();
+        tracing::info!(dir = %dir.display(), plugins = ?names, failed = failed.len(), "plugin directory loaded");
+        if dry_run {
+            tracing::info!("dry run: actions are sent with dryRun=All and change nothing");
+        }
+    }
+    Ok(runtime)
+}
+
+/// Wait for SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("listening for SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("listening for Ctrl-C")?;
+    Ok(())
+}
+
+/// Shut the host down within the grace period and say what was left.
+async fn stop_host(runtime: &Runtime, grace_secs: u64) {
+    tracing::info!("shutting down");
+    let report = runtime.shutdown(Duration::from_secs(grace_secs)).await;
+    if report.events_dropped > 0 || report.actions_left > 0 {
+        tracing::warn!(
+            events_not_handled = report.events_dropped,
+            actions_not_executed = report.actions_left,
+            "shutdown left work undone"
+        );
+    } else {
+        tracing::info!("shutdown complete: nothing left undone");
+    }
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = host_config(&args.host)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let options = kube::config::KubeConfigOptions {
+            context: args.context.clone(),
+            ..Default::default()
+        };
+        let kube_config = match &args.kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .with_context(|| format!("using kubeconfig {}", path.display()))?
+            }
+            None if args.context.is_some() => kube::Config::from_kubeconfig(&options)
+                .await
+                .context("loading the kubeconfig")?,
+            None => kube::Config::infer()
+                .await
+                .context("no kubeconfig found and not running in a cluster")?,
+        };
+        let client =
+            kube::Client::try_from(informer::client_config(kube_config, informer::IDLE_TIMEOUT))
+                .context("building the Kubernetes client")?;
+        let runtime = start_host(client, config, args.host.dry_run).await?;
+        shutdown_signal().await?;
+        stop_host(&runtime, args.host.shutdown_grace).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if let Some(dir) = args.manifests.as_ref().filter(|d| !d.is_dir()) {
         bail!("--manifests {}: not a directory", dir.display());
     }
+    let host_config = host_config(&args.host)?;
     runtime.block_on(async {
         let config = devserver::Config::default()
             .port(args.port)
@@ -200,9 +312,23 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
         }
         println!("embedded API server at {}", server.url());
         println!("KUBECONFIG={} kubectl get ns", path.display());
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        let host = match host_config.plugin_dir {
+            Some(_) => {
+                let url = server.url().parse().context("the server's URL")?;
+                let config = informer::client_config(kube::Config::new(url), informer::IDLE_TIMEOUT);
+                let client = kube::Client::try_from(config).context("building the client")?;
+                let host = start_host(client, host_config, args.host.dry_run).await?;
+                let names: Vec<_> = host.dispatcher().lanes().iter().map(|l| l.name().to_string()).collect();
+                println!("plugins: {}", names.join(", "));
+                Some(host)
+            }
+            None => None,
+        };
+        shutdown_signal().await?;
+        if let Some(host) = &host {
+            stop_host(host, args.host.shutdown_grace).await;
+        }
+        stop.cancel();
         server.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

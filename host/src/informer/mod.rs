@@ -21,7 +21,7 @@ mod watch;
 use std::sync::Arc;
 
 use crate::{
-    cache::{CachedObject, KindKey},
+    cache::{CachedObject, KindKey, ObjectKey},
     plugin::EventType,
 };
 
@@ -52,8 +52,9 @@ pub struct Notification {
     pub initial: bool,
     /// A delete inferred by a relist: the object is its last known state.
     pub final_state_unknown: bool,
-    /// The object (its last state for deletes); none for `Synced`.
-    pub object: Option<Arc<CachedObject>>,
+    /// The object's key and state (its last state for deletes); none for
+    /// `Synced`.
+    pub object: Option<(ObjectKey, Arc<CachedObject>)>,
     /// The previous state for `Modified`.
     pub old: Option<Arc<CachedObject>>,
 }

@@ -278,7 +278,7 @@ fn replay(cache: &Store, scope: &Scope) -> Vec<Notification> {
         .list(&kind, scope.namespace.as_deref(), &scope.labels)
         .into_iter()
         .filter(|(k, o)| scope.contains(k, o))
-        .map(|(_, o)| note(EventType::Added, Some(o)))
+        .map(|o| note(EventType::Added, Some(o)))
         .collect();
     out.push(note(EventType::Synced, None));
     out

@@ -35,6 +35,8 @@ pub struct Request {
     pub labels: LabelSelector,
     /// Field selector.
     pub fields: FieldSelector,
+    /// Replay the cached objects as `resync` events this often.
+    pub resync: Option<std::time::Duration>,
 }
 
 /// Where a subscription is, for the admin view.
@@ -120,7 +122,11 @@ impl Subscriptions {
                 let Some(this) = weak.upgrade() else { break };
                 match n.event_type {
                     EventType::Deleted => {
-                        let crd = n.object.as_ref().map(|o| o.to_value()).unwrap_or_default();
+                        let crd = n
+                            .object
+                            .as_ref()
+                            .map(|(_, o)| o.to_value())
+                            .unwrap_or_default();
                         let group = crd
                             .pointer("/spec/group")
                             .and_then(|v| v.as_str())
@@ -192,7 +198,14 @@ impl Subscriptions {
             labels: entry.request.labels.clone(),
             fields: entry.request.fields.clone(),
         };
-        let sub = self.shared.subscribe(scope, entry.tx.clone()).await;
+        let sub = match entry.request.resync {
+            Some(period) => {
+                self.shared
+                    .subscribe_with_resync(scope, entry.tx.clone(), period)
+                    .await
+            }
+            None => self.shared.subscribe(scope, entry.tx.clone()).await,
+        };
         tracing::info!(resource.kind = %resolved.resource.kind, api_version = %resolved.resource.api_version, "subscription active");
         entry.active = Some((sub, resolved.resource));
         Ok(())

@@ -196,13 +196,15 @@ async fn run(
         let tx = tx.clone();
         async move { tx.send(n).await.is_ok() }
     };
-    let note = |event_type, initial, fsu, object: Option<Arc<CachedObject>>, old| Notification {
-        kind: kind.clone(),
-        event_type,
-        initial,
-        final_state_unknown: fsu,
-        object,
-        old,
+    let note = |event_type, initial, fsu, object: Option<(ObjectKey, Arc<CachedObject>)>, old| {
+        Notification {
+            kind: kind.clone(),
+            event_type,
+            initial,
+            final_state_unknown: fsu,
+            object,
+            old,
+        }
     };
     loop {
         let event = tokio::select! {
@@ -260,23 +262,24 @@ async fn run(
                     all.sort_by(|a, b| a.0.cmp(&b.0));
                     notes.extend(
                         all.into_iter()
-                            .map(|(_, o)| note(EventType::Added, true, false, Some(o), None)),
+                            .map(|o| note(EventType::Added, true, false, Some(o), None)),
                     );
                     notes.push(note(EventType::Synced, false, false, None, None));
                 } else {
                     notes.extend(
-                        relisted.deleted.into_iter().map(|(_, last)| {
-                            note(EventType::Deleted, false, true, Some(last), None)
-                        }),
+                        relisted
+                            .deleted
+                            .into_iter()
+                            .map(|last| note(EventType::Deleted, false, true, Some(last), None)),
                     );
-                    notes.extend(relisted.modified.into_iter().map(|(_, old, new)| {
-                        note(EventType::Modified, false, false, Some(new), Some(old))
+                    notes.extend(relisted.modified.into_iter().map(|(k, old, new)| {
+                        note(EventType::Modified, false, false, Some((k, new)), Some(old))
                     }));
                     notes.extend(
                         relisted
                             .added
                             .into_iter()
-                            .map(|(_, new)| note(EventType::Added, false, false, Some(new), None)),
+                            .map(|new| note(EventType::Added, false, false, Some(new), None)),
                     );
                 }
                 {
@@ -311,7 +314,8 @@ async fn run(
                         } else {
                             EventType::Added
                         };
-                        if !send(note(event_type, false, false, Some(u.new), u.old)).await {
+                        if !send(note(event_type, false, false, Some((u.key, u.new)), u.old)).await
+                        {
                             return;
                         }
                     }
@@ -335,7 +339,15 @@ async fn run(
                 // The event carries the deleted state; prefer it to the cached one.
                 cache.remove(&kind, &key);
                 let last = Arc::new(cache.prepare(value));
-                if !send(note(EventType::Deleted, false, false, Some(last), None)).await {
+                if !send(note(
+                    EventType::Deleted,
+                    false,
+                    false,
+                    Some((key, last)),
+                    None,
+                ))
+                .await
+                {
                     return;
                 }
             }

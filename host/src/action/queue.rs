@@ -1,0 +1,630 @@
+//! The action queue between plugins and the API: permission checks,
+//! dedupe, one action at a time per plugin and object (in the order the
+//! plugin asked), a global rate limit, per-item exponential backoff with
+//! jitter, bounded retries and a dead-letter record.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{Action, Allowlist, Done, Executor, Failure, Severity};
+use crate::{cache::ObjectRef, plugin::Manifest};
+
+/// How the queue behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Sustained API requests per second, over all plugins.
+    pub qps: NonZeroU32,
+    /// Requests allowed in a burst above `qps`.
+    pub burst: NonZeroU32,
+    /// Retries after the first attempt, for retryable failures.
+    pub max_retries: u32,
+    /// First retry delay; doubles per attempt.
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Actions executed at once.
+    pub workers: usize,
+    /// Dead letters kept for the admin view; older ones are forgotten.
+    pub dead_letters: usize,
+    /// How often growing Event series are written.
+    pub event_flush: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            qps: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            max_retries: 10,
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_secs(300),
+            workers: 8,
+            dead_letters: 1000,
+            event_flush: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// Set the rate limit; zero is raised to one.
+    #[must_use]
+    pub fn rate(mut self, qps: u32, burst: u32) -> Self {
+        self.qps = NonZeroU32::new(qps).unwrap_or(NonZeroU32::MIN);
+        self.burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        self
+    }
+
+    /// Set the number of retries.
+    #[must_use]
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Set the backoff bounds.
+    #[must_use]
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max.max(min);
+        self
+    }
+
+    /// Set the number of concurrent executions.
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// The delay before retry number `retry` (1-based): exponential, capped,
+    /// with "equal jitter" (half fixed, half random) so that actions failing
+    /// together do not retry together.
+    pub fn backoff_for(&self, retry: u32) -> Duration {
+        let exp = self
+            .min_backoff
+            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
+            .min(self.max_backoff);
+        let half = exp / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// Why an action ended in the dead-letter record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    /// It kept failing with retryable errors until the retries ran out.
+    RetriesExhausted,
+    /// It failed in a way no retry fixes (403, 404, 422).
+    Terminal,
+    /// The plugin's declared permissions or the operator's allowlist refuse it.
+    Refused,
+    /// The host shut down before it could run.
+    Shutdown,
+}
+
+/// An action that will not be executed, kept for the admin view.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// When it was given up, RFC 3339.
+    pub at: String,
+    /// The plugin that asked for it.
+    pub plugin: String,
+    /// The action.
+    pub action: Action,
+    /// Why it was given up.
+    pub reason: Reason,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last HTTP status, 0 for a transport error or none.
+    pub code: u16,
+    /// The last error.
+    pub message: String,
+}
+
+/// Counters, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Actions accepted into the queue.
+    pub queued: AtomicU64,
+    /// Actions dropped because an identical one was already pending.
+    pub deduplicated: AtomicU64,
+    /// Actions refused by permissions or the allowlist.
+    pub refused: AtomicU64,
+    /// Actions the API accepted.
+    pub applied: AtomicU64,
+    /// Actions that found their work done (a delete of a missing object).
+    pub already_done: AtomicU64,
+    /// Events counted into an existing series.
+    pub aggregated: AtomicU64,
+    /// Retries scheduled.
+    pub retries: AtomicU64,
+    /// Actions that failed for good (terminal or retries exhausted).
+    pub failed: AtomicU64,
+    /// Actions recorded as dead letters.
+    pub dead_lettered: AtomicU64,
+}
+
+type Key = (Arc<str>, ObjectRef);
+
+#[derive(Debug)]
+struct Item {
+    action: Action,
+    /// Attempts made so far.
+    attempts: u32,
+}
+
+/// Pending actions per key. A key is in `busy` while one of its actions
+/// runs or waits out its backoff, so actions on one object from one plugin
+/// run one at a time and in order.
+#[derive(Debug, Default)]
+struct State {
+    items: HashMap<Key, VecDeque<Item>>,
+    ready: VecDeque<Key>,
+    busy: HashSet<Key>,
+    /// Pending plus in flight.
+    outstanding: usize,
+}
+
+impl State {
+    fn take(&mut self) -> Option<(Key, Item)> {
+        while let Some(key) = self.ready.pop_front() {
+            if self.busy.contains(&key) {
+                continue;
+            }
+            let Some(item) = self.items.get_mut(&key).and_then(VecDeque::pop_front) else {
+                continue;
+            };
+            self.busy.insert(key.clone());
+            return Some((key, item));
+        }
+        None
+    }
+
+    /// The key is free again: its next action, if any, becomes ready.
+    fn release(&mut self, key: &Key) -> bool {
+        self.busy.remove(key);
+        match self.items.get(key) {
+            Some(q) if !q.is_empty() => {
+                self.ready.push_back(key.clone());
+                true
+            }
+            _ => {
+                self.items.remove(key);
+                false
+            }
+        }
+    }
+}
+
+/// The queue and its workers.
+pub struct ActionQueue {
+    executor: Arc<Executor>,
+    allowlist: Mutex<Allowlist>,
+    config: Config,
+    state: Mutex<State>,
+    wake: Notify,
+    limiter: DefaultDirectRateLimiter,
+    dead: Mutex<VecDeque<DeadLetter>>,
+    stats: Stats,
+    closed: AtomicBool,
+    stop: CancellationToken,
+    /// Whether actions may run: false on a replica that does not lead.
+    active: AtomicBool,
+}
+
+impl std::fmt::Debug for ActionQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionQueue")
+            .field("config", &self.config)
+            .field("outstanding", &self.state.lock().outstanding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActionQueue {
+    /// Start the queue's workers.
+    pub fn start(executor: Arc<Executor>, allowlist: Allowlist, config: Config) -> Arc<Self> {
+        let quota = Quota::per_second(config.qps).allow_burst(config.burst);
+        let this = Arc::new(Self {
+            executor,
+            allowlist: Mutex::new(allowlist),
+            limiter: RateLimiter::direct(quota),
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            dead: Mutex::new(VecDeque::new()),
+            stats: Stats::default(),
+            closed: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+            active: AtomicBool::new(true),
+            config,
+        });
+        for _ in 0..this.config.workers {
+            tokio::spawn(this.clone().work());
+        }
+        let flusher = this.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(flusher.config.event_flush);
+            loop {
+                tokio::select! {
+                    () = flusher.stop.cancelled() => break,
+                    _ = tick.tick() => flusher.executor.flush_event_series().await,
+                }
+            }
+        });
+        this
+    }
+
+    /// Replace the operator's allowlist.
+    pub fn set_allowlist(&self, allowlist: Allowlist) {
+        *self.allowlist.lock() = allowlist;
+    }
+
+    /// Let actions run (the default), or hold them: a replica that does not
+    /// hold the leader lease keeps queueing but executes nothing.
+    pub fn set_active(&self, active: bool) {
+        self.active.store(active, Ordering::SeqCst);
+        if active {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Actions pending or running.
+    pub fn outstanding(&self) -> usize {
+        self.state.lock().outstanding
+    }
+
+    /// The dead letters, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead.lock().iter().cloned().collect()
+    }
+
+    /// Queue the actions one call of `plugin` committed, after checking each
+    /// against what the plugin declared and the operator's allowlist. A
+    /// refused action never reaches the API: it is logged, counted and kept
+    /// as a dead letter. Returns how many were queued.
+    pub fn submit(&self, manifest: &Manifest, actions: Vec<Action>) -> usize {
+        let plugin: Arc<str> = manifest.name.as_str().into();
+        let mut queued = 0;
+        for action in actions {
+            if let Err(reason) = self.permit(manifest, &action) {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), %reason, "action refused");
+                self.bury(&plugin, action, Reason::Refused, 0, 403, reason);
+                continue;
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not queued: the host is shutting down");
+                self.bury(
+                    &plugin,
+                    action,
+                    Reason::Shutdown,
+                    0,
+                    0,
+                    "the host was shutting down".into(),
+                );
+                continue;
+            }
+            let key = (plugin.clone(), action.target().clone());
+            let mut st = self.state.lock();
+            let pending = st.items.entry(key.clone()).or_default();
+            if pending.iter().any(|i| i.action == action) {
+                self.stats.deduplicated.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let first = pending.is_empty();
+            pending.push_back(Item {
+                action,
+                attempts: 0,
+            });
+            st.outstanding += 1;
+            if first && !st.busy.contains(&key) {
+                st.ready.push_back(key);
+            }
+            drop(st);
+            self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            queued += 1;
+            self.wake.notify_one();
+        }
+        queued
+    }
+
+    fn permit(&self, manifest: &Manifest, action: &Action) -> Result<(), String> {
+        if let Some((kind, verb)) = action.required_grant()
+            && !manifest.may_write(&kind, verb)
+        {
+            return Err(format!(
+                "plugin {} did not declare {verb:?} on {kind}",
+                manifest.name
+            ));
+        }
+        self.allowlist.lock().check(&manifest.name, action)
+    }
+
+    async fn work(self: Arc<Self>) {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let job = if self.active.load(Ordering::SeqCst) {
+                self.state.lock().take()
+            } else {
+                None
+            };
+            let Some((key, item)) = job else {
+                tokio::select! {
+                    () = self.stop.cancelled() => return,
+                    () = notified => continue,
+                }
+            };
+            // More work may be ready for another worker.
+            self.wake.notify_one();
+            tokio::select! {
+                () = self.stop.cancelled() => {
+                    let mut st = self.state.lock();
+                    st.items.entry(key.clone()).or_default().push_front(item);
+                    st.busy.remove(&key);
+                    return;
+                }
+                () = self.limiter.until_ready() => {}
+            }
+            let span = tracing::info_span!("action.execute", plugin.name = %key.0, action = item.action.name(), object.ref = %key.1, attempt = item.attempts + 1);
+            self.run(key, item).instrument(span).await;
+        }
+    }
+
+    async fn run(self: &Arc<Self>, key: Key, mut item: Item) {
+        item.attempts += 1;
+        let result = self.executor.execute(&key.0, &item.action).await;
+        match result {
+            Ok(done) => {
+                let counter = match done {
+                    Done::Applied => &self.stats.applied,
+                    Done::AlreadyDone => &self.stats.already_done,
+                    Done::Aggregated => &self.stats.aggregated,
+                    Done::Requeue => &self.stats.applied,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if self.executor.dry_run() {
+                    tracing::info!(outcome = ?done, "dry run: the API server accepted the action; nothing was changed");
+                } else {
+                    tracing::debug!(outcome = ?done, "action done");
+                }
+                self.finish(&key);
+            }
+            Err(failure) if failure.retryable && item.attempts <= self.config.max_retries => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                let delay = self.config.backoff_for(item.attempts);
+                tracing::debug!(error = %failure, delay_ms = delay.as_millis() as u64, "action failed; will retry");
+                self.state
+                    .lock()
+                    .items
+                    .entry(key.clone())
+                    .or_default()
+                    .push_front(item);
+                let this = self.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = this.stop.cancelled() => {}
+                    }
+                    if this.state.lock().release(&key) {
+                        this.wake.notify_one();
+                    }
+                });
+            }
+            Err(failure) => self.fail(&key, item, failure).await,
+        }
+    }
+
+    async fn fail(&self, key: &Key, item: Item, failure: Failure) {
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        let reason = if failure.retryable {
+            Reason::RetriesExhausted
+        } else {
+            Reason::Terminal
+        };
+        tracing::error!(error = %failure, attempts = item.attempts, reason = ?reason, "action failed; given up");
+        // Tell whoever looks at the object, unless the failed action was
+        // itself an Event (or the object is gone): one try, no retry.
+        let tell = !matches!(item.action, Action::EmitEvent { .. })
+            && !(failure.code == 404 || failure.code == 403);
+        if tell {
+            let event = Action::EmitEvent {
+                regarding: key.1.clone(),
+                severity: Severity::Warning,
+                reason: "ActionFailed".into(),
+                message: format!(
+                    "plugin {}: {} failed after {} attempt(s): {}",
+                    key.0,
+                    item.action.name(),
+                    item.attempts,
+                    failure.message
+                ),
+                action: item.action.name().into(),
+            };
+            if let Err(e) = self.executor.execute("informant", &event).await {
+                tracing::debug!(error = %e, "could not record the failure as an Event");
+            }
+        }
+        self.bury(
+            &key.0,
+            item.action,
+            reason,
+            item.attempts,
+            failure.code,
+            failure.message,
+        );
+        self.finish(key);
+    }
+
+    fn finish(&self, key: &Key) {
+        let mut st = self.state.lock();
+        st.outstanding = st.outstanding.saturating_sub(1);
+        if st.release(key) {
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    fn bury(
+        &self,
+        plugin: &str,
+        action: Action,
+        reason: Reason,
+        attempts: u32,
+        code: u16,
+        message: String,
+    ) {
+        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let mut dead = self.dead.lock();
+        if dead.len() >= self.config.dead_letters {
+            dead.pop_front();
+        }
+        dead.push_back(DeadLetter {
+            at: jiff::Timestamp::now().to_string(),
+            plugin: plugin.to_string(),
+            action,
+            reason,
+            attempts,
+            code,
+            message,
+        });
+    }
+
+    /// Wait until nothing is pending or running, or `timeout` passes.
+    /// Returns whether the queue drained.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.outstanding() == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stop taking actions, give the pending ones `grace` to finish, then
+    /// stop the workers. Whatever is left is logged and kept as dead letters
+    /// (never dropped silently) and returned.
+    pub async fn shutdown(&self, grace: Duration) -> Vec<(String, Action)> {
+        self.closed.store(true, Ordering::SeqCst);
+        let drained = self.wait_idle(grace).await;
+        self.stop.cancel();
+        if drained {
+            tracing::info!("action queue drained");
+            return Vec::new();
+        }
+        let left: Vec<(String, Action)> = {
+            let mut st = self.state.lock();
+            let items = std::mem::take(&mut st.items);
+            st.outstanding = 0;
+            items
+                .into_iter()
+                .flat_map(|((plugin, _), q)| {
+                    q.into_iter().map(move |i| (plugin.to_string(), i.action))
+                })
+                .collect()
+        };
+        tracing::warn!(
+            left = left.len(),
+            grace_ms = grace.as_millis() as u64,
+            "shutdown: actions not executed within the grace period"
+        );
+        for (plugin, action) in &left {
+            tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not executed: shutdown");
+            self.bury(
+                plugin,
+                action.clone(),
+                Reason::Shutdown,
+                0,
+                0,
+                "not executed before shutdown".into(),
+            );
+        }
+        left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_minimum_up_to_the_cap_with_jitter() {
+        let c = Config::default();
+        for _ in 0..100 {
+            let first = c.backoff_for(1);
+            assert!(first >= Duration::from_micros(2500) && first <= Duration::from_millis(5));
+            let fifth = c.backoff_for(5);
+            assert!(fifth >= Duration::from_millis(40) && fifth <= Duration::from_millis(80));
+            let late = c.backoff_for(40);
+            assert!(late >= Duration::from_secs(150) && late <= Duration::from_secs(300));
+        }
+    }
+
+    #[test]
+    fn one_key_runs_one_action_at_a_time_in_order() {
+        let key: Key = (
+            "p".into(),
+            ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: None,
+                name: "x".into(),
+            },
+        );
+        let item = |n: u64| Item {
+            action: Action::RequeueAfter {
+                target: key.1.clone(),
+                delay_ms: n,
+            },
+            attempts: 0,
+        };
+        let mut st = State::default();
+        st.items
+            .entry(key.clone())
+            .or_default()
+            .extend([item(1), item(2)]);
+        st.ready.push_back(key.clone());
+        let (k, first) = st.take().unwrap();
+        assert!(matches!(
+            first.action,
+            Action::RequeueAfter { delay_ms: 1, .. }
+        ));
+        // Busy: the second waits even if the key is marked ready again.
+        st.ready.push_back(key.clone());
+        assert!(st.take().is_none());
+        assert!(st.release(&k));
+        let (_, second) = st.take().unwrap();
+        assert!(matches!(
+            second.action,
+            Action::RequeueAfter { delay_ms: 2, .. }
+        ));
+        assert!(!st.release(&k));
+        assert!(st.items.is_empty());
+    }
+}

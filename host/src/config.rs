@@ -1,0 +1,297 @@
+//! The host's configuration file: YAML (or JSON), camelCase keys, unknown
+//! keys rejected, validated into the settings the runtime uses. Flags
+//! override what the file says.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+use crate::{
+    action::{Allowlist, QueueConfig, Rule},
+    dispatch,
+    plugin::Limits,
+};
+
+/// Why a configuration file is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML of the expected shape.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, with the key and line.
+        reason: String,
+    },
+    /// A value is out of range.
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The key, dotted.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct File {
+    /// Where plugins are loaded from.
+    #[serde(default)]
+    pub plugin_dir: Option<std::path::PathBuf>,
+    /// Limits for every plugin, and the most a manifest may ask for.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// What each plugin may write, narrowing what it declares.
+    #[serde(default)]
+    pub allow: HashMap<String, Vec<Rule>>,
+    /// The action queue.
+    #[serde(default)]
+    pub actions: ActionsFile,
+    /// Event dispatch.
+    #[serde(default)]
+    pub dispatch: DispatchFile,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsFile {
+    /// CPU deadline per call.
+    pub deadline_ms: Option<u64>,
+    /// Memory cap per instance.
+    pub memory_mib: Option<usize>,
+    /// The most a plugin's manifest may request.
+    #[serde(default)]
+    pub max: MaxLimitsFile,
+}
+
+/// `limits.max:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MaxLimitsFile {
+    /// Longest deadline a manifest may ask for.
+    pub deadline_ms: Option<u64>,
+    /// Largest memory a manifest may ask for.
+    pub memory_mib: Option<usize>,
+}
+
+/// `actions:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionsFile {
+    /// Sustained requests per second.
+    pub qps: Option<u32>,
+    /// Burst above `qps`.
+    pub burst: Option<u32>,
+    /// Retries of a failing action.
+    pub max_retries: Option<u32>,
+    /// Concurrent executions.
+    pub workers: Option<usize>,
+}
+
+/// `dispatch:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DispatchFile {
+    /// Calls of one plugin at once.
+    pub concurrency: Option<usize>,
+    /// Pending events per plugin.
+    pub queue_capacity: Option<usize>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where plugins are loaded from.
+    pub plugin_dir: Option<std::path::PathBuf>,
+    /// Limits for every plugin.
+    pub limits: Limits,
+    /// The most a manifest may request.
+    pub ceiling: Limits,
+    /// The operator's allowlist.
+    pub allowlist: Allowlist,
+    /// The action queue.
+    pub actions: QueueConfig,
+    /// Dispatch.
+    pub dispatch: dispatch::Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Parsing an empty file cannot fail validation.
+        Self::from_file(File::default(), "<defaults>").unwrap_or_else(|_| Self {
+            plugin_dir: None,
+            limits: Limits::default(),
+            ceiling: Limits::default(),
+            allowlist: Allowlist::default(),
+            actions: QueueConfig::default(),
+            dispatch: dispatch::Config::default(),
+        })
+    }
+}
+
+impl Config {
+    /// Read and validate a file.
+    ///
+    /// # Errors
+    /// [`Error`] naming the file, the key and the problem.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parse and validate the text of a file named `path`.
+    ///
+    /// # Errors
+    /// [`Error`] naming the key and the problem.
+    pub fn parse(text: &str, path: &str) -> Result<Self, Error> {
+        let file: File = serde_norway::from_str(text).map_err(|e| Error::Parse {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        Self::from_file(file, path)
+    }
+
+    fn from_file(file: File, path: &str) -> Result<Self, Error> {
+        let invalid = |key: &str, reason: &str| Error::Invalid {
+            path: path.into(),
+            key: key.into(),
+            reason: reason.into(),
+        };
+        let positive = |key: &str, v: Option<u64>| match v {
+            Some(0) => Err(invalid(key, "must be greater than 0")),
+            _ => Ok(()),
+        };
+        let as_u64 = |v: Option<usize>| v.map(|v| v as u64);
+        positive("limits.deadlineMs", file.limits.deadline_ms)?;
+        positive("limits.memoryMib", as_u64(file.limits.memory_mib))?;
+        positive("limits.max.deadlineMs", file.limits.max.deadline_ms)?;
+        positive("limits.max.memoryMib", as_u64(file.limits.max.memory_mib))?;
+        positive("actions.qps", file.actions.qps.map(u64::from))?;
+        positive("actions.burst", file.actions.burst.map(u64::from))?;
+        positive("actions.workers", as_u64(file.actions.workers))?;
+        positive("dispatch.concurrency", as_u64(file.dispatch.concurrency))?;
+        positive(
+            "dispatch.queueCapacity",
+            as_u64(file.dispatch.queue_capacity),
+        )?;
+
+        let mut limits = Limits::default();
+        if let Some(ms) = file.limits.deadline_ms {
+            limits = limits.deadline(Duration::from_millis(ms));
+        }
+        if let Some(mib) = file.limits.memory_mib {
+            limits = limits.memory_bytes(mib << 20);
+        }
+        let mut ceiling = limits.clone();
+        if let Some(ms) = file.limits.max.deadline_ms {
+            ceiling = ceiling.deadline(Duration::from_millis(ms));
+        }
+        if let Some(mib) = file.limits.max.memory_mib {
+            ceiling = ceiling.memory_bytes(mib << 20);
+        }
+        if ceiling.deadline < limits.deadline {
+            return Err(invalid(
+                "limits.max.deadlineMs",
+                "is below limits.deadlineMs",
+            ));
+        }
+        if ceiling.memory_bytes < limits.memory_bytes {
+            return Err(invalid("limits.max.memoryMib", "is below limits.memoryMib"));
+        }
+        for (plugin, rules) in &file.allow {
+            for (i, rule) in rules.iter().enumerate() {
+                if rule.verbs.is_empty() {
+                    return Err(invalid(
+                        &format!("allow.{plugin}[{i}].verbs"),
+                        "lists no verb; remove the rule, or use `allow: {plugin}: []` to allow nothing",
+                    ));
+                }
+            }
+        }
+
+        let mut actions = QueueConfig::default();
+        if file.actions.qps.is_some() || file.actions.burst.is_some() {
+            let qps = file.actions.qps.unwrap_or(actions.qps.get());
+            let burst = file.actions.burst.unwrap_or(actions.burst.get());
+            actions = actions.rate(qps, burst);
+        }
+        if let Some(n) = file.actions.max_retries {
+            actions = actions.max_retries(n);
+        }
+        if let Some(n) = file.actions.workers {
+            actions = actions.workers(n);
+        }
+        let mut dispatch = dispatch::Config::default();
+        if let Some(n) = file.dispatch.concurrency {
+            dispatch = dispatch.concurrency(n);
+        }
+        if let Some(n) = file.dispatch.queue_capacity {
+            dispatch = dispatch.queue_capacity(n);
+        }
+        Ok(Self {
+            plugin_dir: file.plugin_dir,
+            limits,
+            ceiling,
+            allowlist: Allowlist::new(file.allow),
+            actions,
+            dispatch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_is_read() {
+        let c = Config::parse(
+            "pluginDir: /plugins\nlimits: {deadlineMs: 50, memoryMib: 32, max: {memoryMib: 256}}\nallow:\n  enforcer:\n  - {apiVersion: v1, kind: ConfigMap, verbs: [patch]}\nactions: {qps: 5, burst: 10, maxRetries: 2}\ndispatch: {concurrency: 1, queueCapacity: 10}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.limits.deadline, Duration::from_millis(50));
+        assert_eq!(c.ceiling.memory_bytes, 256 << 20);
+        assert_eq!(c.actions.qps.get(), 5);
+        assert_eq!(c.actions.max_retries, 2);
+        assert_eq!(c.dispatch.queue_capacity, 10);
+        assert!(c.allowlist.covers("enforcer"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = Config::parse("actions: {qsp: 5}\n", "c.yaml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("c.yaml") && msg.contains("qsp"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = Config::parse("dispatch: {concurrency: 0}\n", "c.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yaml: dispatch.concurrency: must be greater than 0"
+        );
+        let err =
+            Config::parse("limits: {memoryMib: 64, max: {memoryMib: 32}}\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("limits.max.memoryMib"), "{err}");
+    }
+}

@@ -1,0 +1,272 @@
+//! The host at run time: the cache, the informers, the plugins, dispatch and
+//! the action queue wired together, behind `informant run` and
+//! `informant dev`.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use crate::{
+    action::{ActionQueue, Executor},
+    cache::{self, Store},
+    config::Config,
+    dispatch::{self, Dispatcher, Lane},
+    informer::subscriptions::Subscriptions,
+    plugin::{self, Engine, LoadOptions, Plugin},
+};
+
+/// Why a plugin file was not put in service. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: cannot read it")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The settings file beside the plugin is not valid.
+    #[error("{path}: invalid settings: {reason}")]
+    Settings {
+        /// The settings file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The plugin does not load.
+    #[error("{path}: {source}")]
+    Plugin {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: plugin::Error,
+    },
+    /// The plugin loaded but could not be put in service.
+    #[error("{path}: {source}")]
+    Dispatch {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: dispatch::Error,
+    },
+}
+
+/// What shutting down left undone.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Events queued for plugins and never handled.
+    pub events_dropped: usize,
+    /// Actions not executed within the grace period.
+    pub actions_left: usize,
+}
+
+/// The running host.
+pub struct Runtime {
+    engine: Engine,
+    cache: Arc<Store>,
+    subscriptions: Arc<Subscriptions>,
+    dispatcher: Arc<Dispatcher>,
+    actions: Arc<ActionQueue>,
+    config: Config,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("dispatcher", &self.dispatcher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Start the host's parts against `client`; no plugin yet. With
+    /// `dry_run`, actions are sent with `dryRun=All`.
+    ///
+    /// # Errors
+    /// If the wasm engine cannot be set up.
+    pub fn start(
+        client: kube::Client,
+        config: Config,
+        dry_run: bool,
+    ) -> Result<Self, plugin::Error> {
+        let engine = Engine::new()?;
+        let cache = Arc::new(Store::new(cache::Config::default()));
+        let subscriptions = Subscriptions::start(client.clone(), cache.clone());
+        let instance = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "informant".into());
+        let executor = Executor::new(client, dry_run, instance);
+        let actions =
+            ActionQueue::start(executor, config.allowlist.clone(), config.actions.clone());
+        let dispatcher = Arc::new(Dispatcher::new(
+            subscriptions.clone(),
+            cache.clone(),
+            actions.clone(),
+            config.dispatch.clone(),
+        ));
+        Ok(Self {
+            engine,
+            cache,
+            subscriptions,
+            dispatcher,
+            actions,
+            config,
+        })
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Arc<Store> {
+        &self.cache
+    }
+
+    /// The dispatcher and its lanes.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    /// The action queue.
+    pub fn actions(&self) -> &Arc<ActionQueue> {
+        &self.actions
+    }
+
+    /// The subscriptions and their watches.
+    pub fn subscriptions(&self) -> &Arc<Subscriptions> {
+        &self.subscriptions
+    }
+
+    /// Load a plugin component with its settings and put it in service.
+    /// Compiling happens on a blocking thread, off the event path.
+    ///
+    /// # Errors
+    /// [`LoadError`], naming the file.
+    pub async fn load_bytes(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        settings: serde_json::Value,
+    ) -> Result<Arc<Lane>, LoadError> {
+        let options = LoadOptions::default()
+            .limits(self.config.limits.clone())
+            .ceiling(self.config.ceiling.clone())
+            .settings(settings);
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        let loaded =
+            tokio::task::spawn_blocking(move || Plugin::load(&engine, &bytes, cache, options))
+                .await
+                .map_err(|e| LoadError::Plugin {
+                    path: path.to_path_buf(),
+                    source: plugin::Error::Compile(format!("the loading task failed: {e}")),
+                })?;
+        let plugin = loaded.map_err(|source| LoadError::Plugin {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.dispatcher
+            .add(plugin)
+            .await
+            .map_err(|source| LoadError::Dispatch {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Load `foo.wasm` and the settings beside it (`foo.json` or
+    /// `foo.yaml`), and put it in service.
+    ///
+    /// # Errors
+    /// [`LoadError`], naming the file.
+    pub async fn load_file(&self, path: &Path) -> Result<Arc<Lane>, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let settings = settings_beside(path)?;
+        self.load_bytes(path, bytes, settings).await
+    }
+
+    /// Load every `*.wasm` in `dir` (dotfiles skipped), in name order.
+    /// Returns the plugins in service and the files that failed.
+    ///
+    /// # Errors
+    /// If the directory cannot be read.
+    pub async fn load_dir(&self, dir: &Path) -> std::io::Result<(Vec<Arc<Lane>>, Vec<LoadError>)> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| is_plugin_file(p))
+            .collect();
+        files.sort();
+        let (mut loaded, mut failed) = (Vec::new(), Vec::new());
+        for file in files {
+            match self.load_file(&file).await {
+                Ok(lane) => loaded.push(lane),
+                Err(e) => failed.push(e),
+            }
+        }
+        Ok((loaded, failed))
+    }
+
+    /// Whether every subscribed watch has completed its first list.
+    pub async fn synced(&self) -> bool {
+        self.subscriptions.informers().all_synced().await
+    }
+
+    /// Stop: no new events; running calls and pending actions get `grace`
+    /// to finish; what is left is logged and reported.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let events_dropped = self.dispatcher.shutdown(grace).await;
+        let left = self.actions.shutdown(grace).await;
+        self.subscriptions.shutdown();
+        ShutdownReport {
+            events_dropped,
+            actions_left: left.len(),
+        }
+    }
+}
+
+/// Whether a directory entry is a plugin: `*.wasm`, not a dotfile.
+pub fn is_plugin_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    !name.starts_with('.') && path.extension().is_some_and(|e| e == "wasm") && path.is_file()
+}
+
+/// The settings beside a plugin file, or null if there are none.
+///
+/// # Errors
+/// [`LoadError::Settings`] for a file that does not parse, or more than one.
+pub fn settings_beside(plugin: &Path) -> Result<serde_json::Value, LoadError> {
+    let candidates: Vec<PathBuf> = ["json", "yaml", "yml"]
+        .iter()
+        .map(|ext| plugin.with_extension(ext))
+        .filter(|p| p.is_file())
+        .collect();
+    let path = match candidates.as_slice() {
+        [] => return Ok(serde_json::Value::Null),
+        [one] => one,
+        [first, second, ..] => {
+            return Err(LoadError::Settings {
+                path: first.clone(),
+                reason: format!(
+                    "{} also exists; keep one settings file per plugin",
+                    second.display()
+                ),
+            });
+        }
+    };
+    let bad = |reason: String| LoadError::Settings {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+    } else {
+        serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))
+    }
+}

@@ -1,0 +1,47 @@
+//! sequencer: a test fixture for dispatch order. Each ConfigMap labelled
+//! `informant.test/sequence` carries a counter in `data.seq`; the plugin logs
+//! `sequence <namespace>/<name> <seq> <delivery>` for every event it handles,
+//! so a test can check per-object order and what the plugin saw last.
+//!
+//! `informant.test/sequence=latest` objects come through a latest-state
+//! subscription, `=every` ones through an every-event subscription.
+
+use informant_sdk::{info, prelude::*};
+
+struct Sequencer;
+
+impl Plugin for Sequencer {
+    fn describe() -> Manifest {
+        let events = [EventType::Added, EventType::Modified];
+        Manifest::new("sequencer", "0.1.0")
+            .subscribe(
+                Subscription::to("v1", "ConfigMap")
+                    .label_selector("informant.test/sequence=latest")
+                    .events(events)
+                    .latest_state(),
+            )
+            .subscribe(
+                Subscription::to("v1", "ConfigMap")
+                    .label_selector("informant.test/sequence=every")
+                    .events(events),
+            )
+    }
+
+    fn init(_settings: Settings) -> Result<Self> {
+        Ok(Sequencer)
+    }
+
+    fn handle(&mut self, event: Event) -> Result<()> {
+        let cm = &event.object;
+        let seq: u64 = cm
+            .get("data.seq")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::new(ErrorCode::Invalid, "data.seq is not a number"))?;
+        let delivery = if event.subscription == 0 { "latest" } else { "every" };
+        info!("sequence {}/{} {seq} {delivery}", cm.namespace().unwrap_or(""), cm.name());
+        Ok(())
+    }
+}
+
+informant_sdk::export_plugin!(Sequencer);
