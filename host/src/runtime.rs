@@ -53,7 +53,7 @@ pub enum LoadError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: dispatch::Error,
+        source: Box<dispatch::Error>,
     },
 }
 
@@ -172,7 +172,7 @@ impl Runtime {
             .await
             .map_err(|source| LoadError::Dispatch {
                 path: path.to_path_buf(),
-                source,
+                source: Box::new(source),
             })
     }
 

@@ -447,8 +447,9 @@ impl ActionQueue {
         tracing::error!(error = %failure, attempts = item.attempts, reason = ?reason, "action failed; given up");
         // Tell whoever looks at the object, unless the failed action was
         // itself an Event (or the object is gone): one try, no retry.
-        let tell = !matches!(item.action, Action::EmitEvent { .. })
-            && !(failure.code == 404 || failure.code == 403);
+        let tell = !(matches!(item.action, Action::EmitEvent { .. })
+            || failure.code == 404
+            || failure.code == 403);
         if tell {
             let event = Action::EmitEvent {
                 regarding: key.1.clone(),

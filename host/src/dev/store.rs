@@ -857,7 +857,32 @@ fn prepare_body(
         }
         _ => {}
     }
+    if t.group.is_empty() && t.kind == "Secret" {
+        merge_string_data(map);
+    }
     Ok(())
+}
+
+/// A Secret's `stringData` is write-only: the real server encodes it into
+/// `data` (winning over the same key there) and never stores it.
+fn merge_string_data(secret: &mut serde_json::Map<String, Value>) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = secret.remove("stringData") else {
+        return;
+    };
+    let data = secret.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
 }
 
 /// Name and label validation, RFC 1123 as Kubernetes applies it.

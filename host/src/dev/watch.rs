@@ -5,7 +5,10 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::body::{Body, Bytes};
 use serde_json::{Value, json};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::{
+    broadcast::error::{RecvError, TryRecvError},
+    mpsc,
+};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 
 use super::{
@@ -128,7 +131,26 @@ async fn run(
             () = &mut deadline => return,
             _ = ticker.tick() => {
                 if p.bookmarks && !half_open {
-                    last_rv = last_rv.max(store.resource_version());
+                    // Every change up to `current` is already in the channel:
+                    // send those first, or the bookmark would claim RVs this
+                    // client never saw, and it would resume past them.
+                    let current = store.resource_version();
+                    loop {
+                        let c = match changes.try_recv() {
+                            Ok(c) => c,
+                            Err(TryRecvError::Empty) => break,
+                            Err(_) => return,
+                        };
+                        let out = forward(&c, t, p, &in_scope, &mut last_rv, &mut half_open, faults);
+                        if let Some(bytes) = out
+                            && tx.send(bytes).await.is_err() {
+                                return;
+                            }
+                    }
+                    if half_open {
+                        continue;
+                    }
+                    last_rv = last_rv.max(current);
                     if tx.send(bookmark(t, last_rv, false)).await.is_err() {
                         return;
                     }
@@ -136,15 +158,8 @@ async fn run(
             }
             change = changes.recv() => match change {
                 Ok(c) => {
-                    if c.rv <= last_rv || c.group != t.group || c.plural != t.plural {
-                        continue;
-                    }
-                    last_rv = c.rv;
-                    if half_open || faults.stalled() {
-                        half_open = true;
-                        continue;
-                    }
-                    if let Some(bytes) = render(&c, p, &in_scope)
+                    let out = forward(&c, t, p, &in_scope, &mut last_rv, &mut half_open, faults);
+                    if let Some(bytes) = out
                         && tx.send(bytes).await.is_err() {
                             return;
                         }
@@ -155,6 +170,28 @@ async fn run(
             },
         }
     }
+}
+
+/// What one change means for this watch: nothing (another resource, already
+/// seen, or the stream is stalled), or the bytes to send.
+fn forward(
+    c: &super::store::Change,
+    t: &ResourceType,
+    p: &WatchParams,
+    in_scope: &impl Fn(&str) -> bool,
+    last_rv: &mut u64,
+    half_open: &mut bool,
+    faults: &Faults,
+) -> Option<Bytes> {
+    if c.rv <= *last_rv || c.group != t.group || c.plural != t.plural {
+        return None;
+    }
+    *last_rv = c.rv;
+    if *half_open || faults.stalled() {
+        *half_open = true;
+        return None;
+    }
+    render(c, p, in_scope)
 }
 
 /// The event a change becomes for this watch, with selector transitions: an

@@ -39,7 +39,7 @@ use crate::{
     cache::{KindKey, ObjectRef, Store},
     informer::{
         Notification, discovery,
-        subscriptions::{Request, SubscriptionId, Subscriptions},
+        subscriptions::{Request, State, SubscriptionId, Subscriptions},
     },
     plugin::{CallError, Event, EventType, Plugin, manifest::Delivery},
 };
@@ -165,6 +165,11 @@ struct LaneState {
     /// A timer will kick the lane when the circuit half-opens.
     wake_scheduled: bool,
     closed: bool,
+    /// Watches (subscriptions, then read-only kinds) whose first list has
+    /// not completed. Calls wait until it is empty, like a client-go
+    /// controller waiting for its caches to sync, so the plugin never
+    /// decides on a cache that is still filling.
+    unsynced: std::collections::HashSet<u32>,
 }
 
 /// One plugin's queue and workers.
@@ -221,6 +226,7 @@ impl Lane {
                 breaker,
                 wake_scheduled: false,
                 closed: false,
+                unsynced: std::collections::HashSet::new(),
             }),
             config,
             stats: LaneStats::default(),
@@ -287,7 +293,7 @@ impl Lane {
                 let n = self.stats.shed.fetch_add(1, Ordering::Relaxed) + 1;
                 // Say it at once, then every thousandth time: shedding
                 // happens in floods.
-                if n == 1 || n % 1000 == 0 {
+                if n == 1 || n.is_multiple_of(1000) {
                     tracing::warn!(plugin.name = %self.name, object.ref = %Ref(&job.key), event.type = ?job.event.event_type, shed_total = n, capacity = self.config.queue_capacity, "plugin is behind: its queue is full, oldest event dropped");
                 }
             }
@@ -298,6 +304,9 @@ impl Lane {
     /// Start workers for ready events, up to the concurrency the circuit allows.
     fn kick(self: &Arc<Self>, st: &mut LaneState) {
         let now = Instant::now();
+        if !st.unsynced.is_empty() {
+            return;
+        }
         while !st.closed && st.workers < self.config.concurrency && st.queue.has_ready() {
             if !st.breaker.allows(now, st.workers) {
                 self.wake_later(st, now);
@@ -476,6 +485,24 @@ impl Lane {
         self.push(Job::new(Key::Object(kind, key), sub, event), coalesce);
     }
 
+    /// A watch of the plugin finished its first list (or will never have one).
+    fn synced(self: &Arc<Self>, watch: u32) {
+        let mut st = self.state.lock();
+        if st.unsynced.remove(&watch) && st.unsynced.is_empty() {
+            tracing::debug!(plugin.name = %self.name, "every watch of the plugin has synced; calls start");
+            self.kick(&mut st);
+        }
+    }
+
+    /// Keep a read-only kind in the cache; only its first sync matters here.
+    async fn drain(self: Arc<Self>, watch: u32, mut rx: mpsc::Receiver<Notification>) {
+        while let Some(n) = rx.recv().await {
+            if n.event_type == EventType::Synced {
+                self.synced(watch);
+            }
+        }
+    }
+
     fn delivery(&self, sub: u32) -> Delivery {
         self.plugin
             .read()
@@ -493,6 +520,9 @@ impl Lane {
         };
         let coalesce = spec.delivery == Delivery::LatestState;
         while let Some(n) = rx.recv().await {
+            if n.event_type == EventType::Synced {
+                self.synced(index);
+            }
             if !spec.event_types.contains(&n.event_type) {
                 continue;
             }
@@ -586,6 +616,7 @@ impl Dispatcher {
     pub async fn add(&self, plugin: Plugin) -> Result<Arc<Lane>, Error> {
         let name = plugin.name().to_string();
         let subs = plugin.manifest().subscriptions.clone();
+        let reads = cached_kinds(plugin.manifest());
         let lane = Arc::new(Lane::new(
             plugin,
             self.config.clone(),
@@ -600,6 +631,9 @@ impl Dispatcher {
             }
             lanes.insert(name.clone(), lane.clone());
         }
+        lane.state.lock().unsynced = (0..subs.len() + reads.len())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
         for (index, s) in subs.iter().enumerate() {
             let (tx, rx) = mpsc::channel(self.config.intake_buffer);
             let request = Request {
@@ -612,21 +646,57 @@ impl Dispatcher {
             };
             let index32 = u32::try_from(index).unwrap_or(u32::MAX);
             tokio::spawn(lane.clone().intake(index32, rx));
-            match self.subscriptions.subscribe(request, tx).await {
-                Ok(id) => lane.subscriptions.lock().push(id),
-                Err(source) => {
-                    self.remove(&name).await;
-                    return Err(Error::Discovery {
-                        plugin: name,
-                        index,
-                        kind: format!("{} {}", s.api_version, s.kind),
-                        source,
-                    });
-                }
+            if let Err(source) = self.watch(&lane, index32, request, tx).await {
+                self.remove(&name).await;
+                return Err(Error::Discovery {
+                    plugin: name,
+                    index,
+                    kind: format!("{} {}", s.api_version, s.kind),
+                    source,
+                });
+            }
+        }
+        for (j, kind) in reads.iter().enumerate() {
+            let (tx, rx) = mpsc::channel(self.config.intake_buffer);
+            let watch = u32::try_from(subs.len() + j).unwrap_or(u32::MAX);
+            tokio::spawn(lane.clone().drain(watch, rx));
+            let request = Request {
+                api_version: kind.api_version.to_string(),
+                kind: kind.kind.to_string(),
+                namespace: None,
+                labels: Default::default(),
+                fields: Default::default(),
+                resync: None,
+            };
+            if let Err(source) = self.watch(&lane, watch, request, tx).await {
+                self.remove(&name).await;
+                return Err(Error::Discovery {
+                    plugin: name,
+                    index: subs.len() + j,
+                    kind: kind.to_string(),
+                    source,
+                });
             }
         }
         tracing::info!(plugin.name = %name, digest = %lane.plugin().digest(), subscriptions = subs.len(), "plugin in service");
         Ok(lane)
+    }
+
+    /// Start one watch of a lane. A kind that is not served yet has nothing
+    /// to sync, so it does not hold the plugin back.
+    async fn watch(
+        &self,
+        lane: &Arc<Lane>,
+        watch: u32,
+        request: Request,
+        tx: mpsc::Sender<Notification>,
+    ) -> Result<(), discovery::Error> {
+        let id = self.subscriptions.subscribe(request, tx).await?;
+        lane.subscriptions.lock().push(id);
+        if self.subscriptions.state(id).await == Some(State::Pending) {
+            lane.synced(watch);
+        }
+        Ok(())
     }
 
     /// Take a plugin out of service: release its watches, drop its pending
@@ -694,4 +764,28 @@ impl Dispatcher {
         }
         dropped_total
     }
+}
+
+/// Kinds a plugin reads from the cache without subscribing to all of them:
+/// declared reads and indexed kinds, less those a subscription of its own
+/// already watches in full.
+fn cached_kinds(manifest: &crate::plugin::Manifest) -> Vec<KindKey> {
+    let watched_in_full = |kind: &KindKey| {
+        manifest.subscriptions.iter().any(|s| {
+            s.kind_key() == *kind
+                && s.namespace.is_none()
+                && s.label_selector.is_empty()
+                && s.field_selector.requirements().is_empty()
+        })
+    };
+    let mut kinds: Vec<KindKey> = manifest
+        .reads
+        .iter()
+        .chain(manifest.indexes.iter().map(|i| &i.kind))
+        .filter(|k| !watched_in_full(k))
+        .cloned()
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
 }
