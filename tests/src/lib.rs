@@ -8,6 +8,16 @@ pub fn plugin_dir() -> PathBuf {
     PathBuf::from(env!("INFORMANT_TEST_PLUGINS"))
 }
 
+/// The demo's plugin directory: the four example plugins under their
+/// user-facing names (`label-enforcer.wasm`...), copied there by `build.rs`.
+pub fn example_dir() -> PathBuf {
+    plugin_dir()
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("examples"))
+        .expect("the plugin directory is <target>/wasm32-wasip2/release")
+}
+
 /// The path of a compiled plugin: `plugin_path("label_enforcer")`.
 pub fn plugin_path(name: &str) -> PathBuf {
     plugin_dir().join(format!("{name}.wasm"))

@@ -664,3 +664,31 @@ async fn a_plugin_stuck_at_its_deadline_does_not_delay_another() {
     assert!(stats.failed.load(std::sync::atomic::Ordering::Relaxed) > 0);
     runtime.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The label-enforcer watches every ConfigMap, the sequencer a labelled
+/// subset: both watches must report every object, though the first one to
+/// see it has already cached it.
+#[tokio::test]
+async fn overlapping_watches_of_one_kind_each_deliver_every_object() {
+    let logs = logs();
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("many").await;
+    let runtime = host(&cluster, confined(&[]), &["label_enforcer", "sequencer"]).await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    for i in 0..50 {
+        create_cm(
+            &api,
+            &format!("e-{i}"),
+            json!({"informant.test/sequence": "every", "owner": "me"}),
+            json!({"seq": "0"}),
+        )
+        .await;
+    }
+    for i in 0..50 {
+        eventually("every object", Duration::from_secs(10), || async {
+            (!reported(&logs, &ns, &format!("e-{i}")).is_empty()).then_some(())
+        })
+        .await;
+    }
+    runtime.shutdown(Duration::from_secs(5)).await;
+}

@@ -1,6 +1,6 @@
 //! One list+watch into the cache, with the relist diff.
 
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use futures::StreamExt;
 use kube::{
@@ -192,6 +192,9 @@ async fn run(
     let mut streaming = true;
     let mut stream = make(streaming);
     let mut listing: Vec<Listed> = Vec::new();
+    // The keys this watch has reported present, so that its events do not
+    // depend on what other watches of the same kind put in the cache.
+    let mut known: HashSet<ObjectKey> = HashSet::new();
     let send = |n: Notification| {
         let tx = tx.clone();
         async move { tx.send(n).await.is_ok() }
@@ -250,37 +253,56 @@ async fn run(
                 let listed = std::mem::take(&mut listing);
                 let relisted = cache.replace_scope(&kind, |k, o| scope.contains(k, o), listed);
                 let mut notes = Vec::new();
-                if first {
-                    // A new subscriber sees every object as added, even those
-                    // another watch of the same kind had already cached.
-                    let mut all: Vec<_> = relisted
+                // What this watch has delivered decides the events, not the
+                // cache: another watch of the same kind may have cached an
+                // object this one never reported.
+                let mut present: Vec<(ObjectKey, Option<Arc<CachedObject>>, Arc<CachedObject>)> =
+                    relisted
                         .added
                         .into_iter()
                         .chain(relisted.unchanged)
+                        .map(|(k, o)| (k, None, o))
                         .collect();
-                    all.extend(relisted.modified.into_iter().map(|(k, _, new)| (k, new)));
-                    all.sort_by(|a, b| a.0.cmp(&b.0));
+                present.extend(
+                    relisted
+                        .modified
+                        .into_iter()
+                        .map(|(k, old, new)| (k, Some(old), new)),
+                );
+                present.sort_by(|a, b| a.0.cmp(&b.0));
+                let listed_keys: HashSet<ObjectKey> =
+                    present.iter().map(|(k, _, _)| k.clone()).collect();
+                if first {
+                    known = listed_keys;
                     notes.extend(
-                        all.into_iter()
-                            .map(|o| note(EventType::Added, true, false, Some(o), None)),
+                        present.into_iter().map(|(k, _, o)| {
+                            note(EventType::Added, true, false, Some((k, o)), None)
+                        }),
                     );
                     notes.push(note(EventType::Synced, false, false, None, None));
                 } else {
+                    // Gone while the watch was down: the last state known.
                     notes.extend(
                         relisted
                             .deleted
                             .into_iter()
+                            .filter(|(k, _)| known.contains(k))
                             .map(|last| note(EventType::Deleted, false, true, Some(last), None)),
                     );
-                    notes.extend(relisted.modified.into_iter().map(|(k, old, new)| {
-                        note(EventType::Modified, false, false, Some((k, new)), Some(old))
-                    }));
-                    notes.extend(
-                        relisted
-                            .added
-                            .into_iter()
-                            .map(|new| note(EventType::Added, false, false, Some(new), None)),
-                    );
+                    for (k, old, new) in present {
+                        if !known.contains(&k) {
+                            notes.push(note(EventType::Added, false, false, Some((k, new)), None));
+                        } else if old.is_some() {
+                            notes.push(note(
+                                EventType::Modified,
+                                false,
+                                false,
+                                Some((k, new)),
+                                old,
+                            ));
+                        }
+                    }
+                    known = listed_keys;
                 }
                 {
                     let mut st = status.lock();
@@ -302,20 +324,19 @@ async fn run(
                 };
                 match cache.upsert(value) {
                     Ok(u) => {
-                        let unchanged = u
-                            .old
-                            .as_ref()
-                            .is_some_and(|o| o.resource_version() == u.new.resource_version());
-                        if unchanged {
-                            continue;
-                        }
-                        let event_type = if u.old.is_some() {
-                            EventType::Modified
-                        } else {
+                        // Added or modified for this watch; the cached old
+                        // state is only the previous one if it differs (it
+                        // may be another watch's copy of this very version).
+                        let event_type = if known.insert(u.key.clone()) {
                             EventType::Added
+                        } else {
+                            EventType::Modified
                         };
-                        if !send(note(event_type, false, false, Some((u.key, u.new)), u.old)).await
-                        {
+                        let old = u
+                            .old
+                            .filter(|o| o.resource_version() != u.new.resource_version())
+                            .filter(|_| event_type == EventType::Modified);
+                        if !send(note(event_type, false, false, Some((u.key, u.new)), old)).await {
                             return;
                         }
                     }
@@ -338,6 +359,7 @@ async fn run(
                 );
                 // The event carries the deleted state; prefer it to the cached one.
                 cache.remove(&kind, &key);
+                known.remove(&key);
                 let last = Arc::new(cache.prepare(value));
                 if !send(note(
                     EventType::Deleted,

@@ -1,0 +1,196 @@
+//! `informant run` and `informant dev --plugins` as a user runs them: the
+//! real binary, a plugin directory with a settings file, a configuration
+//! file, and a graceful shutdown on SIGTERM.
+
+// Tests fail loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use informant_tests::{TestCluster, example_dir, plugin_path};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, api::PostParams};
+use serde_json::json;
+
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM, as Kubernetes sends it, then the exit status and stderr.
+async fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
+#[tokio::test]
+async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("run").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        plugin_path("label_enforcer"),
+        plugins.join("label-enforcer.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("label-enforcer.yaml"),
+        "required:\n  team: platform\n",
+    )
+    .unwrap();
+    // A broken file beside it is reported and skipped; the others run.
+    std::fs::write(plugins.join("broken.wasm"), b"not wasm").unwrap();
+    let config = dir.path().join("informant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "allow:\n  label-enforcer:\n  - apiVersion: v1\n    kind: ConfigMap\n    verbs: [patch]\n    namespaces: [{ns}]\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["run", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--config")
+        .arg(&config)
+        .env_remove("INFORMANT_LOG")
+        .env("INFORMANT_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    eventually("the label from the settings file", async || {
+        let cm = api.get("app").await.unwrap();
+        cm.metadata.labels?.get("team").cloned()
+    })
+    .await;
+
+    let (status, stderr) = terminate(child).await;
+    assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
+    // JSON log lines, one per line.
+    for line in stderr.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    }
+    assert!(
+        stderr.contains("broken.wasm"),
+        "the broken plugin is named:\n{stderr}"
+    );
+    assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
+    assert!(stderr.contains("shutdown complete"), "{stderr}");
+}
+
+#[test]
+fn a_bad_configuration_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("informant.yaml");
+    std::fs::write(&config, "actions:\n  qps: 0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("informant.yaml: actions.qps: must be greater than 0"),
+        "{stderr}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["run", "--plugins"])
+        .arg(dir.path().join("missing"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing: not a directory"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_demo_runs_the_example_plugins_against_the_sample_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["dev", "--port", "0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--plugins")
+        .arg(example_dir())
+        .env_remove("INFORMANT_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap();
+    let url = url.rsplit(' ').next().unwrap().to_string();
+    let _hint = lines.next().unwrap().unwrap();
+    let plugins = lines.next().unwrap().unwrap();
+    assert_eq!(
+        plugins,
+        "plugins: label-enforcer, replicator, restarter, tenant-namespaces"
+    );
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+
+    // The label-enforcer labelled the sample ConfigMap; the tenant operator
+    // made the tenant's namespace; the replicator copied the registry
+    // Secret into it.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "shop");
+    eventually("the sample ConfigMap's owner label", async || {
+        cms.get("settings")
+            .await
+            .ok()?
+            .metadata
+            .labels?
+            .get("owner")
+            .cloned()
+    })
+    .await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "tenant-acme");
+    eventually("the registry copy in the tenant's namespace", async || {
+        secrets.get_opt("registry").await.ok()?
+    })
+    .await;
+
+    let (status, stderr) = terminate(child).await;
+    assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(stderr.contains("shutdown complete"), "{stderr}");
+}
