@@ -235,3 +235,49 @@ async fn dry_run_changes_nothing() {
     let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     assert!(cms.get_opt("d").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn repeated_events_are_aggregated_into_one_series() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("series").await;
+    let recorder = informant::action::recorder::Recorder::new(
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(360),
+        100,
+    );
+    let exec = Executor::with_recorder(cluster.client.clone(), false, "test-host", recorder);
+    let event = |reason: &str, note: &str| Action::EmitEvent {
+        regarding: cm_ref(&ns, "noisy"),
+        severity: Severity::Warning,
+        reason: reason.into(),
+        message: note.into(),
+        action: "Check".into(),
+    };
+    // A plugin in a loop: 50 occurrences, with different messages.
+    assert_eq!(
+        exec.execute("loop", &event("Bad", "first")).await.unwrap(),
+        Done::Applied
+    );
+    for i in 0..49 {
+        assert_eq!(
+            exec.execute("loop", &event("Bad", &format!("again {i}")))
+                .await
+                .unwrap(),
+            Done::Aggregated
+        );
+    }
+    // Another reason is another Event.
+    exec.execute("loop", &event("Other", "x")).await.unwrap();
+    exec.flush_event_series().await;
+
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(cluster.client.clone(), &ns);
+    let list = events.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(list.len(), 2, "one Event per series: {list:?}");
+    let bad = list
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Bad"))
+        .unwrap();
+    assert_eq!(bad.series.as_ref().map(|s| s.count), Some(50));
+    assert_eq!(bad.reporting_controller.as_deref(), Some("informant"));
+}

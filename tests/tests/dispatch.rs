@@ -692,3 +692,33 @@ async fn overlapping_watches_of_one_kind_each_deliver_every_object() {
     }
     runtime.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn dry_run_reaches_the_server_and_changes_nothing() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("dryrun").await;
+    let config = confined(&[(
+        "label-enforcer",
+        vec![rule("v1", "ConfigMap", &[Verb::Patch], &[&ns])],
+    )]);
+    logs();
+    let runtime = Runtime::start(cluster.client.clone(), config, true).unwrap();
+    runtime
+        .load_file(&plugin_path("label_enforcer"))
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    create_cm(&api, "untouched", json!({}), json!({})).await;
+    let actions = runtime.actions().clone();
+    eventually("the dry-run patch", Duration::from_secs(10), || async {
+        (actions
+            .stats()
+            .applied
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0)
+        .then_some(())
+    })
+    .await;
+    assert_eq!(label(&api.get("untouched").await.unwrap(), "owner"), None);
+    runtime.shutdown(Duration::from_secs(5)).await;
+}

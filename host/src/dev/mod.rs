@@ -185,6 +185,14 @@ impl ApiServer {
         let shutdown = CancellationToken::new();
         let router = routes::router(app.clone());
         let token = shutdown.clone();
+        // Watch events are small writes: without TCP_NODELAY, Nagle's
+        // algorithm holds each one behind the client's delayed ACK (up to
+        // 40 ms), as a real API server never does.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { token.cancelled().await })
