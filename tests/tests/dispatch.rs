@@ -722,3 +722,101 @@ async fn dry_run_reaches_the_server_and_changes_nothing() {
     assert_eq!(label(&api.get("untouched").await.unwrap(), "owner"), None);
     runtime.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn the_tenant_operator_creates_then_requeues_until_ready() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let cluster = TestCluster::start().await;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(cluster.client.clone());
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "tenants.informant.dev"},
+        "spec": {"group": "informant.dev", "scope": "Cluster",
+                 "names": {"plural": "tenants", "singular": "tenant", "kind": "Tenant"},
+                 "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                               "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    crds.patch(
+        "tenants.informant.dev",
+        &PatchParams::apply("informant-tests"),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    let name = format!("t{}", std::process::id());
+    let namespace = format!("tenant-{name}");
+    let config = confined(&[(
+        "tenant-namespaces",
+        vec![
+            Rule {
+                api_version: "v1".into(),
+                kind: "Namespace".into(),
+                verbs: vec![Verb::Create, Verb::Delete],
+                namespaces: None,
+            },
+            Rule {
+                api_version: "informant.dev/v1alpha1".into(),
+                kind: "Tenant".into(),
+                verbs: vec![Verb::PatchStatus],
+                namespaces: None,
+            },
+        ],
+    )]);
+    let runtime = host(&cluster, config, &["tenant_namespaces"]).await;
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "informant.dev",
+        "v1alpha1",
+        "Tenant",
+    ));
+    let tenants: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource);
+    let tenant: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "informant.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name}, "spec": {"owner": "team-a"}}))
+    .unwrap();
+    eventually(
+        "the Tenant kind to be served",
+        Duration::from_secs(10),
+        || async { tenants.create(&PostParams::default(), &tenant).await.ok() },
+    )
+    .await;
+
+    eventually(
+        "the tenant to be Ready",
+        Duration::from_secs(15),
+        || async {
+            let t = tenants.get(&name).await.unwrap();
+            (t.data.pointer("/status/phase").and_then(|p| p.as_str()) == Some("Ready"))
+                .then_some(())
+        },
+    )
+    .await;
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let ns = namespaces.get(&namespace).await.unwrap();
+    assert_eq!(ns.metadata.labels.unwrap()["owner"], "team-a");
+    // The requeue asked for on creation came back as a resync.
+    let lane = runtime.dispatcher().lane("tenant-namespaces").unwrap();
+    eventually("the requeued resync", Duration::from_secs(10), || async {
+        (lane
+            .stats()
+            .requeued
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0)
+        .then_some(())
+    })
+    .await;
+
+    // Deleting the tenant deletes its namespace.
+    tenants
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the namespace to go", Duration::from_secs(10), || async {
+        let ns = namespaces.get_opt(&namespace).await.unwrap();
+        // A real cluster keeps it Terminating for a while.
+        ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    runtime.shutdown(Duration::from_secs(5)).await;
+}
