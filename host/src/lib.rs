@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod informer;
 pub mod manifests;
 pub mod plugin;
+pub mod reload;
 pub mod replay;
 pub mod runtime;
 pub mod selector;

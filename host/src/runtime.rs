@@ -151,6 +151,27 @@ impl Runtime {
         bytes: Vec<u8>,
         settings: serde_json::Value,
     ) -> Result<Arc<Lane>, LoadError> {
+        let plugin = self.prepare(path, bytes, settings).await?;
+        self.dispatcher
+            .add(plugin)
+            .await
+            .map_err(|source| LoadError::Dispatch {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Compile, validate and initialise a plugin on a blocking thread,
+    /// without putting it in service.
+    ///
+    /// # Errors
+    /// [`LoadError`], naming the file.
+    pub async fn prepare(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        settings: serde_json::Value,
+    ) -> Result<Plugin, LoadError> {
         let options = LoadOptions::default()
             .limits(self.config.limits.clone())
             .ceiling(self.config.ceiling.clone())
@@ -163,21 +184,14 @@ impl Runtime {
                     path: path.to_path_buf(),
                     source: plugin::Error::Compile(format!("the loading task failed: {e}")),
                 })?;
-        let plugin = loaded.map_err(|source| LoadError::Plugin {
+        loaded.map_err(|source| LoadError::Plugin {
             path: path.to_path_buf(),
             source,
-        })?;
-        self.dispatcher
-            .add(plugin)
-            .await
-            .map_err(|source| LoadError::Dispatch {
-                path: path.to_path_buf(),
-                source: Box::new(source),
-            })
+        })
     }
 
-    /// Load `foo.wasm` and the settings beside it (`foo.json` or
-    /// `foo.yaml`), and put it in service.
+    /// Load `foo.wasm` and the settings beside it (`foo.json`, `foo.yaml`
+    /// or `foo.toml`), and put it in service.
     ///
     /// # Errors
     /// [`LoadError`], naming the file.
@@ -236,12 +250,13 @@ pub fn is_plugin_file(path: &Path) -> bool {
     !name.starts_with('.') && path.extension().is_some_and(|e| e == "wasm") && path.is_file()
 }
 
-/// The settings beside a plugin file, or null if there are none.
+/// The settings beside a plugin file (`.json`, `.yaml`, `.yml` or `.toml`),
+/// or null if there are none.
 ///
 /// # Errors
 /// [`LoadError::Settings`] for a file that does not parse, or more than one.
 pub fn settings_beside(plugin: &Path) -> Result<serde_json::Value, LoadError> {
-    let candidates: Vec<PathBuf> = ["json", "yaml", "yml"]
+    let candidates: Vec<PathBuf> = ["json", "yaml", "yml", "toml"]
         .iter()
         .map(|ext| plugin.with_extension(ext))
         .filter(|p| p.is_file())
@@ -264,8 +279,11 @@ pub fn settings_beside(plugin: &Path) -> Result<serde_json::Value, LoadError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    if path.extension().is_some_and(|e| e == "json") {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext == "json" {
         serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+    } else if ext == "toml" {
+        toml::from_str(&text).map_err(|e| bad(e.to_string()))
     } else {
         serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))
     }

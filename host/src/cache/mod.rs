@@ -165,7 +165,8 @@ pub struct Store {
     config: Config,
     kinds: RwLock<HashMap<KindKey, Arc<RwLock<KindData>>>>,
     /// Index name -> the kind it covers.
-    index_kinds: RwLock<HashMap<Arc<str>, KindKey>>,
+    /// Each index's kind, and how many declarations hold it.
+    index_kinds: RwLock<HashMap<Arc<str>, (KindKey, usize)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -408,7 +409,8 @@ impl Store {
     }
 
     /// Declare an index over a kind. Objects already cached are indexed at
-    /// once. Declaring the same index again is a no-op.
+    /// once. Declaring the same index again shares it: it lives until every
+    /// declaration is removed.
     ///
     /// # Errors
     /// [`Error::IndexConflict`] if the name is taken by a different index.
@@ -421,12 +423,13 @@ impl Store {
         let mut names = self.index_kinds.write();
         let store = self.kind_or_insert(kind);
         let mut data = store.write();
-        if let Some(existing) = names.get(name) {
+        if let Some((existing, holders)) = names.get_mut(name) {
             let same_paths = data
                 .indexes
                 .get(name)
                 .is_some_and(|i| i.paths() == paths.as_slice());
             if existing == kind && same_paths {
+                *holders += 1;
                 return Ok(());
             }
             return Err(Error::IndexConflict {
@@ -440,13 +443,24 @@ impl Store {
         }
         let name: Arc<str> = name.into();
         data.indexes.insert(name.clone(), index);
-        names.insert(name, kind.clone());
+        names.insert(name, (kind.clone(), 1));
         Ok(())
     }
 
-    /// Drop an index.
+    /// Drop one declaration of an index; the last one drops the index.
     pub fn remove_index(&self, name: &str) {
-        let Some(kind) = self.index_kinds.write().remove(name) else {
+        let kind = {
+            let mut names = self.index_kinds.write();
+            match names.get_mut(name) {
+                Some((_, holders)) if *holders > 1 => {
+                    *holders -= 1;
+                    return;
+                }
+                Some(_) => names.remove(name).map(|(kind, _)| kind),
+                None => None,
+            }
+        };
+        let Some(kind) = kind else {
             return;
         };
         if let Some(store) = self.kind(&kind) {
@@ -456,7 +470,7 @@ impl Store {
 
     /// The kind an index covers.
     pub fn index_kind(&self, name: &str) -> Option<KindKey> {
-        self.index_kinds.read().get(name).cloned()
+        self.index_kinds.read().get(name).map(|(k, _)| k.clone())
     }
 
     /// The objects indexed under `value` in index `name`, ordered by namespace and name.
@@ -651,6 +665,9 @@ mod tests {
             store.add_index("by-cm", &kind, vec![other]),
             Err(Error::IndexConflict { .. })
         ));
+        // Declared twice, it lives until both declarations are removed.
+        store.remove_index("by-cm");
+        assert_eq!(names(store.by_index("by-cm", "cfg").unwrap()), ["a/web"]);
         store.remove_index("by-cm");
         assert!(store.by_index("by-cm", "cfg").is_err());
     }

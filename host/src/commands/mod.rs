@@ -17,6 +17,7 @@ use crate::{
     dev::{self as devserver, ApiServer},
     informer, manifests,
     plugin::{self, Engine, Limits, LoadOptions, Plugin},
+    reload::Reloader,
     replay::{self, Outcome},
     runtime::Runtime,
 };
@@ -176,25 +177,24 @@ fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Start the host's runtime and load the plugin directory. Plugins that fail
-/// to load are reported and skipped; the others run.
+/// Start the host's runtime, load the plugin directory and keep watching
+/// it. Plugins that fail to load are reported and skipped; the others run.
 async fn start_host(
     client: kube::Client,
     config: Config,
     dry_run: bool,
-) -> anyhow::Result<Runtime> {
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Arc<Runtime>> {
     let dir = config.plugin_dir.clone();
-    let runtime = Runtime::start(client, config, dry_run).context("starting the host")?;
+    let runtime = Arc::new(Runtime::start(client, config, dry_run).context("starting the host")?);
     if let Some(dir) = dir {
-        let (loaded, failed) = runtime
-            .load_dir(&dir)
+        let reloader = Reloader::start(runtime.clone(), dir.clone(), stop.clone())
             .await
-            .with_context(|| format!("reading plugin directory {}", dir.display()))?;
-        for e in &failed {
-            tracing::error!(error = %e, "plugin not loaded");
-        }
-        let names: Vec<_> = loaded.iter().map(|l| l.name().to_string()).collect();
-        tracing::info!(dir = %dir.display(), plugins = ?names, failed = failed.len(), "plugin directory loaded");
+            .with_context(|| format!("watching plugin directory {}", dir.display()))?;
+        let statuses = reloader.statuses();
+        let names: Vec<_> = statuses.iter().filter_map(|s| s.plugin.clone()).collect();
+        let failed = statuses.iter().filter(|s| s.error.is_some()).count();
+        tracing::info!(dir = %dir.display(), plugins = ?names, failed, "plugin directory loaded; watching it for changes");
         if dry_run {
             tracing::info!("dry run: actions are sent with dryRun=All and change nothing");
         }
@@ -261,8 +261,10 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let client =
             kube::Client::try_from(informer::client_config(kube_config, informer::IDLE_TIMEOUT))
                 .context("building the Kubernetes client")?;
-        let runtime = start_host(client, config, args.host.dry_run).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let runtime = start_host(client, config, args.host.dry_run, &stop).await?;
         shutdown_signal().await?;
+        stop.cancel();
         stop_host(&runtime, args.host.shutdown_grace).await;
         Ok(ExitCode::SUCCESS)
     })
@@ -317,7 +319,7 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
                 let url = server.url().parse().context("the server's URL")?;
                 let config = informer::client_config(kube::Config::new(url), informer::IDLE_TIMEOUT);
                 let client = kube::Client::try_from(config).context("building the client")?;
-                let host = start_host(client, host_config, args.host.dry_run).await?;
+                let host = start_host(client, host_config, args.host.dry_run, &stop).await?;
                 let names: Vec<_> = host.dispatcher().lanes().iter().map(|l| l.name().to_string()).collect();
                 println!("plugins: {}", names.join(", "));
                 Some(host)

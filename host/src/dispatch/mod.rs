@@ -41,7 +41,10 @@ use crate::{
         Notification, discovery,
         subscriptions::{Request, State, SubscriptionId, Subscriptions},
     },
-    plugin::{CallError, Event, EventType, Plugin, manifest::Delivery},
+    plugin::{
+        CallError, Event, EventType, Manifest, Plugin,
+        manifest::{Delivery, Subscription},
+    },
 };
 
 /// Why a plugin could not be added.
@@ -495,7 +498,7 @@ impl Lane {
     }
 
     /// Keep a read-only kind in the cache; only its first sync matters here.
-    async fn drain(self: Arc<Self>, watch: u32, mut rx: mpsc::Receiver<Notification>) {
+    async fn watch_reads(self: Arc<Self>, watch: u32, mut rx: mpsc::Receiver<Notification>) {
         while let Some(n) = rx.recv().await {
             if n.event_type == EventType::Synced {
                 self.synced(watch);
@@ -518,34 +521,51 @@ impl Lane {
             let plugin = self.plugin.read();
             plugin.manifest().subscriptions[index as usize].clone()
         };
-        let coalesce = spec.delivery == Delivery::LatestState;
         while let Some(n) = rx.recv().await {
-            if n.event_type == EventType::Synced {
-                self.synced(index);
-            }
-            if !spec.event_types.contains(&n.event_type) {
-                continue;
-            }
-            {
-                let mut kinds = self.kinds.lock();
-                if kinds.get(&index) != Some(&n.kind) {
-                    kinds.insert(index, n.kind.clone());
-                }
-            }
-            let (key, object) = match n.object {
-                Some((key, object)) => (Key::Object(n.kind, key), Some(object)),
-                None => (Key::Barrier(index), None),
-            };
-            let event = Event {
-                event_type: n.event_type,
-                subscription: index,
-                initial: n.initial,
-                final_state_unknown: n.final_state_unknown,
-                object,
-                old_object: n.old.filter(|_| spec.old_object),
-            };
-            self.push(Job::new(key, index, event), coalesce);
+            self.accept(index, &spec, n);
         }
+    }
+
+    /// One notification of subscription `index`: queued if its type is wanted.
+    fn accept(self: &Arc<Self>, index: u32, spec: &Subscription, n: Notification) {
+        if n.event_type == EventType::Synced {
+            self.synced(index);
+        }
+        if !spec.event_types.contains(&n.event_type) {
+            return;
+        }
+        {
+            let mut kinds = self.kinds.lock();
+            if kinds.get(&index) != Some(&n.kind) {
+                kinds.insert(index, n.kind.clone());
+            }
+        }
+        let (key, object) = match n.object {
+            Some((key, object)) => (Key::Object(n.kind, key), Some(object)),
+            None => (Key::Barrier(index), None),
+        };
+        let event = Event {
+            event_type: n.event_type,
+            subscription: index,
+            initial: n.initial,
+            final_state_unknown: n.final_state_unknown,
+            object,
+            old_object: n.old.filter(|_| spec.old_object),
+        };
+        self.push(
+            Job::new(key, index, event),
+            spec.delivery == Delivery::LatestState,
+        );
+    }
+
+    /// Stop taking new events but handle the queued ones; wait up to `grace`
+    /// for the queue to empty, then close. Returns the events left undone.
+    async fn finish(&self, grace: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.is_idle() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.close(Duration::from_secs(5)).await.0
     }
 
     /// Stop taking events, drop the pending ones and wait up to `grace` for
@@ -615,6 +635,30 @@ impl Dispatcher {
     /// API server cannot be asked, with nothing left behind.
     pub async fn add(&self, plugin: Plugin) -> Result<Arc<Lane>, Error> {
         let name = plugin.name().to_string();
+        if self.lanes.lock().contains_key(&name) {
+            plugin.release_indexes();
+            return Err(Error::Duplicate(name));
+        }
+        let lane = self.build(plugin).await?;
+        let taken = {
+            let mut lanes = self.lanes.lock();
+            let taken = lanes.contains_key(&name);
+            if !taken {
+                lanes.insert(name.clone(), lane.clone());
+            }
+            taken
+        };
+        if taken {
+            self.discard(&lane).await;
+            return Err(Error::Duplicate(name));
+        }
+        tracing::info!(plugin.name = %name, digest = %lane.plugin().digest(), subscriptions = lane.plugin().manifest().subscriptions.len(), "plugin in service");
+        Ok(lane)
+    }
+
+    /// A lane for `plugin` with its watches started, not yet in the map.
+    async fn build(&self, plugin: Plugin) -> Result<Arc<Lane>, Error> {
+        let name = plugin.name().to_string();
         let subs = plugin.manifest().subscriptions.clone();
         let reads = cached_kinds(plugin.manifest());
         let lane = Arc::new(Lane::new(
@@ -623,14 +667,6 @@ impl Dispatcher {
             self.actions.clone(),
             self.cache.clone(),
         ));
-        {
-            let mut lanes = self.lanes.lock();
-            if lanes.contains_key(&name) {
-                lane.plugin().release_indexes();
-                return Err(Error::Duplicate(name));
-            }
-            lanes.insert(name.clone(), lane.clone());
-        }
         lane.state.lock().unsynced = (0..subs.len() + reads.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
@@ -647,7 +683,7 @@ impl Dispatcher {
             let index32 = u32::try_from(index).unwrap_or(u32::MAX);
             tokio::spawn(lane.clone().intake(index32, rx));
             if let Err(source) = self.watch(&lane, index32, request, tx).await {
-                self.remove(&name).await;
+                self.discard(&lane).await;
                 return Err(Error::Discovery {
                     plugin: name,
                     index,
@@ -659,7 +695,7 @@ impl Dispatcher {
         for (j, kind) in reads.iter().enumerate() {
             let (tx, rx) = mpsc::channel(self.config.intake_buffer);
             let watch = u32::try_from(subs.len() + j).unwrap_or(u32::MAX);
-            tokio::spawn(lane.clone().drain(watch, rx));
+            tokio::spawn(lane.clone().watch_reads(watch, rx));
             let request = Request {
                 api_version: kind.api_version.to_string(),
                 kind: kind.kind.to_string(),
@@ -669,7 +705,7 @@ impl Dispatcher {
                 resync: None,
             };
             if let Err(source) = self.watch(&lane, watch, request, tx).await {
-                self.remove(&name).await;
+                self.discard(&lane).await;
                 return Err(Error::Discovery {
                     plugin: name,
                     index: subs.len() + j,
@@ -678,8 +714,69 @@ impl Dispatcher {
                 });
             }
         }
-        tracing::info!(plugin.name = %name, digest = %lane.plugin().digest(), subscriptions = subs.len(), "plugin in service");
         Ok(lane)
+    }
+
+    /// Undo [`Self::build`] for a lane that never went into service.
+    async fn discard(&self, lane: &Arc<Lane>) {
+        let ids = std::mem::take(&mut *lane.subscriptions.lock());
+        for id in ids {
+            self.subscriptions.unsubscribe(id).await;
+        }
+        lane.close(Duration::ZERO).await;
+        lane.plugin().release_indexes();
+    }
+
+    /// Put a new version of a plugin in service in place of the running one
+    /// (or add it, if none runs under its name).
+    ///
+    /// With the same watches (the common case: new code, or new settings),
+    /// the lane stays: calls already running finish on the old version, and
+    /// every queued event goes to whichever version takes it, so to exactly
+    /// one. The new version then gets a fresh initial sync from the cache,
+    /// like a handler added late. With different watches, a new lane starts
+    /// with its own watches (and their initial sync), while the old lane
+    /// stops taking events and finishes its queue on the old version.
+    ///
+    /// # Errors
+    /// [`Error::Discovery`] if the new version's watches cannot be set up;
+    /// the running version is then untouched.
+    pub async fn replace(&self, plugin: Plugin) -> Result<Arc<Lane>, Error> {
+        let Some(lane) = self.lane(plugin.name()) else {
+            return self.add(plugin).await;
+        };
+        let old = lane.plugin();
+        let name = old.name().to_string();
+        if same_watches(old.manifest(), plugin.manifest()) {
+            let digest = plugin.digest().to_string();
+            let subs = plugin.manifest().subscriptions.clone();
+            *lane.plugin.write() = Arc::new(plugin);
+            old.release_indexes();
+            let ids: Vec<_> = lane.subscriptions.lock().clone();
+            for (index, (id, spec)) in ids.iter().zip(&subs).enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                for n in self.subscriptions.replay(*id).await {
+                    lane.accept(index, spec, n);
+                }
+            }
+            tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %digest, "plugin replaced in place; initial sync replayed");
+            return Ok(lane);
+        }
+        let new_lane = self.build(plugin).await?;
+        self.lanes.lock().insert(name.clone(), new_lane.clone());
+        tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %new_lane.plugin().digest(), "plugin replaced with new watches");
+        let ids = std::mem::take(&mut *lane.subscriptions.lock());
+        for id in ids {
+            self.subscriptions.unsubscribe(id).await;
+        }
+        tokio::spawn(async move {
+            let left = lane.finish(Duration::from_secs(30)).await;
+            if left > 0 {
+                tracing::warn!(plugin.name = %name, events = left, "the replaced version did not finish its queue in 30 s; the rest is dropped");
+            }
+            lane.plugin().release_indexes();
+        });
+        Ok(new_lane)
     }
 
     /// Start one watch of a lane. A kind that is not served yet has nothing
@@ -769,7 +866,7 @@ impl Dispatcher {
 /// Kinds a plugin reads from the cache without subscribing to all of them:
 /// declared reads and indexed kinds, less those a subscription of its own
 /// already watches in full.
-fn cached_kinds(manifest: &crate::plugin::Manifest) -> Vec<KindKey> {
+fn cached_kinds(manifest: &Manifest) -> Vec<KindKey> {
     let watched_in_full = |kind: &KindKey| {
         manifest.subscriptions.iter().any(|s| {
             s.kind_key() == *kind
@@ -788,4 +885,11 @@ fn cached_kinds(manifest: &crate::plugin::Manifest) -> Vec<KindKey> {
     kinds.sort();
     kinds.dedup();
     kinds
+}
+
+/// Whether two versions of a plugin need the same watches: the same
+/// subscriptions (with their delivery options), reads and indexed kinds.
+fn same_watches(a: &Manifest, b: &Manifest) -> bool {
+    let subs = |m: &Manifest| serde_json::to_value(&m.subscriptions).ok();
+    subs(a) == subs(b) && cached_kinds(a) == cached_kinds(b)
 }

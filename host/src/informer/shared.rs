@@ -242,6 +242,22 @@ impl SharedInformers {
             .collect()
     }
 
+    /// What a subscriber added now would see: the cached objects of its
+    /// scope as initial `added` notifications, then `synced`. Empty if its
+    /// watch has not synced yet (its own first list will come).
+    pub async fn replay_for(&self, id: SubscriberId) -> Vec<Notification> {
+        let watches = self.watches.lock().await;
+        match watches
+            .values()
+            .find(|s| s.subscribers.lock().contains_key(&id))
+        {
+            Some(shared) if shared.informer.status().synced_once => {
+                replay(&self.cache, &shared.scope)
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether every watch has completed its first list: the readiness barrier.
     pub async fn all_synced(&self) -> bool {
         self.watches

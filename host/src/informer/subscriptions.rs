@@ -258,6 +258,20 @@ impl Subscriptions {
         }
     }
 
+    /// What this subscription would see if it started now: the cached
+    /// objects as initial `added` notifications, then `synced`. Empty for a
+    /// pending subscription or one still in its first list.
+    pub async fn replay(&self, id: SubscriptionId) -> Vec<Notification> {
+        let sub = match self.entries.lock().await.get(&id) {
+            Some(Entry {
+                active: Some((sub, _)),
+                ..
+            }) => *sub,
+            _ => return Vec::new(),
+        };
+        self.shared.replay_for(sub).await
+    }
+
     /// The state of a subscription.
     pub async fn state(&self, id: SubscriptionId) -> Option<State> {
         self.entries.lock().await.get(&id).map(|e| match &e.active {

@@ -1,7 +1,14 @@
 //! The one wasmtime engine of the host, its linker and its epoch ticker.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::{Error, bindings, host::HostState};
@@ -31,13 +38,28 @@ impl Binary {
     }
 }
 
+/// Compiled components by the SHA-256 of their bytes, most recent last.
+/// The engine's configuration is fixed for its life, so the digest of the
+/// bytes is the whole key.
+#[derive(Default)]
+struct Compiled {
+    components: HashMap<[u8; 32], Component>,
+    order: VecDeque<[u8; 32]>,
+}
+
+/// Compiled components kept in memory, so that re-adding a known plugin
+/// (a rollback, a settings change, a file touched again) skips cranelift.
+const COMPILED_KEPT: usize = 32;
+
 /// The shared engine: compiles components and links them against the host.
 ///
-/// Cloning is cheap; every clone shares one wasmtime `Engine` and one linker.
+/// Cloning is cheap; every clone shares one wasmtime `Engine`, one linker
+/// and one cache of compiled components.
 #[derive(Clone)]
 pub struct Engine {
     engine: wasmtime::Engine,
     linker: Arc<Linker<HostState>>,
+    compiled: Arc<Mutex<Compiled>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -53,7 +75,29 @@ impl Engine {
     /// # Errors
     /// [`Error::Engine`] if wasmtime rejects the configuration.
     pub fn new() -> Result<Self, Error> {
+        Self::build(None)
+    }
+
+    /// Like [`Self::new`], and keep compiled artifacts in `dir` as well
+    /// (wasmtime's own cache, keyed by the bytes and the engine's
+    /// configuration), so a restarted host does not compile again. The
+    /// directory is the host's own, never the plugin directory.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] if the cache directory cannot be used.
+    pub fn with_cache_dir(dir: &Path) -> Result<Self, Error> {
+        Self::build(Some(dir))
+    }
+
+    fn build(cache_dir: Option<&Path>) -> Result<Self, Error> {
         let mut config = wasmtime::Config::new();
+        if let Some(dir) = cache_dir {
+            let mut cache_config = wasmtime::CacheConfig::new();
+            cache_config.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache_config)
+                .map_err(|e| Error::Engine(format!("compile cache in {}: {e:#}", dir.display())))?;
+            config.cache(Some(cache));
+        }
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
@@ -71,6 +115,7 @@ impl Engine {
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            compiled: Arc::new(Mutex::new(Compiled::default())),
         })
     }
 
@@ -93,7 +138,28 @@ impl Engine {
             Binary::CoreModule => return Err(Error::CoreModule),
             Binary::NotWasm => return Err(Error::NotWasm),
         }
-        Component::new(&self.engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")))
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(component) = self.compiled.lock().components.get(&digest) {
+            return Ok(component.clone());
+        }
+        // Compiled from the bytes, never deserialized: nothing precompiled
+        // is ever trusted.
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")))?;
+        let mut compiled = self.compiled.lock();
+        if compiled
+            .components
+            .insert(digest, component.clone())
+            .is_none()
+        {
+            compiled.order.push_back(digest);
+        }
+        while compiled.order.len() > COMPILED_KEPT {
+            if let Some(old) = compiled.order.pop_front() {
+                compiled.components.remove(&old);
+            }
+        }
+        Ok(component)
     }
 
     /// Epoch ticks to allow for a deadline: one more than the deadline needs,

@@ -1,6 +1,6 @@
 //! sequencer: a test fixture for dispatch order. Each ConfigMap labelled
 //! `informant.test/sequence` carries a counter in `data.seq`; the plugin logs
-//! `sequence <namespace>/<name> <seq> <delivery>` for every event it handles,
+//! `sequence <namespace>/<name> <seq> <delivery>[ initial]` for every event it handles,
 //! so a test can check per-object order and what the plugin saw last.
 //!
 //! `informant.test/sequence=latest` objects come through a latest-state
@@ -39,7 +39,8 @@ impl Plugin for Sequencer {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| Error::new(ErrorCode::Invalid, "data.seq is not a number"))?;
         let delivery = if event.subscription == 0 { "latest" } else { "every" };
-        info!("sequence {}/{} {seq} {delivery}", cm.namespace().unwrap_or(""), cm.name());
+        let initial = if event.initial { " initial" } else { "" };
+        info!("sequence {}/{} {seq} {delivery}{initial}", cm.namespace().unwrap_or(""), cm.name());
         Ok(())
     }
 }
