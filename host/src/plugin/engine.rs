@@ -60,6 +60,9 @@ pub struct Engine {
     engine: wasmtime::Engine,
     linker: Arc<Linker<HostState>>,
     compiled: Arc<Mutex<Compiled>>,
+    /// Cranelift's parallel compilation runs here, never on every core:
+    /// compiling a large plugin must leave a core to the running plugins.
+    compilers: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -112,10 +115,19 @@ impl Engine {
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
 
         spawn_ticker(&engine);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let compilers = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores.saturating_sub(1).max(1))
+            .thread_name(|i| format!("informant-compile-{i}"))
+            .build()
+            .map(Arc::new)
+            .inspect_err(|e| tracing::warn!(error = %e, "no separate compile pool; compiling on every core"))
+            .ok();
         Ok(Self {
             engine,
             linker: Arc::new(linker),
             compiled: Arc::new(Mutex::new(Compiled::default())),
+            compilers,
         })
     }
 
@@ -144,8 +156,12 @@ impl Engine {
         }
         // Compiled from the bytes, never deserialized: nothing precompiled
         // is ever trusted.
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| Error::Compile(format!("{e:#}")))?;
+        let compile = || Component::new(&self.engine, bytes);
+        let component = match &self.compilers {
+            Some(pool) => pool.install(compile),
+            None => compile(),
+        }
+        .map_err(|e| Error::Compile(format!("{e:#}")))?;
         let mut compiled = self.compiled.lock();
         if compiled
             .components
