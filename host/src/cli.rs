@@ -91,6 +91,26 @@ pub struct HostArgs {
     #[arg(long, env = "INFORMANT_DRY_RUN")]
     pub dry_run: bool,
 
+    /// Where health (`/healthz`), readiness (`/readyz`) and metrics
+    /// (`/metrics`) are served.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "INFORMANT_HTTP_ADDR"
+    )]
+    pub http_addr: std::net::SocketAddr,
+
+    /// Where the admin API (`/api/v1/plugins`, `/api/v1/subscriptions`,
+    /// `/api/v1/dead-letters`) is served; localhost only by default.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8081",
+        env = "INFORMANT_ADMIN_ADDR"
+    )]
+    pub admin_addr: std::net::SocketAddr,
+
     /// How long pending actions may take to finish on shutdown, in seconds.
     #[arg(
         long,

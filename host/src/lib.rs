@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod dev;
 pub mod dispatch;
+pub mod http;
 pub mod informer;
 pub mod manifests;
 pub mod plugin;

@@ -93,7 +93,10 @@ fn big_component(size: usize, seed: u32) -> Vec<u8> {
                 (k * 4) % 64
             );
         }
-        let _ = writeln!(wat, "local.get 0 i32.const 1000 i32.lt_u br_if $l) local.get 0)");
+        let _ = writeln!(
+            wat,
+            "local.get 0 i32.const 1000 i32.lt_u br_if $l) local.get 0)"
+        );
     }
     wat.push_str("))");
     wat::parse_str(&wat).unwrap()
@@ -126,7 +129,11 @@ async fn run(capture: Capture) {
     let dir = tempfile::tempdir().unwrap();
     let original = plugin_bytes("sequencer");
     put(dir.path(), "sequencer.wasm", &original);
-    put(dir.path(), "label-enforcer.wasm", &plugin_bytes("label_enforcer"));
+    put(
+        dir.path(),
+        "label-enforcer.wasm",
+        &plugin_bytes("label_enforcer"),
+    );
     let stop = CancellationToken::new();
     let _reloader = Reloader::start(runtime.clone(), dir.path().to_path_buf(), stop.clone())
         .await
@@ -228,7 +235,10 @@ async fn run(capture: Capture) {
                         object: Some(object.clone()),
                         old_object: None,
                     };
-                    lane.push(Job::new(Key::Object(kind.clone(), key.clone()), 0, event), false);
+                    lane.push(
+                        Job::new(Key::Object(kind.clone(), key.clone()), 0, event),
+                        false,
+                    );
                 }
                 while lane.status().pending > 2000 {
                     tokio::time::sleep(Duration::from_micros(100)).await;
@@ -248,7 +258,9 @@ async fn run(capture: Capture) {
             let mut n = 0;
             while compiling.load(Ordering::Relaxed) {
                 seed += 1;
-                engine.compile(&big_component(2 << 20, seed * 7919)).unwrap();
+                engine
+                    .compile(&big_component(2 << 20, seed * 7919))
+                    .unwrap();
                 n += 1;
             }
             n

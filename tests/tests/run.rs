@@ -52,6 +52,14 @@ async fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
     (status, stderr)
 }
 
+/// The URL in a line the host printed: `... at http://127.0.0.1:PORT/...`.
+fn url_in(line: &str) -> String {
+    let start = line.find("http://").unwrap();
+    let rest = &line[start..];
+    let end = rest[7..].find('/').map_or(rest.len(), |i| i + 7);
+    rest[..end].to_string()
+}
+
 #[tokio::test]
 async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
     let cluster = TestCluster::start().await;
@@ -79,19 +87,34 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_informant"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_informant"))
         .args(["run", "--kubeconfig"])
         .arg(&cluster.kubeconfig)
         .arg("--plugins")
         .arg(&plugins)
         .arg("--config")
         .arg(&config)
+        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
         .env_remove("INFORMANT_LOG")
         .env("INFORMANT_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read on another thread: the embedded server runs on this test's one.
+    let stdout = child.stdout.take().unwrap();
+    let printed: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .take(3)
+            .map(Result::unwrap)
+            .collect()
+    })
+    .await
+    .unwrap();
+    assert_eq!(printed[0], "plugins: label-enforcer");
+    let health = url_in(&printed[1]);
+    let admin = url_in(&printed[2]);
 
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap();
@@ -101,6 +124,79 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
         cm.metadata.labels?.get("team").cloned()
     })
     .await;
+
+    // Health, readiness, metrics.
+    let http =
+        |base: &str| kube::Client::try_from(kube::Config::new(base.parse().unwrap())).unwrap();
+    let get = async |client: &kube::Client, path: &str| {
+        client
+            .request_text(http::Request::get(path).body(Vec::new()).unwrap())
+            .await
+    };
+    let health = http(&health);
+    assert_eq!(get(&health, "/healthz").await.unwrap(), "ok\n");
+    let ready = get(&health, "/readyz?verbose").await.unwrap();
+    assert!(
+        ready.contains("[+] plugins") && ready.ends_with("ready\n"),
+        "{ready}"
+    );
+    let metrics = get(&health, "/metrics").await.unwrap();
+    for expected in [
+        "informant_plugin_calls_total{plugin=\"label-enforcer\",outcome=\"ok\"}",
+        "informant_plugin_call_duration_seconds_bucket{",
+        "informant_actions_total{outcome=\"applied\"}",
+        "informant_reloads_total{outcome=\"failed\"} 1",
+        "informant_cache_objects ",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from:\n{metrics}"
+        );
+    }
+    // The admin API: plugins with their state, the broken file with its error.
+    let admin = http(&admin);
+    let plugins: serde_json::Value =
+        serde_json::from_str(&get(&admin, "/api/v1/plugins").await.unwrap()).unwrap();
+    let list = plugins["plugins"].as_array().unwrap();
+    let enforcer = list.iter().find(|p| p["name"] == "label-enforcer").unwrap();
+    assert_eq!(enforcer["status"], "running");
+    assert!(enforcer["counters"]["handled"].as_u64().unwrap() >= 1);
+    assert_eq!(enforcer["permissions"]["writes"][0]["verbs"][0], "patch");
+    let broken = list.iter().find(|p| p["status"] == "failed").unwrap();
+    assert!(
+        broken["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("broken.wasm")
+    );
+    let subs: serde_json::Value =
+        serde_json::from_str(&get(&admin, "/api/v1/subscriptions").await.unwrap()).unwrap();
+    assert!(
+        subs["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "ConfigMap" && s["state"] == "synced"),
+        "{subs}"
+    );
+    let dead: serde_json::Value =
+        serde_json::from_str(&get(&admin, "/api/v1/dead-letters").await.unwrap()).unwrap();
+    assert!(dead["deadLetters"].is_array());
+    let missing = admin
+        .send(
+            http::Request::get("/api/v1/nothing")
+                .body(kube::client::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body = http_body_util::BodyExt::collect(missing.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "no such endpoint: /api/v1/nothing");
 
     let (status, stderr) = terminate(child).await;
     assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
@@ -153,6 +249,7 @@ async fn the_demo_runs_the_example_plugins_against_the_sample_objects() {
         .arg(&kubeconfig)
         .arg("--plugins")
         .arg(example_dir())
+        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
         .env_remove("INFORMANT_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -15,7 +15,7 @@ use crate::{
     cli::{CheckArgs, Cli, Command, DevArgs, HostArgs, LogFormat, ReplayArgs, RunArgs},
     config::Config,
     dev::{self as devserver, ApiServer},
-    informer, manifests,
+    http, informer, manifests,
     plugin::{self, Engine, Limits, LoadOptions, Plugin},
     reload::Reloader,
     replay::{self, Outcome},
@@ -178,27 +178,51 @@ fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
 }
 
 /// Start the host's runtime, load the plugin directory and keep watching
-/// it. Plugins that fail to load are reported and skipped; the others run.
+/// it, and serve health, metrics and the admin API. Plugins that fail to
+/// load are reported and skipped; the others run.
 async fn start_host(
     client: kube::Client,
     config: Config,
-    dry_run: bool,
+    args: &HostArgs,
     stop: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Arc<Runtime>> {
     let dir = config.plugin_dir.clone();
-    let runtime = Arc::new(Runtime::start(client, config, dry_run).context("starting the host")?);
+    let runtime =
+        Arc::new(Runtime::start(client, config, args.dry_run).context("starting the host")?);
+    let mut reloader = None;
     if let Some(dir) = dir {
-        let reloader = Reloader::start(runtime.clone(), dir.clone(), stop.clone())
+        let watcher = Reloader::start(runtime.clone(), dir.clone(), stop.clone())
             .await
             .with_context(|| format!("watching plugin directory {}", dir.display()))?;
-        let statuses = reloader.statuses();
+        let statuses = watcher.statuses();
         let names: Vec<_> = statuses.iter().filter_map(|s| s.plugin.clone()).collect();
         let failed = statuses.iter().filter(|s| s.error.is_some()).count();
         tracing::info!(dir = %dir.display(), plugins = ?names, failed, "plugin directory loaded; watching it for changes");
-        if dry_run {
-            tracing::info!("dry run: actions are sent with dryRun=All and change nothing");
-        }
+        reloader = Some(watcher);
     }
+    if args.dry_run {
+        tracing::info!("dry run: actions are sent with dryRun=All and change nothing");
+    }
+    let state = http::AppState::new(runtime.clone(), reloader);
+    let health = http::serve(
+        args.http_addr,
+        http::health_router(state.clone()),
+        stop.clone(),
+    )
+    .await
+    .context("serving health and metrics (--http-addr)")?;
+    let admin = http::serve(args.admin_addr, http::admin_router(state), stop.clone())
+        .await
+        .context("serving the admin API (--admin-addr)")?;
+    let names: Vec<_> = runtime
+        .dispatcher()
+        .lanes()
+        .iter()
+        .map(|l| l.name().to_string())
+        .collect();
+    println!("plugins: {}", names.join(", "));
+    println!("health and metrics at http://{health}/healthz /readyz /metrics");
+    println!("admin API at http://{admin}/api/v1/plugins");
     Ok(runtime)
 }
 
@@ -262,7 +286,7 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             kube::Client::try_from(informer::client_config(kube_config, informer::IDLE_TIMEOUT))
                 .context("building the Kubernetes client")?;
         let stop = tokio_util::sync::CancellationToken::new();
-        let runtime = start_host(client, config, args.host.dry_run, &stop).await?;
+        let runtime = start_host(client, config, &args.host, &stop).await?;
         shutdown_signal().await?;
         stop.cancel();
         stop_host(&runtime, args.host.shutdown_grace).await;
@@ -319,9 +343,7 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
                 let url = server.url().parse().context("the server's URL")?;
                 let config = informer::client_config(kube::Config::new(url), informer::IDLE_TIMEOUT);
                 let client = kube::Client::try_from(config).context("building the client")?;
-                let host = start_host(client, host_config, args.host.dry_run, &stop).await?;
-                let names: Vec<_> = host.dispatcher().lanes().iter().map(|l| l.name().to_string()).collect();
-                println!("plugins: {}", names.join(", "));
+                let host = start_host(client, host_config, &args.host, &stop).await?;
                 Some(host)
             }
             None => None,

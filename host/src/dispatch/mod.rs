@@ -117,8 +117,13 @@ impl Config {
     }
 }
 
+/// Buckets of the call-duration histogram, seconds: 25 µs to about 1.6 s.
+fn call_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(25e-6, 4.0, 9)
+}
+
 /// A lane's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LaneStats {
     /// Events queued for the plugin.
     pub received: AtomicU64,
@@ -138,6 +143,25 @@ pub struct LaneStats {
     pub requeued: AtomicU64,
     /// Total call time, microseconds.
     pub busy_micros: AtomicU64,
+    /// Call durations, for `/metrics`.
+    pub call_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for LaneStats {
+    fn default() -> Self {
+        Self {
+            received: AtomicU64::default(),
+            handled: AtomicU64::default(),
+            failed: AtomicU64::default(),
+            retried: AtomicU64::default(),
+            given_up: AtomicU64::default(),
+            coalesced: AtomicU64::default(),
+            shed: AtomicU64::default(),
+            requeued: AtomicU64::default(),
+            busy_micros: AtomicU64::default(),
+            call_seconds: prometheus_client::metrics::histogram::Histogram::new(call_buckets()),
+        }
+    }
 }
 
 /// A lane's state for the admin view.
@@ -364,8 +388,10 @@ impl Lane {
             let plugin = self.plugin();
             let started = Instant::now();
             let result = self.call(&plugin, &job);
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let elapsed = started.elapsed();
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
+            self.stats.call_seconds.observe(elapsed.as_secs_f64());
             let mut st = self.state.lock();
             st.running -= 1;
             match result {

@@ -30,6 +30,8 @@ pub struct WatchKey {
     pub labels: String,
     /// The field selector, canonical form.
     pub fields: String,
+    /// The kind served under the plural (determined by it).
+    pub kind: String,
 }
 
 impl WatchKey {
@@ -41,6 +43,7 @@ impl WatchKey {
             namespace: scope.namespace.clone(),
             labels: scope.labels.to_string(),
             fields: scope.fields.to_string(),
+            kind: scope.resource.kind.clone(),
         }
     }
 }

@@ -121,7 +121,9 @@ impl Engine {
             .thread_name(|i| format!("informant-compile-{i}"))
             .build()
             .map(Arc::new)
-            .inspect_err(|e| tracing::warn!(error = %e, "no separate compile pool; compiling on every core"))
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "no separate compile pool; compiling on every core"),
+            )
             .ok();
         Ok(Self {
             engine,

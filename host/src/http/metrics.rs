@@ -1,0 +1,330 @@
+//! `/metrics`: the host's numbers in Prometheus text, read from the live
+//! counters at scrape time. Labels stay bounded (plugin, resource, outcome),
+//! never object names.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+};
+
+use super::AppState;
+use crate::{
+    informer::{WatchKey, WatchStatus},
+    reload::Reloader,
+    runtime::Runtime,
+};
+
+/// Renders the registry.
+pub async fn render(State(state): State<AppState>) -> Response {
+    state.collector.refresh().await;
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics could not be encoded");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics could not be encoded\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Collects the host's metrics on each scrape.
+pub struct HostCollector {
+    runtime: Arc<Runtime>,
+    reloader: Option<Arc<Reloader>>,
+    /// Watch statuses, read asynchronously before each scrape (the
+    /// collector itself is synchronous).
+    watches: parking_lot::Mutex<Vec<(WatchKey, WatchStatus, usize)>>,
+}
+
+impl std::fmt::Debug for HostCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCollector").finish_non_exhaustive()
+    }
+}
+
+impl HostCollector {
+    /// A collector over the running host.
+    pub fn new(runtime: Arc<Runtime>, reloader: Option<Arc<Reloader>>) -> Self {
+        Self {
+            runtime,
+            reloader,
+            watches: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Read what needs an `.await` before a scrape.
+    pub async fn refresh(&self) {
+        let statuses = self.runtime.subscriptions().informers().statuses().await;
+        *self.watches.lock() = statuses;
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One family of labelled values.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    values: Vec<(Labels, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, metric) in values {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter(v: u64) -> ConstCounter<u64> {
+    ConstCounter::new(v)
+}
+
+fn gauge(v: usize) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl Collector for HostCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let lanes = self.runtime.dispatcher().lanes();
+        let plugin = |name: &str| vec![("plugin", name.to_string())];
+        let with = |name: &str, key: &'static str, value: &str| {
+            vec![("plugin", name.to_string()), (key, value.to_string())]
+        };
+        let per_lane = |f: &dyn Fn(&crate::dispatch::LaneStats) -> u64| {
+            lanes
+                .iter()
+                .map(|l| (plugin(l.name()), counter(f(l.stats()))))
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut encoder,
+            "informant_events_received",
+            "Events queued for a plugin.",
+            MetricType::Counter,
+            per_lane(&|s| s.received.load(Ordering::Relaxed)),
+        )?;
+        family(
+            &mut encoder,
+            "informant_events_coalesced",
+            "Events merged into a pending one of the same object (latest-state).",
+            MetricType::Counter,
+            per_lane(&|s| s.coalesced.load(Ordering::Relaxed)),
+        )?;
+        family(
+            &mut encoder,
+            "informant_events_dropped",
+            "Events shed because the plugin's queue was full.",
+            MetricType::Counter,
+            per_lane(&|s| s.shed.load(Ordering::Relaxed)),
+        )?;
+        family(
+            &mut encoder,
+            "informant_events_given_up",
+            "Events given up after their last failed call.",
+            MetricType::Counter,
+            per_lane(&|s| s.given_up.load(Ordering::Relaxed)),
+        )?;
+        family(
+            &mut encoder,
+            "informant_requeues",
+            "Objects redelivered after requeue-after.",
+            MetricType::Counter,
+            per_lane(&|s| s.requeued.load(Ordering::Relaxed)),
+        )?;
+
+        let mut calls = Vec::new();
+        for l in &lanes {
+            let c = l.plugin().counts();
+            for (outcome, v) in [
+                ("ok", c.ok),
+                ("error", c.failed),
+                ("timeout", c.timed_out),
+                ("out_of_memory", c.out_of_memory),
+                ("trap", c.trapped),
+            ] {
+                calls.push((with(l.name(), "outcome", outcome), counter(v)));
+            }
+        }
+        family(
+            &mut encoder,
+            "informant_plugin_calls",
+            "Plugin calls by outcome (the version in service); timeouts are epoch interruptions.",
+            MetricType::Counter,
+            calls,
+        )?;
+        {
+            let mut histograms = encoder.encode_descriptor(
+                "informant_plugin_call_duration_seconds",
+                "Duration of plugin calls.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for l in &lanes {
+                let labels = plugin(l.name());
+                l.stats()
+                    .call_seconds
+                    .encode(histograms.encode_family(&labels)?)?;
+            }
+        }
+        family(
+            &mut encoder,
+            "informant_plugin_memory_bytes",
+            "Linear memory of the plugin's largest idle instance.",
+            MetricType::Gauge,
+            lanes
+                .iter()
+                .map(|l| (plugin(l.name()), gauge(l.plugin().peak_memory_bytes())))
+                .collect(),
+        )?;
+        family(
+            &mut encoder,
+            "informant_queue_depth",
+            "Events waiting in the plugin's queue.",
+            MetricType::Gauge,
+            lanes
+                .iter()
+                .map(|l| (plugin(l.name()), gauge(l.status().pending)))
+                .collect(),
+        )?;
+        family(
+            &mut encoder,
+            "informant_plugin_circuit_open",
+            "1 while the plugin's circuit breaker holds its calls.",
+            MetricType::Gauge,
+            lanes
+                .iter()
+                .map(|l| {
+                    (
+                        plugin(l.name()),
+                        gauge(usize::from(l.status().circuit != "closed")),
+                    )
+                })
+                .collect(),
+        )?;
+
+        let q = self.runtime.actions().stats();
+        let outcomes = [
+            ("applied", q.applied.load(Ordering::Relaxed)),
+            ("already_done", q.already_done.load(Ordering::Relaxed)),
+            ("aggregated", q.aggregated.load(Ordering::Relaxed)),
+            ("deduplicated", q.deduplicated.load(Ordering::Relaxed)),
+            ("refused", q.refused.load(Ordering::Relaxed)),
+            ("failed", q.failed.load(Ordering::Relaxed)),
+        ];
+        family(
+            &mut encoder,
+            "informant_actions",
+            "Actions by outcome.",
+            MetricType::Counter,
+            outcomes
+                .iter()
+                .map(|(o, v)| (vec![("outcome", o.to_string())], counter(*v)))
+                .collect(),
+        )?;
+        family(
+            &mut encoder,
+            "informant_action_retries",
+            "Action retries scheduled.",
+            MetricType::Counter,
+            vec![(Vec::new(), counter(q.retries.load(Ordering::Relaxed)))],
+        )?;
+        family(
+            &mut encoder,
+            "informant_dead_letters",
+            "Actions recorded as dead letters.",
+            MetricType::Counter,
+            vec![(Vec::new(), counter(q.dead_lettered.load(Ordering::Relaxed)))],
+        )?;
+        family(
+            &mut encoder,
+            "informant_action_queue_depth",
+            "Actions pending or running.",
+            MetricType::Gauge,
+            vec![(Vec::new(), gauge(self.runtime.actions().outstanding()))],
+        )?;
+
+        let cache = self.runtime.cache().stats();
+        family(
+            &mut encoder,
+            "informant_cache_objects",
+            "Objects in the cache.",
+            MetricType::Gauge,
+            vec![(Vec::new(), gauge(cache.objects))],
+        )?;
+        family(
+            &mut encoder,
+            "informant_cache_bytes",
+            "Heap bytes held by cached objects.",
+            MetricType::Gauge,
+            vec![(Vec::new(), gauge(cache.bytes))],
+        )?;
+
+        // Watches: one series per resource, summed over its selectors.
+        let statuses = self.watches.lock().clone();
+        let mut relists: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
+        for (key, status, _) in statuses {
+            let e = relists
+                .entry(format!("{}/{}", key.api_version, key.plural))
+                .or_default();
+            e.0 += status.relists;
+            e.1 += 1;
+        }
+        family(
+            &mut encoder,
+            "informant_watch_relists",
+            "Relists after the initial list (410 Gone, restarts).",
+            MetricType::Counter,
+            relists
+                .iter()
+                .map(|(r, (n, _))| (vec![("resource", r.clone())], counter(*n)))
+                .collect(),
+        )?;
+        family(
+            &mut encoder,
+            "informant_watches",
+            "Running watches.",
+            MetricType::Gauge,
+            relists
+                .iter()
+                .map(|(r, (_, n))| (vec![("resource", r.clone())], gauge(*n)))
+                .collect(),
+        )?;
+
+        if let Some(reloader) = &self.reloader {
+            let files = reloader.statuses();
+            let loads: u64 = files.iter().map(|f| f.loads).sum();
+            let failures: u64 = files.iter().map(|f| f.failures).sum();
+            family(
+                &mut encoder,
+                "informant_reloads",
+                "Plugin file loads by outcome.",
+                MetricType::Counter,
+                vec![
+                    (vec![("outcome", "loaded".to_string())], counter(loads)),
+                    (vec![("outcome", "failed".to_string())], counter(failures)),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! The host's HTTP side, with axum: health, readiness and metrics on one
+//! address (`--http-addr`, for the kubelet and Prometheus), the admin API on
+//! another (`--admin-addr`, localhost by default).
+//!
+//! Errors are JSON [`ApiError`]s that say what went wrong without internals.
+
+mod admin;
+mod metrics;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::{reload::Reloader, runtime::Runtime};
+
+pub use metrics::HostCollector;
+
+/// Why the HTTP side could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}")]
+pub struct Error {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// An error as clients see it: a status and a JSON body.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    /// What went wrong.
+    error: String,
+}
+
+impl ApiError {
+    /// A 404 for a path that does not exist.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            error: what.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self)).into_response()
+    }
+}
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct AppState {
+    /// The running host.
+    pub runtime: Arc<Runtime>,
+    /// The plugin directory watcher, if there is a directory.
+    pub reloader: Option<Arc<Reloader>>,
+    /// The metrics registry, rendered on `/metrics`.
+    pub registry: Arc<prometheus_client::registry::Registry>,
+    /// The host's collector in that registry, refreshed before a scrape.
+    pub collector: Arc<HostCollector>,
+}
+
+impl AppState {
+    /// State for `runtime`, with a registry holding the host's metrics.
+    pub fn new(runtime: Arc<Runtime>, reloader: Option<Arc<Reloader>>) -> Self {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let collector = Arc::new(HostCollector::new(runtime.clone(), reloader.clone()));
+        registry.register_collector(Box::new(collector.clone()));
+        Self {
+            runtime,
+            reloader,
+            registry: Arc::new(registry),
+            collector,
+        }
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics`.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// The admin API: `/api/v1/plugins`, `/api/v1/subscriptions`,
+/// `/api/v1/dead-letters`.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/plugins", get(admin::plugins))
+        .route("/api/v1/subscriptions", get(admin::subscriptions))
+        .route("/api/v1/dead-letters", get(admin::dead_letters))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+/// One readiness check and how it stands.
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    reason: String,
+}
+
+/// The readiness latch: the first plugin scan is done and every watch has
+/// completed its first list.
+async fn checks(state: &AppState) -> Vec<Check> {
+    let scanned = state.reloader.as_ref().is_none_or(|r| r.scanned());
+    let mut unsynced: Vec<String> = state
+        .runtime
+        .subscriptions()
+        .informers()
+        .statuses()
+        .await
+        .into_iter()
+        .filter(|(_, s, _)| !s.synced_once)
+        .map(|(k, _, _)| format!("{}/{}", k.api_version, k.plural))
+        .collect();
+    unsynced.dedup();
+    vec![
+        Check {
+            name: "plugins",
+            ok: scanned,
+            reason: if scanned {
+                "first scan of the plugin directory done".into()
+            } else {
+                "first scan of the plugin directory in progress".into()
+            },
+        },
+        Check {
+            name: "informers",
+            ok: unsynced.is_empty(),
+            reason: if unsynced.is_empty() {
+                "every watch has synced".into()
+            } else {
+                format!("not synced yet: {}", unsynced.join(", "))
+            },
+        },
+    ]
+}
+
+#[derive(serde::Deserialize)]
+struct ReadyQuery {
+    verbose: Option<String>,
+}
+
+async fn readyz(State(state): State<AppState>, Query(q): Query<ReadyQuery>) -> Response {
+    let checks = checks(&state).await;
+    let ready = checks.iter().all(|c| c.ok);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if q.verbose.is_none() {
+        return (status, if ready { "ok\n" } else { "not ready\n" }).into_response();
+    }
+    let mut text = String::new();
+    for c in &checks {
+        text.push_str(&format!(
+            "[{}] {}: {}\n",
+            if c.ok { "+" } else { "-" },
+            c.name,
+            c.reason
+        ));
+    }
+    text.push_str(if ready { "ready\n" } else { "not ready\n" });
+    (status, text).into_response()
+}
+
+/// Bind `addr` and serve `router` until `stop`; returns the bound address
+/// (port 0 picks a free one).
+///
+/// # Errors
+/// [`Error`] if the address cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    stop: CancellationToken,
+) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| Error { addr, source })?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(addr = %bound, error = %e, "HTTP server stopped");
+        }
+    });
+    Ok(bound)
+}
