@@ -111,6 +111,26 @@ pub struct HostArgs {
     )]
     pub admin_addr: std::net::SocketAddr,
 
+    /// Elect a leader among replicas on a coordination.k8s.io/v1 Lease; only
+    /// the leader executes actions, the others keep their caches and plugins
+    /// warm.
+    #[arg(long, env = "INFORMANT_LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// The Lease's name.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "informant",
+        env = "INFORMANT_LEASE_NAME"
+    )]
+    pub lease_name: String,
+
+    /// The Lease's namespace; by default the Pod's own (POD_NAMESPACE or the
+    /// service account's), else `default`.
+    #[arg(long, value_name = "NAMESPACE", env = "INFORMANT_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
     /// How long pending actions may take to finish on shutdown, in seconds.
     #[arg(
         long,

@@ -13,6 +13,7 @@ pub mod dev;
 pub mod dispatch;
 pub mod http;
 pub mod informer;
+pub mod leader;
 pub mod manifests;
 pub mod plugin;
 pub mod reload;

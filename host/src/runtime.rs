@@ -226,6 +226,23 @@ impl Runtime {
         Ok((loaded, failed))
     }
 
+    /// Execute actions only while `leading` says so. On becoming leader the
+    /// plugins get a fresh initial sync, so the new leader acts on the
+    /// current state, including whatever happened while another replica led.
+    pub fn follow_leadership(&self, mut leading: tokio::sync::watch::Receiver<bool>) {
+        self.actions.set_active(*leading.borrow());
+        let (actions, dispatcher) = (self.actions.clone(), self.dispatcher.clone());
+        tokio::spawn(async move {
+            while leading.changed().await.is_ok() {
+                let now = *leading.borrow_and_update();
+                actions.set_active(now);
+                if now {
+                    dispatcher.replay_all().await;
+                }
+            }
+        });
+    }
+
     /// Whether every subscribed watch has completed its first list.
     pub async fn synced(&self) -> bool {
         self.subscriptions.informers().all_synced().await

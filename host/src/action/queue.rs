@@ -158,6 +158,8 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Actions recorded as dead letters.
     pub dead_lettered: AtomicU64,
+    /// Actions not queued because this replica does not lead.
+    pub standby: AtomicU64,
 }
 
 type Key = (Arc<str>, ObjectRef);
@@ -275,13 +277,35 @@ impl ActionQueue {
         *self.allowlist.lock() = allowlist;
     }
 
-    /// Let actions run (the default), or hold them: a replica that does not
-    /// hold the leader lease keeps queueing but executes nothing.
+    /// Let actions run (the default), or not: a replica that does not hold
+    /// the leader Lease executes nothing. Going inactive drops what is
+    /// pending (the new leader reaches the same state from its own initial
+    /// sync); actions already running finish. Inactive, the queue takes
+    /// nothing.
     pub fn set_active(&self, active: bool) {
-        self.active.store(active, Ordering::SeqCst);
+        let was = self.active.swap(active, Ordering::SeqCst);
         if active {
             self.wake.notify_waiters();
+            return;
         }
+        if was {
+            let dropped = {
+                let mut st = self.state.lock();
+                let n: usize = st.items.values().map(VecDeque::len).sum();
+                st.items.clear();
+                st.ready.clear();
+                st.outstanding = st.outstanding.saturating_sub(n);
+                n
+            };
+            if dropped > 0 {
+                tracing::warn!(dropped, "not leading: pending actions dropped");
+            }
+        }
+    }
+
+    /// Whether actions run here.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
     }
 
     /// The counters.
@@ -311,6 +335,11 @@ impl ActionQueue {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), %reason, "action refused");
                 self.bury(&plugin, action, Reason::Refused, 0, 403, reason);
+                continue;
+            }
+            if !self.active.load(Ordering::SeqCst) {
+                self.stats.standby.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not queued: this replica does not lead");
                 continue;
             }
             if self.closed.load(Ordering::SeqCst) {

@@ -15,7 +15,7 @@ use crate::{
     cli::{CheckArgs, Cli, Command, DevArgs, HostArgs, LogFormat, ReplayArgs, RunArgs},
     config::Config,
     dev::{self as devserver, ApiServer},
-    http, informer, manifests,
+    http, informer, leader, manifests,
     plugin::{self, Engine, Limits, LoadOptions, Plugin},
     reload::Reloader,
     replay::{self, Outcome},
@@ -185,10 +185,24 @@ async fn start_host(
     config: Config,
     args: &HostArgs,
     stop: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Arc<Runtime>> {
+) -> anyhow::Result<Host> {
     let dir = config.plugin_dir.clone();
-    let runtime =
-        Arc::new(Runtime::start(client, config, args.dry_run).context("starting the host")?);
+    let runtime = Arc::new(
+        Runtime::start(client.clone(), config, args.dry_run).context("starting the host")?,
+    );
+    let elector = args.leader_elect.then(|| {
+        let namespace = args.lease_namespace.clone().unwrap_or_else(own_namespace);
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+            format!("informant-{}", uuid::Uuid::new_v4().simple())
+        });
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        runtime.follow_leadership(rx);
+        let token = tokio_util::sync::CancellationToken::new();
+        let election = leader::Config::new(&args.lease_name, &namespace, &identity);
+        tracing::info!(lease = %args.lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
+        let task = tokio::spawn(leader::run(client, election, tx, token.clone()));
+        (task, token)
+    });
     let mut reloader = None;
     if let Some(dir) = dir {
         let watcher = Reloader::start(runtime.clone(), dir.clone(), stop.clone())
@@ -223,7 +237,29 @@ async fn start_host(
     println!("plugins: {}", names.join(", "));
     println!("health and metrics at http://{health}/healthz /readyz /metrics");
     println!("admin API at http://{admin}/api/v1/plugins");
-    Ok(runtime)
+    Ok(Host { runtime, elector })
+}
+
+/// The running host and its leader election, if any.
+struct Host {
+    runtime: Arc<Runtime>,
+    elector: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio_util::sync::CancellationToken,
+    )>,
+}
+
+/// The namespace this Pod runs in, or `default` outside a cluster.
+fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
 }
 
 /// Wait for SIGINT or SIGTERM.
@@ -244,10 +280,15 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Shut the host down within the grace period and say what was left.
-async fn stop_host(runtime: &Runtime, grace_secs: u64) {
+/// Shut the host down within the grace period and say what was left; then
+/// release the Lease, so another replica leads at once.
+async fn stop_host(host: &mut Host, grace_secs: u64) {
     tracing::info!("shutting down");
-    let report = runtime.shutdown(Duration::from_secs(grace_secs)).await;
+    let report = host.runtime.shutdown(Duration::from_secs(grace_secs)).await;
+    if let Some((task, token)) = host.elector.take() {
+        token.cancel();
+        let _ = task.await;
+    }
     if report.events_dropped > 0 || report.actions_left > 0 {
         tracing::warn!(
             events_not_handled = report.events_dropped,
@@ -286,10 +327,10 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             kube::Client::try_from(informer::client_config(kube_config, informer::IDLE_TIMEOUT))
                 .context("building the Kubernetes client")?;
         let stop = tokio_util::sync::CancellationToken::new();
-        let runtime = start_host(client, config, &args.host, &stop).await?;
+        let mut host = start_host(client, config, &args.host, &stop).await?;
         shutdown_signal().await?;
         stop.cancel();
-        stop_host(&runtime, args.host.shutdown_grace).await;
+        stop_host(&mut host, args.host.shutdown_grace).await;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -338,7 +379,7 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
         }
         println!("embedded API server at {}", server.url());
         println!("KUBECONFIG={} kubectl get ns", path.display());
-        let host = match host_config.plugin_dir {
+        let mut host = match host_config.plugin_dir {
             Some(_) => {
                 let url = server.url().parse().context("the server's URL")?;
                 let config = informer::client_config(kube::Config::new(url), informer::IDLE_TIMEOUT);
@@ -349,7 +390,7 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         shutdown_signal().await?;
-        if let Some(host) = &host {
+        if let Some(host) = &mut host {
             stop_host(host, args.host.shutdown_grace).await;
         }
         stop.cancel();

@@ -822,6 +822,23 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Give every plugin a fresh initial sync from the cache: each object its
+    /// subscriptions cover as `added`, then `synced`. A replica that just
+    /// became leader does this, so that its plugins decide again on the
+    /// current state of the cluster.
+    pub async fn replay_all(&self) {
+        for lane in self.lanes() {
+            let subs = lane.plugin().manifest().subscriptions.clone();
+            let ids: Vec<_> = lane.subscriptions.lock().clone();
+            for (index, (id, spec)) in ids.iter().zip(&subs).enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                for n in self.subscriptions.replay(*id).await {
+                    lane.accept(index, spec, n);
+                }
+            }
+        }
+    }
+
     /// Take a plugin out of service: release its watches, drop its pending
     /// events, let running calls finish and forget its indexes. Returns
     /// whether it was loaded.

@@ -263,6 +263,24 @@ impl Collector for HostCollector {
             vec![(Vec::new(), gauge(self.runtime.actions().outstanding()))],
         )?;
 
+        family(
+            &mut encoder,
+            "informant_leader",
+            "1 while this replica executes actions (always, without leader election).",
+            MetricType::Gauge,
+            vec![(
+                Vec::new(),
+                gauge(usize::from(self.runtime.actions().is_active())),
+            )],
+        )?;
+        family(
+            &mut encoder,
+            "informant_actions_standby",
+            "Actions not queued because this replica does not lead.",
+            MetricType::Counter,
+            vec![(Vec::new(), counter(q.standby.load(Ordering::Relaxed)))],
+        )?;
+
         let cache = self.runtime.cache().stats();
         family(
             &mut encoder,
