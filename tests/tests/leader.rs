@@ -36,16 +36,18 @@ struct Replica {
 }
 
 async fn replica(cluster: &TestCluster, ns: &str, lease: &str, identity: &str) -> Replica {
-    let mut config = Config::default();
-    config.allowlist = Allowlist::new(HashMap::from([(
-        "label-enforcer".to_string(),
-        vec![Rule {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            verbs: vec![Verb::Patch],
-            namespaces: Some(vec![ns.to_string()]),
-        }],
-    )]));
+    let config = Config {
+        allowlist: Allowlist::new(HashMap::from([(
+            "label-enforcer".to_string(),
+            vec![Rule {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                verbs: vec![Verb::Patch],
+                namespaces: Some(vec![ns.to_string()]),
+            }],
+        )])),
+        ..Config::default()
+    };
     let runtime = Arc::new(Runtime::start(cluster.client.clone(), config, false).unwrap());
     runtime
         .load_file(&plugin_path("label_enforcer"))
