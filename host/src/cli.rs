@@ -59,6 +59,10 @@ pub enum Command {
     /// the exit status non-zero.
     Replay(ReplayArgs),
 
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
     /// Run the host against a cluster: watch what the plugins in --plugins
     /// subscribe to, call them with each event, execute their actions.
     ///
@@ -72,6 +76,18 @@ pub enum Command {
     ///
     /// Writes a kubeconfig and prints how to point kubectl at it.
     Dev(DevArgs),
+}
+
+/// `informant config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file without starting anything: exits 0 if
+    /// the host would accept it, non-zero naming the key and the problem.
+    Check {
+        /// The file (YAML or JSON).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// What the host runs with, for `run` and `dev`.

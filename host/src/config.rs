@@ -63,6 +63,27 @@ pub struct File {
     /// Event dispatch.
     #[serde(default)]
     pub dispatch: DispatchFile,
+    /// Leader election.
+    #[serde(default)]
+    pub leader_election: LeaderFile,
+}
+
+/// `leaderElection:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaderFile {
+    /// Elect a leader (as `--leader-elect`).
+    pub enabled: Option<bool>,
+    /// The Lease's name.
+    pub lease_name: Option<String>,
+    /// The Lease's namespace.
+    pub lease_namespace: Option<String>,
+    /// How long a Lease holds without renewal.
+    pub lease_duration_seconds: Option<u64>,
+    /// How long a leader tries to renew before giving up.
+    pub renew_deadline_seconds: Option<u64>,
+    /// How often to try.
+    pub retry_period_seconds: Option<u64>,
 }
 
 /// `limits:`.
@@ -127,6 +148,38 @@ pub struct Config {
     pub actions: QueueConfig,
     /// Dispatch.
     pub dispatch: dispatch::Config,
+    /// Leader election from the file; flags enable it too.
+    pub leader: Leader,
+}
+
+/// Leader election settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// Whether the file enables it.
+    pub enabled: bool,
+    /// The Lease's name, if the file says.
+    pub lease_name: Option<String>,
+    /// The Lease's namespace, if the file says.
+    pub lease_namespace: Option<String>,
+    /// Lease duration.
+    pub lease_duration: Duration,
+    /// Renew deadline.
+    pub renew_deadline: Duration,
+    /// Retry period.
+    pub retry_period: Duration,
+}
+
+impl Default for Leader {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            lease_name: None,
+            lease_namespace: None,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for Config {
@@ -139,6 +192,7 @@ impl Default for Config {
             allowlist: Allowlist::default(),
             actions: QueueConfig::default(),
             dispatch: dispatch::Config::default(),
+            leader: Leader::default(),
         })
     }
 }
@@ -192,6 +246,43 @@ impl Config {
             "dispatch.queueCapacity",
             as_u64(file.dispatch.queue_capacity),
         )?;
+        let le = &file.leader_election;
+        positive(
+            "leaderElection.leaseDurationSeconds",
+            le.lease_duration_seconds,
+        )?;
+        positive(
+            "leaderElection.renewDeadlineSeconds",
+            le.renew_deadline_seconds,
+        )?;
+        positive("leaderElection.retryPeriodSeconds", le.retry_period_seconds)?;
+        let mut leader = Leader {
+            enabled: le.enabled.unwrap_or(false),
+            lease_name: le.lease_name.clone(),
+            lease_namespace: le.lease_namespace.clone(),
+            ..Leader::default()
+        };
+        if let Some(s) = le.lease_duration_seconds {
+            leader.lease_duration = Duration::from_secs(s);
+        }
+        if let Some(s) = le.renew_deadline_seconds {
+            leader.renew_deadline = Duration::from_secs(s);
+        }
+        if let Some(s) = le.retry_period_seconds {
+            leader.retry_period = Duration::from_secs(s);
+        }
+        if leader.renew_deadline >= leader.lease_duration {
+            return Err(invalid(
+                "leaderElection.renewDeadlineSeconds",
+                "must be shorter than leaseDurationSeconds",
+            ));
+        }
+        if leader.retry_period >= leader.renew_deadline {
+            return Err(invalid(
+                "leaderElection.retryPeriodSeconds",
+                "must be shorter than renewDeadlineSeconds",
+            ));
+        }
 
         let mut limits = Limits::default();
         if let Some(ms) = file.limits.deadline_ms {
@@ -253,6 +344,7 @@ impl Config {
             allowlist: Allowlist::new(file.allow),
             actions,
             dispatch,
+            leader,
         })
     }
 }
@@ -274,6 +366,27 @@ mod tests {
         assert_eq!(c.actions.max_retries, 2);
         assert_eq!(c.dispatch.queue_capacity, 10);
         assert!(c.allowlist.covers("enforcer"));
+    }
+
+    #[test]
+    fn leader_election_timing_is_checked() {
+        let c = Config::parse(
+            "leaderElection: {enabled: true, leaseDurationSeconds: 30, renewDeadlineSeconds: 20}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert!(c.leader.enabled);
+        assert_eq!(c.leader.lease_duration, Duration::from_secs(30));
+        let err = Config::parse(
+            "leaderElection: {leaseDurationSeconds: 5, renewDeadlineSeconds: 10}\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("leaderElection.renewDeadlineSeconds"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -230,6 +230,31 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
         "{stderr}"
     );
 
+    // `informant config check` says the same without starting anything.
+    let out = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["config", "check"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("actions.qps: must be greater than 0"));
+    std::fs::write(
+        &config,
+        "actions:\n  qps: 5\nleaderElection: {enabled: true}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["config", "check"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+
     let out = Command::new(env!("CARGO_BIN_EXE_informant"))
         .args(["run", "--plugins"])
         .arg(dir.path().join("missing"))

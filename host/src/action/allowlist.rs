@@ -53,6 +53,16 @@ impl Allowlist {
         Self(entries)
     }
 
+    /// How many plugins the operator narrowed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the allowlist narrows no plugin.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether the operator narrowed this plugin at all.
     pub fn covers(&self, plugin: &str) -> bool {
         self.0.contains_key(plugin)

@@ -12,7 +12,9 @@ use std::{
 
 use crate::{
     cache::{self, Store},
-    cli::{CheckArgs, Cli, Command, DevArgs, HostArgs, LogFormat, ReplayArgs, RunArgs},
+    cli::{
+        CheckArgs, Cli, Command, ConfigCommand, DevArgs, HostArgs, LogFormat, ReplayArgs, RunArgs,
+    },
     config::Config,
     dev::{self as devserver, ApiServer},
     http, informer, leader, manifests,
@@ -34,6 +36,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => run_replay(&args),
         Command::Dev(args) => dev(&args),
         Command::Run(args) => run(&args),
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
     };
     match result {
         Ok(code) => code,
@@ -161,6 +164,19 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(file)?;
+    println!(
+        "{}: valid ({} plugin allowlist entries, actions {} QPS burst {}, leader election {})",
+        file.display(),
+        config.allowlist.len(),
+        config.actions.qps,
+        config.actions.burst,
+        if config.leader.enabled { "on" } else { "off" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Check the host arguments before anything starts: a bad config or a
 /// missing plugin directory is an error now, not after a server is up.
 fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
@@ -187,19 +203,34 @@ async fn start_host(
     stop: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Host> {
     let dir = config.plugin_dir.clone();
+    let leader_config = config.leader.clone();
     let runtime = Arc::new(
         Runtime::start(client.clone(), config, args.dry_run).context("starting the host")?,
     );
-    let elector = args.leader_elect.then(|| {
-        let namespace = args.lease_namespace.clone().unwrap_or_else(own_namespace);
+    let elect = args.leader_elect || leader_config.enabled;
+    let elector = elect.then(|| {
+        let lease_name = leader_config
+            .lease_name
+            .clone()
+            .filter(|_| args.lease_name == "informant")
+            .unwrap_or_else(|| args.lease_name.clone());
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .or_else(|| leader_config.lease_namespace.clone())
+            .unwrap_or_else(own_namespace);
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
             format!("informant-{}", uuid::Uuid::new_v4().simple())
         });
         let (tx, rx) = tokio::sync::watch::channel(false);
         runtime.follow_leadership(rx);
         let token = tokio_util::sync::CancellationToken::new();
-        let election = leader::Config::new(&args.lease_name, &namespace, &identity);
-        tracing::info!(lease = %args.lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
+        let election = leader::Config::new(&lease_name, &namespace, &identity).timing(
+            leader_config.lease_duration,
+            leader_config.renew_deadline,
+            leader_config.retry_period,
+        );
+        tracing::info!(lease = %lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
         let task = tokio::spawn(leader::run(client, election, tx, token.clone()));
         (task, token)
     });
