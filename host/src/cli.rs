@@ -108,24 +108,16 @@ pub struct HostArgs {
     pub dry_run: bool,
 
     /// Where health (`/healthz`), readiness (`/readyz`) and metrics
-    /// (`/metrics`) are served.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "0.0.0.0:8080",
-        env = "INFORMANT_HTTP_ADDR"
-    )]
-    pub http_addr: std::net::SocketAddr,
+    /// (`/metrics`) are served [default: the file's `http.addr`, else
+    /// 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR", env = "INFORMANT_HTTP_ADDR")]
+    pub http_addr: Option<std::net::SocketAddr>,
 
     /// Where the admin API (`/api/v1/plugins`, `/api/v1/subscriptions`,
-    /// `/api/v1/dead-letters`) is served; localhost only by default.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8081",
-        env = "INFORMANT_ADMIN_ADDR"
-    )]
-    pub admin_addr: std::net::SocketAddr,
+    /// `/api/v1/dead-letters`) is served [default: the file's
+    /// `http.adminAddr`, else 127.0.0.1:8081, localhost only].
+    #[arg(long, value_name = "ADDR", env = "INFORMANT_ADMIN_ADDR")]
+    pub admin_addr: Option<std::net::SocketAddr>,
 
     /// Elect a leader among replicas on a coordination.k8s.io/v1 Lease; only
     /// the leader executes actions, the others keep their caches and plugins

@@ -66,6 +66,31 @@ pub struct File {
     /// Leader election.
     #[serde(default)]
     pub leader_election: LeaderFile,
+    /// Periodic resync.
+    #[serde(default)]
+    pub resync: ResyncFile,
+    /// Where the host listens.
+    #[serde(default)]
+    pub http: HttpFile,
+}
+
+/// `resync:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResyncFile {
+    /// Replay the cache to subscriptions that ask for no period of their own
+    /// this often (none by default).
+    pub default_seconds: Option<u64>,
+}
+
+/// `http:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpFile {
+    /// Health, readiness and metrics (as `--http-addr`).
+    pub addr: Option<std::net::SocketAddr>,
+    /// The admin API (as `--admin-addr`).
+    pub admin_addr: Option<std::net::SocketAddr>,
 }
 
 /// `leaderElection:`.
@@ -97,6 +122,9 @@ pub struct LimitsFile {
     /// The most a plugin's manifest may request.
     #[serde(default)]
     pub max: MaxLimitsFile,
+    /// Limits for one plugin, by name: its defaults and its ceiling.
+    #[serde(default)]
+    pub plugins: HashMap<String, MaxLimitsFile>,
 }
 
 /// `limits.max:`.
@@ -150,6 +178,22 @@ pub struct Config {
     pub dispatch: dispatch::Config,
     /// Leader election from the file; flags enable it too.
     pub leader: Leader,
+    /// Limits and ceilings for named plugins.
+    pub plugin_limits: HashMap<String, (Limits, Limits)>,
+    /// Health, readiness and metrics address, if the file sets it.
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// Admin API address, if the file sets it.
+    pub admin_addr: Option<std::net::SocketAddr>,
+}
+
+impl Config {
+    /// The limits and the ceiling for plugin `name`.
+    pub fn limits_for(&self, name: &str) -> (Limits, Limits) {
+        self.plugin_limits
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| (self.limits.clone(), self.ceiling.clone()))
+    }
 }
 
 /// Leader election settings.
@@ -193,6 +237,9 @@ impl Default for Config {
             actions: QueueConfig::default(),
             dispatch: dispatch::Config::default(),
             leader: Leader::default(),
+            plugin_limits: HashMap::new(),
+            http_addr: None,
+            admin_addr: None,
         })
     }
 }
@@ -307,6 +354,25 @@ impl Config {
         if ceiling.memory_bytes < limits.memory_bytes {
             return Err(invalid("limits.max.memoryMib", "is below limits.memoryMib"));
         }
+        let mut plugin_limits = HashMap::new();
+        for (plugin, l) in &file.limits.plugins {
+            let key = |k: &str| format!("limits.plugins.{plugin}.{k}");
+            positive(&key("deadlineMs"), l.deadline_ms)?;
+            positive(&key("memoryMib"), as_u64(l.memory_mib))?;
+            let mut own = limits.clone();
+            if let Some(ms) = l.deadline_ms {
+                own = own.deadline(Duration::from_millis(ms));
+            }
+            if let Some(mib) = l.memory_mib {
+                own = own.memory_bytes(mib << 20);
+            }
+            // What the operator grants one plugin raises its ceiling too.
+            let own_ceiling = ceiling
+                .clone()
+                .deadline(ceiling.deadline.max(own.deadline))
+                .memory_bytes(ceiling.memory_bytes.max(own.memory_bytes));
+            plugin_limits.insert(plugin.clone(), (own, own_ceiling));
+        }
         for (plugin, rules) in &file.allow {
             for (i, rule) in rules.iter().enumerate() {
                 if rule.verbs.is_empty() {
@@ -337,6 +403,8 @@ impl Config {
         if let Some(n) = file.dispatch.queue_capacity {
             dispatch = dispatch.queue_capacity(n);
         }
+        positive("resync.defaultSeconds", file.resync.default_seconds)?;
+        dispatch.default_resync = file.resync.default_seconds.map(Duration::from_secs);
         Ok(Self {
             plugin_dir: file.plugin_dir,
             limits,
@@ -345,6 +413,9 @@ impl Config {
             actions,
             dispatch,
             leader,
+            plugin_limits,
+            http_addr: file.http.addr,
+            admin_addr: file.http.admin_addr,
         })
     }
 }
@@ -366,6 +437,21 @@ mod tests {
         assert_eq!(c.actions.max_retries, 2);
         assert_eq!(c.dispatch.queue_capacity, 10);
         assert!(c.allowlist.covers("enforcer"));
+    }
+
+    #[test]
+    fn one_plugin_can_get_its_own_limits() {
+        let c = Config::parse(
+            "limits: {memoryMib: 64, plugins: {python-auditor: {memoryMib: 256, deadlineMs: 500}}}\nresync: {defaultSeconds: 600}\nhttp: {addr: '127.0.0.1:9090'}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let (own, ceiling) = c.limits_for("python-auditor");
+        assert_eq!(own.memory_bytes, 256 << 20);
+        assert!(ceiling.memory_bytes >= own.memory_bytes);
+        assert_eq!(c.limits_for("other").0.memory_bytes, 64 << 20);
+        assert_eq!(c.dispatch.default_resync, Some(Duration::from_secs(600)));
+        assert_eq!(c.http_addr, Some("127.0.0.1:9090".parse().unwrap()));
     }
 
     #[test]

@@ -172,18 +172,30 @@ impl Runtime {
         bytes: Vec<u8>,
         settings: serde_json::Value,
     ) -> Result<Plugin, LoadError> {
-        let options = LoadOptions::default()
-            .limits(self.config.limits.clone())
-            .ceiling(self.config.ceiling.clone())
-            .settings(settings);
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let loaded =
-            tokio::task::spawn_blocking(move || Plugin::load(&engine, &bytes, cache, options))
-                .await
-                .map_err(|e| LoadError::Plugin {
-                    path: path.to_path_buf(),
-                    source: plugin::Error::Compile(format!("the loading task failed: {e}")),
-                })?;
+        let plugin_limits = self.config.plugin_limits.clone();
+        let defaults = (self.config.limits.clone(), self.config.ceiling.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            // Limits given to one plugin by name need the name first.
+            let (limits, ceiling) = if plugin_limits.is_empty() {
+                defaults
+            } else {
+                plugin::describe(&engine, &bytes)
+                    .ok()
+                    .and_then(|m| plugin_limits.get(&m.name).cloned())
+                    .unwrap_or(defaults)
+            };
+            let options = LoadOptions::default()
+                .limits(limits)
+                .ceiling(ceiling)
+                .settings(settings);
+            Plugin::load(&engine, &bytes, cache, options)
+        })
+        .await
+        .map_err(|e| LoadError::Plugin {
+            path: path.to_path_buf(),
+            source: plugin::Error::Compile(format!("the loading task failed: {e}")),
+        })?;
         loaded.map_err(|source| LoadError::Plugin {
             path: path.to_path_buf(),
             source,

@@ -204,6 +204,14 @@ async fn start_host(
 ) -> anyhow::Result<Host> {
     let dir = config.plugin_dir.clone();
     let leader_config = config.leader.clone();
+    let http_addr = args
+        .http_addr
+        .or(config.http_addr)
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 8080)));
+    let admin_addr = args
+        .admin_addr
+        .or(config.admin_addr)
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8081)));
     let runtime = Arc::new(
         Runtime::start(client.clone(), config, args.dry_run).context("starting the host")?,
     );
@@ -250,13 +258,13 @@ async fn start_host(
     }
     let state = http::AppState::new(runtime.clone(), reloader);
     let health = http::serve(
-        args.http_addr,
+        http_addr,
         http::health_router(state.clone()),
         stop.clone(),
     )
     .await
     .context("serving health and metrics (--http-addr)")?;
-    let admin = http::serve(args.admin_addr, http::admin_router(state), stop.clone())
+    let admin = http::serve(admin_addr, http::admin_router(state), stop.clone())
         .await
         .context("serving the admin API (--admin-addr)")?;
     let names: Vec<_> = runtime

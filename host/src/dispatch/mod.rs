@@ -85,6 +85,8 @@ pub struct Config {
     pub breaker_max: Duration,
     /// Notifications buffered between an informer and a lane.
     pub intake_buffer: usize,
+    /// Resync period for subscriptions that do not ask for one.
+    pub default_resync: Option<Duration>,
 }
 
 impl Default for Config {
@@ -97,6 +99,7 @@ impl Default for Config {
             breaker_backoff: Duration::from_secs(1),
             breaker_max: Duration::from_secs(300),
             intake_buffer: 1024,
+            default_resync: None,
         }
     }
 }
@@ -704,7 +707,7 @@ impl Dispatcher {
                 namespace: s.namespace.clone(),
                 labels: s.label_selector.clone(),
                 fields: s.field_selector.clone(),
-                resync: s.resync,
+                resync: s.resync.or(self.config.default_resync),
             };
             let index32 = u32::try_from(index).unwrap_or(u32::MAX);
             tokio::spawn(lane.clone().intake(index32, rx));
