@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -23,28 +23,13 @@ use informant::{
     plugin::{Event, EventType},
     runtime::Runtime,
 };
-use informant_tests::plugin_path;
+use informant_tests::{LogCapture, plugin_path};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-
-/// Log lines with the instant they were written, for the sequencer's reports.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<(Instant, String)>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let line = String::from_utf8_lossy(buf).into_owned();
-        self.0.lock().unwrap().push((Instant::now(), line));
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -71,13 +56,7 @@ async fn wait_handled(runtime: &Runtime, plugin: &str, n: u64) {
 }
 
 fn main() {
-    let capture = Capture::default();
-    let sink = capture.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_env_filter("warn,informant::plugin=info")
-        .with_writer(move || sink.clone())
-        .init();
+    let capture = LogCapture::global("warn,informant::plugin=info");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,7 +64,7 @@ fn main() {
     rt.block_on(run(capture));
 }
 
-async fn run(capture: Capture) {
+async fn run(capture: LogCapture) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let server = ApiServer::start(dev::Config::default().history(100_000))
         .await
@@ -202,7 +181,7 @@ async fn run(capture: Capture) {
     // 3. Latency at 500 updates/s: from sending the update to the plugin's
     // report of it (server write, watch, informer, cache, dispatch, call).
     const PACED: usize = 2_500;
-    capture.0.lock().unwrap().clear();
+    capture.clear();
     let mut sent = Vec::with_capacity(PACED);
     let mut ticker = tokio::time::interval(Duration::from_millis(2));
     let mut pending = Vec::new();
@@ -226,7 +205,7 @@ async fn run(capture: Capture) {
         p.await.unwrap();
     }
     wait_handled(&runtime, "sequencer", base + (UPDATES + PACED) as u64).await;
-    let lines = capture.0.lock().unwrap().clone();
+    let lines = capture.lines();
     let mut latencies: Vec<Duration> = lines
         .iter()
         .filter_map(|(at, line)| {

@@ -12,7 +12,7 @@
 use std::{
     fmt::Write as _,
     path::Path,
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -25,47 +25,11 @@ use informant::{
     reload::Reloader,
     runtime::Runtime,
 };
-use informant_tests::plugin_bytes;
+use informant_tests::{LogCapture, plugin_bytes, variant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<(Instant, String)>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let line = String::from_utf8_lossy(buf).into_owned();
-        self.0.lock().unwrap().push((Instant::now(), line));
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The same component with a custom section appended: new bytes, same code.
-fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let name = b"informant-bench";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0);
-    let mut len = payload.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-    out.extend_from_slice(&payload);
-    out
-}
 
 fn put(dir: &Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -108,13 +72,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let capture = Capture::default();
-    let sink = capture.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_env_filter("warn,informant::plugin=info")
-        .with_writer(move || sink.clone())
-        .init();
+    let capture = LogCapture::global("warn,informant::plugin=info");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,7 +80,7 @@ fn main() {
     rt.block_on(run(capture));
 }
 
-async fn run(capture: Capture) {
+async fn run(capture: LogCapture) {
     let server = ApiServer::start(dev::Config::default()).await.unwrap();
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
     let runtime = Arc::new(Runtime::start(client.clone(), Config::default(), false).unwrap());
@@ -152,11 +110,11 @@ async fn run(capture: Capture) {
         let capture = capture.clone();
         let dir = dir.path().to_path_buf();
         async move {
-            capture.0.lock().unwrap().clear();
+            capture.clear();
             let started = Instant::now();
             put(&dir, "sequencer.wasm", &bytes);
             loop {
-                let seen = capture.0.lock().unwrap().iter().find_map(|(at, line)| {
+                let seen = capture.lines().iter().find_map(|(at, line)| {
                     line.contains("sequence default/probe 7 every initial")
                         .then_some(*at)
                 });

@@ -135,3 +135,94 @@ fn rand_suffix() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed) * 7 + 1
 }
+
+/// The same component with a custom section appended: new bytes (another
+/// digest), the same code, as a rebuilt plugin would be.
+pub fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"informant-test";
+    let mut payload = vec![u8::try_from(name.len()).expect("a short name")];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0); // a custom section
+    let mut len = payload.len();
+    loop {
+        let byte = u8::try_from(len & 0x7f).expect("seven bits");
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Every log line of this process with the instant it was written, for
+/// tests and benchmarks that read what plugins log (the sequencer fixture
+/// reports through its log).
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>);
+
+impl LogCapture {
+    /// The process's capture, installed as the global subscriber on first
+    /// use with `RUST_LOG`, or `default_filter` without it.
+    ///
+    /// # Panics
+    /// If another global subscriber was installed first.
+    pub fn global(default_filter: &str) -> Self {
+        static GLOBAL: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let capture = Self::default();
+                let sink = capture.clone();
+                tracing_subscriber::fmt()
+                    .with_ansi(false)
+                    .with_env_filter(
+                        tracing_subscriber::EnvFilter::try_from_default_env()
+                            .unwrap_or_else(|_| default_filter.into()),
+                    )
+                    .with_writer(move || sink.clone())
+                    .init();
+                capture
+            })
+            .clone()
+    }
+
+    /// The lines so far, with when each was written.
+    ///
+    /// # Panics
+    /// If a writer panicked while holding the buffer.
+    pub fn lines(&self) -> Vec<(std::time::Instant, String)> {
+        self.0.lock().expect("the log buffer").clone()
+    }
+
+    /// The lines so far, as text.
+    pub fn text(&self) -> String {
+        self.lines().into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// Forget the lines so far.
+    ///
+    /// # Panics
+    /// If a writer panicked while holding the buffer.
+    pub fn clear(&self) {
+        self.0.lock().expect("the log buffer").clear();
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = String::from_utf8_lossy(buf).into_owned();
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("the log buffer is poisoned"))?
+            .push((std::time::Instant::now(), line));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

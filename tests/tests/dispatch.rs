@@ -11,7 +11,6 @@
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -21,7 +20,7 @@ use informant::{
     dev::FailRule,
     runtime::Runtime,
 };
-use informant_tests::{TestCluster, plugin_path};
+use informant_tests::{LogCapture, TestCluster, plugin_path};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace, Secret},
@@ -44,8 +43,7 @@ where
             return v;
         }
         if Instant::now() >= deadline {
-            let logs = logs();
-            let logs = logs.lock().unwrap();
+            let logs = logs().text();
             let tail: Vec<_> = logs.lines().rev().take(60).collect();
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
@@ -513,44 +511,14 @@ async fn an_apply_conflict_is_retried_then_dead_lettered_with_an_event() {
 }
 
 /// Every log line of the test process, for the sequencer's reports.
-fn logs() -> Arc<Mutex<String>> {
-    static LOGS: OnceLock<Arc<Mutex<String>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(String::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info".into()),
-            )
-            .with_writer(move || Capture(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<String>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap()
-            .push_str(&String::from_utf8_lossy(buf));
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn logs() -> LogCapture {
+    LogCapture::global("info")
 }
 
 /// The sequence numbers the sequencer reported for `ns/name`, in order.
-fn reported(logs: &Mutex<String>, ns: &str, name: &str) -> Vec<u64> {
+fn reported(logs: &LogCapture, ns: &str, name: &str) -> Vec<u64> {
     let needle = format!("sequence {ns}/{name} ");
-    logs.lock()
-        .unwrap()
+    logs.text()
         .lines()
         .filter_map(|l| l.split_once(&needle))
         .filter_map(|(_, rest)| rest.split_whitespace().next()?.parse().ok())

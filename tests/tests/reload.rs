@@ -11,7 +11,7 @@ use std::{
     future::Future,
     io::Write,
     path::Path,
-    sync::{Arc, Mutex, OnceLock, atomic::Ordering},
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -21,7 +21,7 @@ use informant::{
     reload::{FileStatus, Reloader},
     runtime::Runtime,
 };
-use informant_tests::{TestCluster, plugin_bytes};
+use informant_tests::{LogCapture, TestCluster, plugin_bytes, variant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
@@ -43,29 +43,6 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// The same component with a custom section appended: another digest, the
-/// same behaviour, as a rebuilt plugin would be.
-fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let name = b"informant-test";
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name);
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section
-    let mut len = payload.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-    out.extend_from_slice(&payload);
-    out
 }
 
 /// Write a file the way `mv` delivers it: complete, in one rename.
@@ -188,37 +165,8 @@ async fn a_dropped_plugin_handles_the_next_event() {
 }
 
 /// Every log line of the test process, for the sequencer's reports.
-fn logs() -> Arc<Mutex<String>> {
-    static LOGS: OnceLock<Arc<Mutex<String>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(String::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info".into()),
-            )
-            .with_writer(move || Capture(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<String>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap()
-            .push_str(&String::from_utf8_lossy(buf));
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn logs() -> LogCapture {
+    LogCapture::global("info")
 }
 
 #[tokio::test]
@@ -277,8 +225,7 @@ async fn a_replacement_under_load_handles_every_event_exactly_once() {
 
     let needle = format!("sequence {ns}/e ");
     let live = || -> Vec<u64> {
-        logs.lock()
-            .unwrap()
+        logs.text()
             .lines()
             .filter_map(|l| l.split_once(&needle))
             .filter(|(_, rest)| !rest.contains("initial"))

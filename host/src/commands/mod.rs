@@ -257,13 +257,9 @@ async fn start_host(
         tracing::info!("dry run: actions are sent with dryRun=All and change nothing");
     }
     let state = http::AppState::new(runtime.clone(), reloader);
-    let health = http::serve(
-        http_addr,
-        http::health_router(state.clone()),
-        stop.clone(),
-    )
-    .await
-    .context("serving health and metrics (--http-addr)")?;
+    let health = http::serve(http_addr, http::health_router(state.clone()), stop.clone())
+        .await
+        .context("serving health and metrics (--http-addr)")?;
     let admin = http::serve(admin_addr, http::admin_router(state), stop.clone())
         .await
         .context("serving the admin API (--admin-addr)")?;
