@@ -226,3 +226,22 @@ impl std::io::Write for LogCapture {
         Ok(())
     }
 }
+
+/// Create a ConfigMap with these labels and data.
+///
+/// # Panics
+/// If the server refuses it.
+pub async fn create_cm(
+    api: &kube::Api<k8s_openapi::api::core::v1::ConfigMap>,
+    name: &str,
+    labels: serde_json::Value,
+    data: serde_json::Value,
+) {
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": name, "labels": labels}, "data": data}),
+    )
+    .expect("a ConfigMap");
+    api.create(&kube::api::PostParams::default(), &cm)
+        .await
+        .expect("the ConfigMap is created");
+}

@@ -20,7 +20,7 @@ use informant::{
     dev::FailRule,
     runtime::Runtime,
 };
-use informant_tests::{LogCapture, TestCluster, plugin_path};
+use informant_tests::{LogCapture, TestCluster, create_cm, plugin_path};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace, Secret},
@@ -91,18 +91,6 @@ async fn host(cluster: &TestCluster, config: Config, plugins: &[&str]) -> Runtim
     )
     .await;
     runtime
-}
-
-async fn create_cm(
-    api: &Api<ConfigMap>,
-    name: &str,
-    labels: serde_json::Value,
-    data: serde_json::Value,
-) {
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": data}))
-            .unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
 }
 
 fn label(cm: &ConfigMap, key: &str) -> Option<String> {

@@ -21,11 +21,11 @@ use informant::{
     reload::{FileStatus, Reloader},
     runtime::Runtime,
 };
-use informant_tests::{LogCapture, TestCluster, plugin_bytes, variant};
+use informant_tests::{LogCapture, TestCluster, create_cm, plugin_bytes, variant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
-    api::{Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams},
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -110,18 +110,6 @@ async fn host(
         },
         plugins,
     )
-}
-
-async fn create_cm(
-    api: &Api<ConfigMap>,
-    name: &str,
-    labels: serde_json::Value,
-    data: serde_json::Value,
-) {
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": data}))
-            .unwrap();
-    api.create(&PostParams::default(), &cm).await.unwrap();
 }
 
 async fn label(api: &Api<ConfigMap>, name: &str, key: &str) -> Option<String> {
