@@ -51,6 +51,10 @@ pub struct File {
     /// Where plugins are loaded from.
     #[serde(default)]
     pub plugin_dir: Option<std::path::PathBuf>,
+    /// A directory the host owns for compiled plugins, so a restart does
+    /// not compile again (never the plugin directory).
+    #[serde(default)]
+    pub compile_cache_dir: Option<std::path::PathBuf>,
     /// Limits for every plugin, and the most a manifest may ask for.
     #[serde(default)]
     pub limits: LimitsFile,
@@ -166,6 +170,8 @@ pub struct DispatchFile {
 pub struct Config {
     /// Where plugins are loaded from.
     pub plugin_dir: Option<std::path::PathBuf>,
+    /// Where compiled plugins are kept across restarts.
+    pub compile_cache_dir: Option<std::path::PathBuf>,
     /// Limits for every plugin.
     pub limits: Limits,
     /// The most a manifest may request.
@@ -231,6 +237,7 @@ impl Default for Config {
         // Parsing an empty file cannot fail validation.
         Self::from_file(File::default(), "<defaults>").unwrap_or_else(|_| Self {
             plugin_dir: None,
+            compile_cache_dir: None,
             limits: Limits::default(),
             ceiling: Limits::default(),
             allowlist: Allowlist::default(),
@@ -405,8 +412,17 @@ impl Config {
         }
         positive("resync.defaultSeconds", file.resync.default_seconds)?;
         dispatch.default_resync = file.resync.default_seconds.map(Duration::from_secs);
+        if let (Some(cache), Some(plugins)) = (&file.compile_cache_dir, &file.plugin_dir)
+            && cache == plugins
+        {
+            return Err(invalid(
+                "compileCacheDir",
+                "must not be the plugin directory: nothing precompiled is ever loaded from there",
+            ));
+        }
         Ok(Self {
             plugin_dir: file.plugin_dir,
+            compile_cache_dir: file.compile_cache_dir,
             limits,
             ceiling,
             allowlist: Allowlist::new(file.allow),

@@ -95,7 +95,10 @@ impl Runtime {
         config: Config,
         dry_run: bool,
     ) -> Result<Self, plugin::Error> {
-        let engine = Engine::new()?;
+        let engine = match &config.compile_cache_dir {
+            Some(dir) => Engine::with_cache_dir(dir)?,
+            None => Engine::new()?,
+        };
         let cache = Arc::new(Store::new(cache::Config::default()));
         let subscriptions = Subscriptions::start(client.clone(), cache.clone());
         let instance = std::env::var("POD_NAME")

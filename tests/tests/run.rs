@@ -144,7 +144,7 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
     for expected in [
         "informant_plugin_calls_total{plugin=\"label-enforcer\",outcome=\"ok\"}",
         "informant_plugin_call_duration_seconds_bucket{",
-        "informant_actions_total{outcome=\"applied\"}",
+        "informant_actions_total{action=\"mergePatch\",outcome=\"applied\"}",
         "informant_reloads_total{outcome=\"failed\"} 1",
         "informant_cache_objects ",
     ] {

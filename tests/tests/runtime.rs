@@ -299,3 +299,31 @@ fn plugins_handle_events_from_many_threads_at_once() {
     });
     assert_eq!(plugin.counts().ok, 100);
 }
+
+#[test]
+fn a_compile_cache_directory_keeps_compiled_plugins_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = plugin_bytes("label_enforcer");
+    let engine = informant::plugin::Engine::with_cache_dir(dir.path()).unwrap();
+    engine.compile(&bytes).unwrap();
+    let entries = walk(dir.path());
+    assert!(entries > 0, "nothing was written to the compile cache");
+    // A new engine (a restarted host) compiles the same bytes from the cache.
+    let again = informant::plugin::Engine::with_cache_dir(dir.path()).unwrap();
+    again.compile(&bytes).unwrap();
+    assert_eq!(
+        walk(dir.path()),
+        entries,
+        "the second compile found its entry"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            if path.is_dir() { walk(&path) } else { 1 }
+        })
+        .sum()
+}

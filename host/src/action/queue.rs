@@ -137,9 +137,24 @@ pub struct DeadLetter {
     pub message: String,
 }
 
+impl Stats {
+    fn count(&self, counter: &AtomicU64, action: &'static str, outcome: &'static str) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        *self.by_kind.lock().entry((action, outcome)).or_default() += 1;
+    }
+
+    /// Actions by (action name, outcome), for metrics.
+    pub fn by_kind(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.by_kind.lock().iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
 /// Counters, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Actions by (action name, outcome): the totals below, split by kind
+    /// of action. Both parts are from small fixed sets.
+    by_kind: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
     /// Actions accepted into the queue.
     pub queued: AtomicU64,
     /// Actions dropped because an identical one was already pending.
@@ -332,7 +347,8 @@ impl ActionQueue {
         let mut queued = 0;
         for action in actions {
             if let Err(reason) = self.permit(manifest, &action) {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .count(&self.stats.refused, action.name(), "refused");
                 tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), %reason, "action refused");
                 self.bury(&plugin, action, Reason::Refused, 0, 403, reason);
                 continue;
@@ -358,7 +374,8 @@ impl ActionQueue {
             let mut st = self.state.lock();
             let pending = st.items.entry(key.clone()).or_default();
             if pending.iter().any(|i| i.action == action) {
-                self.stats.deduplicated.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .count(&self.stats.deduplicated, action.name(), "deduplicated");
                 continue;
             }
             let first = pending.is_empty();
@@ -427,13 +444,12 @@ impl ActionQueue {
         let result = self.executor.execute(&key.0, &item.action).await;
         match result {
             Ok(done) => {
-                let counter = match done {
-                    Done::Applied => &self.stats.applied,
-                    Done::AlreadyDone => &self.stats.already_done,
-                    Done::Aggregated => &self.stats.aggregated,
-                    Done::Requeue => &self.stats.applied,
+                let (counter, outcome) = match done {
+                    Done::Applied | Done::Requeue => (&self.stats.applied, "applied"),
+                    Done::AlreadyDone => (&self.stats.already_done, "already_done"),
+                    Done::Aggregated => (&self.stats.aggregated, "aggregated"),
                 };
-                counter.fetch_add(1, Ordering::Relaxed);
+                self.stats.count(counter, item.action.name(), outcome);
                 if self.executor.dry_run() {
                     tracing::info!(outcome = ?done, "dry run: the API server accepted the action; nothing was changed");
                 } else {
@@ -467,7 +483,8 @@ impl ActionQueue {
     }
 
     async fn fail(&self, key: &Key, item: Item, failure: Failure) {
-        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .count(&self.stats.failed, item.action.name(), "failed");
         let reason = if failure.retryable {
             Reason::RetriesExhausted
         } else {

@@ -223,22 +223,20 @@ impl Collector for HostCollector {
         )?;
 
         let q = self.runtime.actions().stats();
-        let outcomes = [
-            ("applied", q.applied.load(Ordering::Relaxed)),
-            ("already_done", q.already_done.load(Ordering::Relaxed)),
-            ("aggregated", q.aggregated.load(Ordering::Relaxed)),
-            ("deduplicated", q.deduplicated.load(Ordering::Relaxed)),
-            ("refused", q.refused.load(Ordering::Relaxed)),
-            ("failed", q.failed.load(Ordering::Relaxed)),
-        ];
         family(
             &mut encoder,
             "informant_actions",
-            "Actions by outcome.",
+            "Actions by kind of action and outcome.",
             MetricType::Counter,
-            outcomes
-                .iter()
-                .map(|(o, v)| (vec![("outcome", o.to_string())], counter(*v)))
+            q.by_kind()
+                .into_iter()
+                .map(|((action, outcome), v)| {
+                    let labels = vec![
+                        ("action", action.to_string()),
+                        ("outcome", outcome.to_string()),
+                    ];
+                    (labels, counter(v))
+                })
                 .collect(),
         )?;
         family(
