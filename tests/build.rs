@@ -29,33 +29,27 @@ fn main() {
     }
     watch_sources(&plugins);
 
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(&plugins)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    // This script's environment describes the host build; none of it applies
-    // to the wasm build.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        command.env_remove(var);
+    // First the sequencer's `wide` build: another version of the same plugin,
+    // with other watches, for the reload tests. Into the same target
+    // directory, so it shares every dependency; the full build after it
+    // rebuilds the plain sequencer over it.
+    let out = target_dir.join("wasm32-wasip2").join("release");
+    let output = build_wasm(
+        &plugins,
+        &target_dir,
+        &["-p", "sequencer", "--features", "wide"],
+    );
+    if !output.status.success() {
+        panic!(
+            "building the wide sequencer failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("could not run cargo to build the plugins: {e}"));
+    let wide = out.join("sequencer_wide.wasm");
+    std::fs::copy(out.join("sequencer.wasm"), &wide)
+        .unwrap_or_else(|e| panic!("copying the wide sequencer to {}: {e}", wide.display()));
+
+    let output = build_wasm(&plugins, &target_dir, &[]);
     if !output.status.success() {
         panic!(
             "building the example plugins in {} failed.\n\
@@ -65,7 +59,6 @@ fn main() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let out = target_dir.join("wasm32-wasip2").join("release");
     println!("cargo:rustc-env=INFORMANT_TEST_PLUGINS={}", out.display());
 
     // The demo's plugin directory: the example plugins only (not the test
@@ -84,6 +77,39 @@ fn main() {
         std::fs::copy(&from, &to)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
     }
+}
+
+/// `cargo build --release --locked --target wasm32-wasip2` in the plugins
+/// workspace, into `target_dir`, with `extra` arguments.
+fn build_wasm(plugins: &Path, target_dir: &Path, extra: &[&str]) -> std::process::Output {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(plugins)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .args(extra)
+        .arg("--target-dir")
+        .arg(target_dir);
+    // This script's environment describes the host build; none of it applies
+    // to the wasm build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("could not run cargo to build the plugins: {e}"))
 }
 
 /// Rebuild when any plugin source changes, without watching build output.

@@ -457,3 +457,65 @@ async fn changing_the_settings_runs_init_again() {
     .await;
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_version_with_other_watches_gets_a_lane_of_its_own() {
+    let logs = logs();
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("wide").await;
+    let (host, dir) = host(&cluster, &ns, |d| {
+        put(d, "sequencer.wasm", &plugin_bytes("sequencer"));
+    })
+    .await;
+    let dispatcher = host.runtime.dispatcher().clone();
+    let first = dispatcher.lane("sequencer").unwrap();
+    assert_eq!(first.plugin().manifest().subscriptions.len(), 2);
+
+    put(&dir, "sequencer.wasm", &plugin_bytes("sequencer_wide"));
+    let lane = eventually(
+        "the new version in service",
+        Duration::from_secs(10),
+        || async {
+            dispatcher
+                .lane("sequencer")
+                .filter(|l| l.plugin().manifest().subscriptions.len() == 3)
+        },
+    )
+    .await;
+    assert!(!Arc::ptr_eq(&first, &lane), "other watches, another lane");
+    // The new subscription works, and so do the old ones.
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    create_cm(
+        &api,
+        "w",
+        json!({"informant.test/sequence": "wide"}),
+        json!({"seq": "5"}),
+    )
+    .await;
+    create_cm(
+        &api,
+        "e",
+        json!({"informant.test/sequence": "every"}),
+        json!({"seq": "6"}),
+    )
+    .await;
+    for needle in [
+        format!("sequence {ns}/w 5 wide"),
+        format!("sequence {ns}/e 6 every"),
+    ] {
+        eventually(&needle, Duration::from_secs(10), || async {
+            logs.text().contains(&needle).then_some(())
+        })
+        .await;
+    }
+    // One watch per selector: the old lane's watches were released, not doubled.
+    let watches = host.runtime.subscriptions().informers().statuses().await;
+    let ours: Vec<_> = watches
+        .iter()
+        .filter(|(k, _, _)| k.labels.contains("informant.test/sequence"))
+        .map(|(k, _, subscribers)| (k.labels.clone(), *subscribers))
+        .collect();
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    assert!(ours.iter().all(|(_, n)| *n == 1), "{ours:?}");
+    host.stop().await;
+}

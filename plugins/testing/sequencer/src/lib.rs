@@ -4,7 +4,8 @@
 //! so a test can check per-object order and what the plugin saw last.
 //!
 //! `informant.test/sequence=latest` objects come through a latest-state
-//! subscription, `=every` ones through an every-event subscription.
+//! subscription, `=every` ones through an every-event subscription; the
+//! `wide` build adds `=wide`.
 
 use informant_sdk::{info, prelude::*};
 
@@ -13,7 +14,7 @@ struct Sequencer;
 impl Plugin for Sequencer {
     fn describe() -> Manifest {
         let events = [EventType::Added, EventType::Modified];
-        Manifest::new("sequencer", "0.1.0")
+        let manifest = Manifest::new("sequencer", "0.1.0")
             .subscribe(
                 Subscription::to("v1", "ConfigMap")
                     .label_selector("informant.test/sequence=latest")
@@ -24,7 +25,15 @@ impl Plugin for Sequencer {
                 Subscription::to("v1", "ConfigMap")
                     .label_selector("informant.test/sequence=every")
                     .events(events),
-            )
+            );
+        // The `wide` build: one more subscription, so other watches.
+        #[cfg(feature = "wide")]
+        let manifest = manifest.subscribe(
+            Subscription::to("v1", "ConfigMap")
+                .label_selector("informant.test/sequence=wide")
+                .events(events),
+        );
+        manifest
     }
 
     fn init(_settings: Settings) -> Result<Self> {
@@ -38,7 +47,11 @@ impl Plugin for Sequencer {
             .and_then(Value::as_str)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| Error::new(ErrorCode::Invalid, "data.seq is not a number"))?;
-        let delivery = if event.subscription == 0 { "latest" } else { "every" };
+        let delivery = match event.subscription {
+            0 => "latest",
+            1 => "every",
+            _ => "wide",
+        };
         let initial = if event.initial { " initial" } else { "" };
         info!("sequence {}/{} {seq} {delivery}{initial}", cm.namespace().unwrap_or(""), cm.name());
         Ok(())
