@@ -165,6 +165,37 @@ pub fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
 #[derive(Clone, Default)]
 pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>);
 
+static GLOBAL_LOGS: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+
+/// Poll `check` every 10 ms until it returns `Some`. After `timeout`, print
+/// the last log lines (if a [`LogCapture`] is installed) and fail.
+///
+/// # Panics
+/// On timeout, naming `what` was awaited.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if std::time::Instant::now() >= deadline {
+            if let Some(logs) = GLOBAL_LOGS.get() {
+                let text = logs.text();
+                let tail: Vec<_> = text.lines().rev().take(60).collect();
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 impl LogCapture {
     /// The process's capture, installed as the global subscriber on first
     /// use with `RUST_LOG`, or `default_filter` without it.
@@ -172,8 +203,7 @@ impl LogCapture {
     /// # Panics
     /// If another global subscriber was installed first.
     pub fn global(default_filter: &str) -> Self {
-        static GLOBAL: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
-        GLOBAL
+        GLOBAL_LOGS
             .get_or_init(|| {
                 let capture = Self::default();
                 let sink = capture.clone();

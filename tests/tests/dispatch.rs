@@ -10,7 +10,6 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
     time::{Duration, Instant},
 };
 
@@ -20,7 +19,7 @@ use informant::{
     dev::FailRule,
     runtime::Runtime,
 };
-use informant_tests::{LogCapture, TestCluster, create_cm, plugin_path};
+use informant_tests::{LogCapture, TestCluster, create_cm, eventually, plugin_path};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace, Secret},
@@ -30,29 +29,6 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-
-/// Poll `check` until it returns `Some`, or fail after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            let logs = logs().text();
-            let tail: Vec<_> = logs.lines().rev().take(60).collect();
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn rule(api_version: &str, kind: &str, verbs: &[Verb], namespaces: &[&str]) -> Rule {
     Rule {

@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
     io::Write,
     path::Path,
     sync::{Arc, atomic::Ordering},
@@ -21,7 +20,7 @@ use informant::{
     reload::{FileStatus, Reloader},
     runtime::Runtime,
 };
-use informant_tests::{LogCapture, TestCluster, create_cm, plugin_bytes, variant};
+use informant_tests::{LogCapture, TestCluster, create_cm, eventually, plugin_bytes, variant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
@@ -29,21 +28,6 @@ use kube::{
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// Write a file the way `mv` delivers it: complete, in one rename.
 fn put(dir: &Path, name: &str, bytes: &[u8]) {
