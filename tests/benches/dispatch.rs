@@ -10,20 +10,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use informant::{
     action::{Action, ActionQueue, Allowlist, Executor, QueueConfig},
-    cache::{KindKey, ObjectKey, ObjectRef, Store},
+    cache::ObjectRef,
     config::Config,
     dev::{self, ApiServer},
-    dispatch::{Job, Key},
-    plugin::{Event, EventType},
     runtime::Runtime,
 };
-use informant_tests::{LogCapture, plugin_path};
+use informant_tests::{LogCapture, SyntheticLoad, plugin_path};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
@@ -85,34 +83,11 @@ async fn run(capture: LogCapture) {
     // label-enforcer (labelled already, so no action).
     const EVENTS: u64 = 200_000;
     let lane = runtime.dispatcher().lane("label-enforcer").unwrap();
-    let store = Store::default();
-    let kind = KindKey::new("v1", "ConfigMap");
-    let objects: Vec<_> = (0..1000)
-        .map(|i| {
-            let name = format!("cm-{i}");
-            let object = store.prepare(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": "bench", "resourceVersion": "1", "labels": {"owner": "me"}},
-                "data": {"payload": "x".repeat(900)}}));
-            (ObjectKey::new(Some("bench"), &name), Arc::new(object))
-        })
-        .collect();
+    let load = SyntheticLoad::new(1000, 900);
     let before = lane.stats().handled.load(Ordering::Relaxed);
     let started = Instant::now();
     for i in 0..EVENTS {
-        let (key, object) = &objects[(i % 1000) as usize];
-        let event = Event {
-            event_type: EventType::Modified,
-            subscription: 0,
-            initial: false,
-            final_state_unknown: false,
-            object: Some(object.clone()),
-            old_object: None,
-        };
-        // Every-event semantics: no coalescing, so every push is a call.
-        lane.push(
-            Job::new(Key::Object(kind.clone(), key.clone()), 0, event),
-            false,
-        );
+        load.push(&lane, i as usize);
         // Stay under the queue bound: this measures calls, not shedding.
         if i % 5000 == 4999 {
             while lane.status().pending > 5000 {

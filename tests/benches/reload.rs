@@ -17,15 +17,13 @@ use std::{
 };
 
 use informant::{
-    cache::{KindKey, ObjectKey, Store},
     config::Config,
     dev::{self, ApiServer},
-    dispatch::{Job, Key},
-    plugin::{Engine, Event, EventType},
+    plugin::Engine,
     reload::Reloader,
     runtime::Runtime,
 };
-use informant_tests::{LogCapture, plugin_bytes, variant};
+use informant_tests::{LogCapture, SyntheticLoad, plugin_bytes, variant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use serde_json::json;
@@ -163,40 +161,18 @@ async fn run(capture: LogCapture) {
 
     // Another plugin's throughput, alone and while large components compile.
     let lane = runtime.dispatcher().lane("label-enforcer").unwrap();
-    let store = Store::default();
-    let kind = KindKey::new("v1", "ConfigMap");
-    let objects: Vec<_> = (0..1000)
-        .map(|i| {
-            let name = format!("cm-{i}");
-            let object = store.prepare(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": "bench", "resourceVersion": "1", "labels": {"owner": "me"}}}));
-            (ObjectKey::new(Some("bench"), &name), Arc::new(object))
-        })
-        .collect();
+    let load = Arc::new(SyntheticLoad::new(1000, 0));
     let throughput = |window: Duration| {
         let lane = lane.clone();
-        let objects = objects.clone();
-        let kind = kind.clone();
+        let load = load.clone();
         async move {
             let before = lane.stats().handled.load(Ordering::Relaxed);
             let started = Instant::now();
             let mut i = 0usize;
             while started.elapsed() < window {
                 for _ in 0..500 {
-                    let (key, object) = &objects[i % 1000];
+                    load.push(&lane, i);
                     i += 1;
-                    let event = Event {
-                        event_type: EventType::Modified,
-                        subscription: 0,
-                        initial: false,
-                        final_state_unknown: false,
-                        object: Some(object.clone()),
-                        old_object: None,
-                    };
-                    lane.push(
-                        Job::new(Key::Object(kind.clone(), key.clone()), 0, event),
-                        false,
-                    );
                 }
                 while lane.status().pending > 2000 {
                     tokio::time::sleep(Duration::from_micros(100)).await;

@@ -275,3 +275,53 @@ pub async fn create_cm(
         .await
         .expect("the ConfigMap is created");
 }
+
+/// Synthetic ConfigMaps to push straight into a plugin's lane, as the
+/// informers would: the in-process dispatch path without a server.
+pub struct SyntheticLoad {
+    kind: informant::cache::KindKey,
+    objects: Vec<(
+        informant::cache::ObjectKey,
+        std::sync::Arc<informant::cache::CachedObject>,
+    )>,
+}
+
+impl SyntheticLoad {
+    /// `n` ConfigMaps in namespace `bench`, labelled `owner: me` (so the
+    /// label-enforcer only reads them), with `payload` bytes of data.
+    pub fn new(n: usize, payload: usize) -> Self {
+        let store = informant::cache::Store::default();
+        let objects = (0..n)
+            .map(|i| {
+                let name = format!("cm-{i}");
+                let object = store.prepare(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": "bench", "resourceVersion": "1", "labels": {"owner": "me"}},
+                    "data": {"payload": "x".repeat(payload)}}));
+                (
+                    informant::cache::ObjectKey::new(Some("bench"), &name),
+                    std::sync::Arc::new(object),
+                )
+            })
+            .collect();
+        Self {
+            kind: informant::cache::KindKey::new("v1", "ConfigMap"),
+            objects,
+        }
+    }
+
+    /// Push a `modified` event for object `i` (modulo their number) with
+    /// every-event semantics: no coalescing, so every push is a call.
+    pub fn push(&self, lane: &std::sync::Arc<informant::dispatch::Lane>, i: usize) {
+        let (key, object) = &self.objects[i % self.objects.len()];
+        let event = informant::plugin::Event {
+            event_type: informant::plugin::EventType::Modified,
+            subscription: 0,
+            initial: false,
+            final_state_unknown: false,
+            object: Some(object.clone()),
+            old_object: None,
+        };
+        let key = informant::dispatch::Key::Object(self.kind.clone(), key.clone());
+        lane.push(informant::dispatch::Job::new(key, 0, event), false);
+    }
+}
