@@ -281,7 +281,7 @@ pub async fn create_cm(
 pub struct SyntheticLoad {
     kind: informant::cache::KindKey,
     objects: Vec<(
-        informant::cache::ObjectKey,
+        std::sync::Arc<informant::cache::ObjectKey>,
         std::sync::Arc<informant::cache::CachedObject>,
     )>,
 }
@@ -298,7 +298,7 @@ impl SyntheticLoad {
                     "metadata": {"name": name, "namespace": "bench", "resourceVersion": "1", "labels": {"owner": "me"}},
                     "data": {"payload": "x".repeat(payload)}}));
                 (
-                    informant::cache::ObjectKey::new(Some("bench"), &name),
+                    std::sync::Arc::new(informant::cache::ObjectKey::new(Some("bench"), &name)),
                     std::sync::Arc::new(object),
                 )
             })

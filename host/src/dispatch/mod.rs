@@ -514,7 +514,10 @@ impl Lane {
             old_object: None,
         };
         self.stats.requeued.fetch_add(1, Ordering::Relaxed);
-        self.push(Job::new(Key::Object(kind, key), sub, event), coalesce);
+        self.push(
+            Job::new(Key::Object(kind, Arc::new(key)), sub, event),
+            coalesce,
+        );
     }
 
     /// A watch of the plugin finished its first list (or will never have one).
@@ -570,7 +573,7 @@ impl Lane {
             }
         }
         let (key, object) = match n.object {
-            Some((key, object)) => (Key::Object(n.kind, key), Some(object)),
+            Some((key, object)) => (Key::Object(n.kind, Arc::new(key)), Some(object)),
             None => (Key::Barrier(index), None),
         };
         let event = Event {

@@ -6,6 +6,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
+    sync::Arc,
     time::Instant,
 };
 
@@ -14,11 +15,12 @@ use crate::{
     plugin::{Event, EventType},
 };
 
-/// What a queued event is ordered by.
+/// What a queued event is ordered by. Cheap to clone: the queue keeps a
+/// few copies of each key it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     /// Events about one object: handled one at a time, in order.
-    Object(KindKey, ObjectKey),
+    Object(KindKey, Arc<ObjectKey>),
     /// A subscription's `synced` barrier.
     Barrier(u32),
 }
@@ -259,8 +261,6 @@ fn merge(pending: &mut Event, newer: Event) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::cache::{Config, Store};
     use serde_json::json;
@@ -281,7 +281,7 @@ mod tests {
     fn key(name: &str) -> Key {
         Key::Object(
             KindKey::new("v1", "ConfigMap"),
-            ObjectKey::new(Some("a"), name),
+            Arc::new(ObjectKey::new(Some("a"), name)),
         )
     }
 
