@@ -147,6 +147,13 @@ pub struct HostArgs {
         env = "INFORMANT_SHUTDOWN_GRACE"
     )]
     pub shutdown_grace: u64,
+
+    /// Keep compiled plugins in this directory (wasmtime's cache, keyed by
+    /// the bytes and the engine), so the next run skips compiling [default: the file's
+    /// `compileCacheDir`]: large
+    /// Python and JavaScript plugins take seconds to compile.
+    #[arg(long, value_name = "DIR", env = "INFORMANT_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
 }
 
 /// Arguments of `informant run`.
@@ -197,6 +204,12 @@ pub struct CheckArgs {
     /// The plugin: a WebAssembly component (`.wasm`).
     #[arg(value_name = "PLUGIN.wasm")]
     pub plugin: PathBuf,
+
+    /// Keep compiled plugins in this directory (wasmtime's cache, keyed by
+    /// the bytes and the engine), so the next run skips compiling: large
+    /// Python and JavaScript plugins take seconds to compile.
+    #[arg(long, value_name = "DIR", env = "INFORMANT_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
 }
 
 /// Arguments of `informant replay`.
@@ -226,4 +239,10 @@ pub struct ReplayArgs {
     /// Memory cap per instance, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub memory_mib: usize,
+
+    /// Keep compiled plugins in this directory (wasmtime's cache, keyed by
+    /// the bytes and the engine), so the next run skips compiling: large
+    /// Python and JavaScript plugins take seconds to compile.
+    #[arg(long, value_name = "DIR", env = "INFORMANT_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
 }

@@ -70,11 +70,18 @@ fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let bytes = read_plugin(&args.plugin)?;
-    let engine = Engine::new()?;
+    let engine = engine(args.compile_cache.as_deref())?;
     let manifest = plugin::describe(&engine, &bytes)
         .with_context(|| format!("{} is not a valid plugin", args.plugin.display()))?;
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn engine(compile_cache: Option<&Path>) -> anyhow::Result<Engine> {
+    Ok(match compile_cache {
+        Some(dir) => Engine::with_cache_dir(dir)?,
+        None => Engine::new()?,
+    })
 }
 
 fn settings(arg: Option<&str>) -> anyhow::Result<serde_json::Value> {
@@ -106,7 +113,7 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("seeding the cache from {}", path.display()))?;
         }
     }
-    let engine = Engine::new()?;
+    let engine = engine(args.compile_cache.as_deref())?;
     let limits = Limits::default()
         .deadline(Duration::from_millis(args.deadline_ms))
         .memory_bytes(args.memory_mib << 20);
@@ -187,8 +194,16 @@ fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
     if let Some(dir) = &args.plugins {
         config.plugin_dir = Some(dir.clone());
     }
+    if let Some(dir) = &args.compile_cache {
+        config.compile_cache_dir = Some(dir.clone());
+    }
     if let Some(dir) = config.plugin_dir.as_ref().filter(|d| !d.is_dir()) {
         bail!("plugin directory {}: not a directory", dir.display());
+    }
+    if config.compile_cache_dir.is_some() && config.compile_cache_dir == config.plugin_dir {
+        bail!(
+            "--compile-cache must not be the plugin directory: nothing precompiled is ever loaded from there"
+        );
     }
     Ok(config)
 }

@@ -1,0 +1,409 @@
+// Write Informant plugins in JavaScript.
+//
+// A plugin is one module whose default export is a subclass of `Plugin`:
+//
+//     import { Plugin, Manifest, Subscription, action, log } from "informant";
+//
+//     export default class Hello extends Plugin {
+//       describe() {
+//         return new Manifest("hello", "0.1.0")
+//           .subscribe(new Subscription("v1", "ConfigMap", { events: ["added"] }))
+//           .writes("v1", "ConfigMap", ["patch"]);
+//       }
+//       handle(event) {
+//         const cm = event.object;
+//         if (cm.label("greeted") === undefined) {
+//           log.info(`greeting ${cm.ref()}`);
+//           action.mergePatch(cm, { metadata: { labels: { greeted: "yes" } } });
+//         }
+//       }
+//     }
+//
+// Build it with `node guest-sdk/js/build.mjs hello.js`. Actions are committed
+// only if `handle` returns normally; throwing discards them. Throw an
+// `InformantError` to choose the error code the host logs.
+
+import * as witCache from "informant:plugin/cache@0.1.0";
+import * as witActions from "informant:plugin/actions@0.1.0";
+import { log as witLog } from "informant:plugin/log@0.1.0";
+
+const ERROR_CODES = ["invalid", "forbidden", "limit-exceeded", "not-found", "failed"];
+const EVENT_TYPES = ["added", "modified", "deleted", "synced", "resync"];
+const VERBS = ["apply", "create", "patch", "patch-status", "delete"];
+
+/** An error with a code: thrown by the host's calls, or by the plugin. */
+export class InformantError extends Error {
+  constructor(message, code = "failed") {
+    if (!ERROR_CODES.includes(code)) {
+      throw new TypeError(`unknown error code ${JSON.stringify(code)}; one of ${ERROR_CODES.join(", ")}`);
+    }
+    super(message);
+    this.name = "InformantError";
+    this.code = code;
+  }
+
+  toString() {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+/** Call an import, turning its error result into an `InformantError`. */
+function hostCall(fn, ...args) {
+  try {
+    return fn(...args);
+  } catch (e) {
+    const payload = e && e.payload;
+    if (payload && typeof payload.code === "string") {
+      throw new InformantError(payload.message, payload.code);
+    }
+    throw e;
+  }
+}
+
+function check(list, value, what) {
+  if (!list.includes(value)) {
+    throw new TypeError(`unknown ${what} ${JSON.stringify(value)}; one of ${list.join(", ")}`);
+  }
+  return value;
+}
+
+/** Names one object. */
+export class ObjectRef {
+  constructor(apiVersion, kind, name, namespace = undefined) {
+    this.apiVersion = apiVersion;
+    this.kind = kind;
+    this.name = name;
+    this.namespace = namespace ?? undefined;
+  }
+
+  /** An `ObjectRef` from an `ObjectRef`, a `KubeObject` or a plain object. */
+  static of(target) {
+    if (target instanceof ObjectRef) return target;
+    if (target && typeof target === "object" && target.metadata) {
+      return new ObjectRef(target.apiVersion, target.kind, target.metadata.name, target.metadata.namespace);
+    }
+    throw new TypeError("expected an ObjectRef or a Kubernetes object");
+  }
+
+  toString() {
+    return this.namespace === undefined
+      ? `${this.kind} ${this.name}`
+      : `${this.kind} ${this.namespace}/${this.name}`;
+  }
+
+  toWit() {
+    return { apiVersion: this.apiVersion, kind: this.kind, namespace: this.namespace, name: this.name };
+  }
+
+  static fromWit(r) {
+    return new ObjectRef(r.apiVersion, r.kind, r.name, r.namespace);
+  }
+}
+
+/**
+ * A Kubernetes object: the parsed JSON itself (`obj.metadata.name`,
+ * `obj.spec`), with helpers on its prototype. A field of the object with the
+ * same name as a helper (`name`, `labels`, ...) hides the helper.
+ */
+export class KubeObject {
+  /** Parse JSON text into a `KubeObject` (an empty one for ""). */
+  static parse(text) {
+    return Object.setPrototypeOf(text ? JSON.parse(text) : {}, KubeObject.prototype);
+  }
+
+  /** A value by dotted path, where a number indexes a list: `get("spec.containers.0.image")`. */
+  get(path) {
+    let value = this;
+    for (const step of path.split(".")) {
+      if (step === "") continue;
+      if (value === null || typeof value !== "object") return undefined;
+      value = Array.isArray(value) ? value[Number(step)] : value[step];
+      if (value === undefined) return undefined;
+    }
+    return value;
+  }
+
+  get name() {
+    return this.metadata?.name ?? "";
+  }
+
+  get namespace() {
+    return this.metadata?.namespace;
+  }
+
+  get uid() {
+    return this.metadata?.uid ?? "";
+  }
+
+  get resourceVersion() {
+    return this.metadata?.resourceVersion ?? "";
+  }
+
+  get labels() {
+    return this.metadata?.labels ?? {};
+  }
+
+  get annotations() {
+    return this.metadata?.annotations ?? {};
+  }
+
+  label(key) {
+    return this.labels[key];
+  }
+
+  annotation(key) {
+    return this.annotations[key];
+  }
+
+  /** The `ObjectRef` naming this object. */
+  ref() {
+    return ObjectRef.of(this);
+  }
+}
+
+/** One event: `type` is "added", "modified", "deleted", "synced" or "resync". */
+export class Event {
+  constructor(e) {
+    this.type = e.eventType;
+    this.subscription = e.subscription;
+    this.initial = e.initial;
+    this.finalStateUnknown = e.finalStateUnknown;
+    this.object = KubeObject.parse(e.object);
+    this.oldObject = e.oldObject == null ? undefined : KubeObject.parse(e.oldObject);
+  }
+
+  /** The object exists now: added, modified or resynced. */
+  get isUpsert() {
+    return this.type === "added" || this.type === "modified" || this.type === "resync";
+  }
+}
+
+/**
+ * Events of one kind. Options: namespace, labelSelector, fieldSelector,
+ * events (list of event types; empty means all), latestState, oldObject,
+ * resyncSeconds.
+ */
+export class Subscription {
+  constructor(apiVersion, kind, options = {}) {
+    const events = options.events ?? [];
+    this.wit = {
+      apiVersion,
+      kind,
+      namespace: options.namespace,
+      labelSelector: options.labelSelector,
+      fieldSelector: options.fieldSelector,
+      eventTypes: events.map((e) => check(EVENT_TYPES, e, "event type")),
+      delivery: options.latestState ? "latest-state" : "every-event",
+      oldObject: Boolean(options.oldObject),
+      resyncSeconds: options.resyncSeconds,
+    };
+  }
+}
+
+/** The plugin's name, version and needs, built by chaining. */
+export class Manifest {
+  constructor(name, version) {
+    this.manifest = {
+      name,
+      version,
+      subscriptions: [],
+      indexes: [],
+      permissions: { reads: [], writes: [] },
+      resources: { memoryMib: undefined, deadlineMs: undefined },
+    };
+  }
+
+  subscribe(subscription) {
+    this.manifest.subscriptions.push(subscription.wit);
+    return this;
+  }
+
+  /** An index over the cache: `index("by-node", "v1", "Pod", ["spec.nodeName"])`. */
+  index(name, apiVersion, kind, fieldPaths) {
+    const paths = typeof fieldPaths === "string" ? [fieldPaths] : [...fieldPaths];
+    this.manifest.indexes.push({ name, apiVersion, kind, fieldPaths: paths });
+    return this;
+  }
+
+  reads(apiVersion, kind) {
+    this.manifest.permissions.reads.push({ apiVersion, kind });
+    return this;
+  }
+
+  writes(apiVersion, kind, verbs) {
+    const checked = verbs.map((v) => check(VERBS, v, "verb"));
+    this.manifest.permissions.writes.push({ apiVersion, kind, verbs: checked });
+    return this;
+  }
+
+  /** Allow emitting Kubernetes Events. */
+  events() {
+    return this.writes("events.k8s.io/v1", "Event", ["create"]);
+  }
+
+  /** Ask for this much linear memory, within the operator's maximum. */
+  memory(mib) {
+    this.manifest.resources.memoryMib = mib;
+    return this;
+  }
+
+  /** Ask for this CPU deadline per call, within the operator's maximum. */
+  deadline(ms) {
+    this.manifest.resources.deadlineMs = ms;
+    return this;
+  }
+}
+
+const toJson = (value) => (typeof value === "string" ? value : JSON.stringify(value));
+const patchOf = (target, patch) => ({ target: ObjectRef.of(target).toWit(), patch: toJson(patch) });
+const enqueue = (tag, val) => hostCall(witActions.enqueue, { tag, val });
+
+/**
+ * Actions: changes the host makes to the cluster after `handle` returns.
+ * Each enqueues at once and throws an `InformantError` if the host refuses.
+ * A target is an `ObjectRef` or an object.
+ */
+export const action = {
+  /** Server-side apply of `object`; `force` takes fields other managers own. */
+  apply(object, { force = false } = {}) {
+    enqueue("apply", { object: toJson(object), force });
+  },
+  /** Create `object`; an existing object is left alone. */
+  create(object) {
+    enqueue("create", toJson(object));
+  },
+  /** A JSON merge patch (RFC 7386). */
+  mergePatch(target, patch) {
+    enqueue("merge-patch", patchOf(target, patch));
+  },
+  /** A JSON patch (RFC 6902): a list of operations. */
+  jsonPatch(target, operations) {
+    enqueue("json-patch", patchOf(target, operations));
+  },
+  /** A merge patch of the status subresource. */
+  patchStatus(target, patch) {
+    enqueue("patch-status", patchOf(target, patch));
+  },
+  /** Delete `target`, only if it still has `uid` / `resourceVersion` when given. */
+  delete(target, { uid, resourceVersion } = {}) {
+    enqueue("delete", { target: ObjectRef.of(target).toWit(), uid, resourceVersion });
+  },
+  /** A Kubernetes Event about `regarding`; needs `Manifest.events()`. */
+  event(regarding, reason, message, { action: what, warning = false } = {}) {
+    enqueue("emit-event", {
+      regarding: ObjectRef.of(regarding).toWit(),
+      severity: warning ? "warning" : "normal",
+      reason,
+      message,
+      action: what ?? reason,
+    });
+  },
+  /** Deliver `target` again as a "resync" event after `delayMs`. */
+  requeueAfter(target, delayMs) {
+    enqueue("requeue-after", { target: ObjectRef.of(target).toWit(), delayMs: BigInt(Math.round(delayMs)) });
+  },
+};
+
+const objects = (texts) => texts.map((t) => KubeObject.parse(t));
+const refs = (list) => list.map((r) => ObjectRef.fromWit(r));
+
+/**
+ * Read access to the host's cache. Only kinds the plugin subscribes to or
+ * declares with `Manifest.reads` can be read.
+ */
+export const cache = {
+  /** One object, or `undefined` if it is not in the cache. */
+  get(apiVersion, kind, name, namespace = undefined) {
+    const text = hostCall(witCache.get, new ObjectRef(apiVersion, kind, name, namespace).toWit());
+    return text == null ? undefined : KubeObject.parse(text);
+  },
+  /** The objects of a kind, ordered by namespace and name. */
+  list(apiVersion, kind, { namespace, labelSelector } = {}) {
+    return objects(hostCall(witCache.list, apiVersion, kind, namespace, labelSelector));
+  },
+  /** Like `list`, but only the references: cheap. */
+  listKeys(apiVersion, kind, { namespace, labelSelector } = {}) {
+    return refs(hostCall(witCache.listKeys, apiVersion, kind, namespace, labelSelector));
+  },
+  /** The objects whose index `index` has the key `value`. */
+  byIndex(index, value) {
+    return objects(hostCall(witCache.byIndex, index, value));
+  },
+  /** Like `byIndex`, but only the references. */
+  byIndexKeys(index, value) {
+    return refs(hostCall(witCache.byIndexKeys, index, value));
+  },
+  /** Every key present in the index, sorted. */
+  indexValues(index) {
+    return hostCall(witCache.indexValues, index);
+  },
+};
+
+/** Logging into the host's structured log, tagged with the plugin's name. */
+export const log = {
+  trace: (message) => witLog("trace", String(message)),
+  debug: (message) => witLog("debug", String(message)),
+  info: (message) => witLog("info", String(message)),
+  warn: (message) => witLog("warn", String(message)),
+  error: (message) => witLog("error", String(message)),
+};
+
+/**
+ * Subclass this once per plugin module and export the class as default.
+ * `describe()` runs on a fresh instance and must not depend on settings;
+ * `init(settings)` gets the parsed settings (`null` when none were given);
+ * `handle(event)` gets each `Event`. The host keeps an instance for many
+ * calls, so fields set in `init` persist between events.
+ */
+export class Plugin {
+  describe() {
+    throw new Error(`${this.constructor.name} must define describe()`);
+  }
+
+  init(settings) {
+    this.settings = settings;
+  }
+
+  handle(_event) {
+    throw new Error(`${this.constructor.name} must define handle(event)`);
+  }
+}
+
+/** What a thrown value becomes on the wire: the contract's `error` record. */
+function witError(e) {
+  if (e instanceof InformantError) return { code: e.code, message: e.message };
+  // Anything else is a bug in the plugin: keep where it happened.
+  const where = e && e.stack ? `\n${e.stack}` : "";
+  const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return { code: "failed", message: `${what}${where}` };
+}
+
+/** The contract's exports for a `Plugin` subclass; the build script calls this. */
+export function exportPlugin(PluginClass) {
+  if (typeof PluginClass !== "function" || !(PluginClass.prototype instanceof Plugin)) {
+    throw new TypeError("the plugin module's default export must be a subclass of Plugin");
+  }
+  let instance = null;
+  return {
+    describe() {
+      return new PluginClass().describe().manifest;
+    },
+    init(settings) {
+      try {
+        const plugin = new PluginClass();
+        plugin.init(settings ? JSON.parse(settings) : null);
+        instance = plugin;
+      } catch (e) {
+        throw witError(e);
+      }
+    },
+    handle(event) {
+      try {
+        if (instance === null) throw new InformantError("handle before init");
+        instance.handle(new Event(event));
+      } catch (e) {
+        throw witError(e);
+      }
+    },
+  };
+}

@@ -1,0 +1,43 @@
+"""Write Informant plugins in Python.
+
+A plugin is one subclass of :class:`Plugin` in one file::
+
+    from informant import Plugin, Manifest, Subscription, action, log
+
+    class Hello(Plugin):
+        def describe(self):
+            return (Manifest("hello", "0.1.0")
+                    .subscribe(Subscription("v1", "ConfigMap", events=["added"]))
+                    .writes("v1", "ConfigMap", ["patch"]))
+
+        def handle(self, event):
+            cm = event.object
+            if cm.label("greeted") is None:
+                log.info(f"greeting {cm.ref}")
+                action.merge_patch(cm, {"metadata": {"labels": {"greeted": "yes"}}})
+
+Build it into a component with ``python3 guest-sdk/python/build.py hello.py``.
+
+Actions are committed only if ``handle`` returns normally; raising discards
+them. Raise :class:`Error` to choose the error code the host logs.
+"""
+
+from .error import Error
+from .event import Event, Object, ObjectRef
+from .manifest import Index, Manifest, Subscription
+from .plugin import Plugin
+from . import action, cache, log
+
+__all__ = [
+    "Error",
+    "Event",
+    "Index",
+    "Manifest",
+    "Object",
+    "ObjectRef",
+    "Plugin",
+    "Subscription",
+    "action",
+    "cache",
+    "log",
+]

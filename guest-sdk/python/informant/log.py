@@ -1,0 +1,26 @@
+"""Logging into the host's structured log, tagged with the plugin's name.
+
+``print`` works too (it goes to the host's log at info), but these keep the level.
+"""
+
+from wit_world.imports import log as wit
+
+
+def trace(message):
+    wit.log(wit.Level.TRACE, str(message))
+
+
+def debug(message):
+    wit.log(wit.Level.DEBUG, str(message))
+
+
+def info(message):
+    wit.log(wit.Level.INFO, str(message))
+
+
+def warn(message):
+    wit.log(wit.Level.WARN, str(message))
+
+
+def error(message):
+    wit.log(wit.Level.ERROR, str(message))

@@ -1,0 +1,120 @@
+"""What a plugin declares: subscriptions, indexes, permissions, resources."""
+
+from wit_world.imports import types as wit
+
+from .event import EVENT_TYPES
+
+EVENT_NAMES = {name: code for code, name in EVENT_TYPES.items()}
+VERBS = {
+    "apply": wit.Verb.APPLY,
+    "create": wit.Verb.CREATE,
+    "patch": wit.Verb.PATCH,
+    "patch-status": wit.Verb.PATCH_STATUS,
+    "delete": wit.Verb.DELETE,
+}
+
+
+def _lookup(table, name, what):
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} {name!r}; one of {sorted(table)}") from None
+
+
+class Subscription:
+    """Events of one kind: ``Subscription("apps/v1", "Deployment",
+    namespace=None, label_selector=None, field_selector=None,
+    events=["added", "modified"], latest_state=False, old_object=False,
+    resync_seconds=None)``. ``events`` empty or omitted means all types."""
+
+    def __init__(self, api_version, kind, namespace=None, label_selector=None,
+                 field_selector=None, events=(), latest_state=False,
+                 old_object=False, resync_seconds=None):
+        self.api_version = api_version
+        self.kind = kind
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.events = [_lookup(EVENT_NAMES, e, "event type") for e in events]
+        self.latest_state = latest_state
+        self.old_object = old_object
+        self.resync_seconds = resync_seconds
+
+    def to_wit(self):
+        delivery = wit.Delivery.LATEST_STATE if self.latest_state else wit.Delivery.EVERY_EVENT
+        return wit.Subscription(
+            self.api_version, self.kind, self.namespace, self.label_selector,
+            self.field_selector, self.events, delivery, self.old_object,
+            self.resync_seconds,
+        )
+
+
+class Index:
+    """An index over the cache: ``Index("by-node", "v1", "Pod", ["spec.nodeName"])``."""
+
+    def __init__(self, name, api_version, kind, field_paths):
+        self.name = name
+        self.api_version = api_version
+        self.kind = kind
+        self.field_paths = [field_paths] if isinstance(field_paths, str) else list(field_paths)
+
+    def to_wit(self):
+        return wit.Index(self.name, self.api_version, self.kind, self.field_paths)
+
+
+class Manifest:
+    """The plugin's name, version and needs, built by chaining::
+
+        Manifest("audit", "1.0.0").subscribe(Subscription("v1", "Secret")).reads("v1", "Namespace")
+    """
+
+    def __init__(self, name, version):
+        self.name = name
+        self.version = version
+        self.subscriptions = []
+        self.indexes = []
+        self.read_kinds = []
+        self.write_grants = []
+        self.memory_mib = None
+        self.deadline_ms = None
+
+    def subscribe(self, subscription):
+        self.subscriptions.append(subscription)
+        return self
+
+    def index(self, name, api_version, kind, field_paths):
+        self.indexes.append(Index(name, api_version, kind, field_paths))
+        return self
+
+    def reads(self, api_version, kind):
+        self.read_kinds.append(wit.KindRef(api_version, kind))
+        return self
+
+    def writes(self, api_version, kind, verbs):
+        verbs = [_lookup(VERBS, v, "verb") for v in verbs]
+        self.write_grants.append(wit.WritePermission(api_version, kind, verbs))
+        return self
+
+    def events(self):
+        """Allow emitting Kubernetes Events."""
+        return self.writes("events.k8s.io/v1", "Event", ["create"])
+
+    def memory(self, mib):
+        """Ask for this much linear memory, within the operator's maximum."""
+        self.memory_mib = mib
+        return self
+
+    def deadline(self, ms):
+        """Ask for this CPU deadline per call, within the operator's maximum."""
+        self.deadline_ms = ms
+        return self
+
+    def to_wit(self):
+        return wit.Manifest(
+            self.name,
+            self.version,
+            [s.to_wit() for s in self.subscriptions],
+            [i.to_wit() for i in self.indexes],
+            wit.Permissions(self.read_kinds, self.write_grants),
+            wit.ResourceRequest(self.memory_mib, self.deadline_ms),
+        )
