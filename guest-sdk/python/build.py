@@ -10,6 +10,7 @@ the command named by ``COMPONENTIZE_PY``.
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,22 +35,25 @@ def fail(message):
 
 
 def componentize_py():
-    """The command that runs componentize-py, or a clear failure."""
+    """The command that runs componentize-py, or a clear failure: the one
+    named by COMPONENTIZE_PY, else the one this Python can import (so
+    PYTHONPATH and virtualenvs work), else the one on PATH."""
     named = os.environ.get("COMPONENTIZE_PY")
     if named:
-        return named.split()
+        return shlex.split(named)
+    try:
+        import componentize_py  # noqa: F401
+        return [sys.executable, "-c", "import sys, componentize_py; sys.exit(componentize_py.script())"]
+    except ImportError:
+        pass
     found = shutil.which("componentize-py")
     if found:
         return [found]
-    try:
-        import componentize_py  # noqa: F401
-    except ImportError:
-        fail(
-            "componentize-py is not installed. Install it with\n"
-            f"    {sys.executable} -m pip install componentize-py=={PINNED}\n"
-            "or name the command in COMPONENTIZE_PY."
-        )
-    return [sys.executable, "-c", "import sys, componentize_py; sys.exit(componentize_py.script())"]
+    fail(
+        "componentize-py is not installed. Install it with\n"
+        f"    {sys.executable} -m pip install componentize-py=={PINNED}\n"
+        "or name the command in COMPONENTIZE_PY."
+    )
 
 
 def build(source, output, wit):

@@ -18,6 +18,66 @@ pub fn example_dir() -> PathBuf {
         .expect("the plugin directory is <target>/wasm32-wasip2/release")
 }
 
+/// A Python or JavaScript example plugin built by `build.rs`:
+/// `guest_plugin("python", "label-enforcer")`.
+///
+/// # Panics
+/// With the reason `build.rs` recorded when the language's toolchain could
+/// not be installed or the build failed.
+pub fn guest_plugin(language: &str, name: &str) -> PathBuf {
+    let dir = wasm_dir().join(language);
+    let path = dir.join(format!("{name}.wasm"));
+    if !path.is_file() {
+        let why = std::fs::read_to_string(dir.join("BUILD-ERROR.txt"))
+            .unwrap_or_else(|_| "build.rs did not build it".into());
+        panic!("the {language} plugin {name} was not built: {why}");
+    }
+    path
+}
+
+/// The compile cache the tests share (wasmtime's, under the target
+/// directory), so each large Python or JavaScript component compiles once.
+pub fn compile_cache() -> PathBuf {
+    wasm_dir().join("compile-cache")
+}
+
+fn wasm_dir() -> PathBuf {
+    example_dir()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .expect("the examples directory has a parent")
+}
+
+/// Send SIGTERM, as Kubernetes does, and wait up to 30 s for the exit;
+/// returns the exit status and everything the child wrote to stderr.
+///
+/// # Panics
+/// If the signal cannot be sent or the child does not exit in time.
+pub async fn terminate(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM failed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status, stderr)
+}
+
 /// The path of a compiled plugin: `plugin_path("label_enforcer")`.
 pub fn plugin_path(name: &str) -> PathBuf {
     plugin_dir().join(format!("{name}.wasm"))

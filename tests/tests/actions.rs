@@ -83,6 +83,27 @@ async fn every_action_kind_reaches_the_cluster() {
     let b = cms.get("b").await.unwrap();
     assert_eq!(b.metadata.labels.unwrap()["x"], "1");
     assert_eq!(b.data.unwrap()["k"], "v");
+    // A guard that no longer holds (someone changed the value since the
+    // plugin saw it): nothing changes, and that is not a failure.
+    let guarded = Action::JsonPatch {
+        target: cm_ref(&ns, "b"),
+        patch: json!([{"op": "test", "path": "/data/k", "value": "old"},
+                      {"op": "replace", "path": "/data/k", "value": "new"}]),
+    };
+    assert_eq!(
+        exec.execute("demo", &guarded).await.unwrap(),
+        Done::Superseded
+    );
+    assert_eq!(cms.get("b").await.unwrap().data.unwrap()["k"], "v");
+    // A patch that cannot apply for another reason is a final failure.
+    let impossible = Action::JsonPatch {
+        target: cm_ref(&ns, "b"),
+        patch: json!([{"op": "test", "path": "/data/k", "value": "v"},
+                      {"op": "remove", "path": "/data/missing"}]),
+    };
+    let failure = exec.execute("demo", &impossible).await.unwrap_err();
+    assert_eq!(failure.code, 422, "{failure}");
+    assert!(!failure.retryable, "{failure}");
 
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
     deployments

@@ -32,6 +32,10 @@ pub enum Done {
     /// An Event that repeats one already created: counted into its series,
     /// written later.
     Aggregated,
+    /// A JSON patch whose `test` operation no longer held: the object
+    /// changed after the plugin saw it, so the guarded patch changed nothing,
+    /// as it is meant to. The plugin sees the newer state as its own event.
+    Superseded,
 }
 
 /// Why an action failed.
@@ -194,10 +198,21 @@ impl Executor {
                 let api = self.api(&target, name).await?;
                 let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                     .map_err(|e| malformed(name, &target, &e))?;
-                api.patch(&target.name, &patch_params, &Patch::<()>::Json(ops))
+                let guarded = ops
+                    .0
+                    .iter()
+                    .any(|op| matches!(op, json_patch::PatchOperation::Test(_)));
+                match api
+                    .patch(&target.name, &patch_params, &Patch::<()>::Json(ops))
                     .await
-                    .map_err(classify)?;
-                Ok(Done::Applied)
+                {
+                    Ok(_) => Ok(Done::Applied),
+                    Err(kube::Error::Api(s)) if guarded && is_failed_test(&s) => {
+                        tracing::info!(error = %s.message, "the JSON patch's test no longer holds: the object changed after the plugin saw it; nothing was changed");
+                        Ok(Done::Superseded)
+                    }
+                    Err(e) => Err(classify(e)),
+                }
             }
             Action::PatchStatus { patch, .. } => {
                 let api = self.api(&target, name).await?;
@@ -358,6 +373,21 @@ fn malformed(action: &'static str, target: &ObjectRef, e: &serde_json::Error) ->
         message: e.to_string(),
         retryable: false,
     }
+}
+
+/// Whether a 422 answers a JSON patch whose `test` operation failed. The
+/// API server reports it as a generic 422 with the patch library's message
+/// ("testing value /a/b failed: test failed") as its cause.
+fn is_failed_test(status: &kube::core::Status) -> bool {
+    status.code == 422
+        && std::iter::once(status.message.as_str())
+            .chain(
+                status
+                    .details
+                    .iter()
+                    .flat_map(|d| d.causes.iter().map(|c| c.message.as_str())),
+            )
+            .any(|m| m.contains("test failed"))
 }
 
 /// 409, 429, 5xx and transport errors may pass on a retry; 403, 404 and 422

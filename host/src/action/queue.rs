@@ -163,7 +163,8 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Actions the API accepted.
     pub applied: AtomicU64,
-    /// Actions that found their work done (a delete of a missing object).
+    /// Actions that found their work done or no longer wanted: a delete of a
+    /// missing object, a guarded JSON patch whose `test` no longer holds.
     pub already_done: AtomicU64,
     /// Events counted into an existing series.
     pub aggregated: AtomicU64,
@@ -447,6 +448,7 @@ impl ActionQueue {
                 let (counter, outcome) = match done {
                     Done::Applied | Done::Requeue => (&self.stats.applied, "applied"),
                     Done::AlreadyDone => (&self.stats.already_done, "already_done"),
+                    Done::Superseded => (&self.stats.already_done, "superseded"),
                     Done::Aggregated => (&self.stats.aggregated, "aggregated"),
                 };
                 self.stats.count(counter, item.action.name(), outcome);

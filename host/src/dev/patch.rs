@@ -276,20 +276,20 @@ pub fn merge(target: &mut Value, patch: &Value) {
 /// Apply an RFC 6902 JSON patch.
 ///
 /// # Errors
-/// A message the server returns as 422 (a failed `test`) or 400.
+/// 400 with a message for a malformed patch; 422 with the reason for one
+/// that does not apply (a failed `test`: "testing value PATH failed: test
+/// failed", as the API server's patch library words it).
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), (u16, String)> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| (400, format!("the JSON patch is malformed: {e}")))?;
     json_patch::patch(target, &ops).map_err(|e| {
-        let code = if matches!(e.kind, json_patch::PatchErrorKind::TestFailed) {
-            422
-        } else {
-            500
+        let reason = match e.kind {
+            json_patch::PatchErrorKind::TestFailed => {
+                format!("testing value {} failed: test failed", e.path)
+            }
+            _ => e.to_string(),
         };
-        (
-            code,
-            format!("the server rejected our request due to an error in our request: {e}"),
-        )
+        (422, reason)
     })
 }
 

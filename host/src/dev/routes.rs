@@ -673,16 +673,12 @@ fn patch_request(
                 .store
                 .update_with(t, ns, name, subresource, &opts, |cur| {
                     let mut v = cur.clone();
-                    patch::json_patch(&mut v, &p).map_err(|(code, msg)| {
-                        let mut e = if code == 422 {
-                            ApiError::invalid(t, name, &[])
+                    patch::json_patch(&mut v, &p).map_err(|(code, reason)| {
+                        if code == 422 {
+                            ApiError::patch_failed(reason)
                         } else {
-                            ApiError::internal(msg.clone())
-                        };
-                        e.message = msg;
-                        e.details = Some(json!({}));
-                        e.code = code;
-                        e
+                            ApiError::bad_request(reason)
+                        }
                     })?;
                     Ok(v)
                 })?;

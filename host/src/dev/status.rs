@@ -164,6 +164,17 @@ impl ApiError {
         )
     }
 
+    /// 422 for a patch that does not apply, as the API server words it: a
+    /// generic message, the patch library's reason as the one cause.
+    pub fn patch_failed(reason: String) -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+            Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": reason}]})),
+        )
+    }
+
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message, None)

@@ -266,7 +266,7 @@ impl Plugin {
         };
         // A plugin whose init fails is not loaded: better now than at the first event.
         let first = plugin.instance().map_err(|e| match e {
-            CallError::Failed { message, .. } => Error::Init(message),
+            CallError::Failed { code, message } => Error::Init(format!("({code}) {message}")),
             other => Error::Init(other.to_string()),
         });
         match first {

@@ -1,0 +1,247 @@
+//! Python and JavaScript plugins, built by their SDKs' build scripts with
+//! pinned toolchains (componentize-py from PyPI, componentize-js and esbuild
+//! from npm), installed on first use.
+//!
+//! A language whose toolchain cannot be had does not stop the build: its
+//! outputs are removed and `BUILD-ERROR.txt` beside them says why, so its
+//! tests fail with that message and every other test still runs.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::SystemTime,
+};
+
+/// The pinned componentize-py; its version is in `guest-sdk/python/build.py` too.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// One guest language.
+pub struct Guest {
+    /// The directory name under `plugins/` and under the output directory.
+    pub language: &'static str,
+    /// The plugin's source file inside `plugins/<language>/<name>/`.
+    source: &'static str,
+    /// The example plugins, by directory name.
+    plugins: &'static [&'static str],
+    /// The SDK directory, under the workspace root.
+    sdk: &'static str,
+}
+
+pub const LANGUAGES: [Guest; 2] = [
+    Guest {
+        language: "python",
+        source: "main.py",
+        plugins: &["label-enforcer", "replicator"],
+        sdk: "guest-sdk/python",
+    },
+    Guest {
+        language: "js",
+        source: "plugin.js",
+        plugins: &["label-enforcer", "replicator"],
+        sdk: "guest-sdk/js",
+    },
+];
+
+/// What to run a build script with.
+struct Toolchain {
+    program: &'static str,
+    script: PathBuf,
+    env: Vec<(&'static str, PathBuf)>,
+}
+
+impl Guest {
+    /// Build every example of this language into `<target_dir>/<language>/`.
+    pub fn build_all(&self, root: &Path, target_dir: &Path, toolchains: &Path) {
+        let out = target_dir.join(self.language);
+        let error_file = out.join("BUILD-ERROR.txt");
+        if let Err(e) = std::fs::create_dir_all(&out) {
+            panic!("creating {}: {e}", out.display());
+        }
+        let _ = std::fs::remove_file(&error_file);
+        if let Err(message) = self.try_build_all(root, &out, toolchains) {
+            for name in self.plugins {
+                let _ = std::fs::remove_file(out.join(format!("{name}.wasm")));
+            }
+            println!(
+                "cargo:warning={} plugins not built: {}",
+                self.language,
+                message.lines().next().unwrap_or_default()
+            );
+            if let Err(e) = std::fs::write(&error_file, &message) {
+                panic!("writing {}: {e}", error_file.display());
+            }
+        }
+    }
+
+    fn try_build_all(&self, root: &Path, out: &Path, toolchains: &Path) -> Result<(), String> {
+        let sdk = root.join(self.sdk);
+        let mut toolchain = None;
+        for name in self.plugins {
+            let source = root
+                .join("plugins")
+                .join(self.language)
+                .join(name)
+                .join(self.source);
+            let output = out.join(format!("{name}.wasm"));
+            if is_fresh(
+                &output,
+                &[&sdk, source.parent().unwrap_or(&source), &root.join("wit")],
+            ) {
+                continue;
+            }
+            if toolchain.is_none() {
+                toolchain = Some(self.toolchain(&sdk, toolchains)?);
+            }
+            let Some(toolchain) = &toolchain else {
+                unreachable!("set just above")
+            };
+            let mut command = Command::new(toolchain.program);
+            command
+                .arg(&toolchain.script)
+                .arg(&source)
+                .arg("-o")
+                .arg(&output);
+            for (key, value) in &toolchain.env {
+                command.env(key, value);
+            }
+            let result = run(&mut command)?;
+            if !result.status.success() {
+                return Err(format!(
+                    "building {} failed:\n{}{}",
+                    source.display(),
+                    String::from_utf8_lossy(&result.stdout),
+                    String::from_utf8_lossy(&result.stderr)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Find the language's tools, installing the pinned build toolchain
+    /// when it is missing.
+    fn toolchain(&self, sdk: &Path, toolchains: &Path) -> Result<Toolchain, String> {
+        match self.language {
+            "python" => {
+                require("python3", "--version", "Python 3 with pip (python3)")?;
+                let site = toolchains.join("python");
+                let pinned_version = COMPONENTIZE_PY.trim_start_matches("componentize-py==");
+                let marker = site.join(format!("componentize_py-{pinned_version}.dist-info"));
+                if !marker.is_dir() {
+                    let result = run(Command::new("python3")
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            "--disable-pip-version-check",
+                        ])
+                        .args(["--no-warn-script-location", "--upgrade", "--target"])
+                        .arg(&site)
+                        .arg(COMPONENTIZE_PY))?;
+                    if !result.status.success() {
+                        return Err(format!(
+                            "installing {COMPONENTIZE_PY} from PyPI into {} failed; install it yourself \
+                             (python3 -m pip install {COMPONENTIZE_PY}) or give this machine access to PyPI:\n{}",
+                            site.display(),
+                            String::from_utf8_lossy(&result.stderr)
+                        ));
+                    }
+                }
+                Ok(Toolchain {
+                    program: "python3",
+                    script: sdk.join("build.py"),
+                    env: vec![("PYTHONPATH", site)],
+                })
+            }
+            _ => {
+                require("node", "--version", "Node.js 20 or newer (node)")?;
+                let installed = ["@bytecodealliance/componentize-js", "esbuild"]
+                    .iter()
+                    .all(|p| {
+                        sdk.join("node_modules")
+                            .join(p)
+                            .join("package.json")
+                            .is_file()
+                    });
+                // A lockfile newer than the install means the pins moved.
+                let stale = !is_fresh(
+                    &sdk.join("node_modules/.package-lock.json"),
+                    &[&sdk.join("package-lock.json")],
+                );
+                if !installed || stale {
+                    require("npm", "--version", "npm (it comes with Node.js)")?;
+                    let result = run(Command::new("npm")
+                        .args([
+                            "ci",
+                            "--no-audit",
+                            "--no-fund",
+                            "--loglevel=error",
+                            "--prefix",
+                        ])
+                        .arg(sdk))?;
+                    if !result.status.success() {
+                        return Err(format!(
+                            "installing the JavaScript toolchain with `npm ci --prefix {}` failed; \
+                             run it yourself or give this machine access to the npm registry:\n{}",
+                            sdk.display(),
+                            String::from_utf8_lossy(&result.stderr)
+                        ));
+                    }
+                }
+                Ok(Toolchain {
+                    program: "node",
+                    script: sdk.join("build.mjs"),
+                    env: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Fail with what is missing if `program` does not run.
+fn require(program: &str, arg: &str, what: &str) -> Result<(), String> {
+    match Command::new(program).arg(arg).output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err(format!(
+            "{what} is not installed; the tests of plugins in this language need it"
+        )),
+    }
+}
+
+fn run(command: &mut Command) -> Result<std::process::Output, String> {
+    command
+        .output()
+        .map_err(|e| format!("could not run {:?}: {e}", command.get_program()))
+}
+
+/// Whether `output` exists and is newer than every file under `inputs`.
+fn is_fresh(output: &Path, inputs: &[&Path]) -> bool {
+    let Some(built) = modified(output) else {
+        return false;
+    };
+    inputs
+        .iter()
+        .all(|input| newest(input).is_none_or(|t| t <= built))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time under `path`, skipping installed packages
+/// and caches.
+fn newest(path: &Path) -> Option<SystemTime> {
+    if !path.is_dir() {
+        return modified(path);
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !(name == "node_modules" || name == "__pycache__" || name.starts_with('.'))
+        })
+        .filter_map(|e| newest(&e.path()))
+        .max()
+}

@@ -1,0 +1,290 @@
+//! Plugins in Python and JavaScript, from the same WIT contract: the
+//! examples under `plugins/python` and `plugins/js`, built by their SDKs'
+//! build scripts, checked, replayed against the fixtures of their Rust twins,
+//! and run end to end by the real binary.
+
+// Tests fail loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use informant_tests::{
+    TestCluster, compile_cache, eventually, fixture, guest_plugin, plugin_path, terminate,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, api::PostParams};
+use serde_json::{Value, json};
+
+const GUESTS: [(&str, &str); 4] = [
+    ("python", "label-enforcer"),
+    ("python", "replicator"),
+    ("js", "label-enforcer"),
+    ("js", "replicator"),
+];
+
+fn informant() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_informant"));
+    command.arg("--log=warn").env_remove("INFORMANT_LOG");
+    command
+}
+
+fn output(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn check(plugin: &Path) -> Value {
+    let (code, stdout, stderr) = output(
+        informant()
+            .arg("check")
+            .arg("--compile-cache")
+            .arg(compile_cache())
+            .arg(plugin),
+    );
+    assert_eq!(code, 0, "{}: {stderr}", plugin.display());
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn replay(plugin: &Path, fixture_name: &str, settings: Option<&str>) -> (i32, Vec<Value>, String) {
+    let dir = fixture(&format!("replay/{fixture_name}"));
+    let mut command = informant();
+    command
+        .arg("replay")
+        .arg("--compile-cache")
+        .arg(compile_cache())
+        .arg(plugin)
+        .arg("--events")
+        .arg(dir.join("events.jsonl"))
+        .arg("--objects")
+        .arg(dir.join("objects.yaml"));
+    match settings {
+        Some(json) => {
+            command.arg("--settings").arg(json);
+        }
+        None if dir.join("settings.json").exists() => {
+            command
+                .arg("--settings")
+                .arg(format!("@{}", dir.join("settings.json").display()));
+        }
+        None => {}
+    }
+    let (code, stdout, stderr) = output(&mut command);
+    let actions = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (code, actions, stderr)
+}
+
+fn expected(fixture_name: &str) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(fixture(&format!("replay/{fixture_name}/expected.jsonl"))).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_guest_example_declares_what_its_rust_twin_declares() {
+    for (language, name) in GUESTS {
+        let guest = check(&guest_plugin(language, name));
+        let rust = check(&plugin_path(&name.replace('-', "_")));
+        assert_eq!(guest, rust, "{language} {name} against its Rust twin");
+    }
+}
+
+#[test]
+fn every_guest_example_replays_to_the_actions_of_its_rust_twin() {
+    for (language, name) in GUESTS {
+        let (code, actions, stderr) = replay(&guest_plugin(language, name), name, None);
+        assert_eq!(code, 0, "{language} {name}: {stderr}");
+        assert_eq!(
+            actions,
+            expected(name),
+            "{language} {name}; stderr: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn guest_errors_reach_the_host_with_their_code_and_message() {
+    for language in ["python", "js"] {
+        let plugin = guest_plugin(language, "label-enforcer");
+        // Refused settings: the plugin's own error, with its code.
+        let (code, _, stderr) = replay(
+            &plugin,
+            "label-enforcer",
+            Some(r#"{"allowed": {"env": []}}"#),
+        );
+        assert_ne!(code, 0, "{language}");
+        assert!(
+            stderr.contains("invalid") && stderr.contains("allowed.env lists no value"),
+            "{language}: {stderr}"
+        );
+        let (code, _, stderr) = replay(&plugin, "label-enforcer", Some(r#"{"colour": "red"}"#));
+        assert_ne!(code, 0, "{language}");
+        assert!(stderr.contains("colour"), "{language}: {stderr}");
+        // A bug in the plugin (a settings value of the wrong type makes
+        // `handle` fail): a failed call naming the language's own error,
+        // and no action committed.
+        let (code, actions, stderr) = replay(
+            &plugin,
+            "label-enforcer",
+            Some(r#"{"required": {"owner": "x"}, "ignoreNamespaces": 7}"#),
+        );
+        assert_ne!(code, 0, "{language}");
+        assert!(actions.is_empty(), "{language}: {actions:?}");
+        assert!(
+            stderr.contains("the plugin returned an error (failed)")
+                && stderr.contains("TypeError"),
+            "{language}: {stderr}"
+        );
+    }
+}
+
+/// `informant run` against the test cluster with one plugin, its settings
+/// and a configuration; returns once the plugin is loaded.
+async fn run_host(cluster: &TestCluster, plugins: &Path, config: &str) -> Child {
+    let config_path = plugins.with_extension("yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["run", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .arg("--plugins")
+        .arg(plugins)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--compile-cache")
+        .arg(compile_cache())
+        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .env_remove("INFORMANT_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read on another thread: the embedded server runs on this test's one.
+    // The rest of stdout is drained there too, so the host never writes to
+    // a closed pipe.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
+        lines.for_each(drop);
+    });
+    let first = rx.await.unwrap();
+    assert!(first.starts_with("plugins: "), "{first}");
+    child
+}
+
+async fn stop(child: Child) {
+    let (status, stderr) = terminate(child).await;
+    assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(!stderr.contains(" ERROR "), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_python_plugin_labels_configmaps_end_to_end() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("py").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        guest_plugin("python", "label-enforcer"),
+        plugins.join("label-enforcer.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("label-enforcer.yaml"),
+        "required:\n  team: platform\nallowed:\n  env: [dev, prod]\n",
+    )
+    .unwrap();
+    let allow = format!(
+        "allow:\n  label-enforcer:\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{ns}]}}\n"
+    );
+    let host = run_host(&cluster, &plugins, &allow).await;
+
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "app", "labels": {"env": "qa"}}, "data": {"k": "v"}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let labels = eventually(
+        "the Python plugin's labels on the ConfigMap",
+        Duration::from_secs(60),
+        async || {
+            let labels = api.get("app").await.ok()?.metadata.labels?;
+            (labels.get("team").map(String::as_str) == Some("platform")
+                && labels.get("env").map(String::as_str) == Some("dev"))
+            .then_some(labels)
+        },
+    )
+    .await;
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    stop(host).await;
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_replicates_and_cleans_up_end_to_end() {
+    let cluster = TestCluster::start().await;
+    let source_ns = cluster.namespace("js-src").await;
+    let target_ns = cluster.namespace("js-dst").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        guest_plugin("js", "replicator"),
+        plugins.join("replicator.wasm"),
+    )
+    .unwrap();
+    // On a shared cluster, copies go only to the test's namespace.
+    let allow = format!(
+        "allow:\n  replicator:\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [apply, delete], namespaces: [{target_ns}]}}\n"
+    );
+    let host = run_host(&cluster, &plugins, &allow).await;
+
+    let sources: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &source_ns);
+    let copies: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &target_ns);
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "shared", "labels": {"informant.dev/replicate": "true"}},
+        "data": {"greeting": "hello"},
+    }))
+    .unwrap();
+    sources.create(&PostParams::default(), &cm).await.unwrap();
+    let copy = eventually(
+        "the JavaScript plugin's copy",
+        Duration::from_secs(60),
+        async || copies.get("shared").await.ok(),
+    )
+    .await;
+    assert_eq!(copy.data.unwrap()["greeting"], "hello");
+    let meta = copy.metadata;
+    assert_eq!(
+        meta.annotations.unwrap()["informant.dev/replicated-from"],
+        format!("{source_ns}/shared")
+    );
+    assert_eq!(meta.labels.unwrap()["informant.dev/replica"], "true");
+
+    sources.delete("shared", &Default::default()).await.unwrap();
+    eventually("the copy's removal", Duration::from_secs(60), async || {
+        copies
+            .get_opt("shared")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    stop(host).await;
+}
