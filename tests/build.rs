@@ -1,17 +1,14 @@
 //! Build the example plugins (the `plugins/` workspace) for wasm32-wasip2, so
-//! that every test runs real compiled components, and the Python and
-//! JavaScript examples (`plugins/python`, `plugins/js`) with their SDKs'
-//! build scripts. Nothing prebuilt is committed; this is the only place they
-//! are built.
+//! that every test runs real compiled components. Nothing prebuilt is
+//! committed; this is the only place they are built. (The Python and
+//! JavaScript examples are built by the tests that use them, so that the
+//! demo needs neither language: see `src/guest.rs`.)
 
 use std::{
     env,
     path::{Path, PathBuf},
     process::Command,
 };
-
-#[path = "build/guest.rs"]
-mod guest;
 
 fn main() {
     let manifest_dir =
@@ -29,16 +26,10 @@ fn main() {
         root.join("wit"),
         root.join("guest-sdk/src"),
         root.join("guest-sdk/Cargo.toml"),
-        root.join("guest-sdk/js/informant.js"),
-        root.join("guest-sdk/js/build.mjs"),
-        root.join("guest-sdk/js/package.json"),
-        root.join("guest-sdk/js/package-lock.json"),
-        manifest_dir.join("build"),
     ] {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
     watch_sources(&plugins);
-    watch_sources(&root.join("guest-sdk/python"));
 
     // First the sequencer's `wide` build: another version of the same plugin,
     // with other watches, for the reload tests. Into the same target
@@ -88,19 +79,6 @@ fn main() {
         std::fs::copy(&from, &to)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
     }
-
-    // The other languages build on their own threads, side by side. A
-    // missing toolchain fails only their tests, with the reason.
-    let toolchains = target_dir
-        .parent()
-        .expect("the wasm directory is inside the target directory")
-        .join("guest-toolchains");
-    std::thread::scope(|s| {
-        for guest in guest::LANGUAGES {
-            let (root, target_dir, toolchains) = (&root, &target_dir, &toolchains);
-            s.spawn(move || guest.build_all(root, target_dir, toolchains));
-        }
-    });
 }
 
 /// `cargo build --release --locked --target wasm32-wasip2` in the plugins

@@ -18,20 +18,41 @@ pub fn example_dir() -> PathBuf {
         .expect("the plugin directory is <target>/wasm32-wasip2/release")
 }
 
-/// A Python or JavaScript example plugin built by `build.rs`:
+mod guest;
+
+/// A Python or JavaScript example plugin, built on first use (after
+/// installing the pinned toolchain if needed):
 /// `guest_plugin("python", "label-enforcer")`.
 ///
 /// # Panics
-/// With the reason `build.rs` recorded when the language's toolchain could
-/// not be installed or the build failed.
+/// Saying why, if the language's toolchain cannot be installed or the build
+/// fails.
 pub fn guest_plugin(language: &str, name: &str) -> PathBuf {
-    let dir = wasm_dir().join(language);
-    let path = dir.join(format!("{name}.wasm"));
-    if !path.is_file() {
-        let why = std::fs::read_to_string(dir.join("BUILD-ERROR.txt"))
-            .unwrap_or_else(|_| "build.rs did not build it".into());
-        panic!("the {language} plugin {name} was not built: {why}");
+    use std::sync::OnceLock;
+    static BUILT: [OnceLock<Result<(), String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let (index, guest) = guest::LANGUAGES
+        .iter()
+        .enumerate()
+        .find(|(_, g)| g.language == language)
+        .unwrap_or_else(|| panic!("no guest language {language}"));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .expect("tests/ lives in the workspace root");
+    let toolchains = wasm_dir()
+        .parent()
+        .map(|p| p.join("guest-toolchains"))
+        .expect("the wasm directory is inside the target directory");
+    if let Err(why) = BUILT[index].get_or_init(|| guest.build_all(&root, &wasm_dir(), &toolchains))
+    {
+        panic!("the {language} example plugins could not be built: {why}");
     }
+    let path = wasm_dir().join(language).join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{}: no such {language} example",
+        path.display()
+    );
     path
 }
 

@@ -288,3 +288,24 @@ async fn a_javascript_plugin_replicates_and_cleans_up_end_to_end() {
     .await;
     stop(host).await;
 }
+
+#[test]
+fn a_memory_cap_too_small_for_a_language_runtime_says_what_to_change() {
+    let dir = fixture("replay/label-enforcer");
+    let (code, _, stderr) = output(
+        informant()
+            .arg("replay")
+            .arg("--compile-cache")
+            .arg(compile_cache())
+            .arg(guest_plugin("python", "label-enforcer"))
+            .arg("--events")
+            .arg(dir.join("events.jsonl"))
+            .args(["--memory-mib", "4"]),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("MiB of linear memory to start, over its 4 MiB cap")
+            && stderr.contains("resources.memory-mib"),
+        "{stderr}"
+    );
+}

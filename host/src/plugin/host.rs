@@ -43,6 +43,8 @@ pub(crate) struct PluginContext {
 pub(crate) struct MemoryLimiter {
     limits: StoreLimits,
     pub(crate) refused: bool,
+    /// The size a refused growth asked for.
+    pub(crate) refused_bytes: usize,
     pub(crate) peak_bytes: usize,
 }
 
@@ -59,6 +61,7 @@ impl MemoryLimiter {
         Self {
             limits,
             refused: false,
+            refused_bytes: 0,
             peak_bytes: 0,
         }
     }
@@ -76,6 +79,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.peak_bytes = self.peak_bytes.max(desired);
         } else {
             self.refused = true;
+            self.refused_bytes = desired;
         }
         Ok(allowed)
     }

@@ -172,7 +172,7 @@ fn describe_with(
     );
     let plugin = pre
         .instantiate(&mut store)
-        .map_err(|e| Error::Instantiate(format!("{e:#}")))?;
+        .map_err(|e| Error::Instantiate(instantiation_error(&e, &store, limits)))?;
     let manifest = plugin
         .call_describe(&mut store)
         .map_err(|e| Error::Describe(classify(&e, &store, limits).to_string()))?;
@@ -186,6 +186,24 @@ fn new_store(engine: &Engine, state: HostState, limits: &Limits) -> Store<HostSt
     store.set_epoch_deadline(Engine::ticks_for(limits.deadline));
     store.epoch_deadline_trap();
     store
+}
+
+/// Why a component could not be instantiated; a memory cap too small for
+/// the runtime it carries (Python, JavaScript) says what to change.
+fn instantiation_error(err: &wasmtime::Error, store: &Store<HostState>, limits: &Limits) -> String {
+    let limiter = &store.data().limiter;
+    if limiter.refused {
+        const MIB: f64 = 1024.0 * 1024.0;
+        format!(
+            "it needs {:.1} MiB of linear memory to start, over its {:.0} MiB cap; raise the host's \
+             limits.memoryMib, or have its manifest ask for more (resources.memory-mib), within the \
+             operator's maximum ({err})",
+            limiter.refused_bytes as f64 / MIB,
+            limits.memory_bytes as f64 / MIB,
+        )
+    } else {
+        format!("{err:#}")
+    }
 }
 
 /// Turn a wasmtime error from a call into what the user needs to know.
@@ -324,10 +342,12 @@ impl Plugin {
         let limits = &self.ctx.limits;
         let state = HostState::new(self.ctx.name.clone(), Some(self.ctx.clone()), limits);
         let mut store = new_store(&self.engine, state, limits);
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| CallError::Trap(format!("instantiation failed: {e:#}")))?;
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+            CallError::Trap(format!(
+                "instantiation failed: {}",
+                instantiation_error(&e, &store, limits)
+            ))
+        })?;
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
         store.data_mut().begin_call();
         let result = bindings.call_init(&mut store, &self.settings);

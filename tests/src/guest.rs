@@ -2,9 +2,10 @@
 //! pinned toolchains (componentize-py from PyPI, componentize-js and esbuild
 //! from npm), installed on first use.
 //!
-//! A language whose toolchain cannot be had does not stop the build: its
-//! outputs are removed and `BUILD-ERROR.txt` beside them says why, so its
-//! tests fail with that message and every other test still runs.
+//! They are built by the first test that asks for one, not by `build.rs`, so
+//! that the demo needs neither language, and a missing toolchain fails only
+//! the tests that need it, with the reason. A lock file makes concurrent test
+//! processes build once; sources older than the outputs are not rebuilt.
 
 use std::{
     path::{Path, PathBuf},
@@ -16,7 +17,7 @@ use std::{
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
 /// One guest language.
-pub struct Guest {
+pub(crate) struct Guest {
     /// The directory name under `plugins/` and under the output directory.
     pub language: &'static str,
     /// The plugin's source file inside `plugins/<language>/<name>/`.
@@ -27,7 +28,7 @@ pub struct Guest {
     sdk: &'static str,
 }
 
-pub const LANGUAGES: [Guest; 2] = [
+pub(crate) const LANGUAGES: [Guest; 2] = [
     Guest {
         language: "python",
         source: "main.py",
@@ -50,27 +51,27 @@ struct Toolchain {
 }
 
 impl Guest {
-    /// Build every example of this language into `<target_dir>/<language>/`.
-    pub fn build_all(&self, root: &Path, target_dir: &Path, toolchains: &Path) {
+    /// Build every example of this language into `<target_dir>/<language>/`,
+    /// unless they are newer than their sources, the SDK and the contract.
+    pub(crate) fn build_all(
+        &self,
+        root: &Path,
+        target_dir: &Path,
+        toolchains: &Path,
+    ) -> Result<(), String> {
         let out = target_dir.join(self.language);
-        let error_file = out.join("BUILD-ERROR.txt");
-        if let Err(e) = std::fs::create_dir_all(&out) {
-            panic!("creating {}: {e}", out.display());
-        }
-        let _ = std::fs::remove_file(&error_file);
-        if let Err(message) = self.try_build_all(root, &out, toolchains) {
+        std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+        let lock = std::fs::File::create(out.join(".build.lock"))
+            .map_err(|e| format!("creating the build lock in {}: {e}", out.display()))?;
+        lock.lock()
+            .map_err(|e| format!("locking {}: {e}", out.display()))?;
+        let result = self.try_build_all(root, &out, toolchains);
+        if result.is_err() {
             for name in self.plugins {
                 let _ = std::fs::remove_file(out.join(format!("{name}.wasm")));
             }
-            println!(
-                "cargo:warning={} plugins not built: {}",
-                self.language,
-                message.lines().next().unwrap_or_default()
-            );
-            if let Err(e) = std::fs::write(&error_file, &message) {
-                panic!("writing {}: {e}", error_file.display());
-            }
         }
+        result
     }
 
     fn try_build_all(&self, root: &Path, out: &Path, toolchains: &Path) -> Result<(), String> {
