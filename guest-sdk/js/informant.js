@@ -117,7 +117,11 @@ export class KubeObject {
     for (const step of path.split(".")) {
       if (step === "") continue;
       if (value === null || typeof value !== "object") return undefined;
-      value = Array.isArray(value) ? value[Number(step)] : value[step];
+      if (Array.isArray(value)) {
+        value = /^\d+$/.test(step) ? value[Number(step)] : undefined;
+      } else {
+        value = Object.hasOwn(value, step) ? value[step] : undefined;
+      }
       if (value === undefined) return undefined;
     }
     return value;

@@ -20,10 +20,10 @@ const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 pub(crate) struct Guest {
     /// The directory name under `plugins/` and under the output directory.
     pub language: &'static str,
-    /// The plugin's source file inside `plugins/<language>/<name>/`.
+    /// The plugin's source file inside its directory.
     source: &'static str,
-    /// The example plugins, by directory name.
-    plugins: &'static [&'static str],
+    /// The plugins: their names and their directories under `plugins/`.
+    plugins: &'static [(&'static str, &'static str)],
     /// The SDK directory, under the workspace root.
     sdk: &'static str,
 }
@@ -32,13 +32,21 @@ pub(crate) const LANGUAGES: [Guest; 2] = [
     Guest {
         language: "python",
         source: "main.py",
-        plugins: &["label-enforcer", "replicator"],
+        plugins: &[
+            ("label-enforcer", "python/label-enforcer"),
+            ("replicator", "python/replicator"),
+            ("sdk-tour", "testing/python-sdk-tour"),
+        ],
         sdk: "guest-sdk/python",
     },
     Guest {
         language: "js",
         source: "plugin.js",
-        plugins: &["label-enforcer", "replicator"],
+        plugins: &[
+            ("label-enforcer", "js/label-enforcer"),
+            ("replicator", "js/replicator"),
+            ("sdk-tour", "testing/js-sdk-tour"),
+        ],
         sdk: "guest-sdk/js",
     },
 ];
@@ -67,7 +75,7 @@ impl Guest {
             .map_err(|e| format!("locking {}: {e}", out.display()))?;
         let result = self.try_build_all(root, &out, toolchains);
         if result.is_err() {
-            for name in self.plugins {
+            for (name, _) in self.plugins {
                 let _ = std::fs::remove_file(out.join(format!("{name}.wasm")));
             }
         }
@@ -77,12 +85,8 @@ impl Guest {
     fn try_build_all(&self, root: &Path, out: &Path, toolchains: &Path) -> Result<(), String> {
         let sdk = root.join(self.sdk);
         let mut toolchain = None;
-        for name in self.plugins {
-            let source = root
-                .join("plugins")
-                .join(self.language)
-                .join(name)
-                .join(self.source);
+        for (name, dir) in self.plugins {
+            let source = root.join("plugins").join(dir).join(self.source);
             let output = out.join(format!("{name}.wasm"));
             if is_fresh(
                 &output,

@@ -115,6 +115,37 @@ fn every_guest_example_replays_to_the_actions_of_its_rust_twin() {
     }
 }
 
+/// A fixture per SDK that calls every function of it (each action kind,
+/// each cache query, the manifest's every field, refusals) and reports
+/// what it saw through its actions: both SDKs must produce the same.
+#[test]
+fn both_sdks_cover_the_whole_contract_alike() {
+    let python = check(&guest_plugin("python", "sdk-tour"));
+    let js = check(&guest_plugin("js", "sdk-tour"));
+    assert_eq!(python, js);
+    assert_eq!(
+        python["resources"],
+        json!({"memoryMib": 48, "deadlineMs": 80})
+    );
+    assert_eq!(python["indexes"][0]["fieldPaths"][0], "metadata.labels.app");
+    for language in ["python", "js"] {
+        let (code, actions, stderr) = replay(&guest_plugin(language, "sdk-tour"), "sdk-tour", None);
+        // The fourth event fails on purpose, with a code of the plugin's choosing.
+        assert_eq!(code, 1, "{language}: {stderr}");
+        assert!(
+            stderr.contains(
+                "events.jsonl:4: ConfigMap tour/fail: the plugin returned an error (limit-exceeded): asked to fail"
+            ),
+            "{language}: {stderr}"
+        );
+        assert_eq!(
+            actions,
+            expected("sdk-tour"),
+            "{language}; stderr: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn guest_errors_reach_the_host_with_their_code_and_message() {
     for language in ["python", "js"] {

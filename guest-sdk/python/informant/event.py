@@ -62,12 +62,12 @@ class ObjectRef:
 
 def _step(value, step):
     if isinstance(value, list):
-        try:
-            return value[int(step)]
-        except (ValueError, IndexError):
+        if not step.isdigit() or int(step) >= len(value):
             return None
+        return value[int(step)]
     if isinstance(value, dict):
-        return value.get(step)
+        # dict's own get: an Object's get takes paths.
+        return dict.get(value, step)
     return None
 
 

@@ -95,6 +95,9 @@ impl Engine {
     fn build(cache_dir: Option<&Path>) -> Result<Self, Error> {
         let mut config = wasmtime::Config::new();
         if let Some(dir) = cache_dir {
+            // wasmtime wants an absolute path; users give relative ones.
+            let dir = &std::path::absolute(dir)
+                .map_err(|e| Error::Engine(format!("compile cache in {}: {e}", dir.display())))?;
             let mut cache_config = wasmtime::CacheConfig::new();
             cache_config.with_directory(dir);
             let cache = wasmtime::Cache::new(cache_config)
