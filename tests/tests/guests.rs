@@ -340,3 +340,31 @@ fn a_memory_cap_too_small_for_a_language_runtime_says_what_to_change() {
         "{stderr}"
     );
 }
+
+/// The sandbox holds for language runtimes too: a busy loop is stopped at
+/// the deadline, a runaway allocation at the memory cap (Python's
+/// MemoryError, SpiderMonkey's out-of-memory), and nothing is committed.
+#[test]
+fn runaway_guests_are_stopped_in_every_language() {
+    for language in ["python", "js"] {
+        let plugin = guest_plugin(language, "sdk-tour");
+        for (mode, expected) in [
+            (
+                "spin",
+                "the call ran past its 80ms deadline and was stopped",
+            ),
+            ("hog", "the plugin ran out of memory (its cap is 48 MiB)"),
+        ] {
+            let settings = format!(r#"{{"mode": "{mode}"}}"#);
+            let (code, actions, stderr) = replay(&plugin, "sdk-tour", Some(&settings));
+            assert_eq!(code, 1, "{language} {mode}: {stderr}");
+            assert!(actions.is_empty(), "{language} {mode}: {actions:?}");
+            // Every event fails the same way: each call gets a fresh chance.
+            assert_eq!(
+                stderr.matches(expected).count(),
+                5,
+                "{language} {mode}: {stderr}"
+            );
+        }
+    }
+}

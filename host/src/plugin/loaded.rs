@@ -402,6 +402,21 @@ impl Plugin {
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
                 Ok(actions)
             }
+            // A language runtime turns a refused growth into its own error
+            // (Python's MemoryError) and returns it: still out of memory, and
+            // an instance at its cap is not worth keeping.
+            Ok(Err(e)) if instance.store.data().limiter.refused => {
+                let err = CallError::OutOfMemory {
+                    limit_bytes: limits.memory_bytes,
+                    trap: format!(
+                        "the plugin returned an error ({}): {}",
+                        code_name(e.code),
+                        truncate(e.message, MAX_GUEST_ERROR)
+                    ),
+                };
+                self.count(&err);
+                return Err(err);
+            }
             Ok(Err(e)) => Err(CallError::Failed {
                 code: code_name(e.code).into(),
                 message: truncate(e.message, MAX_GUEST_ERROR),

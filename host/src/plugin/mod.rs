@@ -83,7 +83,7 @@ pub enum CallError {
         deadline: Duration,
     },
     /// The guest needed more memory than its cap.
-    #[error("the plugin ran out of memory (cap {limit_bytes} bytes): {trap}")]
+    #[error("the plugin ran out of memory (its cap is {} MiB): {trap}", limit_bytes >> 20)]
     OutOfMemory {
         /// The cap in force.
         limit_bytes: usize,

@@ -37,9 +37,16 @@ export default class Tour extends Plugin {
 
   init(settings) {
     this.prefix = settings?.prefix ?? "seen";
+    // A hostile mode, for the sandbox tests: "spin" or "hog".
+    this.mode = settings?.mode;
   }
 
   handle(event) {
+    if (this.mode === "spin") for (;;);
+    if (this.mode === "hog") {
+      const chunks = [];
+      for (;;) chunks.push(new Uint8Array(1 << 20).fill(chunks.length));
+    }
     const obj = event.object;
     if (event.type === "deleted") {
       action.delete(obj, { uid: obj.uid, resourceVersion: obj.resourceVersion });

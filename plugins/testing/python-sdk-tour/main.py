@@ -34,8 +34,17 @@ class Tour(Plugin):
 
     def init(self, settings):
         self.prefix = (settings or {}).get("prefix", "seen")
+        # A hostile mode, for the sandbox tests: "spin" or "hog".
+        self.mode = (settings or {}).get("mode")
 
     def handle(self, event):
+        if self.mode == "spin":
+            while True:
+                pass
+        if self.mode == "hog":
+            chunks = []
+            while True:
+                chunks.append(bytearray(1 << 20))
         obj = event.object
         if event.type == "deleted":
             action.delete(obj, uid=obj.uid, resource_version=obj.resource_version)
