@@ -69,6 +69,21 @@ fn wasm_dir() -> PathBuf {
         .expect("the examples directory has a parent")
 }
 
+/// The `informant` binary (`env!("CARGO_BIN_EXE_informant")`, which only
+/// tests and benchmarks see) with `subcommand` (`run` or `dev`), its HTTP
+/// servers on free ports, the log level left to its default, and stdout and
+/// stderr piped for the test to read.
+pub fn host_command(binary: &str, subcommand: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg(subcommand)
+        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+        .env_remove("INFORMANT_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
 /// Send SIGTERM, as Kubernetes does, and wait up to 30 s for the exit;
 /// returns the exit status and everything the child wrote to stderr.
 ///

@@ -9,12 +9,13 @@
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::Duration,
 };
 
 use informant_tests::{
-    TestCluster, compile_cache, eventually, fixture, guest_plugin, plugin_path, terminate,
+    TestCluster, compile_cache, eventually, fixture, guest_plugin, host_command, plugin_path,
+    terminate,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
@@ -182,24 +183,37 @@ fn guest_errors_reach_the_host_with_their_code_and_message() {
     }
 }
 
-/// `informant run` against the test cluster with one plugin, its settings
-/// and a configuration; returns once the plugin is loaded.
-async fn run_host(cluster: &TestCluster, plugins: &Path, config: &str) -> Child {
-    let config_path = plugins.with_extension("yaml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_informant"))
-        .args(["run", "--kubeconfig"])
+/// `informant run` against the test cluster with one plugin of `language`
+/// in its plugin directory, its settings beside it, and a configuration
+/// with the allowlist `allow`; returns once the plugin is loaded.
+async fn run_host(
+    cluster: &TestCluster,
+    (language, name): (&str, &str),
+    settings: Option<&str>,
+    allow: &str,
+) -> (tempfile::TempDir, Child) {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        guest_plugin(language, name),
+        plugins.join(format!("{name}.wasm")),
+    )
+    .unwrap();
+    if let Some(settings) = settings {
+        std::fs::write(plugins.join(format!("{name}.yaml")), settings).unwrap();
+    }
+    let config = dir.path().join("informant.yaml");
+    std::fs::write(&config, format!("allow:\n  {name}:\n  - {allow}\n")).unwrap();
+    let mut child = host_command(env!("CARGO_BIN_EXE_informant"), "run")
+        .arg("--kubeconfig")
         .arg(&cluster.kubeconfig)
         .arg("--plugins")
-        .arg(plugins)
+        .arg(&plugins)
         .arg("--config")
-        .arg(&config_path)
+        .arg(&config)
         .arg("--compile-cache")
         .arg(compile_cache())
-        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
-        .env_remove("INFORMANT_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Read on another thread: the embedded server runs on this test's one.
@@ -213,8 +227,8 @@ async fn run_host(cluster: &TestCluster, plugins: &Path, config: &str) -> Child 
         lines.for_each(drop);
     });
     let first = rx.await.unwrap();
-    assert!(first.starts_with("plugins: "), "{first}");
-    child
+    assert_eq!(first, format!("plugins: {name}\n").trim_end());
+    (dir, child)
 }
 
 async fn stop(child: Child) {
@@ -227,23 +241,13 @@ async fn stop(child: Child) {
 async fn a_python_plugin_labels_configmaps_end_to_end() {
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("py").await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        guest_plugin("python", "label-enforcer"),
-        plugins.join("label-enforcer.wasm"),
+    let (_dir, host) = run_host(
+        &cluster,
+        ("python", "label-enforcer"),
+        Some("required:\n  team: platform\nallowed:\n  env: [dev, prod]\n"),
+        &format!("{{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{ns}]}}"),
     )
-    .unwrap();
-    std::fs::write(
-        plugins.join("label-enforcer.yaml"),
-        "required:\n  team: platform\nallowed:\n  env: [dev, prod]\n",
-    )
-    .unwrap();
-    let allow = format!(
-        "allow:\n  label-enforcer:\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{ns}]}}\n"
-    );
-    let host = run_host(&cluster, &plugins, &allow).await;
+    .await;
 
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let cm: ConfigMap = serde_json::from_value(
@@ -271,19 +275,16 @@ async fn a_javascript_plugin_replicates_and_cleans_up_end_to_end() {
     let cluster = TestCluster::start().await;
     let source_ns = cluster.namespace("js-src").await;
     let target_ns = cluster.namespace("js-dst").await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        guest_plugin("js", "replicator"),
-        plugins.join("replicator.wasm"),
-    )
-    .unwrap();
     // On a shared cluster, copies go only to the test's namespace.
-    let allow = format!(
-        "allow:\n  replicator:\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [apply, delete], namespaces: [{target_ns}]}}\n"
-    );
-    let host = run_host(&cluster, &plugins, &allow).await;
+    let (_dir, host) = run_host(
+        &cluster,
+        ("js", "replicator"),
+        None,
+        &format!(
+            "{{apiVersion: v1, kind: ConfigMap, verbs: [apply, delete], namespaces: [{target_ns}]}}"
+        ),
+    )
+    .await;
 
     let sources: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &source_ns);
     let copies: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &target_ns);

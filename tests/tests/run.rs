@@ -7,11 +7,11 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use informant_tests::{TestCluster, example_dir, plugin_path, terminate};
+use informant_tests::{TestCluster, example_dir, host_command, plugin_path, terminate};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use serde_json::json;
@@ -62,18 +62,14 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_informant"))
-        .args(["run", "--kubeconfig"])
+    let mut child = host_command(env!("CARGO_BIN_EXE_informant"), "run")
+        .arg("--kubeconfig")
         .arg(&cluster.kubeconfig)
         .arg("--plugins")
         .arg(&plugins)
         .arg("--config")
         .arg(&config)
-        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
-        .env_remove("INFORMANT_LOG")
         .env("INFORMANT_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Read on another thread: the embedded server runs on this test's one.
@@ -244,15 +240,11 @@ fn a_bad_configuration_is_refused_before_anything_starts() {
 async fn the_demo_runs_the_example_plugins_against_the_sample_objects() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_informant"))
-        .args(["dev", "--port", "0", "--kubeconfig"])
+    let mut child = host_command(env!("CARGO_BIN_EXE_informant"), "dev")
+        .args(["--port", "0", "--kubeconfig"])
         .arg(&kubeconfig)
         .arg("--plugins")
         .arg(example_dir())
-        .args(["--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
-        .env_remove("INFORMANT_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
