@@ -6,7 +6,7 @@
 // The module's default export is a subclass of `Plugin` from "informant". It
 // is bundled with esbuild (so relative imports and npm packages work), then
 // componentized by componentize-js against the contract in wit/. Install the
-// toolchain once with `npm ci --prefix guest-sdk/js`.
+// toolchain once with `npm install --prefix guest-sdk/js`.
 
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,7 +31,7 @@ async function toolchain() {
   } catch (e) {
     fail(
       `the JavaScript toolchain is not installed (${e.code ?? e.message}). Install it with\n` +
-        `    npm ci --prefix ${SDK}`,
+        `    npm install --prefix ${SDK}`,
     );
   }
 }

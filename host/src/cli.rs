@@ -148,12 +148,9 @@ pub struct HostArgs {
     )]
     pub shutdown_grace: u64,
 
-    /// Keep compiled plugins in this directory (wasmtime's cache, keyed by
-    /// the bytes and the engine), so the next run skips compiling [default: the file's
-    /// `compileCacheDir`]: large
-    /// Python and JavaScript plugins take seconds to compile.
-    #[arg(long, value_name = "DIR", env = "INFORMANT_COMPILE_CACHE")]
-    pub compile_cache: Option<PathBuf>,
+    /// Where compiled plugins are kept between runs.
+    #[command(flatten)]
+    pub compile_cache: CompileCacheArgs,
 }
 
 /// Arguments of `informant run`.
@@ -205,11 +202,9 @@ pub struct CheckArgs {
     #[arg(value_name = "PLUGIN.wasm")]
     pub plugin: PathBuf,
 
-    /// Keep compiled plugins in this directory (wasmtime's cache, keyed by
-    /// the bytes and the engine), so the next run skips compiling: large
-    /// Python and JavaScript plugins take seconds to compile.
-    #[arg(long, value_name = "DIR", env = "INFORMANT_COMPILE_CACHE")]
-    pub compile_cache: Option<PathBuf>,
+    /// Where compiled plugins are kept between runs.
+    #[command(flatten)]
+    pub compile_cache: CompileCacheArgs,
 }
 
 /// Arguments of `informant replay`.
@@ -240,9 +235,22 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub memory_mib: usize,
 
+    /// Where compiled plugins are kept between runs.
+    #[command(flatten)]
+    pub compile_cache: CompileCacheArgs,
+}
+
+/// The on-disk compile cache, for `run`, `dev`, `check` and `replay`.
+#[derive(Debug, Args)]
+pub struct CompileCacheArgs {
     /// Keep compiled plugins in this directory (wasmtime's cache, keyed by
-    /// the bytes and the engine), so the next run skips compiling: large
-    /// Python and JavaScript plugins take seconds to compile.
-    #[arg(long, value_name = "DIR", env = "INFORMANT_COMPILE_CACHE")]
-    pub compile_cache: Option<PathBuf>,
+    /// the bytes and the engine), so that a later run skips compiling: large
+    /// Python and JavaScript plugins take seconds to compile. For `run` and
+    /// `dev`, the configuration file's `compileCacheDir` is the default.
+    #[arg(
+        long = "compile-cache",
+        value_name = "DIR",
+        env = "INFORMANT_COMPILE_CACHE"
+    )]
+    pub dir: Option<PathBuf>,
 }

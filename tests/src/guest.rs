@@ -175,9 +175,14 @@ impl Guest {
                 );
                 if !installed || stale {
                     require("npm", "--version", "npm (it comes with Node.js)")?;
+                    // `install --no-save` installs what the lockfile pins and
+                    // leaves it as it is. Not `ci`: the lockfile cannot list
+                    // optional per-platform packages that were never
+                    // published, and `ci` refuses it for that.
                     let result = run(Command::new("npm")
                         .args([
-                            "ci",
+                            "install",
+                            "--no-save",
                             "--no-audit",
                             "--no-fund",
                             "--loglevel=error",
@@ -186,7 +191,7 @@ impl Guest {
                         .arg(sdk))?;
                     if !result.status.success() {
                         return Err(format!(
-                            "installing the JavaScript toolchain with `npm ci --prefix {}` failed; \
+                            "installing the JavaScript toolchain with `npm install --prefix {}` failed; \
                              run it yourself or give this machine access to the npm registry:\n{}",
                             sdk.display(),
                             String::from_utf8_lossy(&result.stderr)

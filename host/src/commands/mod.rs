@@ -70,7 +70,7 @@ fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let bytes = read_plugin(&args.plugin)?;
-    let engine = engine(args.compile_cache.as_deref())?;
+    let engine = engine(args.compile_cache.dir.as_deref())?;
     let manifest = plugin::describe(&engine, &bytes)
         .with_context(|| format!("{} is not a valid plugin", args.plugin.display()))?;
     println!("{}", serde_json::to_string_pretty(&manifest)?);
@@ -113,7 +113,7 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("seeding the cache from {}", path.display()))?;
         }
     }
-    let engine = engine(args.compile_cache.as_deref())?;
+    let engine = engine(args.compile_cache.dir.as_deref())?;
     let limits = Limits::default()
         .deadline(Duration::from_millis(args.deadline_ms))
         .memory_bytes(args.memory_mib << 20);
@@ -194,7 +194,7 @@ fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
     if let Some(dir) = &args.plugins {
         config.plugin_dir = Some(dir.clone());
     }
-    if let Some(dir) = &args.compile_cache {
+    if let Some(dir) = &args.compile_cache.dir {
         config.compile_cache_dir = Some(dir.clone());
     }
     if let Some(dir) = config.plugin_dir.as_ref().filter(|d| !d.is_dir()) {
