@@ -28,7 +28,7 @@ pub(crate) struct Guest {
     sdk: &'static str,
 }
 
-pub(crate) const LANGUAGES: [Guest; 2] = [
+pub(crate) static LANGUAGES: [Guest; 2] = [
     Guest {
         language: "python",
         source: "main.py",
@@ -100,26 +100,22 @@ impl Guest {
             let Some(toolchain) = &toolchain else {
                 unreachable!("set just above")
             };
-            let mut command = Command::new(toolchain.program);
-            command
-                .arg(&toolchain.script)
-                .arg(&source)
-                .arg("-o")
-                .arg(&output);
-            for (key, value) in &toolchain.env {
-                command.env(key, value);
-            }
-            let result = run(&mut command)?;
-            if !result.status.success() {
-                return Err(format!(
-                    "building {} failed:\n{}{}",
-                    source.display(),
-                    String::from_utf8_lossy(&result.stdout),
-                    String::from_utf8_lossy(&result.stderr)
-                ));
-            }
+            toolchain.build(&source, &output)?;
         }
         Ok(())
+    }
+
+    /// Build one plugin file of this language into `output`, with the
+    /// toolchain `build_all` installed.
+    pub(crate) fn build_file(
+        &self,
+        root: &Path,
+        toolchains: &Path,
+        source: &Path,
+        output: &Path,
+    ) -> Result<(), String> {
+        self.toolchain(&root.join(self.sdk), toolchains)?
+            .build(source, output)
     }
 
     /// Find the language's tools, installing the pinned build toolchain
@@ -205,6 +201,27 @@ impl Guest {
                 })
             }
         }
+    }
+}
+
+impl Toolchain {
+    /// Run the SDK's build script: `source` into the component `output`.
+    fn build(&self, source: &Path, output: &Path) -> Result<(), String> {
+        let mut command = Command::new(self.program);
+        command.arg(&self.script).arg(source).arg("-o").arg(output);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let result = run(&mut command)?;
+        if !result.status.success() {
+            return Err(format!(
+                "building {} failed:\n{}{}",
+                source.display(),
+                String::from_utf8_lossy(&result.stdout),
+                String::from_utf8_lossy(&result.stderr)
+            ));
+        }
+        Ok(())
     }
 }
 

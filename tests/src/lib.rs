@@ -28,6 +28,31 @@ mod guest;
 /// Saying why, if the language's toolchain cannot be installed or the build
 /// fails.
 pub fn guest_plugin(language: &str, name: &str) -> PathBuf {
+    guest_toolchain(language);
+    let path = wasm_dir().join(language).join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{}: no such {language} example",
+        path.display()
+    );
+    path
+}
+
+/// Build a plugin file of `language` (`python` or `js`) into `output` with
+/// its SDK's build script, as a user would.
+///
+/// # Panics
+/// Saying why, if the toolchain cannot be had or the build fails.
+pub fn build_guest(language: &str, source: &std::path::Path, output: &std::path::Path) {
+    let (guest, root, toolchains) = guest_toolchain(language);
+    if let Err(why) = guest.build_file(&root, &toolchains, source, output) {
+        panic!("{why}");
+    }
+}
+
+/// The language's guest, with its examples built (and so its toolchain
+/// installed) once per process; the workspace root; the toolchains' directory.
+fn guest_toolchain(language: &str) -> (&'static guest::Guest, PathBuf, PathBuf) {
     use std::sync::OnceLock;
     static BUILT: [OnceLock<Result<(), String>>; 2] = [OnceLock::new(), OnceLock::new()];
     let (index, guest) = guest::LANGUAGES
@@ -47,13 +72,7 @@ pub fn guest_plugin(language: &str, name: &str) -> PathBuf {
     {
         panic!("the {language} example plugins could not be built: {why}");
     }
-    let path = wasm_dir().join(language).join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{}: no such {language} example",
-        path.display()
-    );
-    path
+    (guest, root, toolchains)
 }
 
 /// The compile cache the tests share (wasmtime's, under the target

@@ -14,8 +14,8 @@ use std::{
 };
 
 use informant_tests::{
-    TestCluster, compile_cache, eventually, fixture, guest_plugin, host_command, plugin_path,
-    terminate,
+    TestCluster, build_guest, compile_cache, eventually, fixture, guest_plugin, host_command,
+    plugin_path, terminate,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
@@ -367,5 +367,58 @@ fn runaway_guests_are_stopped_in_every_language() {
                 "{language} {mode}: {stderr}"
             );
         }
+    }
+}
+
+/// The first plugin in each SDK's README, built and replayed as a reader
+/// would: documentation that stops working fails here.
+#[test]
+fn the_first_plugins_in_the_sdk_readmes_build_and_work() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"x","resourceVersion":"1"}}}"#,
+            "\n",
+            r#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b","namespace":"x","resourceVersion":"2","labels":{"team":"t"}}}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    for (language, fence, file) in [
+        ("python", "```python\n", "team_label.py"),
+        ("js", "```js\n", "team-label.js"),
+    ] {
+        let readme =
+            std::fs::read_to_string(root.join(format!("guest-sdk/{language}/README.md"))).unwrap();
+        let start = readme.find(fence).unwrap() + fence.len();
+        let code = &readme[start..start + readme[start..].find("```").unwrap()];
+        let source = dir.path().join(file);
+        std::fs::write(&source, code).unwrap();
+        let component = dir.path().join(format!("{language}.wasm"));
+        build_guest(language, &source, &component);
+        let (code, stdout, stderr) = output(
+            informant()
+                .arg("replay")
+                .arg("--compile-cache")
+                .arg(compile_cache())
+                .arg(&component)
+                .arg("--events")
+                .arg(&events),
+        );
+        assert_eq!(code, 0, "{language}: {stderr}");
+        let actions: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            [json!({"event": 1, "type": "mergePatch",
+                    "target": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "x", "name": "a"},
+                    "patch": {"metadata": {"labels": {"team": "unowned"}}}})],
+            "{language}"
+        );
     }
 }
