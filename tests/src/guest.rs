@@ -272,3 +272,48 @@ fn newest(path: &Path) -> Option<SystemTime> {
         .filter_map(|e| newest(&e.path()))
         .max()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_is_named_with_what_needs_it() {
+        let err = require(
+            "informant-no-such-tool",
+            "--version",
+            "Node.js 20 or newer (node)",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "Node.js 20 or newer (node) is not installed; the tests of plugins in this language need it"
+        );
+        assert!(require("cargo", "--version", "cargo").is_ok());
+    }
+
+    #[test]
+    fn outputs_are_fresh_only_when_newer_than_every_input() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let input = dir.path().join("src");
+        std::fs::create_dir(&input).expect("a source directory");
+        std::fs::write(input.join("main.py"), "x").expect("a source file");
+        let output = dir.path().join("out.wasm");
+        assert!(!is_fresh(&output, &[&input]), "a missing output is stale");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&output, "wasm").expect("an output");
+        assert!(is_fresh(&output, &[&input]));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(input.join("main.py"), "y").expect("a changed source");
+        assert!(
+            !is_fresh(&output, &[&input]),
+            "a newer source makes it stale"
+        );
+        // Installed packages and caches beside the sources do not count.
+        std::fs::write(&output, "wasm again").expect("a rebuilt output");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::create_dir(input.join("__pycache__")).expect("a cache directory");
+        std::fs::write(input.join("__pycache__/main.pyc"), "c").expect("a cache file");
+        assert!(is_fresh(&output, &[&input]));
+    }
+}
