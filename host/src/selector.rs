@@ -309,10 +309,18 @@ pub fn is_dns1123_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// Whether `s` is a DNS-1123 subdomain: dot-separated DNS labels, at most
-/// 253 characters.
+/// Whether `s` is a DNS-1123 subdomain as Kubernetes checks it: at most 253
+/// characters, dot-separated parts of lowercase alphanumerics or `-`, each
+/// starting and ending with an alphanumeric. Unlike DNS, a part may be
+/// longer than 63 characters (a ConfigMap may be named with 100 `a`s).
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    let part = |p: &str| {
+        p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
 }
 
 /// A field that a field selector can compare.

@@ -159,6 +159,12 @@ use informant::dev::{self, ApiServer};
 
 /// Where the end-to-end tests run: the embedded API server (default), or
 /// the cluster named by `INFORMANT_TEST_KUBECONFIG`.
+///
+/// On a real cluster, which other tests and other runs share, every
+/// namespace a test makes with [`Self::namespace`] and every cluster-scoped
+/// object it [`Self::track`]s is deleted when the `TestCluster` drops (on a
+/// panic too), so a run leaves nothing behind. The embedded server goes
+/// away with the test anyway.
 pub struct TestCluster {
     /// The embedded server, when the tests run against it.
     pub server: Option<ApiServer>,
@@ -166,6 +172,8 @@ pub struct TestCluster {
     pub client: kube::Client,
     /// A kubeconfig file for kubectl.
     pub kubeconfig: std::path::PathBuf,
+    /// Cluster-scoped objects to delete at the end: (kubectl resource, name).
+    created: std::sync::Mutex<Vec<(String, String)>>,
     _dir: tempfile::TempDir,
 }
 
@@ -192,6 +200,7 @@ impl TestCluster {
                 server: None,
                 client,
                 kubeconfig: path,
+                created: std::sync::Mutex::default(),
                 _dir: dir,
             };
         }
@@ -209,8 +218,15 @@ impl TestCluster {
             server: Some(server),
             client,
             kubeconfig,
+            created: std::sync::Mutex::default(),
             _dir: dir,
         }
+    }
+
+    /// Whether the tests run against a real cluster
+    /// (`INFORMANT_TEST_KUBECONFIG`).
+    pub fn is_real(&self) -> bool {
+        self.server.is_none()
     }
 
     /// The embedded server, for fault injection; none against a real
@@ -224,31 +240,79 @@ impl TestCluster {
         self.server.as_ref()
     }
 
-    /// Create a namespace with a unique name, so tests never collide on a
-    /// shared cluster.
+    /// A name no other test, run or replica of this suite uses:
+    /// `prefix-` and five random lowercase letters and digits.
+    pub fn unique_name(prefix: &str) -> String {
+        let suffix: String = (0..5)
+            .map(|_| {
+                let i = fastrand::usize(..36);
+                char::from_digit(u32::try_from(i).unwrap_or(0), 36).unwrap_or('x')
+            })
+            .collect();
+        format!("{prefix}-{suffix}")
+    }
+
+    /// Create a namespace with a unique name, deleted again when the
+    /// cluster handle drops (on a real cluster).
     ///
     /// # Panics
     /// If the namespace cannot be created.
     pub async fn namespace(&self, prefix: &str) -> String {
         use k8s_openapi::api::core::v1::Namespace;
-        let name = format!(
-            "{prefix}-{}",
-            std::process::id() % 100_000 + u32::from(rand_suffix())
-        );
+        let name = Self::unique_name(prefix);
         let api: kube::Api<Namespace> = kube::Api::all(self.client.clone());
         let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
             .expect("a namespace");
+        self.track("namespace", &name);
         api.create(&kube::api::PostParams::default(), &ns)
             .await
             .expect("the test namespace is created");
         name
     }
+
+    /// Delete the cluster-scoped object `resource/name` (as kubectl names
+    /// them: `namespace`, `crd`...) when the cluster handle drops, on a real
+    /// cluster.
+    ///
+    /// # Panics
+    /// If another thread panicked while tracking.
+    pub fn track(&self, resource: &str, name: &str) {
+        self.created
+            .lock()
+            .expect("the list of created objects")
+            .push((resource.into(), name.into()));
+    }
 }
 
-fn rand_suffix() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed) * 7 + 1
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if !self.is_real() {
+            return;
+        }
+        let created = std::mem::take(self.created.get_mut().unwrap_or_else(|e| e.into_inner()));
+        // kubectl, synchronously: the test's async runtime may be gone by now.
+        // Without waiting: the controller manager empties namespaces later.
+        for (resource, name) in created {
+            let out = std::process::Command::new("kubectl")
+                .env("KUBECONFIG", &self.kubeconfig)
+                .args([
+                    "delete",
+                    &resource,
+                    &name,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ])
+                .output();
+            match out {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => eprintln!(
+                    "cleanup: kubectl delete {resource} {name}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Err(e) => eprintln!("cleanup: kubectl delete {resource} {name}: {e}"),
+            }
+        }
+    }
 }
 
 /// The same component with a custom section appended: new bytes (another

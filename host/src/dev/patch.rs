@@ -273,29 +273,71 @@ pub fn merge(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
-/// Apply an RFC 6902 JSON patch.
+/// Apply an RFC 6902 JSON patch the way kube-apiserver does.
+///
+/// One difference from the RFC, as in the API server's patch library:
+/// `replace` of a member missing from an object adds it.
 ///
 /// # Errors
 /// 400 with a message for a malformed patch; 422 with the reason for one
-/// that does not apply (a failed `test`: "testing value PATH failed: test
-/// failed", as the API server's patch library words it).
+/// that does not apply (a failed `test`, a missing path). The API server
+/// tells the client only that the patch was rejected (see
+/// [`ApiError::patch_failed`](super::ApiError::patch_failed)); the reason is
+/// for the server's own log.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), (u16, String)> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| (400, format!("the JSON patch is malformed: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| {
-        let reason = match e.kind {
-            json_patch::PatchErrorKind::TestFailed => {
-                format!("testing value {} failed: test failed", e.path)
+    for op in ops.0 {
+        let op = match op {
+            json_patch::PatchOperation::Replace(r) if replaces_missing_member(target, &r.path) => {
+                json_patch::PatchOperation::Add(json_patch::AddOperation {
+                    path: r.path,
+                    value: r.value,
+                })
             }
-            _ => e.to_string(),
+            other => other,
         };
-        (422, reason)
-    })
+        json_patch::patch(target, &[op]).map_err(|e| (422, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Whether `path` names a member missing from an existing object.
+fn replaces_missing_member(target: &Value, path: &json_patch::jsonptr::Pointer) -> bool {
+    let Some((parent, last)) = path.split_back() else {
+        return false;
+    };
+    matches!(parent.resolve(target), Ok(Value::Object(map)) if !map.contains_key(last.decoded().as_ref()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_of_a_missing_member_adds_it_as_the_api_server_does() {
+        let mut cm = json!({"data": {"k": "v"}, "list": [1]});
+        json_patch(
+            &mut cm,
+            &json!([{"op": "replace", "path": "/data/missing", "value": "x"}]),
+        )
+        .unwrap();
+        assert_eq!(cm["data"], json!({"k": "v", "missing": "x"}));
+        // Not through a missing parent, nor past the end of a list.
+        for path in ["/spec/x", "/list/5"] {
+            let err = json_patch(
+                &mut cm,
+                &json!([{"op": "replace", "path": path, "value": 1}]),
+            );
+            assert_eq!(err.unwrap_err().0, 422, "{path}");
+        }
+        // A failed test stops the patch.
+        let err = json_patch(
+            &mut cm,
+            &json!([{"op": "test", "path": "/data/k", "value": "old"}]),
+        );
+        assert_eq!(err.unwrap_err().0, 422);
+    }
 
     #[test]
     fn fields_v1_round_trips() {

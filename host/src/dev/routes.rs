@@ -675,7 +675,8 @@ fn patch_request(
                     let mut v = cur.clone();
                     patch::json_patch(&mut v, &p).map_err(|(code, reason)| {
                         if code == 422 {
-                            ApiError::patch_failed(reason)
+                            tracing::debug!(%reason, "JSON patch rejected");
+                            ApiError::patch_failed()
                         } else {
                             ApiError::bad_request(reason)
                         }

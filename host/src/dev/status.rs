@@ -164,14 +164,16 @@ impl ApiError {
         )
     }
 
-    /// 422 for a patch that does not apply, as the API server words it: a
-    /// generic message, the patch library's reason as the one cause.
-    pub fn patch_failed(reason: String) -> Self {
+    /// 422 for a JSON patch that does not apply, whatever the reason (a
+    /// failed `test`, a missing path): the API server answers with a generic
+    /// message and empty details, so a client cannot tell the reasons apart
+    /// from the answer (reference finding 39).
+    pub fn patch_failed() -> Self {
         Self::new(
             422,
             "Invalid",
             "the server rejected our request due to an error in our request",
-            Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": reason}]})),
+            Some(json!({})),
         )
     }
 

@@ -143,6 +143,13 @@ pub struct Store {
     config: StoreConfig,
 }
 
+/// The annotation kube-controller-manager puts on `kube-root-ca.crt`.
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// What the embedded server has instead of a CA bundle: it serves plain HTTP.
+const EMBEDDED_CA_NOTE: &str =
+    "# informant dev: the embedded API server serves plain HTTP and has no CA\n";
+
 fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -507,7 +514,42 @@ impl Store {
                 None,
             ),
         );
+        drop(s);
+        if t.kind == "Namespace" && t.group.is_empty() {
+            self.populate_namespace(&name);
+        }
         Ok(body)
+    }
+
+    /// What kube-controller-manager puts into every new namespace: the
+    /// `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap. A real
+    /// cluster adds them within a second; here they follow the namespace at
+    /// once, each its own change, so clients see what they see on a real
+    /// cluster.
+    fn populate_namespace(&self, namespace: &str) {
+        let registry = self.registry();
+        let opts = WriteOptions {
+            manager: "kube-controller-manager".into(),
+            dry_run: false,
+        };
+        let objects = [
+            (
+                "serviceaccounts",
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+            ),
+            (
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+                    "data": {"ca.crt": EMBEDDED_CA_NOTE}}),
+            ),
+        ];
+        for (plural, body) in objects {
+            if let Some(t) = registry.get("", "v1", plural) {
+                // Exists already (a seeded manifest named it): left alone.
+                let _ = self.create(&t, Some(namespace), body, &opts);
+            }
+        }
     }
 
     /// Replace an object with `update(current)`, checking the resourceVersion
@@ -889,19 +931,34 @@ fn merge_string_data(secret: &mut serde_json::Map<String, Value>) {
 fn validate(t: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError> {
     use crate::selector::{is_dns1123_label, is_dns1123_subdomain, validate_key, validate_value};
     let mut causes: Vec<(&str, String)> = Vec::new();
-    let name_ok = if t.kind == "Namespace" {
-        is_dns1123_label(name)
+    // As kube-apiserver words them (reference 08).
+    let (is_valid, rule): (fn(&str) -> bool, &str) = if t.kind == "Namespace" {
+        (
+            is_dns1123_label,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        )
     } else {
-        is_dns1123_subdomain(name)
+        (
+            is_dns1123_subdomain,
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        )
     };
-    if !name_ok {
-        causes.push((
-            "metadata.name",
-            format!(
-                "Invalid value: {name:?}: a lowercase RFC 1123 {} must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-                if t.kind == "Namespace" { "label" } else { "subdomain" }
-            ),
-        ));
+    if !is_valid(name) {
+        causes.push(("metadata.name", format!("Invalid value: {name:?}: {rule}")));
+    }
+    // A generateName must be a valid name itself, but for a trailing dash
+    // (`gen-`); so `"web."` is refused (reference finding 41).
+    if let Some(prefix) = meta_str(body, "generateName").filter(|p| !p.is_empty()) {
+        let masked = match prefix.strip_suffix('-') {
+            Some(head) => format!("{head}a"),
+            None => prefix.to_string(),
+        };
+        if !is_valid(&masked) {
+            causes.push((
+                "metadata.generateName",
+                format!("Invalid value: {prefix:?}: {rule}"),
+            ));
+        }
     }
     if let Some(labels) = body.pointer("/metadata/labels").and_then(Value::as_object) {
         for (k, v) in labels {
@@ -1030,7 +1087,8 @@ mod tests {
             .list(&cms(&store), Some("default"), &all.0, &all.1, Some(2), None)
             .unwrap();
         assert_eq!(first.items.len(), 2);
-        assert_eq!(first.remaining, Some(1));
+        // c, and the namespace's kube-root-ca.crt.
+        assert_eq!(first.remaining, Some(2));
         create(&store, "bb");
         let second = store
             .list(
@@ -1047,7 +1105,11 @@ mod tests {
             .iter()
             .map(|v| v["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(names, ["c"], "bb was created after the first page");
+        assert_eq!(
+            names,
+            ["c", "kube-root-ca.crt"],
+            "bb was created after the first page"
+        );
         assert!(second.continue_token.is_none());
         store.compact();
         let err = store
