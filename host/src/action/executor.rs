@@ -198,18 +198,34 @@ impl Executor {
                 let api = self.api(&target, name).await?;
                 let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                     .map_err(|e| malformed(name, &target, &e))?;
-                let guarded = ops
-                    .0
-                    .iter()
-                    .any(|op| matches!(op, json_patch::PatchOperation::Test(_)));
+                let tests = json_patch::Patch(
+                    ops.0
+                        .iter()
+                        .filter(|op| matches!(op, json_patch::PatchOperation::Test(_)))
+                        .cloned()
+                        .collect(),
+                );
                 match api
                     .patch(&target.name, &patch_params, &Patch::<()>::Json(ops))
                     .await
                 {
                     Ok(_) => Ok(Done::Applied),
-                    Err(kube::Error::Api(s)) if guarded && is_failed_test(&s) => {
-                        tracing::info!(error = %s.message, "the JSON patch's test no longer holds: the object changed after the plugin saw it; nothing was changed");
-                        Ok(Done::Superseded)
+                    // The API server says only "the server rejected our
+                    // request" for every patch that cannot apply, whatever the
+                    // reason: whether a guard failed is read off the object.
+                    Err(kube::Error::Api(s)) if s.code == 422 && !tests.0.is_empty() => {
+                        match api.get_opt(&target.name).await {
+                            Ok(Some(current)) if !tests_hold(&tests, &current) => {
+                                tracing::info!(
+                                    "the JSON patch's test no longer holds: the object changed after the plugin saw it; nothing was changed"
+                                );
+                                Ok(Done::Superseded)
+                            }
+                            // Gone since: nothing left to guard.
+                            Ok(None) => Ok(Done::Superseded),
+                            Ok(Some(_)) => Err(classify(kube::Error::Api(s))),
+                            Err(e) => Err(classify(e)),
+                        }
                     }
                     Err(e) => Err(classify(e)),
                 }
@@ -321,7 +337,7 @@ impl Executor {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             "metadata": {
-                "generateName": format!("{}.", regarding.name),
+                "name": event_name(&regarding.name, jiff::Timestamp::now()),
                 "namespace": regarding.namespace.clone().unwrap_or_else(|| "default".into()),
             },
             "eventTime": now,
@@ -357,6 +373,23 @@ fn events_ref(regarding: &ObjectRef) -> ObjectRef {
     }
 }
 
+/// An Event's name, as client-go's recorders make it: the object's name, a
+/// dot and the time in nanoseconds as hex (`web.187d1c2a3f4e5a6b`). A
+/// `generateName` of `"<name>."` is refused by the API server (it must be a
+/// valid name itself). A name too long for a DNS subdomain keeps its end,
+/// the part that makes it unique.
+fn event_name(object: &str, at: jiff::Timestamp) -> String {
+    const MAX: usize = 253;
+    let suffix = format!(".{:x}", at.as_nanosecond());
+    let room = MAX.saturating_sub(suffix.len());
+    let mut head = &object[..object.len().min(room)];
+    // Cut at a character boundary, and never end on a dot or a dash.
+    while !object.is_char_boundary(head.len()) || head.ends_with(['.', '-']) {
+        head = &head[..head.len() - 1];
+    }
+    format!("{head}{suffix}")
+}
+
 /// Now as a Kubernetes `MicroTime`.
 fn micro_time_now() -> String {
     jiff::Timestamp::now()
@@ -375,19 +408,12 @@ fn malformed(action: &'static str, target: &ObjectRef, e: &serde_json::Error) ->
     }
 }
 
-/// Whether a 422 answers a JSON patch whose `test` operation failed. The
-/// API server reports it as a generic 422 with the patch library's message
-/// ("testing value /a/b failed: test failed") as its cause.
-fn is_failed_test(status: &kube::core::Status) -> bool {
-    status.code == 422
-        && std::iter::once(status.message.as_str())
-            .chain(
-                status
-                    .details
-                    .iter()
-                    .flat_map(|d| d.causes.iter().map(|c| c.message.as_str())),
-            )
-            .any(|m| m.contains("test failed"))
+/// Whether every `test` operation of `tests` holds on `object` as it is now.
+fn tests_hold(tests: &json_patch::Patch, object: &DynamicObject) -> bool {
+    let Ok(mut value) = serde_json::to_value(object) else {
+        return false;
+    };
+    json_patch::patch(&mut value, tests).is_ok()
 }
 
 /// 409, 429, 5xx and transport errors may pass on a retry; 403, 404 and 422
@@ -404,5 +430,21 @@ fn classify(action: &'static str, target: &ObjectRef, e: kube::Error) -> Failure
         code,
         message,
         retryable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_named_like_client_go_names_them() {
+        let at = jiff::Timestamp::from_nanosecond(1_735_000_000_123_456_789).unwrap();
+        assert_eq!(event_name("web", at), "web.1813f54ec4a94d15");
+        let long = "a".repeat(250);
+        let name = event_name(&long, at);
+        assert_eq!(name.len(), 253);
+        assert!(name.ends_with(".1813f54ec4a94d15"));
+        assert!(crate::selector::is_dns1123_subdomain(&name));
     }
 }
