@@ -20,6 +20,35 @@ use kube::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// What acts on whether this replica leads. It is told synchronously, before
+/// the election goes on: by the time this replica releases the Lease, or a
+/// failed renewal lets another replica take it, it has stopped acting.
+pub trait Follower: Send + Sync {
+    /// This replica leads from now on, or no longer does.
+    fn set_leading(&self, leading: bool);
+}
+
+/// A watch channel follows too, for whoever wants to observe leadership.
+impl Follower for watch::Sender<bool> {
+    fn set_leading(&self, leading: bool) {
+        self.send_replace(leading);
+    }
+}
+
+/// Several followers, told in order.
+impl<A: Follower, B: Follower> Follower for (A, B) {
+    fn set_leading(&self, leading: bool) {
+        self.0.set_leading(leading);
+        self.1.set_leading(leading);
+    }
+}
+
+impl<F: Follower + ?Sized> Follower for std::sync::Arc<F> {
+    fn set_leading(&self, leading: bool) {
+        (**self).set_leading(leading);
+    }
+}
+
 /// How the election runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -67,41 +96,46 @@ struct Observed {
     at: Instant,
 }
 
-/// Run the election until `stop`; `leading` says whether this replica leads.
-/// On `stop`, a leader releases the Lease so another can take it at once.
+/// Run the election until `stop`, telling `follower` whenever this replica
+/// starts or stops leading. On `stop`, a leader stops its follower, then
+/// releases the Lease so another replica can take it at once.
 pub async fn run(
     client: kube::Client,
     config: Config,
-    leading: watch::Sender<bool>,
+    follower: impl Follower,
     stop: CancellationToken,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     let mut observed: Option<Observed> = None;
     let mut last_renew: Option<Instant> = None;
+    let mut leading = false;
     loop {
         let result = try_acquire_or_renew(&api, &config, &mut observed).await;
         let now = Instant::now();
         match result {
             Ok(true) => {
                 last_renew = Some(now);
-                if !*leading.borrow() {
+                if !leading {
                     tracing::info!(lease = %config.name, identity = %config.identity, "leader election: this replica leads");
-                    let _ = leading.send(true);
+                    leading = true;
+                    follower.set_leading(true);
                 }
             }
             Ok(false) => {
-                if *leading.borrow() {
+                if leading {
                     tracing::warn!(lease = %config.name, "leader election: another replica holds the Lease; standing by");
-                    let _ = leading.send(false);
+                    leading = false;
+                    follower.set_leading(false);
                 }
                 last_renew = None;
             }
             Err(e) => {
                 // A leader that cannot renew stops acting at once; it may
                 // still renew before the Lease expires and carry on.
-                if *leading.borrow() {
+                if leading {
                     tracing::warn!(lease = %config.name, error = %e, "leader election: renewal failed; actions paused");
-                    let _ = leading.send(false);
+                    leading = false;
+                    follower.set_leading(false);
                 } else {
                     tracing::debug!(lease = %config.name, error = %e, "leader election: could not reach the Lease");
                 }
@@ -116,8 +150,10 @@ pub async fn run(
             () = tokio::time::sleep(config.retry_period) => {}
         }
     }
-    if *leading.borrow() {
-        let _ = leading.send(false);
+    // A replica whose renewal failed may still hold the Lease: release it
+    // too, if it is still ours (release checks).
+    if leading || last_renew.is_some() {
+        follower.set_leading(false);
         release(&api, &config).await;
     }
 }

@@ -241,23 +241,6 @@ impl Runtime {
         Ok((loaded, failed))
     }
 
-    /// Execute actions only while `leading` says so. On becoming leader the
-    /// plugins get a fresh initial sync, so the new leader acts on the
-    /// current state, including whatever happened while another replica led.
-    pub fn follow_leadership(&self, mut leading: tokio::sync::watch::Receiver<bool>) {
-        self.actions.set_active(*leading.borrow());
-        let (actions, dispatcher) = (self.actions.clone(), self.dispatcher.clone());
-        tokio::spawn(async move {
-            while leading.changed().await.is_ok() {
-                let now = *leading.borrow_and_update();
-                actions.set_active(now);
-                if now {
-                    dispatcher.replay_all().await;
-                }
-            }
-        });
-    }
-
     /// Whether every subscribed watch has completed its first list.
     pub async fn synced(&self) -> bool {
         self.subscriptions.informers().all_synced().await
@@ -272,6 +255,20 @@ impl Runtime {
         ShutdownReport {
             events_dropped,
             actions_left: left.len(),
+        }
+    }
+}
+
+/// Actions execute only while this replica leads. On becoming leader the
+/// plugins get a fresh initial sync, so the new leader acts on the current
+/// state, including whatever happened while another replica led.
+impl crate::leader::Follower for Runtime {
+    fn set_leading(&self, leading: bool) {
+        let was = self.actions.is_active();
+        self.actions.set_active(leading);
+        if leading && !was {
+            let dispatcher = self.dispatcher.clone();
+            tokio::spawn(async move { dispatcher.replay_all().await });
         }
     }
 }

@@ -54,14 +54,14 @@ async fn replica(cluster: &TestCluster, ns: &str, lease: &str, identity: &str) -
         .await
         .unwrap();
     let (tx, rx) = watch::channel(false);
-    runtime.follow_leadership(rx.clone());
+    leader::Follower::set_leading(&*runtime, false);
     let stop = CancellationToken::new();
     let election =
         leader::Config::new(lease, ns, identity).timing(LEASE, Duration::from_secs(2), RETRY);
     let elector = tokio::spawn(leader::run(
         cluster.client.clone(),
         election,
-        tx,
+        (runtime.clone(), tx),
         stop.clone(),
     ));
     Replica {

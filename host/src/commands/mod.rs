@@ -245,8 +245,8 @@ async fn start_host(
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
             format!("informant-{}", uuid::Uuid::new_v4().simple())
         });
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        runtime.follow_leadership(rx);
+        // Nothing executes until the election says this replica leads.
+        leader::Follower::set_leading(&*runtime, false);
         let token = tokio_util::sync::CancellationToken::new();
         let election = leader::Config::new(&lease_name, &namespace, &identity).timing(
             leader_config.lease_duration,
@@ -254,7 +254,7 @@ async fn start_host(
             leader_config.retry_period,
         );
         tracing::info!(lease = %lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
-        let task = tokio::spawn(leader::run(client, election, tx, token.clone()));
+        let task = tokio::spawn(leader::run(client, election, runtime.clone(), token.clone()));
         (task, token)
     });
     let mut reloader = None;
