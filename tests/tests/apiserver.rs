@@ -156,10 +156,13 @@ async fn label_selectors_and_pagination() {
             .await
             .unwrap();
     }
+    // Only the objects this test created: a real cluster adds
+    // kube-root-ca.crt to every namespace.
     let names = |list: kube::core::ObjectList<ConfigMap>| {
         list.items
             .iter()
             .map(ResourceExt::name_any)
+            .filter(|n| n.len() == 1)
             .collect::<Vec<_>>()
     };
     for (selector, want) in [
@@ -187,7 +190,7 @@ async fn label_selectors_and_pagination() {
 
     let mut pages = 0;
     let mut seen = Vec::new();
-    let mut params = ListParams::default().limit(2);
+    let mut params = ListParams::default().labels("app").limit(2);
     loop {
         let page = api.list(&params).await.unwrap();
         pages += 1;
@@ -205,7 +208,8 @@ async fn label_selectors_and_pagination() {
 async fn a_crd_created_at_run_time_is_served() {
     let cluster = TestCluster::start().await;
     let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
-    let group = format!("t{}.example.com", std::process::id());
+    let group = format!("{}.example.com", TestCluster::unique_name("t"));
+    cluster.track("crd", &format!("gadgets.{group}"));
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "metadata": {"name": format!("gadgets.{group}")},
         "spec": {"group": group, "scope": "Namespaced",
@@ -529,7 +533,11 @@ async fn bookmarks_and_the_initial_events_end_marker() {
     api.create(&PostParams::default(), &configmap("x", &[]))
         .await
         .unwrap();
-    let params = WatchParams::default().initial_events().timeout(3);
+    // Only this test's object: a real cluster adds kube-root-ca.crt too.
+    let params = WatchParams::default()
+        .fields("metadata.name=x")
+        .initial_events()
+        .timeout(3);
     let events: Vec<_> = api
         .watch(&params, "0")
         .await

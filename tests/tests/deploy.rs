@@ -125,11 +125,31 @@ async fn kubectl_applies_the_whole_set() {
     let dir = deploy_dir();
     let dir = dir.to_str().unwrap();
     args.push(dir);
-    if cluster.server.is_none() {
+    if cluster.is_real() {
         // On a real cluster, let the server validate without changing it.
+        // A dry run persists nothing, so the objects inside the namespace
+        // need it to exist (reference finding 43): make it for real if it
+        // is missing, and remove it again afterwards.
         eprintln!(
             "kubectl_applies_the_whole_set: server-side dry run against INFORMANT_TEST_KUBECONFIG"
         );
+        let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+        if namespaces
+            .get_opt("informant-system")
+            .await
+            .unwrap()
+            .is_none()
+        {
+            let ns: Namespace = serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "informant-system"}}),
+            )
+            .unwrap();
+            namespaces
+                .create(&kube::api::PostParams::default(), &ns)
+                .await
+                .unwrap();
+            cluster.track("namespace", "informant-system");
+        }
         args.push("--dry-run=server");
     }
     // Asynchronously: the embedded server runs on this test's runtime.

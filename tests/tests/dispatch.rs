@@ -39,26 +39,44 @@ fn rule(api_version: &str, kind: &str, verbs: &[Verb], namespaces: &[&str]) -> R
     }
 }
 
-/// A config whose allowlist confines each plugin to the given rules.
+/// A config whose allowlist confines each plugin to the given rules; every
+/// other plugin of these tests may write nothing at all. The tests share a
+/// real cluster with other tests and other users: none may write outside
+/// its own namespaces.
 fn confined(allow: &[(&str, Vec<Rule>)]) -> Config {
     let mut config = Config::default();
-    config.allowlist = informant::action::Allowlist::new(
-        allow
-            .iter()
-            .map(|(p, r)| (p.to_string(), r.clone()))
-            .collect::<HashMap<_, _>>(),
-    );
+    let mut rules: HashMap<String, Vec<Rule>> = [
+        "label-enforcer",
+        "replicator",
+        "restarter",
+        "tenant-namespaces",
+        "hostile",
+        "sequencer",
+    ]
+    .into_iter()
+    .map(|p| (p.to_string(), Vec::new()))
+    .collect();
+    rules.extend(allow.iter().map(|(p, r)| (p.to_string(), r.clone())));
+    config.allowlist = informant::action::Allowlist::new(rules);
     config.actions = config
         .actions
         .backoff(Duration::from_millis(5), Duration::from_millis(200));
     config
 }
 
-async fn host(cluster: &TestCluster, config: Config, plugins: &[&str]) -> Runtime {
+/// A host with these example plugins. The sequencer reports only objects in
+/// `ns`: on a shared cluster, other tests' hosts in this process see them too.
+async fn host(cluster: &TestCluster, config: Config, plugins: &[&str], ns: &str) -> Runtime {
     logs();
     let runtime = Runtime::start(cluster.client.clone(), config, false).unwrap();
     for p in plugins {
-        runtime.load_file(&plugin_path(p)).await.unwrap();
+        let path = plugin_path(p);
+        let settings = match *p {
+            "sequencer" => json!({"namespace": ns}),
+            _ => serde_json::Value::Null,
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        runtime.load_bytes(&path, bytes, settings).await.unwrap();
     }
     eventually(
         "the subscriptions to sync",
@@ -81,7 +99,7 @@ async fn a_new_configmap_gets_its_missing_label() {
         "label-enforcer",
         vec![rule("v1", "ConfigMap", &[Verb::Patch], &[&ns])],
     )]);
-    let runtime = host(&cluster, config, &["label_enforcer"]).await;
+    let runtime = host(&cluster, config, &["label_enforcer"], &ns).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
 
     // Through the kube client...
@@ -142,6 +160,7 @@ async fn the_replicator_copies_into_every_namespace_including_later_ones() {
     let source = cluster.namespace("source").await;
     let early = cluster.namespace("early").await;
     let late_name = format!("{early}-late");
+    cluster.track("namespace", &late_name);
     let writes = [Verb::Apply, Verb::Delete];
     let config = confined(&[(
         "replicator",
@@ -160,7 +179,7 @@ async fn the_replicator_copies_into_every_namespace_including_later_ones() {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let runtime = host(&cluster, config, &["replicator"]).await;
+    let runtime = host(&cluster, config, &["replicator"], &source).await;
 
     eventually(
         "the copy in an existing namespace",
@@ -269,7 +288,7 @@ async fn the_restarter_patches_exactly_the_deployments_using_the_changed_configm
             .await
             .unwrap();
     }
-    let runtime = host(&cluster, config, &["restarter"]).await;
+    let runtime = host(&cluster, config, &["restarter"], &ns).await;
 
     cms.patch(
         "one",
@@ -305,7 +324,7 @@ async fn a_refused_action_never_reaches_the_server() {
     let ns = cluster.namespace("refused").await;
     // The label-enforcer declares ConfigMap patches; the operator allows none.
     let config = confined(&[("label-enforcer", vec![])]);
-    let runtime = host(&cluster, config, &["label_enforcer"]).await;
+    let runtime = host(&cluster, config, &["label_enforcer"], &ns).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     server.clear_requests();
     create_cm(&api, "unlabelled", json!({}), json!({})).await;
@@ -345,7 +364,7 @@ async fn server_errors_are_retried_and_forbidden_is_not() {
         "label-enforcer",
         vec![rule("v1", "ConfigMap", &[Verb::Patch], &[&ns])],
     )]);
-    let runtime = host(&cluster, config, &["label_enforcer"]).await;
+    let runtime = host(&cluster, config, &["label_enforcer"], &ns).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let fail = |name: &str, code, count| FailRule {
         path_prefix: format!("/api/v1/namespaces/{ns}/configmaps/{name}"),
@@ -431,7 +450,7 @@ async fn an_apply_conflict_is_retried_then_dead_lettered_with_an_event() {
         .create(&PostParams::default(), &ours)
         .await
         .unwrap();
-    let runtime = host(&cluster, config, &["replicator"]).await;
+    let runtime = host(&cluster, config, &["replicator"], &source).await;
 
     let actions = runtime.actions().clone();
     let dead = eventually(
@@ -494,7 +513,7 @@ async fn rapid_updates_keep_per_object_order_and_latest_state_ends_on_the_final_
     let logs = logs();
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("order").await;
-    let runtime = host(&cluster, confined(&[]), &["sequencer"]).await;
+    let runtime = host(&cluster, confined(&[]), &["sequencer"], &ns).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     const UPDATES: u64 = 1000;
     let objects = [("latest", "l"), ("every", "e")];
@@ -561,7 +580,7 @@ async fn a_plugin_stuck_at_its_deadline_does_not_delay_another() {
             vec![rule("v1", "ConfigMap", &[Verb::Patch], &[&ns])],
         ),
     ]);
-    let runtime = host(&cluster, config, &["label_enforcer", "hostile"]).await;
+    let runtime = host(&cluster, config, &["label_enforcer", "hostile"], &ns).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     const N: usize = 20;
     for i in 0..N {
@@ -605,7 +624,13 @@ async fn overlapping_watches_of_one_kind_each_deliver_every_object() {
     let logs = logs();
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("many").await;
-    let runtime = host(&cluster, confined(&[]), &["label_enforcer", "sequencer"]).await;
+    let runtime = host(
+        &cluster,
+        confined(&[]),
+        &["label_enforcer", "sequencer"],
+        &ns,
+    )
+    .await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     for i in 0..50 {
         create_cm(
@@ -676,8 +701,10 @@ async fn the_tenant_operator_creates_then_requeues_until_ready() {
     )
     .await
     .unwrap();
-    let name = format!("t{}", std::process::id());
+    cluster.track("crd", "tenants.informant.dev");
+    let name = TestCluster::unique_name("t");
     let namespace = format!("tenant-{name}");
+    cluster.track("namespace", &namespace);
     let config = confined(&[(
         "tenant-namespaces",
         vec![
@@ -695,7 +722,7 @@ async fn the_tenant_operator_creates_then_requeues_until_ready() {
             },
         ],
     )]);
-    let runtime = host(&cluster, config, &["tenant_namespaces"]).await;
+    let runtime = host(&cluster, config, &["tenant_namespaces"], &namespace).await;
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
         "informant.dev",
         "v1alpha1",

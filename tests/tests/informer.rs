@@ -22,17 +22,29 @@ use kube::{
 use serde_json::json;
 use tokio::sync::mpsc;
 
+/// The label every object these tests create carries: a real cluster adds
+/// objects of its own to every namespace (the `kube-root-ca.crt`
+/// ConfigMap), and the tests watch only what they created.
+const OWN: &str = "informant.test/own";
+
+/// The ConfigMaps of `ns` that this test created, narrowed by `labels`.
 fn scope(ns: &str, labels: &str) -> Scope {
+    let selector = if labels.is_empty() {
+        OWN.to_string()
+    } else {
+        format!("{OWN},{labels}")
+    };
     Scope {
         resource: ApiResource::erase::<ConfigMap>(&()),
         namespaced: true,
         namespace: Some(ns.into()),
-        labels: LabelSelector::parse(labels).unwrap(),
+        labels: LabelSelector::parse(&selector).unwrap(),
         fields: FieldSelector::default(),
     }
 }
 
-fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
+fn cm(name: &str, mut labels: serde_json::Value) -> ConfigMap {
+    labels[OWN] = json!("yes");
     serde_json::from_value(
         json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
     )
@@ -271,7 +283,8 @@ async fn subscriptions_resolve_by_kind_plural_or_short_name_and_wait_for_their_c
     assert_eq!(resolve(c, "v1", "Nonexistent").await.unwrap(), None);
 
     // A CRD's kind is pending until the CRD exists.
-    let group = format!("r{}.example.com", std::process::id());
+    let group = format!("{}.example.com", TestCluster::unique_name("r"));
+    cluster.track("crd", &format!("sprockets.{group}"));
     let api_version = format!("{group}/v1");
     assert_eq!(resolve(c, &api_version, "Sprocket").await.unwrap(), None);
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(c.clone());
@@ -577,7 +590,7 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
                 .unwrap();
             let opts = informant::dev::WriteOptions::default();
             for i in 0..count {
-                let body = json!({"metadata": {"name": format!("cm-{i:05}"), "labels": {"n": (i % 7).to_string()}}, "data": {"i": i.to_string()}});
+                let body = json!({"metadata": {"name": format!("cm-{i:05}"), "labels": {"n": (i % 7).to_string(), OWN: "yes"}}, "data": {"i": i.to_string()}});
                 server.store().create(&t, Some(&ns), body, &opts).unwrap();
             }
         }
@@ -606,7 +619,10 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
     }
     assert_eq!(added, count);
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
-    let fresh = api.list(&kube::api::ListParams::default()).await.unwrap();
+    let fresh = api
+        .list(&kube::api::ListParams::default().labels(OWN))
+        .await
+        .unwrap();
     let kind = KindKey::new("v1", "ConfigMap");
     assert_eq!(cache.kind_stats(&kind).objects, fresh.items.len());
     for item in &fresh.items {
@@ -659,7 +675,8 @@ async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
 async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_deleted() {
     use informant::informer::subscriptions::{Request, State, Subscriptions};
     let cluster = TestCluster::start().await;
-    let group = format!("p{}.example.com", std::process::id());
+    let group = format!("{}.example.com", TestCluster::unique_name("p"));
+    cluster.track("crd", &format!("gizmos.{group}"));
     let subs = Subscriptions::start(cluster.client.clone(), Arc::new(Store::default()));
     let (tx, mut rx) = mpsc::channel(64);
     let request = Request {

@@ -88,7 +88,8 @@ async fn kubectl_manages_builtin_objects() {
     let cluster = TestCluster::start().await;
     let k = Kubectl { cluster: &cluster };
     tokio::task::block_in_place(|| {
-        let ns = format!("kubectl-{}", std::process::id());
+        let ns = TestCluster::unique_name("kubectl");
+        cluster.track("namespace", &ns);
         // The generators send protobuf bodies.
         k.ok(&["create", "namespace", &ns]);
         k.ok(&[
@@ -199,7 +200,8 @@ async fn kubectl_waits_for_a_crd_and_manages_its_objects() {
     }
     let cluster = TestCluster::start().await;
     let k = Kubectl { cluster: &cluster };
-    let group = format!("k{}.example.com", std::process::id());
+    let group = format!("{}.example.com", TestCluster::unique_name("k"));
+    cluster.track("crd", &format!("widgets.{group}"));
     let crd = format!(
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: widgets, singular: widget, kind: Widget, shortNames: [wdg]}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    subresources: {{status: {{}}}}\n    schema:\n      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
     );
@@ -243,6 +245,9 @@ async fn kubectl_watches_with_event_types() {
             "cm",
             "-n",
             &ns,
+            // Only this test's object: a real cluster adds kube-root-ca.crt
+            // to every new namespace.
+            "--field-selector=metadata.name=w",
             "-w",
             "--output-watch-events",
             "--request-timeout=6s",

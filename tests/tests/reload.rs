@@ -36,6 +36,17 @@ fn put(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
+/// Put the sequencer in `dir` with settings confining its reports to `ns`:
+/// other tests' hosts on a shared cluster see these objects too.
+fn put_sequencer(dir: &Path, ns: &str, bytes: &[u8]) {
+    std::fs::write(
+        dir.join("sequencer.json"),
+        json!({"namespace": ns}).to_string(),
+    )
+    .unwrap();
+    put(dir, "sequencer.wasm", bytes);
+}
+
 struct Host {
     runtime: Arc<Runtime>,
     reloader: Arc<Reloader>,
@@ -147,7 +158,7 @@ async fn a_replacement_under_load_handles_every_event_exactly_once() {
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("swap").await;
     let original = plugin_bytes("sequencer");
-    let (host, dir) = host(&cluster, &ns, |d| put(d, "sequencer.wasm", &original)).await;
+    let (host, dir) = host(&cluster, &ns, |d| put_sequencer(d, &ns, &original)).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     create_cm(
         &api,
@@ -365,7 +376,7 @@ async fn removing_the_file_unloads_the_plugin_and_stops_its_watch() {
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("remove").await;
     let (host, dir) = host(&cluster, &ns, |d| {
-        put(d, "sequencer.wasm", &plugin_bytes("sequencer"))
+        put_sequencer(d, &ns, &plugin_bytes("sequencer"));
     })
     .await;
     let informers = host.runtime.subscriptions().informers().clone();
@@ -448,7 +459,7 @@ async fn a_new_version_with_other_watches_gets_a_lane_of_its_own() {
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("wide").await;
     let (host, dir) = host(&cluster, &ns, |d| {
-        put(d, "sequencer.wasm", &plugin_bytes("sequencer"));
+        put_sequencer(d, &ns, &plugin_bytes("sequencer"));
     })
     .await;
     let dispatcher = host.runtime.dispatcher().clone();

@@ -6,10 +6,17 @@
 //! `informant.test/sequence=latest` objects come through a latest-state
 //! subscription, `=every` ones through an every-event subscription; the
 //! `wide` build adds `=wide`.
+//!
+//! Settings `{"namespace": "ns"}` confine the reports to one namespace, so
+//! that several hosts sharing one cluster (tests running in parallel in one
+//! process) each report only their own objects.
 
 use informant_sdk::{info, prelude::*};
 
-struct Sequencer;
+struct Sequencer {
+    /// Report only objects in this namespace, if set.
+    namespace: Option<String>,
+}
 
 impl Plugin for Sequencer {
     fn describe() -> Manifest {
@@ -36,12 +43,24 @@ impl Plugin for Sequencer {
         manifest
     }
 
-    fn init(_settings: Settings) -> Result<Self> {
-        Ok(Sequencer)
+    fn init(settings: Settings) -> Result<Self> {
+        let namespace = settings
+            .value()
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok(Sequencer { namespace })
     }
 
     fn handle(&mut self, event: Event) -> Result<()> {
         let cm = &event.object;
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| cm.namespace() != Some(ns))
+        {
+            return Ok(());
+        }
         let seq: u64 = cm
             .get("data.seq")
             .and_then(Value::as_str)
