@@ -18,7 +18,39 @@ pub fn example_dir() -> PathBuf {
         .expect("the plugin directory is <target>/wasm32-wasip2/release")
 }
 
+mod gate;
 mod guest;
+
+pub use gate::Gate;
+
+/// A plain HTTP/1.0 GET of `path` from the host's HTTP server at `addr`:
+/// the status and the body. (kube's client retries 503s by itself, which
+/// would hide an unready `/readyz`.)
+///
+/// # Panics
+/// If the server cannot be reached or answers something that is not HTTP.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the HTTP server is up");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: informant\r\n\r\n").as_bytes())
+        .await
+        .expect("the request is sent");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("a response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, body.to_string())
+}
 
 /// A Python or JavaScript example plugin, built on first use (after
 /// installing the pinned toolchain if needed):

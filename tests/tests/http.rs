@@ -7,24 +7,8 @@
 use std::{sync::Arc, time::Duration};
 
 use informant::{config::Config, dev::FailRule, http, runtime::Runtime};
-use informant_tests::{TestCluster, eventually, plugin_path};
+use informant_tests::{TestCluster, eventually, http_get as get, plugin_path};
 use tokio_util::sync::CancellationToken;
-
-/// A plain HTTP/1.0 GET: the server closes the connection after the
-/// response. (kube's client retries 503s by itself, which would hide them.)
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: informant\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
-}
 
 #[tokio::test]
 async fn readiness_waits_for_the_watches_and_says_why() {

@@ -687,7 +687,7 @@ async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_dele
         fields: FieldSelector::default(),
         resync: None,
     };
-    let id = subs.subscribe(request, tx).await.unwrap();
+    let id = subs.subscribe(request, tx).await;
     assert_eq!(subs.state(id).await, Some(State::Pending));
 
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(cluster.client.clone());

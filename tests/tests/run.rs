@@ -11,7 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use informant_tests::{TestCluster, example_dir, host_command, plugin_path, terminate};
+use informant_tests::{
+    Gate, TestCluster, example_dir, host_command, http_get, plugin_path, terminate,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use serde_json::json;
@@ -182,6 +184,101 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
     );
     assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
     assert!(stderr.contains("shutdown complete"), "{stderr}");
+}
+
+/// Start-up does not depend on the API server: a host started while it is
+/// down loads its plugins, says why it is not ready, and runs them once the
+/// server answers (here after 10 s: a gate in front of the test cluster
+/// refuses connections until then, on either backend).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_started_before_the_api_server_runs_its_plugins_once_it_is_up() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("late").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::closed(&cluster.kubeconfig);
+    let kubeconfig = dir.path().join("kubeconfig");
+    gate.kubeconfig(&cluster.kubeconfig, &kubeconfig);
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        plugin_path("label_enforcer"),
+        plugins.join("label-enforcer.wasm"),
+    )
+    .unwrap();
+    let config = dir.path().join("informant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "allow:\n  label-enforcer:\n  - apiVersion: v1\n    kind: ConfigMap\n    verbs: [patch]\n    namespaces: [{ns}]\n"
+        ),
+    )
+    .unwrap();
+    let mut child = host_command(env!("CARGO_BIN_EXE_informant"), "run")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--config")
+        .arg(&config)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let printed: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .take(2)
+            .map(Result::unwrap)
+            .collect()
+    })
+    .await
+    .unwrap();
+    let up = Instant::now();
+    assert_eq!(
+        printed[0], "plugins: label-enforcer",
+        "loaded, server or not"
+    );
+    let health: std::net::SocketAddr = url_in(&printed[1])
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+
+    // Down: not ready, and why.
+    let (status, body) = http_get(health, "/readyz?verbose").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("[-] discovery: cannot resolve yet: ")
+            && body.contains("v1 ConfigMap (discovery of v1 failed"),
+        "{body}"
+    );
+    assert!(
+        body.contains("[-] dispatch: waiting for their watches to sync: label-enforcer"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(up.elapsed())).await;
+    assert_eq!(http_get(health, "/readyz").await.0, 503);
+
+    // Up: the plugin runs.
+    gate.open().await;
+    let opened = Instant::now();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "app"}})).unwrap();
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    eventually("the label", async || {
+        let cm = api.get("app").await.unwrap();
+        cm.metadata.labels?.get("owner").cloned()
+    })
+    .await;
+    eventually("readiness", async || {
+        (http_get(health, "/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    eprintln!(
+        "the plugin ran and the host was ready {:?} after the server came up",
+        opened.elapsed()
+    );
+    let (status, stderr) = terminate(child).await;
+    assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(stderr.contains("discovery failed"), "{stderr}");
 }
 
 #[test]

@@ -38,7 +38,7 @@ use crate::{
     action::{Action, ActionQueue},
     cache::{KindKey, ObjectRef, Store},
     informer::{
-        Notification, discovery,
+        Notification,
         subscriptions::{Request, State, SubscriptionId, Subscriptions},
     },
     plugin::{
@@ -53,19 +53,6 @@ pub enum Error {
     /// Plugin names are unique.
     #[error("a plugin named {0} is already loaded")]
     Duplicate(String),
-    /// Discovery failed for a subscription (the API server is unreachable).
-    #[error("plugin {plugin}: subscription {index} ({kind}): discovery failed")]
-    Discovery {
-        /// The plugin.
-        plugin: String,
-        /// The subscription's index in the manifest.
-        index: usize,
-        /// What it names.
-        kind: String,
-        /// The cause.
-        #[source]
-        source: discovery::Error,
-    },
 }
 
 /// How lanes behave.
@@ -299,6 +286,12 @@ impl Lane {
             },
             consecutive_failures: st.breaker.failures(),
         }
+    }
+
+    /// Whether the plugin's calls have started: every watch it needs has
+    /// synced (or names a kind that is not served).
+    pub fn started(&self) -> bool {
+        self.state.lock().unsynced.is_empty()
     }
 
     /// Whether nothing is pending or running.
@@ -660,18 +653,18 @@ impl Dispatcher {
 
     /// Put a loaded plugin in service: a lane, and a subscription per
     /// manifest entry. Kinds not served yet stay pending and start by
-    /// themselves.
+    /// themselves; kinds discovery cannot resolve yet (the API server is
+    /// down) hold the plugin's calls back until they can be watched.
     ///
     /// # Errors
-    /// [`Error::Duplicate`] for a name in use; [`Error::Discovery`] if the
-    /// API server cannot be asked, with nothing left behind.
+    /// [`Error::Duplicate`] for a name in use, with nothing left behind.
     pub async fn add(&self, plugin: Plugin) -> Result<Arc<Lane>, Error> {
         let name = plugin.name().to_string();
         if self.lanes.lock().contains_key(&name) {
             plugin.release_indexes();
             return Err(Error::Duplicate(name));
         }
-        let lane = self.build(plugin).await?;
+        let lane = self.build(plugin).await;
         let taken = {
             let mut lanes = self.lanes.lock();
             let taken = lanes.contains_key(&name);
@@ -689,8 +682,7 @@ impl Dispatcher {
     }
 
     /// A lane for `plugin` with its watches started, not yet in the map.
-    async fn build(&self, plugin: Plugin) -> Result<Arc<Lane>, Error> {
-        let name = plugin.name().to_string();
+    async fn build(&self, plugin: Plugin) -> Arc<Lane> {
         let subs = plugin.manifest().subscriptions.clone();
         let reads = cached_kinds(plugin.manifest());
         let lane = Arc::new(Lane::new(
@@ -714,15 +706,7 @@ impl Dispatcher {
             };
             let index32 = u32::try_from(index).unwrap_or(u32::MAX);
             tokio::spawn(lane.clone().intake(index32, rx));
-            if let Err(source) = self.watch(&lane, index32, request, tx).await {
-                self.discard(&lane).await;
-                return Err(Error::Discovery {
-                    plugin: name,
-                    index,
-                    kind: format!("{} {}", s.api_version, s.kind),
-                    source,
-                });
-            }
+            self.watch(&lane, index32, request, tx).await;
         }
         for (j, kind) in reads.iter().enumerate() {
             let (tx, rx) = mpsc::channel(self.config.intake_buffer);
@@ -736,17 +720,9 @@ impl Dispatcher {
                 fields: Default::default(),
                 resync: None,
             };
-            if let Err(source) = self.watch(&lane, watch, request, tx).await {
-                self.discard(&lane).await;
-                return Err(Error::Discovery {
-                    plugin: name,
-                    index: subs.len() + j,
-                    kind: kind.to_string(),
-                    source,
-                });
-            }
+            self.watch(&lane, watch, request, tx).await;
         }
-        Ok(lane)
+        lane
     }
 
     /// Undo [`Self::build`] for a lane that never went into service.
@@ -771,8 +747,7 @@ impl Dispatcher {
     /// stops taking events and finishes its queue on the old version.
     ///
     /// # Errors
-    /// [`Error::Discovery`] if the new version's watches cannot be set up;
-    /// the running version is then untouched.
+    /// [`Error::Duplicate`] if another plugin took the name meanwhile.
     pub async fn replace(&self, plugin: Plugin) -> Result<Arc<Lane>, Error> {
         let Some(lane) = self.lane(plugin.name()) else {
             return self.add(plugin).await;
@@ -794,7 +769,7 @@ impl Dispatcher {
             tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %digest, "plugin replaced in place; initial sync replayed");
             return Ok(lane);
         }
-        let new_lane = self.build(plugin).await?;
+        let new_lane = self.build(plugin).await;
         self.lanes.lock().insert(name.clone(), new_lane.clone());
         tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %new_lane.plugin().digest(), "plugin replaced with new watches");
         let ids = std::mem::take(&mut *lane.subscriptions.lock());
@@ -812,20 +787,41 @@ impl Dispatcher {
     }
 
     /// Start one watch of a lane. A kind that is not served yet has nothing
-    /// to sync, so it does not hold the plugin back.
+    /// to sync, so it does not hold the plugin back; one whose discovery
+    /// failed does, until it can be watched and has synced.
     async fn watch(
         &self,
         lane: &Arc<Lane>,
         watch: u32,
         request: Request,
         tx: mpsc::Sender<Notification>,
-    ) -> Result<(), discovery::Error> {
-        let id = self.subscriptions.subscribe(request, tx).await?;
+    ) {
+        let id = self.subscriptions.subscribe(request, tx).await;
         lane.subscriptions.lock().push(id);
-        if self.subscriptions.state(id).await == Some(State::Pending) {
-            lane.synced(watch);
+        let Some(mut state) = self.subscriptions.state_changes(id).await else {
+            return;
+        };
+        // An active watch reports its own first sync; a kind that is not
+        // served has nothing to sync. While discovery cannot answer, wait.
+        let resolved = move |lane: &Arc<Lane>, state: &State| match state {
+            State::Pending => {
+                lane.synced(watch);
+                true
+            }
+            State::Active { .. } => true,
+            State::Unreachable { .. } => false,
+        };
+        if resolved(lane, &state.borrow_and_update()) {
+            return;
         }
-        Ok(())
+        let lane = lane.clone();
+        tokio::spawn(async move {
+            while state.changed().await.is_ok() {
+                if resolved(&lane, &state.borrow_and_update()) {
+                    return;
+                }
+            }
+        });
     }
 
     /// Give every plugin a fresh initial sync from the cache: each object its

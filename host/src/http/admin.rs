@@ -99,6 +99,22 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
             "kindBytes": cached.bytes,
         }));
     }
+    // Subscriptions without a watch: their kind is not served, or discovery
+    // cannot say yet.
+    for u in state.runtime.subscriptions().unresolved().await {
+        let (state_name, error) = match u.state {
+            crate::informer::subscriptions::State::Unreachable { error } => {
+                ("unreachable", Some(error))
+            }
+            _ => ("pending", None),
+        };
+        out.push(json!({
+            "apiVersion": u.api_version,
+            "kind": u.kind,
+            "state": state_name,
+            "error": error,
+        }));
+    }
     Json(json!({"subscriptions": out}))
 }
 

@@ -120,10 +120,31 @@ struct Check {
     reason: String,
 }
 
-/// The readiness latch: the first plugin scan is done and every watch has
-/// completed its first list.
+/// The readiness latch: the first plugin scan is done, discovery has
+/// answered for every subscription, every watch has completed its first list
+/// and every plugin has started (its watches synced).
 async fn checks(state: &AppState) -> Vec<Check> {
+    use crate::informer::subscriptions::State;
     let scanned = state.reloader.as_ref().is_none_or(|r| r.scanned());
+    let unreachable: Vec<String> = state
+        .runtime
+        .subscriptions()
+        .unresolved()
+        .await
+        .into_iter()
+        .filter_map(|u| match u.state {
+            State::Unreachable { error } => Some(format!("{} {} ({error})", u.api_version, u.kind)),
+            _ => None,
+        })
+        .collect();
+    let waiting: Vec<String> = state
+        .runtime
+        .dispatcher()
+        .lanes()
+        .iter()
+        .filter(|l| !l.started())
+        .map(|l| l.name().to_string())
+        .collect();
     let mut unsynced: Vec<String> = state
         .runtime
         .subscriptions()
@@ -146,12 +167,30 @@ async fn checks(state: &AppState) -> Vec<Check> {
             },
         },
         Check {
+            name: "discovery",
+            ok: unreachable.is_empty(),
+            reason: if unreachable.is_empty() {
+                "every subscription is resolved".into()
+            } else {
+                format!("cannot resolve yet: {}", unreachable.join(", "))
+            },
+        },
+        Check {
             name: "informers",
             ok: unsynced.is_empty(),
             reason: if unsynced.is_empty() {
                 "every watch has synced".into()
             } else {
                 format!("not synced yet: {}", unsynced.join(", "))
+            },
+        },
+        Check {
+            name: "dispatch",
+            ok: waiting.is_empty(),
+            reason: if waiting.is_empty() {
+                "every plugin has started".into()
+            } else {
+                format!("waiting for their watches to sync: {}", waiting.join(", "))
             },
         },
     ]
