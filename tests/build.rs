@@ -30,6 +30,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
     watch_sources(&plugins);
+    ensure_wasm_target();
 
     // First the sequencer's `wide` build: another version of the same plugin,
     // with other watches, for the reload tests. Into the same target
@@ -112,6 +113,38 @@ fn build_wasm(plugins: &Path, target_dir: &Path, extra: &[&str]) -> std::process
     command
         .output()
         .unwrap_or_else(|e| panic!("could not run cargo to build the plugins: {e}"))
+}
+
+/// Make sure the wasm32-wasip2 standard library is installed. rustup adds
+/// the targets of `rust-toolchain.toml` when it installs the toolchain, but
+/// not to a toolchain that was already there (rustup 1.28 and later): add it
+/// then, as a user would, so a fresh clone needs no extra step.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let installed = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .is_some_and(|dir| dir.is_dir());
+    if installed {
+        return;
+    }
+    let added = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .output();
+    match added {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "the wasm32-wasip2 target is missing and rustup could not be run ({e}); install the \
+             target for your toolchain (with rustup: rustup target add wasm32-wasip2)"
+        ),
+    }
 }
 
 /// Rebuild when any plugin source changes, without watching build output.
