@@ -140,6 +140,7 @@ pub fn replay(
                     final_state_unknown: false,
                     object: None,
                     old_object: None,
+                    merged: 0,
                 };
                 report(call(plugin, &event, line, "synced".into()));
             }
@@ -192,6 +193,7 @@ pub fn replay(
                 final_state_unknown: parsed.final_state_unknown,
                 object: Some(new.clone()),
                 old_object: if wants_old { old.clone() } else { None },
+                merged: 0,
             };
             report(call(plugin, &event, line, label.clone()));
         }

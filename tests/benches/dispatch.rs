@@ -41,12 +41,12 @@ async fn wait_handled(runtime: &Runtime, plugin: &str, n: u64) {
         let s = lane.stats();
         assert!(
             Instant::now() < deadline,
-            "{plugin}: {} of {n} handled after 60 s (received {}, failed {}, coalesced {}, shed {}; {:?})",
+            "{plugin}: {} of {n} handled after 60 s (received {}, failed {}, coalesced {}, merged {}; {:?})",
             s.handled.load(Ordering::Relaxed),
             s.received.load(Ordering::Relaxed),
             s.failed.load(Ordering::Relaxed),
             s.coalesced.load(Ordering::Relaxed),
-            s.shed.load(Ordering::Relaxed),
+            s.merged.load(Ordering::Relaxed),
             lane.status(),
         );
         tokio::time::sleep(Duration::from_micros(200)).await;
@@ -88,7 +88,7 @@ async fn run(capture: LogCapture) {
     let started = Instant::now();
     for i in 0..EVENTS {
         load.push(&lane, i as usize);
-        // Stay under the queue bound: this measures calls, not shedding.
+        // Stay under the queue bound: this measures calls, not merging.
         if i % 5000 == 4999 {
             while lane.status().pending > 5000 {
                 tokio::time::sleep(Duration::from_micros(200)).await;
@@ -99,11 +99,11 @@ async fn run(capture: LogCapture) {
     let elapsed = started.elapsed();
     let rate = EVENTS as f64 / elapsed.as_secs_f64();
     println!(
-        "in-process dispatch: {EVENTS} events in {:.2} s = {:.0} events/s on {cores} cores ({:.0}/s per core), {} shed",
+        "in-process dispatch: {EVENTS} events in {:.2} s = {:.0} events/s on {cores} cores ({:.0}/s per core), {} merged",
         elapsed.as_secs_f64(),
         rate,
         rate / cores as f64,
-        lane.stats().shed.load(Ordering::Relaxed)
+        lane.stats().merged.load(Ordering::Relaxed)
     );
 
     // 2. From the server's watch stream through dispatch: 5,000 updates of

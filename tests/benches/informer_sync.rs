@@ -19,8 +19,7 @@ use std::{
 use futures::StreamExt;
 use informant::{
     cache::{KindKey, Store},
-    informer::{Informer, Scope},
-    plugin::EventType,
+    informer::{Informer, Notification, Scope},
     selector::{FieldSelector, LabelSelector},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -64,10 +63,9 @@ async fn sync(client: &kube::Client, ns: &str) -> (Duration, usize, Arc<Store>) 
     let informer = Informer::start(client.clone(), cache.clone(), scope, tx);
     let mut added = 0;
     while let Some(n) = rx.recv().await {
-        match n.event_type {
-            EventType::Added => added += 1,
-            EventType::Synced => break,
-            _ => {}
+        if let Notification::Snapshot(s) = n {
+            added = s.objects.len();
+            break;
         }
     }
     let took = started.elapsed();

@@ -85,6 +85,7 @@ fn measure(language: &'static str, path: &std::path::Path, window: Duration) -> 
         final_state_unknown: false,
         object: Some(Arc::new(store.prepare(configmap()))),
         old_object: None,
+        merged: 0,
     };
     // Warm up: the first calls touch every page and fill the runtimes' caches.
     for _ in 0..200 {

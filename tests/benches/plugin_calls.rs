@@ -117,6 +117,7 @@ fn main() {
         final_state_unknown: false,
         object: Some(Arc::new(cache.prepare(object))),
         old_object: None,
+        merged: 0,
     };
     let full = event(object);
     let (full_rate, full_actions) = calls_per_second(&plugin, &full, window);

@@ -531,8 +531,12 @@ impl SyntheticLoad {
             final_state_unknown: false,
             object: Some(object.clone()),
             old_object: None,
+            merged: 0,
         };
         let key = informant::dispatch::Key::Object(self.kind.clone(), key.clone());
-        lane.push(informant::dispatch::Job::new(key, 0, event), false);
+        lane.push(
+            informant::dispatch::Job::new(key, 0, event),
+            informant::plugin::manifest::Delivery::EveryEvent,
+        );
     }
 }

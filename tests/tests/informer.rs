@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use informant::{
     cache::{KindKey, ObjectKey, Store},
-    informer::{Informer, Notification, Scope},
+    informer::{Informer, Notification, Purpose, Scope},
     plugin::EventType,
     selector::{FieldSelector, LabelSelector},
 };
@@ -51,32 +51,84 @@ fn cm(name: &str, mut labels: serde_json::Value) -> ConfigMap {
     .unwrap()
 }
 
-async fn next(rx: &mut mpsc::Receiver<Notification>) -> (EventType, String, bool, bool) {
-    let n = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("an event within 10 s")
-        .unwrap();
-    let name = n
-        .object
-        .as_ref()
-        .map(|(key, o)| {
-            let name = o.to_value()["metadata"]["name"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            assert!(key.to_string().ends_with(&name), "{key} names {name}");
-            name
-        })
-        .unwrap_or_default();
-    (n.event_type, name, n.initial, n.final_state_unknown)
+/// A subscriber's channel, read as the events a plugin would get from it: a
+/// snapshot's objects as `added` (initial) then `synced`, or as `resync`.
+struct Events {
+    rx: mpsc::Receiver<Notification>,
+    buffered: std::collections::VecDeque<(EventType, String, bool, bool)>,
 }
 
-async fn quiet(rx: &mut mpsc::Receiver<Notification>) {
-    let extra = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+/// A channel for a subscriber, and its events.
+fn channel(capacity: usize) -> (mpsc::Sender<Notification>, Events) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let events = Events {
+        rx,
+        buffered: std::collections::VecDeque::new(),
+    };
+    (tx, events)
+}
+
+/// The name an object's JSON gives, checked against its key.
+fn name_of(key: &ObjectKey, object: &informant::cache::CachedObject) -> String {
+    let name = object.to_value()["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(key.to_string().ends_with(&name), "{key} names {name}");
+    name
+}
+
+impl Events {
+    fn expand(&mut self, n: Notification) {
+        match n {
+            Notification::Change(c) => self.buffered.push_back((
+                c.event_type,
+                name_of(&c.key, &c.object),
+                false,
+                c.final_state_unknown,
+            )),
+            Notification::Snapshot(s) => {
+                let (event_type, initial) = match s.purpose {
+                    Purpose::Initial => (EventType::Added, true),
+                    Purpose::Resync => (EventType::Resync, false),
+                };
+                for (key, object) in s.objects.iter() {
+                    self.buffered
+                        .push_back((event_type, name_of(key, object), initial, false));
+                }
+                if s.purpose == Purpose::Initial {
+                    self.buffered
+                        .push_back((EventType::Synced, String::new(), false, false));
+                }
+            }
+        }
+    }
+}
+
+async fn next(rx: &mut Events) -> (EventType, String, bool, bool) {
+    loop {
+        if let Some(e) = rx.buffered.pop_front() {
+            return e;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), rx.rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .unwrap();
+        rx.expand(n);
+    }
+}
+
+async fn quiet(rx: &mut Events) {
+    assert!(
+        rx.buffered.is_empty(),
+        "no further event expected, got {:?}",
+        rx.buffered
+    );
+    let extra = tokio::time::timeout(Duration::from_millis(500), rx.rx.recv()).await;
     assert!(
         extra.is_err(),
         "no further event expected, got {:?}",
-        extra.unwrap().map(|n| n.event_type)
+        extra.unwrap()
     );
 }
 
@@ -95,7 +147,7 @@ async fn initial_sync_then_live_events_into_the_cache() {
         .unwrap();
 
     let cache = Arc::new(Store::default());
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let informer = Informer::start(
         cluster.client.clone(),
         cache.clone(),
@@ -162,7 +214,7 @@ async fn a_dropped_watch_resumes_without_listing_again() {
     let ns = cluster.namespace("resume").await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let cache = Arc::new(Store::default());
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let informer = Informer::start(cluster.client.clone(), cache, scope(&ns, ""), tx);
     assert_eq!(next(&mut rx).await.0, EventType::Synced);
     let collection = format!("/api/v1/namespaces/{ns}/configmaps");
@@ -208,7 +260,7 @@ async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
             .unwrap();
     }
     let cache = Arc::new(Store::default());
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let informer = Informer::start(cluster.client.clone(), cache.clone(), scope(&ns, ""), tx);
     for _ in 0..3 {
         assert_eq!(next(&mut rx).await.0, EventType::Added);
@@ -331,7 +383,7 @@ async fn identical_subscriptions_share_one_watch_and_late_ones_replay_from_the_c
     let cache = Arc::new(Store::default());
     let shared = SharedInformers::new(cluster.client.clone(), cache.clone());
 
-    let (tx1, mut rx1) = mpsc::channel(64);
+    let (tx1, mut rx1) = channel(64);
     let first = shared.subscribe(scope(&ns, "app=web"), tx1).await;
     assert_eq!(
         next(&mut rx1).await,
@@ -341,7 +393,7 @@ async fn identical_subscriptions_share_one_watch_and_late_ones_replay_from_the_c
     assert!(shared.all_synced().await);
 
     // The same scope from a second subscriber: replayed, no second watch.
-    let (tx2, mut rx2) = mpsc::channel(64);
+    let (tx2, mut rx2) = channel(64);
     let second = shared.subscribe(scope(&ns, "app=web"), tx2).await;
     assert_eq!(
         next(&mut rx2).await,
@@ -372,7 +424,7 @@ async fn identical_subscriptions_share_one_watch_and_late_ones_replay_from_the_c
     );
 
     // Another selector is another watch.
-    let (tx3, mut rx3) = mpsc::channel(64);
+    let (tx3, mut rx3) = channel(64);
     let third = shared.subscribe(scope(&ns, "app=db"), tx3).await;
     assert_eq!(
         next(&mut rx3).await,
@@ -429,7 +481,7 @@ async fn streaming_lists_are_used_and_refusal_falls_back_to_pages() {
         .unwrap();
     let collection = format!("/api/v1/namespaces/{ns}/configmaps");
 
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let streaming = Informer::start(
         cluster.client.clone(),
         Arc::new(Store::default()),
@@ -455,7 +507,7 @@ async fn streaming_lists_are_used_and_refusal_falls_back_to_pages() {
     server
         .faults()
         .fail(rule(&collection, Some("sendInitialEvents=true"), 422));
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let paged = Informer::start(
         cluster.client.clone(),
         Arc::new(Store::default()),
@@ -490,7 +542,7 @@ async fn a_forbidden_kind_is_reported_while_the_others_keep_working() {
         .faults()
         .fail(rule(&format!("/api/v1/namespaces/{ns}/secrets"), None, 403));
     let cache = Arc::new(Store::default());
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let secrets_scope = Scope {
         resource: ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
         ..scope(&ns, "")
@@ -550,7 +602,7 @@ async fn resync_replays_the_cache_without_asking_the_server() {
         .await
         .unwrap();
     let shared = SharedInformers::new(cluster.client.clone(), Arc::new(Store::default()));
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let id = shared
         .subscribe_with_resync(scope(&ns, ""), tx, Duration::from_millis(400))
         .await;
@@ -607,7 +659,7 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
         }
     }
     let cache = Arc::new(Store::default());
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = channel(1024);
     let informer = Informer::start(cluster.client.clone(), cache.clone(), scope(&ns, ""), tx);
     let mut added = 0;
     loop {
@@ -651,7 +703,7 @@ async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
         Duration::from_secs(3),
     );
     let client = kube::Client::try_from(config).unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let informer = Informer::start(client, Arc::new(Store::default()), scope(&ns, ""), tx);
     assert_eq!(next(&mut rx).await.0, EventType::Synced);
 
@@ -678,7 +730,7 @@ async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_dele
     let group = format!("{}.example.com", TestCluster::unique_name("p"));
     cluster.track("crd", &format!("gizmos.{group}"));
     let subs = Subscriptions::start(cluster.client.clone(), Arc::new(Store::default()));
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = channel(64);
     let request = Request {
         api_version: format!("{group}/v1"),
         kind: "Gizmo".into(),

@@ -222,6 +222,8 @@ async fn a_host_started_before_the_api_server_runs_its_plugins_once_it_is_up() {
         .arg(&config)
         .spawn()
         .unwrap();
+    // Two of the three lines, then the pipe closes: a host outlives
+    // whoever read its start-up lines.
     let stdout = child.stdout.take().unwrap();
     let printed: Vec<String> = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)

@@ -31,6 +31,7 @@ fn event(cache: &Store, event_type: EventType, object: Value) -> Event {
         final_state_unknown: false,
         object: Some(object),
         old_object: None,
+        merged: 0,
     }
 }
 

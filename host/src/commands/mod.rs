@@ -284,10 +284,20 @@ async fn start_host(
         .iter()
         .map(|l| l.name().to_string())
         .collect();
-    println!("plugins: {}", names.join(", "));
-    println!("health and metrics at http://{health}/healthz /readyz /metrics");
-    println!("admin API at http://{admin}/api/v1/plugins");
+    say(&format!(
+        "plugins: {}\nhealth and metrics at http://{health}/healthz /readyz /metrics\nadmin API at http://{admin}/api/v1/plugins",
+        names.join(", ")
+    ));
     Ok(Host { runtime, elector })
+}
+
+/// Tell whoever started the host where it listens, on stdout. A long-running
+/// host outlives its reader: a closed stdout is not a reason to stop.
+fn say(lines: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{lines}").and_then(|()| out.flush()) {
+        tracing::debug!(error = %e, "stdout is closed; the startup lines went to nobody");
+    }
 }
 
 /// The running host and its leader election, if any.
@@ -427,8 +437,11 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
                 seeder.sync_text(samples, include_str!("../../samples/demo.yaml")).context("seeding the sample objects")?;
             }
         }
-        println!("embedded API server at {}", server.url());
-        println!("KUBECONFIG={} kubectl get ns", path.display());
+        say(&format!(
+            "embedded API server at {}\nKUBECONFIG={} kubectl get ns",
+            server.url(),
+            path.display()
+        ));
         let mut host = match host_config.plugin_dir {
             Some(_) => {
                 let url = server.url().parse().context("the server's URL")?;

@@ -1,50 +1,45 @@
 //! Dispatch: every event goes to the plugins whose subscriptions match it,
-//! through one lane per plugin.
+//! through one [`Lane`] per plugin.
 //!
-//! A lane is a bounded [`EventQueue`] and up to `concurrency` blocking
-//! workers calling the plugin. Events of one object are handled in order,
-//! never two at once; different objects run in parallel. Latest-state
-//! subscriptions coalesce pending events per object; every-event ones keep
-//! them all, and a lane that falls behind sheds its own oldest events
-//! (counted and logged). Pushing into a lane never waits, so a slow plugin
-//! holds back nothing but itself: not the informers, not the other plugins.
-//! A plugin that keeps failing trips its [`Breaker`].
+//! What a plugin is promised (the design is in `shared/design/delivery.md`):
+//! no object's final state is ever lost; memory is bounded by objects, not
+//! events; order per object, parallel across objects, never one object
+//! twice at once; initial lists and resyncs are [`Cursor`]s over shared
+//! snapshots; every-event is exact while the plugin keeps up, and past its
+//! bound an object's pending events merge into its newest state (the plugin
+//! is told how many); latest-state always merges. See [`EventQueue`].
+//! Pushing into a lane never waits, so a slow plugin holds back nothing but
+//! itself: not the informers, not the other plugins. A plugin that keeps
+//! failing trips its [`Breaker`].
 //!
 //! A call's actions go to the [`ActionQueue`], except `requeue-after`, which
 //! the lane keeps: after the delay the object comes back from the cache as
 //! a `resync` event.
 
 mod breaker;
+mod cursor;
+mod lane;
 mod queue;
+mod requeue;
 
 pub use breaker::{Breaker, Circuit};
-pub use queue::{EventQueue, Job, Key, Pushed};
+pub use cursor::Cursor;
+pub use lane::{Lane, LaneStats, LaneStatus};
+pub use queue::{Backlog, EventQueue, Job, Key, Pushed};
 
-use std::{
-    collections::HashMap,
-    fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
-use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
-use tokio::{runtime::Handle, sync::mpsc};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
 use crate::{
-    action::{Action, ActionQueue},
-    cache::{KindKey, ObjectRef, Store},
+    action::ActionQueue,
+    cache::{KindKey, Store},
     informer::{
         Notification,
-        subscriptions::{Request, State, SubscriptionId, Subscriptions},
+        subscriptions::{Request, State, Subscriptions},
     },
-    plugin::{
-        CallError, Event, EventType, Manifest, Plugin,
-        manifest::{Delivery, Subscription},
-    },
+    plugin::{Manifest, Plugin},
 };
 
 /// Why a plugin could not be added.
@@ -104,511 +99,6 @@ impl Config {
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n.max(1);
         self
-    }
-}
-
-/// Buckets of the call-duration histogram, seconds: 25 µs to about 1.6 s.
-fn call_buckets() -> impl Iterator<Item = f64> {
-    prometheus_client::metrics::histogram::exponential_buckets(25e-6, 4.0, 9)
-}
-
-/// A lane's counters.
-#[derive(Debug)]
-pub struct LaneStats {
-    /// Events queued for the plugin.
-    pub received: AtomicU64,
-    /// Calls that returned `ok`.
-    pub handled: AtomicU64,
-    /// Calls that failed.
-    pub failed: AtomicU64,
-    /// Failed events queued again.
-    pub retried: AtomicU64,
-    /// Events given up after their last attempt.
-    pub given_up: AtomicU64,
-    /// Events merged into a pending one (latest-state).
-    pub coalesced: AtomicU64,
-    /// Events dropped because the queue was full.
-    pub shed: AtomicU64,
-    /// Objects redelivered after `requeue-after`.
-    pub requeued: AtomicU64,
-    /// Total call time, microseconds.
-    pub busy_micros: AtomicU64,
-    /// Call durations, for `/metrics`.
-    pub call_seconds: prometheus_client::metrics::histogram::Histogram,
-}
-
-impl Default for LaneStats {
-    fn default() -> Self {
-        Self {
-            received: AtomicU64::default(),
-            handled: AtomicU64::default(),
-            failed: AtomicU64::default(),
-            retried: AtomicU64::default(),
-            given_up: AtomicU64::default(),
-            coalesced: AtomicU64::default(),
-            shed: AtomicU64::default(),
-            requeued: AtomicU64::default(),
-            busy_micros: AtomicU64::default(),
-            call_seconds: prometheus_client::metrics::histogram::Histogram::new(call_buckets()),
-        }
-    }
-}
-
-/// A lane's state for the admin view.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LaneStatus {
-    /// The plugin.
-    pub plugin: String,
-    /// Its digest.
-    pub digest: String,
-    /// Events waiting.
-    pub pending: usize,
-    /// Calls running.
-    pub running: usize,
-    /// `closed`, `open` or `halfOpen`.
-    pub circuit: &'static str,
-    /// Consecutive failed calls.
-    pub consecutive_failures: u32,
-}
-
-struct LaneState {
-    queue: EventQueue,
-    /// Blocking workers alive.
-    workers: usize,
-    /// Calls in flight.
-    running: usize,
-    breaker: Breaker,
-    /// A timer will kick the lane when the circuit half-opens.
-    wake_scheduled: bool,
-    closed: bool,
-    /// Watches (subscriptions, then read-only kinds) whose first list has
-    /// not completed. Calls wait until it is empty, like a client-go
-    /// controller waiting for its caches to sync, so the plugin never
-    /// decides on a cache that is still filling.
-    unsynced: std::collections::HashSet<u32>,
-}
-
-/// One plugin's queue and workers.
-pub struct Lane {
-    name: Arc<str>,
-    plugin: RwLock<Arc<Plugin>>,
-    config: Config,
-    state: Mutex<LaneState>,
-    stats: LaneStats,
-    /// The resolved kind behind each subscription, learnt from its events;
-    /// requeues find their subscription through it.
-    kinds: Mutex<HashMap<u32, KindKey>>,
-    requeues: Mutex<HashMap<ObjectRef, Instant>>,
-    actions: Arc<ActionQueue>,
-    cache: Arc<Store>,
-    runtime: Handle,
-    subscriptions: Mutex<Vec<SubscriptionId>>,
-}
-
-impl fmt::Debug for Lane {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lane")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Displays an object reference without building it unless a log line needs it.
-struct Ref<'a>(&'a Key);
-
-impl fmt::Display for Ref<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Key::Object(kind, key) => write!(f, "{kind} {key}"),
-            Key::Barrier(sub) => write!(f, "subscription {sub}"),
-        }
-    }
-}
-
-impl Lane {
-    fn new(plugin: Plugin, config: Config, actions: Arc<ActionQueue>, cache: Arc<Store>) -> Self {
-        let breaker = Breaker::new(
-            config.breaker_threshold,
-            config.breaker_backoff,
-            config.breaker_max,
-        );
-        Self {
-            name: plugin.name().into(),
-            plugin: RwLock::new(Arc::new(plugin)),
-            state: Mutex::new(LaneState {
-                queue: EventQueue::new(config.queue_capacity),
-                workers: 0,
-                running: 0,
-                breaker,
-                wake_scheduled: false,
-                closed: false,
-                unsynced: std::collections::HashSet::new(),
-            }),
-            config,
-            stats: LaneStats::default(),
-            kinds: Mutex::new(HashMap::new()),
-            requeues: Mutex::new(HashMap::new()),
-            actions,
-            cache,
-            runtime: Handle::current(),
-            subscriptions: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The plugin's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The plugin version in service.
-    pub fn plugin(&self) -> Arc<Plugin> {
-        self.plugin.read().clone()
-    }
-
-    /// The counters.
-    pub fn stats(&self) -> &LaneStats {
-        &self.stats
-    }
-
-    /// The lane's state now.
-    pub fn status(&self) -> LaneStatus {
-        let st = self.state.lock();
-        LaneStatus {
-            plugin: self.name.to_string(),
-            digest: self.plugin.read().digest().to_string(),
-            pending: st.queue.len(),
-            running: st.running,
-            circuit: match st.breaker.circuit(Instant::now()) {
-                Circuit::Closed => "closed",
-                Circuit::Open(_) => "open",
-                Circuit::HalfOpen => "halfOpen",
-            },
-            consecutive_failures: st.breaker.failures(),
-        }
-    }
-
-    /// Whether the plugin's calls have started: every watch it needs has
-    /// synced (or names a kind that is not served).
-    pub fn started(&self) -> bool {
-        self.state.lock().unsynced.is_empty()
-    }
-
-    /// Whether nothing is pending or running.
-    pub fn is_idle(&self) -> bool {
-        let st = self.state.lock();
-        st.queue.is_empty() && st.running == 0
-    }
-
-    /// Queue an event; never waits.
-    pub fn push(self: &Arc<Self>, job: Job, coalesce: bool) {
-        let mut st = self.state.lock();
-        if st.closed {
-            return;
-        }
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
-        match st.queue.push(job, coalesce) {
-            Pushed::Queued => {}
-            Pushed::Coalesced => {
-                self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
-            }
-            Pushed::Shed(job) => {
-                let n = self.stats.shed.fetch_add(1, Ordering::Relaxed) + 1;
-                // Say it at once, then every thousandth time: shedding
-                // happens in floods.
-                if n == 1 || n.is_multiple_of(1000) {
-                    tracing::warn!(plugin.name = %self.name, object.ref = %Ref(&job.key), event.type = ?job.event.event_type, shed_total = n, capacity = self.config.queue_capacity, "plugin is behind: its queue is full, oldest event dropped");
-                }
-            }
-        }
-        self.kick(&mut st);
-    }
-
-    /// Start workers for ready events, up to the concurrency the circuit allows.
-    fn kick(self: &Arc<Self>, st: &mut LaneState) {
-        let now = Instant::now();
-        if !st.unsynced.is_empty() {
-            return;
-        }
-        while !st.closed && st.workers < self.config.concurrency && st.queue.has_ready() {
-            if !st.breaker.allows(now, st.workers) {
-                self.wake_later(st, now);
-                break;
-            }
-            st.workers += 1;
-            let lane = self.clone();
-            self.runtime.spawn_blocking(move || lane.work());
-        }
-    }
-
-    fn wake_later(self: &Arc<Self>, st: &mut LaneState, now: Instant) {
-        let Circuit::Open(until) = st.breaker.circuit(now) else {
-            return;
-        };
-        if std::mem::replace(&mut st.wake_scheduled, true) {
-            return;
-        }
-        let lane = self.clone();
-        self.runtime.spawn(async move {
-            tokio::time::sleep_until(until.into()).await;
-            let mut st = lane.state.lock();
-            st.wake_scheduled = false;
-            lane.kick(&mut st);
-        });
-    }
-
-    /// A blocking worker: handle ready events until there are none, or the
-    /// circuit opens.
-    fn work(self: Arc<Self>) {
-        loop {
-            let job = {
-                let mut st = self.state.lock();
-                let now = Instant::now();
-                let job = if st.closed || !st.breaker.allows(now, st.running) {
-                    self.wake_later(&mut st, now);
-                    None
-                } else {
-                    st.queue.pop()
-                };
-                match job {
-                    Some(job) => {
-                        st.running += 1;
-                        job
-                    }
-                    None => {
-                        st.workers -= 1;
-                        return;
-                    }
-                }
-            };
-            let plugin = self.plugin();
-            let started = Instant::now();
-            let result = self.call(&plugin, &job);
-            let elapsed = started.elapsed();
-            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-            self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
-            self.stats.call_seconds.observe(elapsed.as_secs_f64());
-            let mut st = self.state.lock();
-            st.running -= 1;
-            match result {
-                Ok(actions) => {
-                    if st.breaker.success() {
-                        tracing::info!(plugin.name = %self.name, "plugin recovered: circuit closed");
-                    }
-                    st.queue.done(&job);
-                    drop(st);
-                    self.stats.handled.fetch_add(1, Ordering::Relaxed);
-                    self.commit(&plugin, &job, actions);
-                }
-                Err(error) => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    if let Some(open) = st.breaker.failure(Instant::now()) {
-                        tracing::warn!(plugin.name = %self.name, consecutive_failures = st.breaker.failures(), backoff_ms = open.as_millis() as u64, "plugin keeps failing: calls paused");
-                    }
-                    if job.attempts + 1 < self.config.max_attempts {
-                        self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                        st.queue.retry(job);
-                    } else {
-                        st.queue.done(&job);
-                        self.stats.given_up.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(plugin.name = %self.name, object.ref = %Ref(&job.key), event.type = ?job.event.event_type, attempts = job.attempts + 1, error = %error, "event given up after its last failed call");
-                    }
-                }
-            }
-        }
-    }
-
-    fn call(&self, plugin: &Plugin, job: &Job) -> Result<Vec<Action>, CallError> {
-        let span = tracing::debug_span!("dispatch.handle", plugin.name = %self.name, object.ref = %Ref(&job.key), event.type = ?job.event.event_type, subscription = job.subscription);
-        let _entered = span.enter();
-        let result = plugin.handle(&job.event);
-        match &result {
-            Ok(actions) => tracing::debug!(
-                actions = actions.len(),
-                waited_us = job.queued_at.elapsed().as_micros() as u64,
-                "event handled"
-            ),
-            Err(e) => {
-                tracing::warn!(outcome = e.outcome(), attempt = job.attempts + 1, error = %e, "plugin call failed");
-            }
-        }
-        result
-    }
-
-    fn commit(self: &Arc<Self>, plugin: &Plugin, job: &Job, actions: Vec<Action>) {
-        if actions.is_empty() {
-            return;
-        }
-        let mut writes = Vec::with_capacity(actions.len());
-        for action in actions {
-            match action {
-                Action::RequeueAfter { target, delay_ms } => {
-                    self.requeue_after(target, Duration::from_millis(delay_ms));
-                }
-                other => writes.push(other),
-            }
-        }
-        if !writes.is_empty() {
-            tracing::debug!(plugin.name = %self.name, object.ref = %Ref(&job.key), actions = writes.len(), "actions queued");
-            self.actions.submit(plugin.manifest(), writes);
-        }
-    }
-
-    /// Redeliver `target` after `delay`; of several requeues of one object,
-    /// the earliest wins.
-    fn requeue_after(self: &Arc<Self>, target: ObjectRef, delay: Duration) {
-        let due = Instant::now() + delay;
-        {
-            let mut requeues = self.requeues.lock();
-            if requeues.get(&target).is_some_and(|d| *d <= due) {
-                return;
-            }
-            requeues.insert(target.clone(), due);
-        }
-        let lane = self.clone();
-        self.runtime.spawn(async move {
-            tokio::time::sleep_until(due.into()).await;
-            {
-                let mut requeues = lane.requeues.lock();
-                if requeues.get(&target) != Some(&due) {
-                    return;
-                }
-                requeues.remove(&target);
-            }
-            lane.redeliver(&target);
-        });
-    }
-
-    fn redeliver(self: &Arc<Self>, target: &ObjectRef) {
-        let kind = target.kind_key();
-        let sub = self
-            .kinds
-            .lock()
-            .iter()
-            .filter(|(_, k)| **k == kind)
-            .map(|(i, _)| *i)
-            .min();
-        let Some(sub) = sub else {
-            tracing::debug!(plugin.name = %self.name, object.ref = %target, "requeue dropped: no subscription delivers this kind");
-            return;
-        };
-        let key = target.object_key();
-        let Some(object) = self.cache.get(&kind, &key) else {
-            tracing::debug!(plugin.name = %self.name, object.ref = %target, "requeue dropped: the object is gone");
-            return;
-        };
-        let coalesce = self.delivery(sub) == Delivery::LatestState;
-        let event = Event {
-            event_type: EventType::Resync,
-            subscription: sub,
-            initial: false,
-            final_state_unknown: false,
-            object: Some(object),
-            old_object: None,
-        };
-        self.stats.requeued.fetch_add(1, Ordering::Relaxed);
-        self.push(
-            Job::new(Key::Object(kind, Arc::new(key)), sub, event),
-            coalesce,
-        );
-    }
-
-    /// A watch of the plugin finished its first list (or will never have one).
-    fn synced(self: &Arc<Self>, watch: u32) {
-        let mut st = self.state.lock();
-        if st.unsynced.remove(&watch) && st.unsynced.is_empty() {
-            tracing::debug!(plugin.name = %self.name, "every watch of the plugin has synced; calls start");
-            self.kick(&mut st);
-        }
-    }
-
-    /// Keep a read-only kind in the cache; only its first sync matters here.
-    async fn watch_reads(self: Arc<Self>, watch: u32, mut rx: mpsc::Receiver<Notification>) {
-        while let Some(n) = rx.recv().await {
-            if n.event_type == EventType::Synced {
-                self.synced(watch);
-            }
-        }
-    }
-
-    fn delivery(&self, sub: u32) -> Delivery {
-        self.plugin
-            .read()
-            .manifest()
-            .subscriptions
-            .get(sub as usize)
-            .map_or(Delivery::EveryEvent, |s| s.delivery)
-    }
-
-    /// Feed one subscription's notifications into the lane.
-    async fn intake(self: Arc<Self>, index: u32, mut rx: mpsc::Receiver<Notification>) {
-        let spec = {
-            let plugin = self.plugin.read();
-            plugin.manifest().subscriptions[index as usize].clone()
-        };
-        while let Some(n) = rx.recv().await {
-            self.accept(index, &spec, n);
-        }
-    }
-
-    /// One notification of subscription `index`: queued if its type is wanted.
-    fn accept(self: &Arc<Self>, index: u32, spec: &Subscription, n: Notification) {
-        if n.event_type == EventType::Synced {
-            self.synced(index);
-        }
-        if !spec.event_types.contains(&n.event_type) {
-            return;
-        }
-        {
-            let mut kinds = self.kinds.lock();
-            if kinds.get(&index) != Some(&n.kind) {
-                kinds.insert(index, n.kind.clone());
-            }
-        }
-        let (key, object) = match n.object {
-            Some((key, object)) => (Key::Object(n.kind, Arc::new(key)), Some(object)),
-            None => (Key::Barrier(index), None),
-        };
-        let event = Event {
-            event_type: n.event_type,
-            subscription: index,
-            initial: n.initial,
-            final_state_unknown: n.final_state_unknown,
-            object,
-            old_object: n.old.filter(|_| spec.old_object),
-        };
-        self.push(
-            Job::new(key, index, event),
-            spec.delivery == Delivery::LatestState,
-        );
-    }
-
-    /// Stop taking new events but handle the queued ones; wait up to `grace`
-    /// for the queue to empty, then close. Returns the events left undone.
-    async fn finish(&self, grace: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + grace;
-        while !self.is_idle() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        self.close(Duration::from_secs(5)).await.0
-    }
-
-    /// Stop taking events, drop the pending ones and wait up to `grace` for
-    /// running calls. Returns (events dropped, calls still running).
-    async fn close(&self, grace: Duration) -> (usize, usize) {
-        let dropped = {
-            let mut st = self.state.lock();
-            st.closed = true;
-            st.queue.clear()
-        };
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let running = self.state.lock().running;
-            if running == 0 || tokio::time::Instant::now() >= deadline {
-                return (dropped, running);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
     }
 }
 
@@ -759,13 +249,7 @@ impl Dispatcher {
             let subs = plugin.manifest().subscriptions.clone();
             *lane.plugin.write() = Arc::new(plugin);
             old.release_indexes();
-            let ids: Vec<_> = lane.subscriptions.lock().clone();
-            for (index, (id, spec)) in ids.iter().zip(&subs).enumerate() {
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                for n in self.subscriptions.replay(*id).await {
-                    lane.accept(index, spec, n);
-                }
-            }
+            self.replay(&lane, &subs).await;
             tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %digest, "plugin replaced in place; initial sync replayed");
             return Ok(lane);
         }
@@ -831,12 +315,17 @@ impl Dispatcher {
     pub async fn replay_all(&self) {
         for lane in self.lanes() {
             let subs = lane.plugin().manifest().subscriptions.clone();
-            let ids: Vec<_> = lane.subscriptions.lock().clone();
-            for (index, (id, spec)) in ids.iter().zip(&subs).enumerate() {
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                for n in self.subscriptions.replay(*id).await {
-                    lane.accept(index, spec, n);
-                }
+            self.replay(&lane, &subs).await;
+        }
+    }
+
+    /// A fresh initial sync of every subscription of `lane` from the cache.
+    async fn replay(&self, lane: &Arc<Lane>, subs: &[crate::plugin::manifest::Subscription]) {
+        let ids: Vec<_> = lane.subscriptions.lock().clone();
+        for (index, (id, spec)) in ids.iter().zip(subs).enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            if let Some(snapshot) = self.subscriptions.replay(*id).await {
+                lane.accept(index, spec, Notification::Snapshot(snapshot));
             }
         }
     }
@@ -874,15 +363,22 @@ impl Dispatcher {
     /// `timeout` passes. Returns whether everything went quiet.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Lanes first, then the actions their calls committed; again if a
+        // lane got work meanwhile.
         loop {
-            let idle = self.lanes().iter().all(|l| l.is_idle());
-            if idle && self.actions.outstanding() == 0 {
-                return true;
+            for lane in self.lanes() {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if !lane.wait_idle(left).await {
+                    return false;
+                }
             }
-            if tokio::time::Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !self.actions.wait_idle(left).await {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            if self.lanes().iter().all(|l| l.is_idle()) {
+                return true;
+            }
         }
     }
 

@@ -37,7 +37,12 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
             "indexes": manifest.indexes,
             "permissions": {"reads": manifest.reads, "writes": manifest.writes},
             "limits": plugin.limits(),
-            "queue": {"pending": status.pending, "running": status.running},
+            "queue": {
+                "pending": status.pending, "syncing": status.syncing,
+                "oldestSeconds": status.oldest_seconds, "peakPending": status.peak_pending,
+                "running": status.running,
+            },
+            "concurrency": status.concurrency,
             "counters": {
                 "received": stats.received.load(Ordering::Relaxed),
                 "handled": stats.handled.load(Ordering::Relaxed),
@@ -45,7 +50,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
                 "retried": stats.retried.load(Ordering::Relaxed),
                 "givenUp": stats.given_up.load(Ordering::Relaxed),
                 "coalesced": stats.coalesced.load(Ordering::Relaxed),
-                "shed": stats.shed.load(Ordering::Relaxed),
+                "merged": stats.merged.load(Ordering::Relaxed),
                 "requeued": stats.requeued.load(Ordering::Relaxed),
                 "calls": {
                     "ok": calls.ok, "failed": calls.failed, "timedOut": calls.timed_out,

@@ -132,10 +132,10 @@ impl Collector for HostCollector {
         )?;
         family(
             &mut encoder,
-            "informant_events_dropped",
-            "Events shed because the plugin's queue was full.",
+            "informant_events_merged",
+            "Events merged into others of their object because the plugin was further behind than its bound (every-event); none is ever dropped.",
             MetricType::Counter,
-            per_lane(&|s| s.shed.load(Ordering::Relaxed)),
+            per_lane(&|s| s.merged.load(Ordering::Relaxed)),
         )?;
         family(
             &mut encoder,
@@ -196,14 +196,38 @@ impl Collector for HostCollector {
                 .map(|l| (plugin(l.name()), gauge(l.plugin().peak_memory_bytes())))
                 .collect(),
         )?;
+        let statuses: Vec<_> = lanes
+            .iter()
+            .map(|l| (plugin(l.name()), l.status()))
+            .collect();
         family(
             &mut encoder,
             "informant_queue_depth",
-            "Events waiting in the plugin's queue.",
+            "Events waiting for the plugin: live ones, and initial-list and resync entries not delivered yet.",
             MetricType::Gauge,
-            lanes
+            statuses
                 .iter()
-                .map(|l| (plugin(l.name()), gauge(l.status().pending)))
+                .map(|(labels, s)| (labels.clone(), gauge(s.pending)))
+                .collect(),
+        )?;
+        family(
+            &mut encoder,
+            "informant_queue_syncing",
+            "Initial-list and resync entries not delivered to the plugin yet.",
+            MetricType::Gauge,
+            statuses
+                .iter()
+                .map(|(labels, s)| (labels.clone(), gauge(s.syncing)))
+                .collect(),
+        )?;
+        family(
+            &mut encoder,
+            "informant_queue_oldest_seconds",
+            "How long the oldest event waiting for the plugin has waited.",
+            MetricType::Gauge,
+            statuses
+                .iter()
+                .map(|(labels, s)| (labels.clone(), ConstGauge::new(s.oldest_seconds)))
                 .collect(),
         )?;
         family(

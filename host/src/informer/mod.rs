@@ -41,20 +41,54 @@ pub fn client_config(mut config: kube::Config, idle: std::time::Duration) -> kub
     config
 }
 
-/// One change the informer observed, for dispatch.
+/// What an informer tells its subscribers.
 #[derive(Debug, Clone)]
-pub struct Notification {
+pub enum Notification {
+    /// One object changed.
+    Change(Change),
+    /// Every object of the scope as it is now. The first one a subscriber
+    /// gets is its initial list: once it has delivered it, the subscriber has
+    /// synced. Later ones are periodic resyncs.
+    Snapshot(Snapshot),
+}
+
+/// One change the informer observed.
+#[derive(Debug, Clone)]
+pub struct Change {
     /// The kind of the object.
     pub kind: KindKey,
-    /// What happened.
+    /// Added, modified or deleted.
     pub event_type: EventType,
-    /// Part of the first list of this informer.
-    pub initial: bool,
     /// A delete inferred by a relist: the object is its last known state.
     pub final_state_unknown: bool,
-    /// The object's key and state (its last state for deletes); none for
-    /// `Synced`.
-    pub object: Option<(ObjectKey, Arc<CachedObject>)>,
+    /// The object's key and state (its last state for deletes).
+    pub key: Arc<ObjectKey>,
+    /// The state.
+    pub object: Arc<CachedObject>,
     /// The previous state for `Modified`.
     pub old: Option<Arc<CachedObject>>,
+}
+
+/// The objects of a scope at one moment, sorted by key, shared by every
+/// subscriber that gets it: a reference to what the cache holds, never a
+/// copy of the objects.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The kind of the objects.
+    pub kind: KindKey,
+    /// An initial list (the subscriber has synced once it is delivered), or
+    /// a periodic resync.
+    pub purpose: Purpose,
+    /// The objects, sorted by key.
+    pub objects: Arc<[(Arc<ObjectKey>, Arc<CachedObject>)]>,
+}
+
+/// Why a snapshot is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The subscriber's initial list: its objects arrive as `added`
+    /// (initial), then `synced`.
+    Initial,
+    /// A periodic resync: every object again, as `resync`.
+    Resync,
 }

@@ -2,7 +2,7 @@
 //! selector, field selector), reference-counted across subscribers.
 //!
 //! The first subscriber starts the watch; later ones get the cached objects
-//! replayed (added, initial, then synced) without a new list against the
+//! as a snapshot (their initial list) without a new list against the
 //! server; the last one to leave stops the watch and frees the objects only
 //! it kept in the cache.
 
@@ -11,11 +11,8 @@ use std::{collections::HashMap, sync::Arc};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::{Informer, Notification, Scope, WatchStatus};
-use crate::{
-    cache::{KindKey, Store},
-    plugin::EventType,
-};
+use super::{Informer, Notification, Purpose, Scope, Snapshot, WatchStatus};
+use crate::cache::{CachedObject, KindKey, ObjectKey, Store};
 
 /// What makes two subscriptions the same watch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,14 +93,20 @@ impl SharedInformers {
         let key = WatchKey::of(&scope);
         let mut watches = self.watches.lock().await;
         if let Some(shared) = watches.get(&key) {
-            // Hold the fan-out lock while replaying, so that no live event
-            // slips between the replay and the registration.
+            // Hold the fan-out lock while taking the snapshot, so that no
+            // live event slips between it and the registration.
             let mut subscribers = shared.subscribers.lock();
             if shared.informer.status().synced_once {
-                for n in replay(&self.cache, &shared.scope) {
-                    // A full or closed channel is the subscriber's problem;
-                    // it must not block the other subscribers.
-                    let _ = tx.try_send(n);
+                let n =
+                    Notification::Snapshot(snapshot(&self.cache, &shared.scope, Purpose::Initial));
+                // A new subscriber's channel is empty: this fits. If it does
+                // not (a channel reused after its CRD came back), the
+                // snapshot still goes, behind what is queued.
+                if let Err(mpsc::error::TrySendError::Full(n)) = tx.try_send(n) {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(n).await;
+                    });
                 }
             }
             subscribers.insert(id, tx);
@@ -155,15 +158,9 @@ impl SharedInformers {
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                for mut n in replay(&cache, &scope) {
-                    if n.event_type == EventType::Synced {
-                        continue;
-                    }
-                    n.event_type = EventType::Resync;
-                    n.initial = false;
-                    if tx.send(n).await.is_err() {
-                        return;
-                    }
+                let n = Notification::Snapshot(snapshot(&cache, &scope, Purpose::Resync));
+                if tx.send(n).await.is_err() {
+                    return;
                 }
             }
         });
@@ -230,8 +227,8 @@ impl SharedInformers {
         tracing::info!(resource = %kind, namespace = key.namespace.as_deref().unwrap_or(""), labels = %key.labels, "last subscriber left; watch stopped");
     }
 
-    /// The cached objects of a subscriber's scope, as `added` notifications.
-    pub async fn cached(&self, id: SubscriberId) -> Vec<Notification> {
+    /// The cached objects of a subscriber's scope.
+    pub async fn cached(&self, id: SubscriberId) -> Vec<(ObjectKey, Arc<CachedObject>)> {
         let watches = self.watches.lock().await;
         let Some(shared) = watches
             .values()
@@ -239,26 +236,19 @@ impl SharedInformers {
         else {
             return Vec::new();
         };
-        replay(&self.cache, &shared.scope)
-            .into_iter()
-            .filter(|n| n.event_type == EventType::Added)
-            .collect()
+        in_scope(&self.cache, &shared.scope)
     }
 
-    /// What a subscriber added now would see: the cached objects of its
-    /// scope as initial `added` notifications, then `synced`. Empty if its
-    /// watch has not synced yet (its own first list will come).
-    pub async fn replay_for(&self, id: SubscriberId) -> Vec<Notification> {
+    /// What a subscriber added now would get: the cached objects of its
+    /// scope as an initial snapshot. None if its watch has not synced yet
+    /// (its own first list will come).
+    pub async fn replay_for(&self, id: SubscriberId) -> Option<Snapshot> {
         let watches = self.watches.lock().await;
-        match watches
+        watches
             .values()
             .find(|s| s.subscribers.lock().contains_key(&id))
-        {
-            Some(shared) if shared.informer.status().synced_once => {
-                replay(&self.cache, &shared.scope)
-            }
-            _ => Vec::new(),
-        }
+            .filter(|shared| shared.informer.status().synced_once)
+            .map(|shared| snapshot(&self.cache, &shared.scope, Purpose::Initial))
     }
 
     /// Whether every watch has completed its first list: the readiness barrier.
@@ -282,23 +272,24 @@ impl SharedInformers {
     }
 }
 
-/// The cached objects of a scope as a late subscriber's initial events.
-fn replay(cache: &Store, scope: &Scope) -> Vec<Notification> {
+/// The cached objects of a scope.
+fn in_scope(cache: &Store, scope: &Scope) -> Vec<(ObjectKey, Arc<CachedObject>)> {
     let kind = KindKey::new(&scope.resource.api_version, &scope.resource.kind);
-    let note = |event_type, object| Notification {
-        kind: kind.clone(),
-        event_type,
-        initial: event_type == EventType::Added,
-        final_state_unknown: false,
-        object,
-        old: None,
-    };
-    let mut out: Vec<Notification> = cache
+    cache
         .list(&kind, scope.namespace.as_deref(), &scope.labels)
         .into_iter()
         .filter(|(k, o)| scope.contains(k, o))
-        .map(|o| note(EventType::Added, Some(o)))
-        .collect();
-    out.push(note(EventType::Synced, None));
-    out
+        .collect()
+}
+
+/// The cached objects of a scope as a snapshot (the cache lists them sorted).
+fn snapshot(cache: &Store, scope: &Scope, purpose: Purpose) -> Snapshot {
+    Snapshot {
+        kind: KindKey::new(&scope.resource.api_version, &scope.resource.kind),
+        purpose,
+        objects: in_scope(cache, scope)
+            .into_iter()
+            .map(|(k, o)| (Arc::new(k), o))
+            .collect(),
+    }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Notification, Scope, SharedInformers, SubscriberId, discovery};
+use super::{Change, Notification, Scope, SharedInformers, Snapshot, SubscriberId, discovery};
 use crate::{
     cache::Store,
     plugin::EventType,
@@ -196,13 +196,9 @@ impl Subscriptions {
                     }
                     continue;
                 };
-                match n.event_type {
-                    EventType::Deleted => {
-                        let crd = n
-                            .object
-                            .as_ref()
-                            .map(|(_, o)| o.to_value())
-                            .unwrap_or_default();
+                match n {
+                    Notification::Change(c) if c.event_type == EventType::Deleted => {
+                        let crd = c.object.to_value();
                         let group = crd
                             .pointer("/spec/group")
                             .and_then(|v| v.as_str())
@@ -356,15 +352,18 @@ impl Subscriptions {
                 entry.publish();
                 // Objects the server never reported deleted leave as deletes
                 // whose final state is unknown.
-                for n in self.shared.cached(sub).await {
+                let kind = crate::cache::KindKey::new(&resource.api_version, &resource.kind);
+                for (key, object) in self.shared.cached(sub).await {
                     let _ = entry
                         .tx
-                        .send(Notification {
+                        .send(Notification::Change(Change {
+                            kind: kind.clone(),
                             event_type: EventType::Deleted,
                             final_state_unknown: true,
-                            initial: false,
-                            ..n
-                        })
+                            key: Arc::new(key),
+                            object,
+                            old: None,
+                        }))
                         .await;
                 }
                 self.shared.unsubscribe(sub).await;
@@ -384,16 +383,16 @@ impl Subscriptions {
         }
     }
 
-    /// What this subscription would see if it started now: the cached
-    /// objects as initial `added` notifications, then `synced`. Empty for a
-    /// pending subscription or one still in its first list.
-    pub async fn replay(&self, id: SubscriptionId) -> Vec<Notification> {
+    /// What this subscription would get if it started now: the cached
+    /// objects as an initial snapshot. None for a pending subscription or one
+    /// still in its first list.
+    pub async fn replay(&self, id: SubscriptionId) -> Option<Snapshot> {
         let sub = match self.entries.lock().await.get(&id) {
             Some(Entry {
                 active: Some((sub, _)),
                 ..
             }) => *sub,
-            _ => return Vec::new(),
+            _ => return None,
         };
         self.shared.replay_for(sub).await
     }

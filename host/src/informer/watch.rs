@@ -15,7 +15,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::Notification;
+use super::{Change, Notification, Purpose, Snapshot};
 use crate::{
     cache::{CachedObject, KindKey, Listed, ObjectKey, Store},
     plugin::EventType,
@@ -91,8 +91,9 @@ pub struct Informer {
 impl Informer {
     /// Start watching `scope` into `cache`, sending every change to `tx`.
     ///
-    /// The first list is delivered as `added` events marked initial, then
-    /// one `synced`. The bounded channel applies backpressure: while it is
+    /// The first list is delivered as one [`Snapshot`] of the objects; later
+    /// relists as the changes they found. The bounded channel applies
+    /// backpressure: while it is
     /// full the watch stops reading, and the server buffers or, past its
     /// limits, closes the watch, after which the watcher resumes from the
     /// last resourceVersion (or relists on 410). Nothing is dropped.
@@ -159,6 +160,10 @@ fn to_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
     Some(value)
 }
 
+/// An object a list found: its key, its previous cached state if it
+/// changed, its state now.
+type Present = (Arc<ObjectKey>, Option<Arc<CachedObject>>, Arc<CachedObject>);
+
 async fn run(
     client: kube::Client,
     cache: Arc<Store>,
@@ -194,20 +199,20 @@ async fn run(
     let mut listing: Vec<Listed> = Vec::new();
     // The keys this watch has reported present, so that its events do not
     // depend on what other watches of the same kind put in the cache.
-    let mut known: HashSet<ObjectKey> = HashSet::new();
+    let mut known: HashSet<Arc<ObjectKey>> = HashSet::new();
     let send = |n: Notification| {
         let tx = tx.clone();
         async move { tx.send(n).await.is_ok() }
     };
-    let note = |event_type, initial, fsu, object: Option<(ObjectKey, Arc<CachedObject>)>, old| {
-        Notification {
+    let change = |event_type, fsu, key: Arc<ObjectKey>, object, old| {
+        Notification::Change(Change {
             kind: kind.clone(),
             event_type,
-            initial,
             final_state_unknown: fsu,
+            key,
             object,
             old,
-        }
+        })
     };
     loop {
         let event = tokio::select! {
@@ -256,30 +261,31 @@ async fn run(
                 // What this watch has delivered decides the events, not the
                 // cache: another watch of the same kind may have cached an
                 // object this one never reported.
-                let mut present: Vec<(ObjectKey, Option<Arc<CachedObject>>, Arc<CachedObject>)> =
-                    relisted
-                        .added
-                        .into_iter()
-                        .chain(relisted.unchanged)
-                        .map(|(k, o)| (k, None, o))
-                        .collect();
+                let mut present: Vec<Present> = relisted
+                    .added
+                    .into_iter()
+                    .chain(relisted.unchanged)
+                    .map(|(k, o)| (Arc::new(k), None, o))
+                    .collect();
                 present.extend(
                     relisted
                         .modified
                         .into_iter()
-                        .map(|(k, old, new)| (k, Some(old), new)),
+                        .map(|(k, old, new)| (Arc::new(k), Some(old), new)),
                 );
                 present.sort_by(|a, b| a.0.cmp(&b.0));
-                let listed_keys: HashSet<ObjectKey> =
+                let listed_keys: HashSet<Arc<ObjectKey>> =
                     present.iter().map(|(k, _, _)| k.clone()).collect();
                 if first {
                     known = listed_keys;
-                    notes.extend(
-                        present.into_iter().map(|(k, _, o)| {
-                            note(EventType::Added, true, false, Some((k, o)), None)
-                        }),
-                    );
-                    notes.push(note(EventType::Synced, false, false, None, None));
+                    // One snapshot for the whole list: subscribers take its
+                    // objects as they can, and are synced once they have.
+                    let objects = present.into_iter().map(|(k, _, o)| (k, o)).collect();
+                    notes.push(Notification::Snapshot(Snapshot {
+                        kind: kind.clone(),
+                        purpose: Purpose::Initial,
+                        objects,
+                    }));
                 } else {
                     // Gone while the watch was down: the last state known.
                     notes.extend(
@@ -287,19 +293,15 @@ async fn run(
                             .deleted
                             .into_iter()
                             .filter(|(k, _)| known.contains(k))
-                            .map(|last| note(EventType::Deleted, false, true, Some(last), None)),
+                            .map(|(k, last)| {
+                                change(EventType::Deleted, true, Arc::new(k), last, None)
+                            }),
                     );
                     for (k, old, new) in present {
                         if !known.contains(&k) {
-                            notes.push(note(EventType::Added, false, false, Some((k, new)), None));
+                            notes.push(change(EventType::Added, false, k, new, None));
                         } else if old.is_some() {
-                            notes.push(note(
-                                EventType::Modified,
-                                false,
-                                false,
-                                Some((k, new)),
-                                old,
-                            ));
+                            notes.push(change(EventType::Modified, false, k, new, old));
                         }
                     }
                     known = listed_keys;
@@ -327,7 +329,8 @@ async fn run(
                         // Added or modified for this watch; the cached old
                         // state is only the previous one if it differs (it
                         // may be another watch's copy of this very version).
-                        let event_type = if known.insert(u.key.clone()) {
+                        let key = Arc::new(u.key);
+                        let event_type = if known.insert(key.clone()) {
                             EventType::Added
                         } else {
                             EventType::Modified
@@ -336,7 +339,7 @@ async fn run(
                             .old
                             .filter(|o| o.resource_version() != u.new.resource_version())
                             .filter(|_| event_type == EventType::Modified);
-                        if !send(note(event_type, false, false, Some((u.key, u.new)), old)).await {
+                        if !send(change(event_type, false, key, u.new, old)).await {
                             return;
                         }
                     }
@@ -361,15 +364,7 @@ async fn run(
                 cache.remove(&kind, &key);
                 known.remove(&key);
                 let last = Arc::new(cache.prepare(value));
-                if !send(note(
-                    EventType::Deleted,
-                    false,
-                    false,
-                    Some((key, last)),
-                    None,
-                ))
-                .await
-                {
+                if !send(change(EventType::Deleted, false, Arc::new(key), last, None)).await {
                     return;
                 }
             }

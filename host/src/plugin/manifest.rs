@@ -233,6 +233,10 @@ pub struct ResourceRequest {
     /// Deadline per call in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u32>,
+    /// How many instances may run calls at once; 1 runs every call on one
+    /// instance, one at a time. None: the host's default (one per core).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
 }
 
 /// A validated manifest.
@@ -396,6 +400,7 @@ impl TryFrom<wit::Manifest> for Manifest {
             resources: ResourceRequest {
                 memory_mib: m.resources.memory_mib,
                 deadline_ms: m.resources.deadline_ms,
+                instances: None,
             },
         })
     }

@@ -122,4 +122,8 @@ pub struct Event {
     pub object: Option<Arc<CachedObject>>,
     /// The previous state, for `modified` events when asked for.
     pub old_object: Option<Arc<CachedObject>>,
+    /// How many earlier events of this object were merged into this one
+    /// while it waited (0: none). The plugin sees the newest state, or the
+    /// delete, once.
+    pub merged: u32,
 }

@@ -1,0 +1,205 @@
+//! A cursor over a snapshot: how an initial list or a resync reaches a
+//! plugin without queueing a copy of anything. The snapshot is the informer's
+//! shared, sorted list of (key, state) references; the cursor hands out one
+//! entry at a time as the plugin's lane has room, so 200,000 objects cost a
+//! position, not 200,000 queued events.
+//!
+//! An object whose live event arrives before the cursor reaches it is taken
+//! out of order ([`Cursor::take`]), so that its initial event still comes
+//! first.
+
+use std::{sync::Arc, time::Instant};
+
+use crate::{
+    cache::{CachedObject, KindKey, ObjectKey},
+    informer::{Purpose, Snapshot},
+    plugin::{Event, EventType, manifest::Delivery},
+};
+
+/// One subscription's snapshot being delivered.
+#[derive(Debug)]
+pub struct Cursor {
+    /// The subscription (index in the manifest) it delivers for.
+    pub subscription: u32,
+    /// The kind of its objects.
+    pub kind: KindKey,
+    /// Initial list or resync.
+    pub purpose: Purpose,
+    /// Whether its subscription is latest-state: then an entry carries the
+    /// object's newest state when it is delivered, not the listed one.
+    pub delivery: Delivery,
+    /// Queue a `synced` event once every entry has been handled.
+    pub then_synced: bool,
+    /// When it started, for the age of what waits.
+    pub started: Instant,
+    objects: Arc<[(Arc<ObjectKey>, Arc<CachedObject>)]>,
+    next: usize,
+    /// Entries delivered out of order, one bit per entry of the snapshot;
+    /// empty until the first such entry.
+    taken: Vec<u64>,
+    /// How many entries after `next` are taken.
+    taken_ahead: usize,
+}
+
+impl Cursor {
+    /// A cursor at the start of `snapshot`, for `subscription`.
+    pub fn new(
+        subscription: u32,
+        snapshot: Snapshot,
+        delivery: Delivery,
+        then_synced: bool,
+    ) -> Self {
+        Self {
+            subscription,
+            kind: snapshot.kind,
+            purpose: snapshot.purpose,
+            delivery,
+            then_synced,
+            started: Instant::now(),
+            objects: snapshot.objects,
+            next: 0,
+            taken: Vec::new(),
+            taken_ahead: 0,
+        }
+    }
+
+    /// Entries not delivered yet (counting those taken out of order as
+    /// delivered).
+    pub fn remaining(&self) -> usize {
+        self.objects.len() - self.next - self.taken_ahead
+    }
+
+    /// Whether every entry has been handed out, in order or not.
+    pub fn is_done(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// The next entry, in key order.
+    pub fn next_entry(&mut self) -> Option<(Arc<ObjectKey>, Arc<CachedObject>)> {
+        while self.next < self.objects.len() {
+            let at = self.next;
+            self.next += 1;
+            if self.is_taken(at) {
+                self.taken_ahead -= 1;
+                continue;
+            }
+            let (key, object) = &self.objects[at];
+            return Some((key.clone(), object.clone()));
+        }
+        None
+    }
+
+    /// Take `key`'s entry out of order, if the cursor has not reached it
+    /// yet: its live event is about to be queued and must come after it.
+    pub fn take(&mut self, key: &ObjectKey) -> Option<(Arc<ObjectKey>, Arc<CachedObject>)> {
+        let rest = &self.objects[self.next..];
+        let at = self.next + rest.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        if self.is_taken(at) {
+            return None;
+        }
+        if self.taken.is_empty() {
+            self.taken = vec![0; self.objects.len().div_ceil(64)];
+        }
+        self.taken[at / 64] |= 1 << (at % 64);
+        self.taken_ahead += 1;
+        let (k, o) = &self.objects[at];
+        Some((k.clone(), o.clone()))
+    }
+
+    fn is_taken(&self, at: usize) -> bool {
+        self.taken
+            .get(at / 64)
+            .is_some_and(|w| w & (1 << (at % 64)) != 0)
+    }
+
+    /// The event an entry is delivered as.
+    pub fn event(&self, object: Arc<CachedObject>) -> Event {
+        let (event_type, initial) = match self.purpose {
+            Purpose::Initial => (EventType::Added, true),
+            Purpose::Resync => (EventType::Resync, false),
+        };
+        Event {
+            event_type,
+            subscription: self.subscription,
+            initial,
+            final_state_unknown: false,
+            object: Some(object),
+            old_object: None,
+            merged: 0,
+        }
+    }
+
+    /// Whether an entry's object is read again from the cache when it is
+    /// delivered: for latest-state subscriptions, and for resyncs, which
+    /// deliver the current state by definition.
+    pub fn refreshes(&self) -> bool {
+        self.purpose == Purpose::Resync || self.delivery == Delivery::LatestState
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Config, Store};
+    use serde_json::json;
+
+    fn snapshot(names: &[&str]) -> Snapshot {
+        let store = Store::new(Config::default());
+        Snapshot {
+            kind: KindKey::new("v1", "ConfigMap"),
+            purpose: Purpose::Initial,
+            objects: names
+                .iter()
+                .map(|n| {
+                    let o = store.prepare(json!({"metadata": {"name": n, "namespace": "a"}}));
+                    (Arc::new(ObjectKey::new(Some("a"), n)), Arc::new(o))
+                })
+                .collect(),
+        }
+    }
+
+    fn names(cursor: &mut Cursor) -> Vec<String> {
+        std::iter::from_fn(|| cursor.next_entry())
+            .map(|(k, _)| k.name.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn entries_come_in_key_order_and_taken_ones_are_skipped() {
+        let mut c = Cursor::new(
+            0,
+            snapshot(&["a", "b", "c", "d"]),
+            Delivery::EveryEvent,
+            true,
+        );
+        assert_eq!(c.remaining(), 4);
+        assert_eq!(c.next_entry().unwrap().0.name.as_ref(), "a");
+        assert_eq!(
+            c.take(&ObjectKey::new(Some("a"), "c"))
+                .unwrap()
+                .0
+                .name
+                .as_ref(),
+            "c"
+        );
+        // Already delivered, or already passed: nothing to take.
+        assert!(c.take(&ObjectKey::new(Some("a"), "c")).is_none());
+        assert!(c.take(&ObjectKey::new(Some("a"), "a")).is_none());
+        assert!(c.take(&ObjectKey::new(Some("a"), "zz")).is_none());
+        assert_eq!(c.remaining(), 2);
+        assert_eq!(names(&mut c), ["b", "d"]);
+        assert_eq!(c.remaining(), 0);
+        assert!(c.is_done());
+    }
+
+    #[test]
+    fn an_initial_entry_is_an_initial_added_event() {
+        let c = Cursor::new(3, snapshot(&["a"]), Delivery::LatestState, false);
+        let e = c.event(snapshot(&["a"]).objects[0].1.clone());
+        assert_eq!(
+            (e.event_type, e.initial, e.subscription),
+            (EventType::Added, true, 3)
+        );
+        assert!(c.refreshes());
+    }
+}
