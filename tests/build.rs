@@ -32,25 +32,32 @@ fn main() {
     watch_sources(&plugins);
     ensure_wasm_target();
 
-    // First the sequencer's `wide` build: another version of the same plugin,
-    // with other watches, for the reload tests. Into the same target
-    // directory, so it shares every dependency; the full build after it
-    // rebuilds the plain sequencer over it.
+    // First the feature builds: other versions of a fixture, under other
+    // names (the sequencer with other watches for the reload tests, the
+    // reader's latest-state and one-instance builds). Into the same target
+    // directory, so they share every dependency; the full build after them
+    // rebuilds the plain fixtures over them.
     let out = target_dir.join("wasm32-wasip2").join("release");
-    let output = build_wasm(
-        &plugins,
-        &target_dir,
-        &["-p", "sequencer", "--features", "wide"],
-    );
-    if !output.status.success() {
-        panic!(
-            "building the wide sequencer failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
+    for (package, feature, copy) in [
+        ("sequencer", "wide", "sequencer_wide"),
+        ("reader", "latest", "reader_latest"),
+        ("reader", "single", "reader_single"),
+    ] {
+        let output = build_wasm(
+            &plugins,
+            &target_dir,
+            &["-p", package, "--features", feature],
         );
+        if !output.status.success() {
+            panic!(
+                "building {package} with {feature} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let to = out.join(format!("{copy}.wasm"));
+        std::fs::copy(out.join(format!("{package}.wasm")), &to)
+            .unwrap_or_else(|e| panic!("copying {package} to {}: {e}", to.display()));
     }
-    let wide = out.join("sequencer_wide.wasm");
-    std::fs::copy(out.join("sequencer.wasm"), &wide)
-        .unwrap_or_else(|e| panic!("copying the wide sequencer to {}: {e}", wide.display()));
 
     let output = build_wasm(&plugins, &target_dir, &[]);
     if !output.status.success() {

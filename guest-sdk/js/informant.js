@@ -23,9 +23,9 @@
 // only if `handle` returns normally; throwing discards them. Throw an
 // `InformantError` to choose the error code the host logs.
 
-import * as witCache from "informant:plugin/cache@0.1.0";
-import * as witActions from "informant:plugin/actions@0.1.0";
-import { log as witLog } from "informant:plugin/log@0.1.0";
+import * as witCache from "informant:plugin/cache@0.2.0";
+import * as witActions from "informant:plugin/actions@0.2.0";
+import { log as witLog } from "informant:plugin/log@0.2.0";
 
 const ERROR_CODES = ["invalid", "forbidden", "limit-exceeded", "not-found", "failed"];
 const EVENT_TYPES = ["added", "modified", "deleted", "synced", "resync"];
@@ -165,7 +165,11 @@ export class KubeObject {
   }
 }
 
-/** One event: `type` is "added", "modified", "deleted", "synced" or "resync". */
+/**
+ * One event: `type` is "added", "modified", "deleted", "synced" or "resync".
+ * `merged` says how many earlier events of the object were merged into this
+ * one while it waited (0: none); `object` is then the newest state.
+ */
 export class Event {
   constructor(e) {
     this.type = e.eventType;
@@ -174,6 +178,7 @@ export class Event {
     this.finalStateUnknown = e.finalStateUnknown;
     this.object = KubeObject.parse(e.object);
     this.oldObject = e.oldObject == null ? undefined : KubeObject.parse(e.oldObject);
+    this.merged = e.merged;
   }
 
   /** The object exists now: added, modified or resynced. */
@@ -213,7 +218,7 @@ export class Manifest {
       subscriptions: [],
       indexes: [],
       permissions: { reads: [], writes: [] },
-      resources: { memoryMib: undefined, deadlineMs: undefined },
+      resources: { memoryMib: undefined, deadlineMs: undefined, instances: undefined },
     };
   }
 
@@ -251,9 +256,25 @@ export class Manifest {
     return this;
   }
 
-  /** Ask for this CPU deadline per call, within the operator's maximum. */
+  /**
+   * Ask for this deadline per call, within the operator's maximum. It is
+   * wall-clock time: on a busy host a call gets less CPU within it.
+   */
   deadline(ms) {
     this.manifest.resources.deadlineMs = ms;
+    return this;
+  }
+
+  /**
+   * How many instances may run calls at once. By default the host runs one
+   * per core, in parallel, each with its own memory: fields of the plugin
+   * and module variables are then per instance. With 1, every call runs on
+   * one instance, one at a time, in delivery order, so state kept in the
+   * plugin is consistent (until the instance is replaced after a trap or a
+   * reload).
+   */
+  instances(n) {
+    this.manifest.resources.instances = n;
     return this;
   }
 }

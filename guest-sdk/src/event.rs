@@ -61,6 +61,11 @@ pub struct Event {
     pub object: Object,
     /// The previous state, for `Modified` when the subscription asks for it.
     pub old_object: Option<Object>,
+    /// How many earlier events of this object were merged into this one
+    /// while it waited (0: none). `object` is the newest state; a merged
+    /// `Deleted` carries the last one. Latest-state subscriptions always
+    /// merge; every-event ones only when the plugin falls behind its bound.
+    pub merged: u32,
 }
 
 impl Event {
@@ -72,6 +77,7 @@ impl Event {
             final_state_unknown: e.final_state_unknown,
             object: Object::from_json(e.object),
             old_object: e.old_object.map(Object::from_json),
+            merged: e.merged,
         })
     }
 

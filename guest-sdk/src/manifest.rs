@@ -146,6 +146,7 @@ impl Manifest {
             resources: wit::ResourceRequest {
                 memory_mib: None,
                 deadline_ms: None,
+                instances: None,
             },
         })
     }
@@ -197,9 +198,21 @@ impl Manifest {
         self
     }
 
-    /// Ask for a CPU deadline per call other than the host's default.
+    /// Ask for a deadline per call other than the host's default. It is
+    /// wall-clock time: on a busy host a call gets less CPU within it.
     pub fn deadline_ms(mut self, ms: u32) -> Self {
         self.0.resources.deadline_ms = Some(ms);
+        self
+    }
+
+    /// How many instances of the plugin may run calls at once. By default
+    /// the host runs one per core, in parallel, each with its own memory:
+    /// what the plugin keeps in `self` or in statics is then per instance.
+    /// With `1`, every call runs on one instance, one at a time, in the
+    /// order events are delivered, so state kept in `self` is consistent
+    /// (until the instance is replaced after a trap or a reload).
+    pub fn instances(mut self, n: u32) -> Self {
+        self.0.resources.instances = Some(n);
         self
     }
 

@@ -20,6 +20,7 @@ pub fn example_dir() -> PathBuf {
 
 mod gate;
 mod guest;
+pub mod widgets;
 
 pub use gate::Gate;
 

@@ -35,7 +35,8 @@ struct Replica {
     stop: CancellationToken,
 }
 
-async fn replica(cluster: &TestCluster, ns: &str, lease: &str, identity: &str) -> Replica {
+/// A host with the label-enforcer, confined to `ns`, not leading yet.
+async fn host(cluster: &TestCluster, ns: &str) -> Arc<Runtime> {
     let config = Config {
         allowlist: Allowlist::new(HashMap::from([(
             "label-enforcer".to_string(),
@@ -49,12 +50,23 @@ async fn replica(cluster: &TestCluster, ns: &str, lease: &str, identity: &str) -
         ..Config::default()
     };
     let runtime = Arc::new(Runtime::start(cluster.client.clone(), config, false).unwrap());
+    leader::Follower::set_leading(&*runtime, false);
     runtime
         .load_file(&plugin_path("label_enforcer"))
         .await
         .unwrap();
+    runtime
+}
+
+/// Start `runtime`'s election for `lease`.
+fn elect(
+    cluster: &TestCluster,
+    runtime: Arc<Runtime>,
+    ns: &str,
+    lease: &str,
+    identity: &str,
+) -> Replica {
     let (tx, rx) = watch::channel(false);
-    leader::Follower::set_leading(&*runtime, false);
     let stop = CancellationToken::new();
     let election =
         leader::Config::new(lease, ns, identity).timing(LEASE, Duration::from_secs(2), RETRY);
@@ -101,8 +113,25 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies() {
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("leader").await;
     let lease = format!("informant-{ns}");
-    let a = replica(&cluster, &ns, &lease, "replica-a").await;
-    let b = replica(&cluster, &ns, &lease, "replica-b").await;
+    let hosts = [host(&cluster, &ns).await, host(&cluster, &ns).await];
+
+    // Before anyone leads, both see the object, and neither acts on it.
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    api.create(&PostParams::default(), &cm("first"))
+        .await
+        .unwrap();
+    for host in &hosts {
+        until("each replica to see it", Duration::from_secs(10), || {
+            host.actions().stats().standby.load(Ordering::Relaxed) > 0
+        })
+        .await;
+    }
+    let [a, b] = hosts;
+    let a = elect(&cluster, a, &ns, &lease, "replica-a");
+    let b = elect(&cluster, b, &ns, &lease, "replica-b");
     until("a leader", Duration::from_secs(10), || {
         *a.leading.borrow() || *b.leading.borrow()
     })
@@ -114,25 +143,8 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies() {
     );
     let (leader, follower) = if *a.leading.borrow() { (a, b) } else { (b, a) };
 
-    // The leader acts; the follower sees the same event and does nothing.
-    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
-    let cm = |name: &str| -> ConfigMap {
-        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
-    };
-    api.create(&PostParams::default(), &cm("first"))
-        .await
-        .unwrap();
+    // The new leader acts on what it saw before it led: it replays its cache.
     labelled(&api, "first").await;
-    until("the follower to see it", Duration::from_secs(10), || {
-        follower
-            .runtime
-            .actions()
-            .stats()
-            .standby
-            .load(Ordering::Relaxed)
-            > 0
-    })
-    .await;
     assert_eq!(
         follower
             .runtime

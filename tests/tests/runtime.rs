@@ -89,6 +89,25 @@ fn memory_growth_past_the_cap_is_reported_as_out_of_memory() {
     still_serves(&plugin, &cache);
 }
 
+/// Linear memory never shrinks: an instance that grew for one large call
+/// is not kept idle at that size; the next call gets a fresh one.
+#[test]
+fn an_instance_grown_by_one_large_call_gives_its_memory_back() {
+    let (cache, plugin) = hostile(Limits::default().memory_bytes(64 << 20));
+    still_serves(&plugin, &cache);
+    let at_rest = plugin.peak_memory_bytes();
+    assert!(at_rest > 0 && at_rest < 8 << 20, "{at_rest} bytes at rest");
+    let actions = call(&plugin, &cache, "spike").unwrap();
+    assert_eq!(actions.len(), 1, "the large call succeeded");
+    let counts = plugin.counts();
+    assert_eq!(counts.recycled, 1, "{counts:?}");
+    // Nothing that large is kept idle; the next call works on a fresh one.
+    assert!(plugin.peak_memory_bytes() < 8 << 20);
+    still_serves(&plugin, &cache);
+    assert_eq!(plugin.counts().instances, counts.instances + 1);
+    assert!(plugin.peak_memory_bytes() < 8 << 20);
+}
+
 #[test]
 fn a_panic_traps_and_the_instance_is_replaced() {
     let (cache, plugin) = hostile(Limits::default());

@@ -143,18 +143,22 @@ class Object(dict):
 
 class Event:
     """One event: ``type`` is ``added``, ``modified``, ``deleted``, ``synced``
-    or ``resync``; ``object`` is an :class:`Object` (empty for ``synced``)."""
+    or ``resync``; ``object`` is an :class:`Object` (empty for ``synced``).
+    ``merged`` says how many earlier events of the object were merged into
+    this one while it waited (0: none); ``object`` is then the newest state."""
 
-    __slots__ = ("type", "subscription", "initial", "final_state_unknown", "object", "old_object")
+    __slots__ = ("type", "subscription", "initial", "final_state_unknown", "object", "old_object",
+                 "merged")
 
     def __init__(self, type, object, subscription=0, initial=False,
-                 final_state_unknown=False, old_object=None):
+                 final_state_unknown=False, old_object=None, merged=0):
         self.type = type
         self.object = object
         self.subscription = subscription
         self.initial = initial
         self.final_state_unknown = final_state_unknown
         self.old_object = old_object
+        self.merged = merged
 
     @classmethod
     def from_wit(cls, e):
@@ -165,6 +169,7 @@ class Event:
             initial=e.initial,
             final_state_unknown=e.final_state_unknown,
             old_object=Object.parse(e.old_object) if e.old_object is not None else None,
+            merged=e.merged,
         )
 
     @property

@@ -77,6 +77,7 @@ class Manifest:
         self.write_grants = []
         self.memory_mib = None
         self.deadline_ms = None
+        self.max_instances = None
 
     def subscribe(self, subscription):
         self.subscriptions.append(subscription)
@@ -105,8 +106,19 @@ class Manifest:
         return self
 
     def deadline(self, ms):
-        """Ask for this CPU deadline per call, within the operator's maximum."""
+        """Ask for this deadline per call, within the operator's maximum. It is
+        wall-clock time: on a busy host a call gets less CPU within it."""
         self.deadline_ms = ms
+        return self
+
+    def instances(self, n):
+        """How many instances may run calls at once. By default the host runs
+        one per core, in parallel, each with its own memory: attributes of the
+        plugin and module globals are then per instance. With 1, every call
+        runs on one instance, one at a time, in delivery order, so state kept
+        in the plugin is consistent (until the instance is replaced after a
+        trap or a reload)."""
+        self.max_instances = n
         return self
 
     def to_wit(self):
@@ -116,5 +128,5 @@ class Manifest:
             [s.to_wit() for s in self.subscriptions],
             [i.to_wit() for i in self.indexes],
             wit.Permissions(self.read_kinds, self.write_grants),
-            wit.ResourceRequest(self.memory_mib, self.deadline_ms),
+            wit.ResourceRequest(self.memory_mib, self.deadline_ms, self.max_instances),
         )

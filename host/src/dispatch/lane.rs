@@ -39,7 +39,8 @@ fn call_buckets() -> impl Iterator<Item = f64> {
 /// A lane's counters.
 #[derive(Debug)]
 pub struct LaneStats {
-    /// Events queued for the plugin (snapshot entries as they are taken).
+    /// Events for the plugin: live ones, and the entries of its initial
+    /// lists and resyncs.
     pub received: AtomicU64,
     /// Calls that returned `ok`.
     pub handled: AtomicU64,
@@ -307,6 +308,9 @@ impl Lane {
         if st.closed {
             return;
         }
+        self.stats
+            .received
+            .fetch_add(cursor.remaining() as u64, Ordering::Relaxed);
         st.queue.start(cursor);
         self.kick(&mut st);
     }

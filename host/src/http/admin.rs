@@ -29,6 +29,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
             "name": manifest.name,
             "version": manifest.version,
             "digest": plugin.digest(),
+            "contract": plugin.contract_version(),
             "file": file.map(|f| f.file.display().to_string()),
             "status": if file.is_some_and(|f| f.error.is_some()) { "degraded" } else { "running" },
             "lastError": file.and_then(|f| f.error.clone()),
@@ -55,7 +56,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
                 "calls": {
                     "ok": calls.ok, "failed": calls.failed, "timedOut": calls.timed_out,
                     "outOfMemory": calls.out_of_memory, "trapped": calls.trapped,
-                    "instances": calls.instances,
+                    "instances": calls.instances, "recycled": calls.recycled,
                 },
             },
         }));

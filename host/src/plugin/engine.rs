@@ -9,9 +9,9 @@ use std::{
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
-use super::{Error, bindings, host::HostState};
+use super::{Error, contract, host::HostState};
 
 /// How often the epoch advances; CPU deadlines are enforced to this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -114,8 +114,7 @@ impl Engine {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
-        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        contract::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
 
         spawn_ticker(&engine);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);

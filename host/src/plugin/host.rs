@@ -9,7 +9,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{
     Limits,
-    bindings::{actions as wit_actions, cache as wit_cache, log as wit_log, types as wit},
     manifest::Manifest,
     output::{Capture, CapturedOutput, Stream},
 };
@@ -46,6 +45,9 @@ pub(crate) struct MemoryLimiter {
     /// The size a refused growth asked for.
     pub(crate) refused_bytes: usize,
     pub(crate) peak_bytes: usize,
+    /// Linear memory of every memory of the store, now. It never shrinks:
+    /// WebAssembly memories only grow.
+    pub(crate) linear_bytes: usize,
 }
 
 impl MemoryLimiter {
@@ -63,6 +65,7 @@ impl MemoryLimiter {
             refused: false,
             refused_bytes: 0,
             peak_bytes: 0,
+            linear_bytes: 0,
         }
     }
 }
@@ -77,6 +80,9 @@ impl ResourceLimiter for MemoryLimiter {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if allowed {
             self.peak_bytes = self.peak_bytes.max(desired);
+            self.linear_bytes = self
+                .linear_bytes
+                .saturating_add(desired.saturating_sub(current));
         } else {
             self.refused = true;
             self.refused_bytes = desired;
@@ -167,22 +173,22 @@ impl HostState {
         std::mem::take(&mut self.pending)
     }
 
-    fn plugin_ctx(&self) -> Result<&Arc<PluginContext>, wit::Error> {
+    fn plugin_ctx(&self) -> Result<&Arc<PluginContext>, GuestError> {
         self.ctx.as_ref().ok_or_else(|| {
             error(
-                wit::ErrorCode::Forbidden,
+                Code::Forbidden,
                 "the cache and actions are not available during describe",
             )
         })
     }
 
-    fn readable(&self, kind: &KindKey) -> Result<&Arc<PluginContext>, wit::Error> {
+    fn readable(&self, kind: &KindKey) -> Result<&Arc<PluginContext>, GuestError> {
         let ctx = self.plugin_ctx()?;
         if ctx.manifest.may_read(kind) {
             Ok(ctx)
         } else {
             Err(error(
-                wit::ErrorCode::Forbidden,
+                Code::Forbidden,
                 format!(
                     "plugin {} may not read {kind}: subscribe to it or declare it in permissions.reads",
                     ctx.name
@@ -192,12 +198,12 @@ impl HostState {
     }
 
     /// Account for `bytes` more returned to the guest in this call.
-    fn charge(&mut self, bytes: usize, items: usize) -> Result<(), wit::Error> {
+    fn charge(&mut self, bytes: usize, items: usize) -> Result<(), GuestError> {
         let limits = &self.plugin_ctx()?.limits;
         let (max_bytes, max_items) = (limits.max_host_result_bytes, limits.max_list_items);
         if items > max_items {
             return Err(error(
-                wit::ErrorCode::LimitExceeded,
+                Code::LimitExceeded,
                 format!(
                     "the result has {items} items, more than the limit of {max_items}; narrow it with a namespace or selector"
                 ),
@@ -206,18 +212,18 @@ impl HostState {
         self.result_bytes += bytes;
         if self.result_bytes > max_bytes {
             return Err(error(
-                wit::ErrorCode::LimitExceeded,
+                Code::LimitExceeded,
                 format!("this call has read more than {max_bytes} bytes from the cache"),
             ));
         }
         Ok(())
     }
 
-    fn index_name(&self, index: &str) -> Result<String, wit::Error> {
+    fn index_name(&self, index: &str) -> Result<String, GuestError> {
         let ctx = self.plugin_ctx()?;
         ctx.indexes.get(index).cloned().ok_or_else(|| {
             error(
-                wit::ErrorCode::NotFound,
+                Code::NotFound,
                 format!("plugin {} declares no index named {index:?}", ctx.name),
             )
         })
@@ -229,10 +235,10 @@ impl HostState {
         kind: &str,
         namespace: Option<&str>,
         label_selector: Option<&str>,
-    ) -> Result<Vec<(ObjectKey, Arc<CachedObject>)>, wit::Error> {
+    ) -> Result<Vec<(ObjectKey, Arc<CachedObject>)>, GuestError> {
         let kind = KindKey::new(api_version, kind);
         let selector = LabelSelector::parse(label_selector.unwrap_or(""))
-            .map_err(|e| error(wit::ErrorCode::Invalid, e.to_string()))?;
+            .map_err(|e| error(Code::Invalid, e.to_string()))?;
         let ctx = self.readable(&kind)?;
         Ok(ctx.cache.list(&kind, namespace, &selector))
     }
@@ -241,15 +247,13 @@ impl HostState {
         &mut self,
         index: &str,
         value: &str,
-    ) -> Result<(KindKey, Listed), wit::Error> {
+    ) -> Result<(KindKey, Listed), GuestError> {
         let name = self.index_name(index)?;
         let ctx = self.plugin_ctx()?;
-        let kind = ctx.cache.index_kind(&name).ok_or_else(|| {
-            error(
-                wit::ErrorCode::NotFound,
-                format!("index {index:?} is not registered"),
-            )
-        })?;
+        let kind = ctx
+            .cache
+            .index_kind(&name)
+            .ok_or_else(|| error(Code::NotFound, format!("index {index:?} is not registered")))?;
         let objects = ctx.cache.by_index(&name, value).map_err(cache_error)?;
         Ok((kind, objects))
     }
@@ -257,7 +261,7 @@ impl HostState {
     fn charge_objects(
         &mut self,
         objects: &[(ObjectKey, Arc<CachedObject>)],
-    ) -> Result<Vec<String>, wit::Error> {
+    ) -> Result<Vec<String>, GuestError> {
         let bytes = objects.iter().map(|(_, o)| o.json().len()).sum();
         self.charge(bytes, objects.len())?;
         Ok(objects.iter().map(|(_, o)| o.json().to_string()).collect())
@@ -267,7 +271,7 @@ impl HostState {
         &mut self,
         kind: &KindKey,
         objects: &[(ObjectKey, Arc<CachedObject>)],
-    ) -> Result<Vec<wit::ObjectRef>, wit::Error> {
+    ) -> Result<Vec<ObjectRef>, GuestError> {
         let bytes = objects
             .iter()
             .map(|(k, _)| k.name.len() + k.namespace.len() + 32)
@@ -275,116 +279,117 @@ impl HostState {
         self.charge(bytes, objects.len())?;
         Ok(objects
             .iter()
-            .map(|(k, _)| ObjectRef::from_parts(kind, k).into())
+            .map(|(k, _)| ObjectRef::from_parts(kind, k))
             .collect())
     }
 
-    fn check_string(&self, what: &str, s: &str) -> Result<(), wit::Error> {
+    fn check_string(&self, what: &str, s: &str) -> Result<(), GuestError> {
         let max = self.plugin_ctx()?.limits.max_guest_string_bytes;
         if s.len() > max {
             return Err(error(
-                wit::ErrorCode::LimitExceeded,
+                Code::LimitExceeded,
                 format!("{what} is {} bytes, more than the limit of {max}", s.len()),
             ));
         }
         Ok(())
     }
 
-    fn parse_json(&self, what: &str, s: &str) -> Result<Value, wit::Error> {
+    fn parse_json(&self, what: &str, s: &str) -> Result<Value, GuestError> {
         self.check_string(what, s)?;
-        serde_json::from_str(s).map_err(|e| {
-            error(
-                wit::ErrorCode::Invalid,
-                format!("{what} is not valid JSON: {e}"),
-            )
-        })
+        serde_json::from_str(s)
+            .map_err(|e| error(Code::Invalid, format!("{what} is not valid JSON: {e}")))
     }
 
-    fn validate(&self, action: wit_actions::Action) -> Result<Action, wit::Error> {
-        use wit_actions::Action as A;
-        let object_of = |json: &str, what: &str| -> Result<(ObjectRef, Value), wit::Error> {
+    fn validate(&self, action: ActionRequest) -> Result<Action, GuestError> {
+        use ActionRequest as A;
+        let object_of = |json: &str, what: &str| -> Result<(ObjectRef, Value), GuestError> {
             let object = self.parse_json(what, json)?;
             if !object.is_object() {
                 return Err(error(
-                    wit::ErrorCode::Invalid,
+                    Code::Invalid,
                     format!("{what} must be a JSON object"),
                 ));
             }
-            let target = object_ref_of(&object)
-                .map_err(|e| error(wit::ErrorCode::Invalid, format!("{what}: {e}")))?;
+            let target =
+                object_ref_of(&object).map_err(|e| error(Code::Invalid, format!("{what}: {e}")))?;
             Ok((target, object))
         };
-        let patch_of = |p: &wit_actions::PatchAction,
+        let patch_of = |target: ObjectRef,
+                        patch: &str,
                         what: &str,
                         array: bool|
-         -> Result<(ObjectRef, Value), wit::Error> {
-            let patch = self.parse_json(what, &p.patch)?;
+         -> Result<(ObjectRef, Value), GuestError> {
+            let patch = self.parse_json(what, patch)?;
             if array && !patch.is_array() {
                 return Err(error(
-                    wit::ErrorCode::Invalid,
+                    Code::Invalid,
                     format!("{what} must be a JSON array of operations"),
                 ));
             }
             if !array && !patch.is_object() {
                 return Err(error(
-                    wit::ErrorCode::Invalid,
+                    Code::Invalid,
                     format!("{what} must be a JSON object"),
                 ));
             }
-            Ok((ObjectRef::from(p.target.clone()), patch))
+            Ok((target, patch))
         };
         Ok(match action {
-            A::Apply(a) => {
-                let (target, object) = object_of(&a.object, "the applied object")?;
+            A::Apply { object, force } => {
+                let (target, object) = object_of(&object, "the applied object")?;
                 Action::Apply {
                     target,
                     object,
-                    force: a.force,
+                    force,
                 }
             }
             A::Create(json) => {
                 let (target, object) = object_of(&json, "the created object")?;
                 Action::Create { target, object }
             }
-            A::MergePatch(p) => {
-                let (target, patch) = patch_of(&p, "the merge patch", false)?;
+            A::MergePatch { target, patch } => {
+                let (target, patch) = patch_of(target, &patch, "the merge patch", false)?;
                 Action::MergePatch { target, patch }
             }
-            A::JsonPatch(p) => {
-                let (target, patch) = patch_of(&p, "the JSON patch", true)?;
+            A::JsonPatch { target, patch } => {
+                let (target, patch) = patch_of(target, &patch, "the JSON patch", true)?;
                 Action::JsonPatch { target, patch }
             }
-            A::PatchStatus(p) => {
-                let (target, patch) = patch_of(&p, "the status patch", false)?;
+            A::PatchStatus { target, patch } => {
+                let (target, patch) = patch_of(target, &patch, "the status patch", false)?;
                 Action::PatchStatus { target, patch }
             }
-            A::Delete(d) => Action::Delete {
-                target: d.target.into(),
-                uid: d.uid,
-                resource_version: d.resource_version,
+            A::Delete {
+                target,
+                uid,
+                resource_version,
+            } => Action::Delete {
+                target,
+                uid,
+                resource_version,
             },
-            A::EmitEvent(e) => {
-                if e.reason.is_empty() || e.reason.len() > 128 {
+            A::EmitEvent {
+                regarding,
+                severity,
+                reason,
+                message,
+                action,
+            } => {
+                if reason.is_empty() || reason.len() > 128 {
                     return Err(error(
-                        wit::ErrorCode::Invalid,
+                        Code::Invalid,
                         "an event reason must be 1-128 characters",
                     ));
                 }
                 Action::EmitEvent {
-                    regarding: e.regarding.into(),
-                    severity: match e.severity {
-                        wit_actions::EventSeverity::Normal => Severity::Normal,
-                        wit_actions::EventSeverity::Warning => Severity::Warning,
-                    },
-                    reason: e.reason,
-                    message: truncate(e.message, MAX_EVENT_MESSAGE),
-                    action: truncate(e.action, 128),
+                    regarding,
+                    severity,
+                    reason,
+                    message: truncate(message, MAX_EVENT_MESSAGE),
+                    action: truncate(action, 128),
                 }
             }
-            A::RequeueAfter(r) => Action::RequeueAfter {
-                target: r.target.into(),
-                delay_ms: r.delay_ms,
-            },
+            A::RequeueAfter { target, delay_ms } => Action::RequeueAfter { target, delay_ms },
         })
     }
 }
@@ -420,19 +425,99 @@ impl WasiView for HostState {
     }
 }
 
-pub(crate) fn error(code: wit::ErrorCode, message: impl Into<String>) -> wit::Error {
-    wit::Error {
+/// What went wrong in a host call, as the guest gets it back: a WIT
+/// `error`, whichever version of the contract the plugin speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GuestError {
+    pub(crate) code: Code,
+    pub(crate) message: String,
+}
+
+/// The WIT `error-code`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Code {
+    Invalid,
+    Forbidden,
+    LimitExceeded,
+    NotFound,
+    Failed,
+}
+
+impl Code {
+    /// The WIT name, as plugins and users know it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Forbidden => "forbidden",
+            Self::LimitExceeded => "limit-exceeded",
+            Self::NotFound => "not-found",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+pub(crate) fn error(code: Code, message: impl Into<String>) -> GuestError {
+    GuestError {
         code,
         message: message.into(),
     }
 }
 
-fn cache_error(e: cache::Error) -> wit::Error {
+fn cache_error(e: cache::Error) -> GuestError {
     let code = match e {
-        cache::Error::UnknownIndex(_) => wit::ErrorCode::NotFound,
-        _ => wit::ErrorCode::Invalid,
+        cache::Error::UnknownIndex(_) => Code::NotFound,
+        _ => Code::Invalid,
     };
     error(code, e.to_string())
+}
+
+/// An action as a plugin asked for it (the WIT `action`), before the host
+/// checks it.
+#[derive(Debug)]
+pub(crate) enum ActionRequest {
+    Apply {
+        object: String,
+        force: bool,
+    },
+    Create(String),
+    MergePatch {
+        target: ObjectRef,
+        patch: String,
+    },
+    JsonPatch {
+        target: ObjectRef,
+        patch: String,
+    },
+    PatchStatus {
+        target: ObjectRef,
+        patch: String,
+    },
+    Delete {
+        target: ObjectRef,
+        uid: Option<String>,
+        resource_version: Option<String>,
+    },
+    EmitEvent {
+        regarding: ObjectRef,
+        severity: Severity,
+        reason: String,
+        message: String,
+        action: String,
+    },
+    RequeueAfter {
+        target: ObjectRef,
+        delay_ms: u64,
+    },
+}
+
+/// The severity of a plugin's log line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
 }
 
 /// Cut `s` to at most `max` bytes on a character boundary.
@@ -447,33 +532,9 @@ pub(crate) fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-impl From<wit::ObjectRef> for ObjectRef {
-    fn from(r: wit::ObjectRef) -> Self {
-        Self {
-            api_version: r.api_version,
-            kind: r.kind,
-            namespace: r.namespace.filter(|n| !n.is_empty()),
-            name: r.name,
-        }
-    }
-}
-
-impl From<ObjectRef> for wit::ObjectRef {
-    fn from(r: ObjectRef) -> Self {
-        Self {
-            api_version: r.api_version,
-            kind: r.kind,
-            namespace: r.namespace,
-            name: r.name,
-        }
-    }
-}
-
-impl wit::Host for HostState {}
-
-impl wit_cache::Host for HostState {
-    fn get(&mut self, r: wit::ObjectRef) -> Result<Option<String>, wit::Error> {
-        let r = ObjectRef::from(r);
+/// The imports, whichever contract version calls them (see `contract`).
+impl HostState {
+    pub(crate) fn get(&mut self, r: ObjectRef) -> Result<Option<String>, GuestError> {
         let kind = r.kind_key();
         let ctx = self.readable(&kind)?;
         let Some(object) = ctx.cache.get(&kind, &r.object_key()) else {
@@ -483,54 +544,44 @@ impl wit_cache::Host for HostState {
         Ok(Some(object.json().to_string()))
     }
 
-    fn list(
+    pub(crate) fn list(
         &mut self,
-        api_version: String,
-        kind: String,
-        namespace: Option<String>,
-        label_selector: Option<String>,
-    ) -> Result<Vec<String>, wit::Error> {
-        let objects = self.list_objects(
-            &api_version,
-            &kind,
-            namespace.as_deref(),
-            label_selector.as_deref(),
-        )?;
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, GuestError> {
+        let objects = self.list_objects(api_version, kind, namespace, label_selector)?;
         self.charge_objects(&objects)
     }
 
-    fn list_keys(
+    pub(crate) fn list_keys(
         &mut self,
-        api_version: String,
-        kind: String,
-        namespace: Option<String>,
-        label_selector: Option<String>,
-    ) -> Result<Vec<wit::ObjectRef>, wit::Error> {
-        let objects = self.list_objects(
-            &api_version,
-            &kind,
-            namespace.as_deref(),
-            label_selector.as_deref(),
-        )?;
-        self.charge_keys(&KindKey::new(&api_version, &kind), &objects)
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<ObjectRef>, GuestError> {
+        let objects = self.list_objects(api_version, kind, namespace, label_selector)?;
+        self.charge_keys(&KindKey::new(api_version, kind), &objects)
     }
 
-    fn by_index(&mut self, index: String, value: String) -> Result<Vec<String>, wit::Error> {
-        let (_, objects) = self.by_index_objects(&index, &value)?;
+    pub(crate) fn by_index(&mut self, index: &str, value: &str) -> Result<Vec<String>, GuestError> {
+        let (_, objects) = self.by_index_objects(index, value)?;
         self.charge_objects(&objects)
     }
 
-    fn by_index_keys(
+    pub(crate) fn by_index_keys(
         &mut self,
-        index: String,
-        value: String,
-    ) -> Result<Vec<wit::ObjectRef>, wit::Error> {
-        let (kind, objects) = self.by_index_objects(&index, &value)?;
+        index: &str,
+        value: &str,
+    ) -> Result<Vec<ObjectRef>, GuestError> {
+        let (kind, objects) = self.by_index_objects(index, value)?;
         self.charge_keys(&kind, &objects)
     }
 
-    fn index_values(&mut self, index: String) -> Result<Vec<String>, wit::Error> {
-        let name = self.index_name(&index)?;
+    pub(crate) fn index_values(&mut self, index: &str) -> Result<Vec<String>, GuestError> {
+        let name = self.index_name(index)?;
         let values = self
             .plugin_ctx()?
             .cache
@@ -539,15 +590,13 @@ impl wit_cache::Host for HostState {
         self.charge(values.iter().map(String::len).sum(), values.len())?;
         Ok(values)
     }
-}
 
-impl wit_actions::Host for HostState {
-    fn enqueue(&mut self, action: wit_actions::Action) -> Result<(), wit::Error> {
+    pub(crate) fn enqueue(&mut self, action: ActionRequest) -> Result<(), GuestError> {
         let ctx = self.plugin_ctx()?.clone();
         let max = ctx.limits.max_actions_per_call;
         if self.pending.len() >= max {
             return Err(error(
-                wit::ErrorCode::LimitExceeded,
+                Code::LimitExceeded,
                 format!("a call may enqueue at most {max} actions"),
             ));
         }
@@ -555,7 +604,7 @@ impl wit_actions::Host for HostState {
         match action.required_grant() {
             Some((kind, verb)) if !ctx.manifest.may_write(&kind, verb) => {
                 return Err(error(
-                    wit::ErrorCode::Forbidden,
+                    Code::Forbidden,
                     format!(
                         "plugin {} may not {} {kind} ({}): declare it in permissions.writes",
                         ctx.name,
@@ -574,7 +623,7 @@ impl wit_actions::Host for HostState {
                 .any(|s| s.kind_key() == action.target().kind_key()) =>
             {
                 return Err(error(
-                    wit::ErrorCode::Forbidden,
+                    Code::Forbidden,
                     format!(
                         "plugin {} can only requeue kinds it subscribes to, not {}",
                         ctx.name,
@@ -587,19 +636,17 @@ impl wit_actions::Host for HostState {
         self.pending.push(action);
         Ok(())
     }
-}
 
-impl wit_log::Host for HostState {
-    fn log(&mut self, level: wit_log::Level, message: String) {
+    pub(crate) fn log(&mut self, level: Level, message: String) {
         let plugin = self.ctx.as_ref().map(|c| c.name.clone());
         let plugin = plugin.as_deref().unwrap_or("<describe>");
         let message = truncate(message, MAX_LOG_BYTES);
         match level {
-            wit_log::Level::Trace => tracing::trace!(plugin.name = plugin, "{message}"),
-            wit_log::Level::Debug => tracing::debug!(plugin.name = plugin, "{message}"),
-            wit_log::Level::Info => tracing::info!(plugin.name = plugin, "{message}"),
-            wit_log::Level::Warn => tracing::warn!(plugin.name = plugin, "{message}"),
-            wit_log::Level::Error => tracing::error!(plugin.name = plugin, "{message}"),
+            Level::Trace => tracing::trace!(plugin.name = plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin.name = plugin, "{message}"),
+            Level::Info => tracing::info!(plugin.name = plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin.name = plugin, "{message}"),
+            Level::Error => tracing::error!(plugin.name = plugin, "{message}"),
         }
     }
 }

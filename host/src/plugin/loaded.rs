@@ -16,8 +16,8 @@ use wasmtime::{Store, Trap, component::Component};
 
 use super::{
     CallError, Engine, Error, Event, Limits,
-    bindings::{self, types as wit},
-    host::{HostState, PluginContext, truncate},
+    contract::{Exports, ExportsPre},
+    host::{GuestError, HostState, PluginContext, truncate},
     manifest::Manifest,
 };
 use crate::{action::Action, cache::Store as Cache};
@@ -92,6 +92,9 @@ pub struct CallStats {
     pub trapped: AtomicU64,
     /// Instances created.
     pub instances: AtomicU64,
+    /// Idle instances dropped to give memory back: a call had grown them
+    /// far past their size after `init`.
+    pub recycled: AtomicU64,
 }
 
 /// A snapshot of [`CallStats`].
@@ -110,11 +113,28 @@ pub struct CallCounts {
     pub trapped: u64,
     /// Instances created.
     pub instances: u64,
+    /// Idle instances dropped to give memory back.
+    pub recycled: u64,
 }
 
 struct Instance {
     store: Store<HostState>,
-    bindings: bindings::Plugin,
+    exports: Exports,
+    /// Its linear memory right after `init`: its size at rest.
+    baseline: usize,
+}
+
+impl Instance {
+    /// Whether it may wait idle for the next call. Linear memory never
+    /// shrinks, so an instance that grew for one large call would hold that
+    /// memory for as long as it is kept; past its size after `init` plus
+    /// that much again (at least 8 MiB), it is dropped and the next call gets
+    /// a fresh one.
+    fn fit_to_keep(&self) -> bool {
+        const SLACK: usize = 8 << 20;
+        let now = self.store.data().limiter.linear_bytes;
+        now <= self.baseline + self.baseline.max(SLACK)
+    }
 }
 
 /// A loaded plugin version, ready to handle events from any thread.
@@ -122,7 +142,7 @@ pub struct Plugin {
     ctx: Arc<PluginContext>,
     digest: String,
     settings: String,
-    pre: bindings::PluginPre<HostState>,
+    pre: ExportsPre,
     engine: Engine,
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
@@ -149,41 +169,47 @@ pub fn describe(engine: &Engine, bytes: &[u8]) -> Result<Manifest, Error> {
     describe_with(engine, &pre, &Limits::default())
 }
 
-fn prepare(
-    engine: &Engine,
-    component: &Component,
-) -> Result<bindings::PluginPre<HostState>, Error> {
+fn prepare(engine: &Engine, component: &Component) -> Result<ExportsPre, Error> {
     let instance_pre = engine
         .linker()
         .instantiate_pre(component)
         .map_err(|e| Error::Incompatible(format!("{e:#}")))?;
-    bindings::PluginPre::new(instance_pre).map_err(|e| Error::Incompatible(format!("{e:#}")))
+    ExportsPre::new(instance_pre).map_err(|e| Error::Incompatible(format!("{e:#}")))
 }
 
-fn describe_with(
-    engine: &Engine,
-    pre: &bindings::PluginPre<HostState>,
-    limits: &Limits,
-) -> Result<Manifest, Error> {
+fn describe_with(engine: &Engine, pre: &ExportsPre, limits: &Limits) -> Result<Manifest, Error> {
     let mut store = new_store(
         engine,
         HostState::new("<describe>".into(), None, limits),
         limits,
     );
-    let plugin = pre
+    let exports = pre
         .instantiate(&mut store)
         .map_err(|e| Error::Instantiate(instantiation_error(&e, &store, limits)))?;
-    let manifest = plugin
-        .call_describe(&mut store)
-        .map_err(|e| Error::Describe(classify(&e, &store, limits).to_string()))?;
+    let manifest = exports
+        .describe(&mut store)
+        .map_err(|e| Error::Describe(classify(&e, &store, &startup(limits)).to_string()))?;
     store.data_mut().end_call();
-    Ok(Manifest::try_from(manifest)?)
+    Ok(manifest?)
 }
 
+/// How long instantiating a plugin and running `describe` or `init` may
+/// take: load-time work, off the event path, that a language runtime
+/// (Python, JavaScript) needs more than an event's deadline for on a busy
+/// host. Each `handle` call then gets the plugin's own deadline.
+pub const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The limits for start-up: the plugin's, with [`STARTUP_DEADLINE`].
+fn startup(limits: &Limits) -> Limits {
+    let deadline = limits.deadline.max(STARTUP_DEADLINE);
+    limits.clone().deadline(deadline)
+}
+
+/// A store for one instance, its deadline set for start-up.
 fn new_store(engine: &Engine, state: HostState, limits: &Limits) -> Store<HostState> {
     let mut store = Store::new(engine.wasmtime(), state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(Engine::ticks_for(limits.deadline));
+    store.set_epoch_deadline(Engine::ticks_for(startup(limits).deadline));
     store.epoch_deadline_trap();
     store
 }
@@ -307,6 +333,12 @@ impl Plugin {
         &self.ctx.manifest
     }
 
+    /// The version of the WIT contract the component was built against:
+    /// `0.2.0` or `0.1.0`.
+    pub fn contract_version(&self) -> &'static str {
+        self.pre.version()
+    }
+
     /// The SHA-256 of the component's bytes, hex.
     pub fn digest(&self) -> &str {
         &self.digest
@@ -327,6 +359,7 @@ impl Plugin {
             out_of_memory: s.out_of_memory.load(Ordering::Relaxed),
             trapped: s.trapped.load(Ordering::Relaxed),
             instances: s.instances.load(Ordering::Relaxed),
+            recycled: s.recycled.load(Ordering::Relaxed),
         }
     }
 
@@ -342,7 +375,7 @@ impl Plugin {
         let limits = &self.ctx.limits;
         let state = HostState::new(self.ctx.name.clone(), Some(self.ctx.clone()), limits);
         let mut store = new_store(&self.engine, state, limits);
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+        let exports = self.pre.instantiate(&mut store).map_err(|e| {
             CallError::Trap(format!(
                 "instantiation failed: {}",
                 instantiation_error(&e, &store, limits)
@@ -350,16 +383,20 @@ impl Plugin {
         })?;
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
         store.data_mut().begin_call();
-        let result = bindings.call_init(&mut store, &self.settings);
+        let result = exports.init(&mut store, &self.settings);
         // Actions enqueued by init are never committed.
         store.data_mut().end_call();
         match result {
-            Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(e)) => Err(CallError::Failed {
-                code: code_name(e.code).into(),
-                message: truncate(e.message, MAX_GUEST_ERROR),
-            }),
-            Err(e) => Err(classify(&e, &store, limits)),
+            Ok(Ok(())) => {
+                let baseline = store.data().limiter.linear_bytes;
+                Ok(Instance {
+                    store,
+                    exports,
+                    baseline,
+                })
+            }
+            Ok(Err(e)) => Err(failed(e)),
+            Err(e) => Err(classify(&e, &store, &startup(limits))),
         }
     }
 
@@ -377,25 +414,11 @@ impl Plugin {
             None => self.instance().inspect_err(|e| self.count(e))?,
         };
         let limits = &self.ctx.limits;
-        let wit_event = wit::Event {
-            event_type: event.event_type.into(),
-            subscription: event.subscription,
-            initial: event.initial,
-            final_state_unknown: event.final_state_unknown,
-            object: event
-                .object
-                .as_ref()
-                .map(|o| o.json().to_string())
-                .unwrap_or_default(),
-            old_object: event.old_object.as_ref().map(|o| o.json().to_string()),
-        };
         instance.store.data_mut().begin_call();
         instance
             .store
             .set_epoch_deadline(Engine::ticks_for(limits.deadline));
-        let result = instance
-            .bindings
-            .call_handle(&mut instance.store, &wit_event);
+        let result = instance.exports.handle(&mut instance.store, event);
         let actions = instance.store.data_mut().end_call();
         let outcome = match result {
             Ok(Ok(())) => {
@@ -410,17 +433,14 @@ impl Plugin {
                     limit_bytes: limits.memory_bytes,
                     trap: format!(
                         "the plugin returned an error ({}): {}",
-                        code_name(e.code),
+                        e.code.name(),
                         truncate(e.message, MAX_GUEST_ERROR)
                     ),
                 };
                 self.count(&err);
                 return Err(err);
             }
-            Ok(Err(e)) => Err(CallError::Failed {
-                code: code_name(e.code).into(),
-                message: truncate(e.message, MAX_GUEST_ERROR),
-            }),
+            Ok(Err(e)) => Err(failed(e)),
             Err(e) => {
                 let err = classify(&e, &instance.store, limits);
                 self.count(&err);
@@ -430,6 +450,11 @@ impl Plugin {
         };
         if let Err(e) = &outcome {
             self.count(e);
+        }
+        if !instance.fit_to_keep() {
+            self.stats.recycled.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(plugin.name = %self.ctx.name, linear_mib = instance.store.data().limiter.linear_bytes >> 20, at_rest_mib = instance.baseline >> 20, "instance dropped to give memory back");
+            return outcome;
         }
         let mut idle = self.idle.lock();
         if idle.len() < self.max_idle {
@@ -453,20 +478,17 @@ impl Plugin {
         self.idle
             .lock()
             .iter()
-            .map(|i| i.store.data().limiter.peak_bytes)
+            .map(|i| i.store.data().limiter.linear_bytes)
             .max()
             .unwrap_or(0)
     }
 }
 
-/// The WIT name of an error code, as plugins and users know it.
-fn code_name(code: wit::ErrorCode) -> &'static str {
-    match code {
-        wit::ErrorCode::Invalid => "invalid",
-        wit::ErrorCode::Forbidden => "forbidden",
-        wit::ErrorCode::LimitExceeded => "limit-exceeded",
-        wit::ErrorCode::NotFound => "not-found",
-        wit::ErrorCode::Failed => "failed",
+/// A plugin's own error, as a failed call.
+fn failed(e: GuestError) -> CallError {
+    CallError::Failed {
+        code: e.code.name().into(),
+        message: truncate(e.message, MAX_GUEST_ERROR),
     }
 }
 

@@ -400,7 +400,15 @@ impl TryFrom<wit::Manifest> for Manifest {
             resources: ResourceRequest {
                 memory_mib: m.resources.memory_mib,
                 deadline_ms: m.resources.deadline_ms,
-                instances: None,
+                instances: match m.resources.instances {
+                    Some(0) => {
+                        return Err(invalid(
+                            "resources.instances",
+                            "must be at least 1 (or none, for the host's default)",
+                        ));
+                    }
+                    n => n,
+                },
             },
         })
     }
@@ -523,6 +531,7 @@ mod tests {
             resources: wit::ResourceRequest {
                 memory_mib: None,
                 deadline_ms: None,
+                instances: None,
             },
         }
     }

@@ -6,6 +6,7 @@
 //! a memory cap and caps on what crosses the boundary.
 
 pub mod bindings;
+mod contract;
 mod engine;
 mod host;
 mod limits;
@@ -43,7 +44,9 @@ pub enum Error {
     #[error("the component does not compile: {0}")]
     Compile(String),
     /// The component does not target the `informant:plugin/plugin` world.
-    #[error("the component does not match the informant:plugin@0.1.0 `plugin` world: {0}")]
+    #[error(
+        "the component does not match the informant:plugin@0.2.0 `plugin` world (nor 0.1.0's): {0}"
+    )]
     Incompatible(String),
     /// The component could not be instantiated.
     #[error("the component could not be instantiated: {0}")]

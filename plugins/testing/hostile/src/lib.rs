@@ -46,6 +46,14 @@ impl Plugin for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
+            "spike" => {
+                // One large call: 32 MiB used, then freed. Linear memory
+                // never shrinks, so the instance stays that large.
+                let hoard = vec![7u8; 32 << 20];
+                std::hint::black_box(&hoard);
+                drop(hoard);
+                action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "spike"}}})).enqueue()
+            }
             "panic" => panic!("panicking on purpose for {target}"),
             "recurse" => Err(Error::failed(format!("unreachable {}", recurse(0)))),
             "huge-error" => Err(Error::failed("x".repeat(100 << 20))),

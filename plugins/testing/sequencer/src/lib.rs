@@ -1,6 +1,6 @@
 //! sequencer: a test fixture for dispatch order. Each ConfigMap labelled
 //! `informant.test/sequence` carries a counter in `data.seq`; the plugin logs
-//! `sequence <namespace>/<name> <seq> <delivery>[ initial]` for every event it handles,
+//! `sequence <namespace>/<name> <seq> <delivery>[ initial][ merged=N]` for every event it handles,
 //! so a test can check per-object order and what the plugin saw last.
 //!
 //! `informant.test/sequence=latest` objects come through a latest-state
@@ -9,13 +9,16 @@
 //!
 //! Settings `{"namespace": "ns"}` confine the reports to one namespace, so
 //! that several hosts sharing one cluster (tests running in parallel in one
-//! process) each report only their own objects.
+//! process) each report only their own objects; `{"work": n}` spins n rounds
+//! per call, to make a plugin slower than the cluster.
 
 use informant_sdk::{info, prelude::*};
 
 struct Sequencer {
     /// Report only objects in this namespace, if set.
     namespace: Option<String>,
+    /// Spin this many rounds per call: a plugin slower than the cluster.
+    work: u64,
 }
 
 impl Plugin for Sequencer {
@@ -49,7 +52,8 @@ impl Plugin for Sequencer {
             .get("namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        Ok(Sequencer { namespace })
+        let work = settings.value().get("work").and_then(Value::as_u64).unwrap_or(0);
+        Ok(Sequencer { namespace, work })
     }
 
     fn handle(&mut self, event: Event) -> Result<()> {
@@ -71,8 +75,16 @@ impl Plugin for Sequencer {
             1 => "every",
             _ => "wide",
         };
+        let mut spin = 0u64;
+        for i in 0..self.work {
+            spin = std::hint::black_box(spin.wrapping_add(i));
+        }
         let initial = if event.initial { " initial" } else { "" };
-        info!("sequence {}/{} {seq} {delivery}{initial}", cm.namespace().unwrap_or(""), cm.name());
+        let merged = match event.merged {
+            0 => String::new(),
+            n => format!(" merged={n}"),
+        };
+        info!("sequence {}/{} {seq} {delivery}{initial}{merged}", cm.namespace().unwrap_or(""), cm.name());
         Ok(())
     }
 }
