@@ -304,7 +304,8 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
 /// kube-rs's streaming reflector, until its store is ready.
 async fn kube_rs(client: kube::Client) -> usize {
     let api: Api<DynamicObject> = Api::namespaced_with(client, NAMESPACE, &widgets::resource());
-    let (store, writer) = reflector::store();
+    let writer = reflector::store::Writer::new(widgets::resource());
+    let store = writer.as_reader();
     let stream = watcher(api, watcher::Config::default().streaming_lists())
         .default_backoff()
         .modify(|o| {
