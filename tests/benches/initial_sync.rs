@@ -17,7 +17,8 @@
 //! hold no other Widgets), else a fresh kit from `../shared/realk8s` on ports
 //! of its own, stopped afterwards; without the kit, the embedded server.
 //!
-//! `cargo bench -p informant-tests --bench initial_sync`
+//! `cargo bench -p informant-tests --bench initial_sync`; `INFORMANT_BENCH_SIZES=100000` measures one
+//! size, `INFORMANT_BENCH_VERBOSE=1` shows where the host's time went.
 
 // A benchmark fails loudly: unwrapping is the point.
 #![allow(clippy::unwrap_used)]
@@ -159,7 +160,11 @@ async fn parent() {
     let engine = informant::plugin::Engine::with_cache_dir(&compile_cache()).unwrap();
     informant::plugin::describe(&engine, &std::fs::read(plugin_path("reader")).unwrap()).unwrap();
 
-    for n in [10_000usize, 100_000] {
+    let sizes: Vec<usize> = std::env::var("INFORMANT_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    for n in sizes {
         let have = widgets::count_all(&client).await;
         assert!(have <= n, "the cluster holds {have} Widgets, more than {n}");
         if have < n {
@@ -251,6 +256,7 @@ async fn seed_from(
 
 /// One child run: (seconds from its start to done, peak RSS in MiB).
 fn measure(mode: &str, kubeconfig: &Path, n: usize) -> (f64, f64) {
+    let verbose = std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some();
     let out = Command::new(std::env::current_exe().unwrap())
         .arg("--child")
         .arg(mode)
@@ -259,6 +265,9 @@ fn measure(mode: &str, kubeconfig: &Path, n: usize) -> (f64, f64) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    if verbose {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
     let line = text
         .lines()
         .find(|l| l.starts_with("result "))
@@ -272,6 +281,15 @@ fn measure(mode: &str, kubeconfig: &Path, n: usize) -> (f64, f64) {
     let seconds = words.next().unwrap().parse().unwrap();
     let peak = words.next().unwrap().parse().unwrap();
     (seconds, peak)
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -327,10 +345,37 @@ async fn host(client: kube::Client, expect: usize) -> usize {
         compile_cache_dir: Some(compile_cache()),
         ..Config::default()
     };
+    let started = Instant::now();
+    let rss_at_start = rss_mib();
     let runtime = Runtime::start(client, config, false).unwrap();
+    let rss_runtime = rss_mib();
     let lane = runtime.load_file(&plugin_path("reader")).await.unwrap();
+    if std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "host: RSS {rss_at_start:.1} MiB at start, {rss_runtime:.1} with the runtime, {:.1} with the plugin",
+            rss_mib()
+        );
+    }
+    let loaded = started.elapsed();
+    let rss_at_load = rss_mib();
+    let mut listed = None;
     while lane.stats().handled.load(Ordering::Relaxed) < expect as u64 + 1 {
+        if listed.is_none() && lane.started() {
+            listed = Some(started.elapsed());
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    // Where the time went, for whoever profiles: on stderr.
+    let cached = runtime.cache().stats();
+    eprintln!(
+        "host: plugin loaded {:.3} s (RSS {:.0} MiB), list synced {:.3} s, every object handled {:.3} s; cache {} objects, {:.0} MiB; RSS now {:.0} MiB",
+        loaded.as_secs_f64(),
+        rss_at_load,
+        listed.unwrap_or_default().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        cached.objects,
+        cached.bytes as f64 / 1048576.0,
+        rss_mib(),
+    );
     lane.stats().handled.load(Ordering::Relaxed) as usize - 1
 }

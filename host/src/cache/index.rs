@@ -1,6 +1,9 @@
 //! One secondary index over the objects of a kind.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use serde_json::Value;
 
@@ -10,11 +13,11 @@ use super::{ObjectKey, path::FieldPath};
 #[derive(Debug)]
 pub(crate) struct Index {
     paths: Vec<FieldPath>,
-    entries: BTreeMap<Box<str>, BTreeSet<ObjectKey>>,
+    entries: BTreeMap<Box<str>, BTreeSet<Arc<ObjectKey>>>,
     /// The values each object is indexed under, so an update or delete can
     /// unindex it without parsing the old object again. Objects with no
     /// value are absent.
-    reverse: HashMap<ObjectKey, Box<[Box<str>]>>,
+    reverse: HashMap<Arc<ObjectKey>, Box<[Box<str>]>>,
 }
 
 impl Index {
@@ -42,7 +45,7 @@ impl Index {
     }
 
     /// Index `key` under `values`, replacing whatever it was indexed under.
-    pub(crate) fn set(&mut self, key: &ObjectKey, values: Vec<String>) {
+    pub(crate) fn set(&mut self, key: &Arc<ObjectKey>, values: Vec<String>) {
         self.unset(key);
         if values.is_empty() {
             return;
@@ -73,7 +76,7 @@ impl Index {
     }
 
     /// The keys indexed under `value`, in order.
-    pub(crate) fn get(&self, value: &str) -> impl Iterator<Item = &ObjectKey> {
+    pub(crate) fn get(&self, value: &str) -> impl Iterator<Item = &Arc<ObjectKey>> {
         self.entries.get(value).into_iter().flatten()
     }
 

@@ -81,17 +81,54 @@ pub struct Upsert {
     /// The object's kind.
     pub kind: KindKey,
     /// The object's key.
-    pub key: ObjectKey,
+    pub key: Arc<ObjectKey>,
     /// The state before, if the object was cached.
     pub old: Option<Arc<CachedObject>>,
     /// The state now cached.
     pub new: Arc<CachedObject>,
 }
 
+/// An object the informers read as text (already minified, without
+/// managedFields and last-applied), with the metadata the cache keys and
+/// selects it by. The cache builds no tree from it unless the kind has
+/// indexes to compute.
+#[derive(Debug)]
+pub struct RawParts<'a> {
+    /// The object's JSON.
+    pub json: String,
+    /// `metadata.namespace`; none or empty for cluster-scoped objects.
+    pub namespace: Option<&'a str>,
+    /// `metadata.name`.
+    pub name: &'a str,
+    /// `metadata.resourceVersion`.
+    pub resource_version: &'a str,
+    /// `metadata.uid`.
+    pub uid: &'a str,
+    /// `metadata.labels`.
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl RawParts<'_> {
+    fn key(&self) -> Arc<ObjectKey> {
+        Arc::new(ObjectKey::new(
+            self.namespace.filter(|n| !n.is_empty()),
+            self.name,
+        ))
+    }
+
+    fn object(self) -> CachedObject {
+        CachedObject::from_parts(self.json, self.resource_version, self.uid, self.labels)
+    }
+}
+
+/// Objects as the cache hands them out: shared keys and states, sorted by
+/// key.
+pub type Entries = Vec<(Arc<ObjectKey>, Arc<CachedObject>)>;
+
 /// One listed object in compact form, from [`Store::prepare_listed`].
 #[derive(Debug)]
 pub struct Listed {
-    key: ObjectKey,
+    key: Arc<ObjectKey>,
     object: CachedObject,
     index_values: Vec<(Arc<str>, Vec<String>)>,
 }
@@ -100,13 +137,13 @@ pub struct Listed {
 #[derive(Debug, Default)]
 pub struct Relisted {
     /// Objects that were not cached (key, new state).
-    pub added: Vec<(ObjectKey, Arc<CachedObject>)>,
+    pub added: Vec<(Arc<ObjectKey>, Arc<CachedObject>)>,
     /// Objects whose resourceVersion changed (key, old, new).
-    pub modified: Vec<(ObjectKey, Arc<CachedObject>, Arc<CachedObject>)>,
+    pub modified: Vec<(Arc<ObjectKey>, Arc<CachedObject>, Arc<CachedObject>)>,
     /// Objects cached in the scope but missing from the list (key, last state).
-    pub deleted: Vec<(ObjectKey, Arc<CachedObject>)>,
+    pub deleted: Vec<(Arc<ObjectKey>, Arc<CachedObject>)>,
     /// Objects listed with the resourceVersion already cached.
-    pub unchanged: Vec<(ObjectKey, Arc<CachedObject>)>,
+    pub unchanged: Vec<(Arc<ObjectKey>, Arc<CachedObject>)>,
 }
 
 /// Size of the cache, for metrics and benchmarks.
@@ -120,7 +157,9 @@ pub struct Stats {
 
 #[derive(Default)]
 struct KindData {
-    objects: BTreeMap<ObjectKey, Arc<CachedObject>>,
+    /// Keys are shared: the informers, snapshots and events that name an
+    /// object hold this very key.
+    objects: BTreeMap<Arc<ObjectKey>, Arc<CachedObject>>,
     indexes: HashMap<Arc<str>, Index>,
     bytes: usize,
 }
@@ -130,7 +169,7 @@ impl KindData {
     /// name, keys); returns the state it replaced.
     fn insert(
         &mut self,
-        key: ObjectKey,
+        key: Arc<ObjectKey>,
         object: Arc<CachedObject>,
         index_values: Vec<(Arc<str>, Vec<String>)>,
     ) -> Option<Arc<CachedObject>> {
@@ -157,6 +196,19 @@ impl KindData {
         self.bytes -= old.heap_bytes() + key.namespace.len() + key.name.len();
         Some(old)
     }
+}
+
+/// An object's keys for the kind's indexes; its JSON is parsed only if the
+/// kind has any.
+fn index_values(data: &KindData, json: &str) -> Vec<(Arc<str>, Vec<String>)> {
+    if data.indexes.is_empty() {
+        return Vec::new();
+    }
+    let value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+    data.indexes
+        .iter()
+        .map(|(name, index)| (name.clone(), index.values_of(&value)))
+        .collect()
 }
 
 /// The cache: objects by kind, namespace and name, with secondary indexes.
@@ -225,7 +277,10 @@ impl Store {
         let kind_name = field("/kind").ok_or(Error::MissingField("kind"))?;
         let name = field("/metadata/name").ok_or(Error::MissingField("metadata.name"))?;
         let kind = KindKey::new(api_version, kind_name);
-        let key = ObjectKey::new(field("/metadata/namespace").filter(|n| !n.is_empty()), name);
+        let key = Arc::new(ObjectKey::new(
+            field("/metadata/namespace").filter(|n| !n.is_empty()),
+            name,
+        ));
 
         let store = self.kind_or_insert(&kind);
         let new = Arc::new(CachedObject::from_value(&value));
@@ -281,10 +336,51 @@ impl Store {
             None => Vec::new(),
         };
         Ok(Listed {
-            key,
+            key: Arc::new(key),
             object: CachedObject::from_value(&value),
             index_values,
         })
+    }
+
+    /// Like [`Self::prepare_listed`], for an object read as text.
+    pub fn prepare_listed_raw(&self, kind: &KindKey, raw: RawParts<'_>) -> Listed {
+        let key = raw.key();
+        let index_values = match self.kind(kind) {
+            Some(store) => {
+                let data = store.read();
+                index_values(&data, &raw.json)
+            }
+            None => Vec::new(),
+        };
+        Listed {
+            key,
+            object: raw.object(),
+            index_values,
+        }
+    }
+
+    /// Like [`Self::upsert`], for an object read as text.
+    pub fn upsert_raw(&self, kind: &KindKey, raw: RawParts<'_>) -> Upsert {
+        let key = raw.key();
+        let store = self.kind_or_insert(kind);
+        let mut data = store.write();
+        // Under the lock, so an index added concurrently is never skipped.
+        let values = index_values(&data, &raw.json);
+        let new = Arc::new(raw.object());
+        let old = data.insert(key.clone(), new.clone(), values);
+        drop(data);
+        Upsert {
+            kind: kind.clone(),
+            key,
+            old,
+            new,
+        }
+    }
+
+    /// Like [`Self::prepare`], for an object read as text: a state that is
+    /// reported but not kept, such as the last state of a deleted object.
+    pub fn prepare_raw(&self, raw: RawParts<'_>) -> (Arc<ObjectKey>, CachedObject) {
+        (raw.key(), raw.object())
     }
 
     /// Make the cached objects of `kind` that are `in_scope` exactly `listed`,
@@ -339,7 +435,7 @@ impl Store {
                 }
             }
         }
-        let gone: Vec<ObjectKey> = data
+        let gone: Vec<Arc<ObjectKey>> = data
             .objects
             .iter()
             .filter(|(k, o)| !seen.contains(*k) && in_scope(k, o))
@@ -359,7 +455,7 @@ impl Store {
     }
 
     /// Remove every object of a kind and its indexes' entries; returns what was cached.
-    pub fn clear_kind(&self, kind: &KindKey) -> Vec<(ObjectKey, Arc<CachedObject>)> {
+    pub fn clear_kind(&self, kind: &KindKey) -> Entries {
         let Some(store) = self.kind(kind) else {
             return Vec::new();
         };
@@ -381,7 +477,7 @@ impl Store {
         kind: &KindKey,
         namespace: Option<&str>,
         selector: &LabelSelector,
-    ) -> Vec<(ObjectKey, Arc<CachedObject>)> {
+    ) -> Entries {
         let Some(store) = self.kind(kind) else {
             return Vec::new();
         };
@@ -392,7 +488,8 @@ impl Store {
                 .iter()
                 .all(|r| r.matches(|k| o.label(k)))
         };
-        let iter: Box<dyn Iterator<Item = (&ObjectKey, &Arc<CachedObject>)>> = match namespace {
+        let iter: Box<dyn Iterator<Item = (&Arc<ObjectKey>, &Arc<CachedObject>)>> = match namespace
+        {
             Some(ns) => {
                 let start = ObjectKey::new(Some(ns), "");
                 Box::new(
@@ -477,11 +574,7 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::UnknownIndex`] if no such index was declared.
-    pub fn by_index(
-        &self,
-        name: &str,
-        value: &str,
-    ) -> Result<Vec<(ObjectKey, Arc<CachedObject>)>, Error> {
+    pub fn by_index(&self, name: &str, value: &str) -> Result<Entries, Error> {
         let kind = self
             .index_kind(name)
             .ok_or_else(|| Error::UnknownIndex(name.into()))?;
@@ -562,7 +655,7 @@ mod tests {
                "spec": {"template": {"spec": {"volumes": volumes}}}})
     }
 
-    fn names(v: Vec<(ObjectKey, Arc<CachedObject>)>) -> Vec<String> {
+    fn names(v: Vec<(Arc<ObjectKey>, Arc<CachedObject>)>) -> Vec<String> {
         v.into_iter().map(|(k, _)| k.to_string()).collect()
     }
 
@@ -708,7 +801,7 @@ mod tests {
         .map(|v| store.prepare_listed(&cms(), v).unwrap())
         .collect();
         let r = store.replace_scope(&cms(), |k, _| &*k.namespace == "a", listed);
-        let names = |v: &[(ObjectKey, Arc<CachedObject>)]| {
+        let names = |v: &[(Arc<ObjectKey>, Arc<CachedObject>)]| {
             v.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()
         };
         assert_eq!(names(&r.added), ["a/new"]);

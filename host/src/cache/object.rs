@@ -119,45 +119,63 @@ impl fmt::Display for ObjectRef {
 /// One cached object: its minified JSON plus the few fields the cache looks
 /// at, copied out so that lookups never parse.
 ///
-/// The JSON is the memory budget: everything else is small and bounded by
-/// the object's labels.
+/// The JSON is the memory budget: the rest is one more allocation holding
+/// the resourceVersion, the uid and the labels, separated by NUL (which
+/// none of them may contain), labels sorted by key.
 #[derive(Debug, PartialEq, Eq)]
 pub struct CachedObject {
     json: Box<str>,
-    resource_version: Box<str>,
-    uid: Box<str>,
-    /// Sorted by key, so lookups can binary-search.
-    labels: Box<[(Box<str>, Box<str>)]>,
+    /// `resourceVersion \0 uid [\0 key \0 value]*`.
+    meta: Box<str>,
 }
+
+const SEP: char = '\0';
 
 impl CachedObject {
     /// Build the cached form of an already stripped object.
     pub(crate) fn from_value(value: &Value) -> Self {
         let meta = value.get("metadata");
-        let text = |field: &str| -> Box<str> {
+        let text = |field: &str| {
             meta.and_then(|m| m.get(field))
                 .and_then(Value::as_str)
                 .unwrap_or("")
-                .into()
         };
-        let mut labels: Vec<(Box<str>, Box<str>)> = meta
+        let labels = meta
             .and_then(|m| m.get("labels"))
             .and_then(Value::as_object)
             .map(|l| {
                 l.iter()
-                    .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
-                    .collect()
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                    .collect::<Vec<_>>()
             })
             .unwrap_or_default();
-        labels.sort_unstable();
         Self {
             // Serialising a `Value` cannot fail: its keys are strings.
             json: serde_json::to_string(value)
                 .unwrap_or_default()
                 .into_boxed_str(),
-            resource_version: text("resourceVersion"),
-            uid: text("uid"),
-            labels: labels.into_boxed_slice(),
+            meta: pack(text("resourceVersion"), text("uid"), labels),
+        }
+    }
+
+    /// The cached form of an object already minified and stripped, from
+    /// its text and the metadata the cache looks at: no tree is built.
+    pub(crate) fn from_parts(
+        json: String,
+        resource_version: &str,
+        uid: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            json: json.into_boxed_str(),
+            meta: pack(
+                resource_version,
+                uid,
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            ),
         }
     }
 
@@ -168,20 +186,26 @@ impl CachedObject {
 
     /// `metadata.resourceVersion`, empty if the object had none.
     pub fn resource_version(&self) -> &str {
-        &self.resource_version
+        self.meta.split(SEP).next().unwrap_or("")
     }
 
     /// `metadata.uid`, empty if the object had none.
     pub fn uid(&self) -> &str {
-        &self.uid
+        self.meta.split(SEP).nth(1).unwrap_or("")
     }
 
     /// The value of one label.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &*self.labels[i].1)
+        let mut parts = self.meta.split(SEP).skip(2);
+        while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+            match k.cmp(key) {
+                std::cmp::Ordering::Equal => return Some(v),
+                // Sorted: past it, it is not there.
+                std::cmp::Ordering::Greater => return None,
+                std::cmp::Ordering::Less => {}
+            }
+        }
+        None
     }
 
     /// Parse the object back into a JSON value.
@@ -192,16 +216,32 @@ impl CachedObject {
 
     /// Heap bytes this object holds, for the cache's memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.json.len()
-            + self.resource_version.len()
-            + self.uid.len()
-            + self.labels.len() * std::mem::size_of::<(Box<str>, Box<str>)>()
-            + self
-                .labels
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+        self.json.len() + self.meta.len()
     }
+}
+
+/// The resourceVersion, uid and labels in one string; NULs inside them (which
+/// Kubernetes never allows) are dropped so the fields stay apart.
+fn pack(resource_version: &str, uid: &str, mut labels: Vec<(&str, &str)>) -> Box<str> {
+    labels.sort_unstable();
+    let len = resource_version.len()
+        + uid.len()
+        + 1
+        + labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>();
+    let mut out = String::with_capacity(len);
+    let fields = [resource_version, uid]
+        .into_iter()
+        .chain(labels.into_iter().flat_map(|(k, v)| [k, v]));
+    for (i, field) in fields.enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        out.extend(field.chars().filter(|c| *c != SEP));
+    }
+    out.into_boxed_str()
 }
 
 /// Remove what a cache should not keep from an object, in place:
@@ -232,11 +272,13 @@ mod tests {
 
     #[test]
     fn cached_object_keeps_labels_and_versions_for_lookups() {
-        let v = json!({"metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "labels": {"b": "2", "a": "1"}}});
+        let v = json!({"metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "labels": {"b": "2", "a": "1", "empty": ""}}});
         let o = CachedObject::from_value(&v);
         assert_eq!(o.label("a"), Some("1"));
         assert_eq!(o.label("b"), Some("2"));
+        assert_eq!(o.label("empty"), Some(""));
         assert_eq!(o.label("c"), None);
+        assert_eq!(o.label("0"), None);
         assert_eq!(o.resource_version(), "7");
         assert_eq!(o.uid(), "u");
         assert_eq!(o.to_value(), v);

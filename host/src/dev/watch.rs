@@ -39,9 +39,14 @@ pub struct WatchParams {
     pub bookmark_interval: Duration,
 }
 
+/// One watch event, `{"type":...,"object":...}` in that order, as the API
+/// server writes it (Go's field order; a JSON map would sort `object`
+/// first). Clients may rely on it: a decoder that reads `type` first can
+/// take `object` as it comes instead of buffering it.
 fn line(event_type: &str, object: &Value) -> Bytes {
-    let mut text = json!({"type": event_type, "object": object}).to_string();
-    text.push('\n');
+    let mut text = format!(r#"{{"type":{},"object":"#, json!(event_type));
+    text.push_str(&object.to_string());
+    text.push_str("}\n");
     Bytes::from(text)
 }
 
@@ -224,5 +229,22 @@ fn render(
             }
             (false, false) => None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_names_its_type_before_its_object_as_the_api_server_does() {
+        let l = line(
+            "ADDED",
+            &json!({"kind": "ConfigMap", "metadata": {"name": "a"}}),
+        );
+        assert_eq!(
+            std::str::from_utf8(&l).unwrap(),
+            "{\"type\":\"ADDED\",\"object\":{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}}\n"
+        );
     }
 }

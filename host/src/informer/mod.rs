@@ -14,6 +14,7 @@
 //! short name) into a served resource, or says it is not served yet.
 
 pub mod discovery;
+mod raw;
 mod shared;
 pub mod subscriptions;
 mod watch;

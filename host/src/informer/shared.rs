@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::{Informer, Notification, Purpose, Scope, Snapshot, WatchStatus};
-use crate::cache::{CachedObject, KindKey, ObjectKey, Store};
+use crate::cache::{Entries, KindKey, Store};
 
 /// What makes two subscriptions the same watch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,7 +228,7 @@ impl SharedInformers {
     }
 
     /// The cached objects of a subscriber's scope.
-    pub async fn cached(&self, id: SubscriberId) -> Vec<(ObjectKey, Arc<CachedObject>)> {
+    pub async fn cached(&self, id: SubscriberId) -> Entries {
         let watches = self.watches.lock().await;
         let Some(shared) = watches
             .values()
@@ -273,7 +273,7 @@ impl SharedInformers {
 }
 
 /// The cached objects of a scope.
-fn in_scope(cache: &Store, scope: &Scope) -> Vec<(ObjectKey, Arc<CachedObject>)> {
+fn in_scope(cache: &Store, scope: &Scope) -> Entries {
     let kind = KindKey::new(&scope.resource.api_version, &scope.resource.kind);
     cache
         .list(&kind, scope.namespace.as_deref(), &scope.labels)
@@ -287,9 +287,6 @@ fn snapshot(cache: &Store, scope: &Scope, purpose: Purpose) -> Snapshot {
     Snapshot {
         kind: KindKey::new(&scope.resource.api_version, &scope.resource.kind),
         purpose,
-        objects: in_scope(cache, scope)
-            .into_iter()
-            .map(|(k, o)| (Arc::new(k), o))
-            .collect(),
+        objects: in_scope(cache, scope).into(),
     }
 }

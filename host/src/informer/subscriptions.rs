@@ -360,7 +360,7 @@ impl Subscriptions {
                             kind: kind.clone(),
                             event_type: EventType::Deleted,
                             final_state_unknown: true,
-                            key: Arc::new(key),
+                            key,
                             object,
                             old: None,
                         }))

@@ -5,17 +5,19 @@ use std::{collections::HashSet, sync::Arc};
 use futures::StreamExt;
 use kube::{
     Api,
-    api::{ApiResource, DynamicObject},
+    api::ApiResource,
     runtime::{WatchStreamExt, watcher},
 };
 use parking_lot::Mutex;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Change, Notification, Purpose, Snapshot};
+use super::{
+    Change, Notification, Purpose, Snapshot,
+    raw::{RawObject, parts},
+};
 use crate::{
     cache::{CachedObject, KindKey, Listed, ObjectKey, Store},
     plugin::EventType,
@@ -140,26 +142,6 @@ fn refuses_streaming(e: &watcher::Error) -> bool {
     (400..500).contains(&code) && ![403, 404, 410, 429].contains(&code)
 }
 
-/// The object as JSON, with the apiVersion and kind that list responses
-/// leave out of their items.
-fn to_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
-    let mut value = serde_json::to_value(object).ok()?;
-    let map = value.as_object_mut()?;
-    for (field, v) in [
-        ("apiVersion", &resource.api_version),
-        ("kind", &resource.kind),
-    ] {
-        if map
-            .get(field)
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            map.insert(field.into(), Value::String(v.clone()));
-        }
-    }
-    Some(value)
-}
-
 /// An object a list found: its key, its previous cached state if it
 /// changed, its state now.
 type Present = (Arc<ObjectKey>, Option<Arc<CachedObject>>, Arc<CachedObject>);
@@ -172,7 +154,7 @@ async fn run(
     status: Arc<Mutex<WatchStatus>>,
     stop: CancellationToken,
 ) {
-    let api: Api<DynamicObject> = match (&scope.namespace, scope.namespaced) {
+    let api: Api<RawObject> = match (&scope.namespace, scope.namespaced) {
         (Some(ns), true) => Api::namespaced_with(client, ns, &scope.resource),
         _ => Api::all_with(client, &scope.resource),
     };
@@ -246,12 +228,8 @@ async fn run(
         match event {
             watcher::Event::Init => listing.clear(),
             watcher::Event::InitApply(object) => {
-                if let Some(value) = to_value(object, &scope.resource) {
-                    match cache.prepare_listed(&kind, value) {
-                        Ok(listed) => listing.push(listed),
-                        Err(e) => tracing::warn!(error = %e, "a listed object could not be cached"),
-                    }
-                }
+                let (meta, json) = object.into_parts(&scope.resource);
+                listing.push(cache.prepare_listed_raw(&kind, parts(&meta, json)));
             }
             watcher::Event::InitDone => {
                 let first = !status.lock().synced_once;
@@ -265,13 +243,13 @@ async fn run(
                     .added
                     .into_iter()
                     .chain(relisted.unchanged)
-                    .map(|(k, o)| (Arc::new(k), None, o))
+                    .map(|(k, o)| (k, None, o))
                     .collect();
                 present.extend(
                     relisted
                         .modified
                         .into_iter()
-                        .map(|(k, old, new)| (Arc::new(k), Some(old), new)),
+                        .map(|(k, old, new)| (k, Some(old), new)),
                 );
                 present.sort_by(|a, b| a.0.cmp(&b.0));
                 let listed_keys: HashSet<Arc<ObjectKey>> =
@@ -293,9 +271,7 @@ async fn run(
                             .deleted
                             .into_iter()
                             .filter(|(k, _)| known.contains(k))
-                            .map(|(k, last)| {
-                                change(EventType::Deleted, true, Arc::new(k), last, None)
-                            }),
+                            .map(|(k, last)| change(EventType::Deleted, true, k, last, None)),
                     );
                     for (k, old, new) in present {
                         if !known.contains(&k) {
@@ -321,50 +297,32 @@ async fn run(
                 }
             }
             watcher::Event::Apply(object) => {
-                let Some(value) = to_value(object, &scope.resource) else {
-                    continue;
+                let (meta, json) = object.into_parts(&scope.resource);
+                let u = cache.upsert_raw(&kind, parts(&meta, json));
+                // Added or modified for this watch; the cached old state is
+                // only the previous one if it differs (it may be another
+                // watch's copy of this very version).
+                let key = u.key;
+                let event_type = if known.insert(key.clone()) {
+                    EventType::Added
+                } else {
+                    EventType::Modified
                 };
-                match cache.upsert(value) {
-                    Ok(u) => {
-                        // Added or modified for this watch; the cached old
-                        // state is only the previous one if it differs (it
-                        // may be another watch's copy of this very version).
-                        let key = Arc::new(u.key);
-                        let event_type = if known.insert(key.clone()) {
-                            EventType::Added
-                        } else {
-                            EventType::Modified
-                        };
-                        let old = u
-                            .old
-                            .filter(|o| o.resource_version() != u.new.resource_version())
-                            .filter(|_| event_type == EventType::Modified);
-                        if !send(change(event_type, false, key, u.new, old)).await {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "a watched object could not be cached"),
+                let old = u
+                    .old
+                    .filter(|o| o.resource_version() != u.new.resource_version())
+                    .filter(|_| event_type == EventType::Modified);
+                if !send(change(event_type, false, key, u.new, old)).await {
+                    return;
                 }
             }
             watcher::Event::Delete(object) => {
-                let Some(value) = to_value(object, &scope.resource) else {
-                    continue;
-                };
-                let key = ObjectKey::new(
-                    value
-                        .pointer("/metadata/namespace")
-                        .and_then(Value::as_str)
-                        .filter(|n| !n.is_empty()),
-                    value
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(""),
-                );
+                let (meta, json) = object.into_parts(&scope.resource);
                 // The event carries the deleted state; prefer it to the cached one.
+                let (key, last) = cache.prepare_raw(parts(&meta, json));
                 cache.remove(&kind, &key);
                 known.remove(&key);
-                let last = Arc::new(cache.prepare(value));
-                if !send(change(EventType::Deleted, false, Arc::new(key), last, None)).await {
+                if !send(change(EventType::Deleted, false, key, Arc::new(last), None)).await {
                     return;
                 }
             }

@@ -23,8 +23,7 @@ const MAX_LOG_BYTES: usize = 16 * 1024;
 /// Longest Event message kept, as the Kubernetes event recorder does.
 const MAX_EVENT_MESSAGE: usize = 1024;
 
-/// Objects as the cache returns them, with their keys.
-type Listed = Vec<(ObjectKey, Arc<CachedObject>)>;
+use cache::Entries as Listed;
 
 /// What every instance of one loaded plugin version shares.
 #[derive(Debug)]
@@ -235,7 +234,7 @@ impl HostState {
         kind: &str,
         namespace: Option<&str>,
         label_selector: Option<&str>,
-    ) -> Result<Vec<(ObjectKey, Arc<CachedObject>)>, GuestError> {
+    ) -> Result<Listed, GuestError> {
         let kind = KindKey::new(api_version, kind);
         let selector = LabelSelector::parse(label_selector.unwrap_or(""))
             .map_err(|e| error(Code::Invalid, e.to_string()))?;
@@ -260,7 +259,7 @@ impl HostState {
 
     fn charge_objects(
         &mut self,
-        objects: &[(ObjectKey, Arc<CachedObject>)],
+        objects: &[(Arc<ObjectKey>, Arc<CachedObject>)],
     ) -> Result<Vec<String>, GuestError> {
         let bytes = objects.iter().map(|(_, o)| o.json().len()).sum();
         self.charge(bytes, objects.len())?;
@@ -270,7 +269,7 @@ impl HostState {
     fn charge_keys(
         &mut self,
         kind: &KindKey,
-        objects: &[(ObjectKey, Arc<CachedObject>)],
+        objects: &[(Arc<ObjectKey>, Arc<CachedObject>)],
     ) -> Result<Vec<ObjectRef>, GuestError> {
         let bytes = objects
             .iter()

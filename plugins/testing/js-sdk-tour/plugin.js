@@ -44,10 +44,10 @@ export default class Tour extends Plugin {
   handle(event) {
     if (this.mode === "spin") for (;;);
     if (this.mode === "hog") {
-      // Big steps, so that the cap is reached in a few allocations, well
+      // Big steps, so that the cap is reached on the second allocation, well
       // within the deadline even on a busy machine.
       const chunks = [];
-      for (;;) chunks.push(new Uint8Array(8 << 20));
+      for (;;) chunks.push(new Uint8Array(32 << 20));
     }
     const obj = event.object;
     if (event.type === "deleted") {

@@ -42,11 +42,11 @@ class Tour(Plugin):
             while True:
                 pass
         if self.mode == "hog":
-            # Big steps, so that the cap is reached in a few allocations,
+            # Big steps, so that the cap is reached on the second allocation,
             # well within the deadline even on a busy machine.
             chunks = []
             while True:
-                chunks.append(bytearray(8 << 20))
+                chunks.append(bytearray(32 << 20))
         obj = event.object
         if event.type == "deleted":
             action.delete(obj, uid=obj.uid, resource_version=obj.resource_version)

@@ -1,0 +1,331 @@
+//! The objects informers read, kept as text. kube's watcher decodes each
+//! listed or watched object into this type: the object's JSON as the server
+//! sent it, rewritten once without `metadata.managedFields` (and the
+//! `last-applied-configuration` annotation, which repeats the whole object),
+//! plus the few metadata fields the watcher and the cache need. No tree of
+//! the object is ever built: a `DynamicObject` would decode every field
+//! (managedFields included) into one, and the cache would encode it again.
+
+use std::{borrow::Cow, collections::BTreeMap, fmt::Write as _};
+
+use kube::{
+    Resource,
+    api::{ApiResource, ObjectMeta},
+    core::DynamicResourceScope,
+};
+use serde::{Deserialize, Deserializer, de::Error as _};
+use serde_json::value::RawValue;
+
+use crate::cache::RawParts;
+
+/// The annotation `kubectl apply` writes: the whole object again.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// One object, as text.
+#[derive(Debug, Clone)]
+pub struct RawObject {
+    /// Name, namespace, resourceVersion, uid and labels; nothing else.
+    pub metadata: ObjectMeta,
+    /// The compact JSON, without managedFields and last-applied.
+    pub json: String,
+    /// Whether the object named its apiVersion and kind (list items do not).
+    typed: bool,
+}
+
+impl RawObject {
+    /// The metadata, and the JSON with `apiVersion` and `kind` added from
+    /// `resource` if the server left them out (items of a list).
+    pub fn into_parts(self, resource: &ApiResource) -> (ObjectMeta, String) {
+        if self.typed {
+            return (self.metadata, self.json);
+        }
+        let mut out = String::with_capacity(self.json.len() + 64);
+        let _ = write!(
+            out,
+            r#"{{"apiVersion":{},"kind":{}"#,
+            quote(&resource.api_version),
+            quote(&resource.kind)
+        );
+        let rest = &self.json[1..];
+        if rest != "}" {
+            out.push(',');
+        }
+        out.push_str(rest);
+        (self.metadata, out)
+    }
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl Resource for RawObject {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The name under which serde_json hands a value's raw text to a visitor
+/// (`serde_json::value::RawValue` asks for it this way).
+const RAW_TOKEN: &str = "$serde_json::private::RawValue";
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawObject;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Kubernetes object")
+            }
+
+            /// serde_json, reading the text: the object's raw JSON, as is.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawObject, A::Error> {
+                let _token: Option<serde::de::IgnoredAny> = map.next_key()?;
+                let text: String = map.next_value()?;
+                parse(&text).map_err(A::Error::custom)
+            }
+
+            /// Anything else (serde buffering a watch event whose `object`
+            /// came before its `type`): decode a tree, then read that.
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<RawObject, D::Error> {
+                let value = serde_json::Value::deserialize(d)?;
+                parse(&value.to_string()).map_err(D::Error::custom)
+            }
+        }
+        deserializer.deserialize_newtype_struct(RAW_TOKEN, Visitor)
+    }
+}
+
+/// The members of one JSON object, as written, borrowed from the text.
+type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+fn members(text: &str) -> Result<Members<'_>, serde_json::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Members<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                out.push((key, map.next_value::<&'de RawValue>()?));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_map(&mut de, Visitor)
+}
+
+/// Read one object: its metadata, and its text without what the cache drops.
+fn parse(text: &str) -> Result<RawObject, serde_json::Error> {
+    let top = members(text)?;
+    let mut json = String::with_capacity(text.len());
+    let mut metadata = ObjectMeta::default();
+    let mut typed = (false, false);
+    json.push('{');
+    for (i, (key, value)) in top.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&quote(key));
+        json.push(':');
+        match key.as_ref() {
+            "metadata" => {
+                metadata = rewrite_metadata(value.get(), &mut json)?;
+                continue;
+            }
+            "apiVersion" => typed.0 = true,
+            "kind" => typed.1 = true,
+            _ => {}
+        }
+        json.push_str(value.get());
+    }
+    json.push('}');
+    Ok(RawObject {
+        metadata,
+        json,
+        typed: typed.0 && typed.1,
+    })
+}
+
+/// Write `metadata` without managedFields and last-applied into `json`, and
+/// read the fields the host needs from it.
+fn rewrite_metadata(text: &str, json: &mut String) -> Result<ObjectMeta, serde_json::Error> {
+    let mut meta = ObjectMeta::default();
+    let string = |v: &RawValue| serde_json::from_str::<String>(v.get()).ok();
+    json.push('{');
+    let mut first = true;
+    for (key, value) in members(text)? {
+        match key.as_ref() {
+            "managedFields" => continue,
+            "name" => meta.name = string(value),
+            "namespace" => meta.namespace = string(value),
+            "resourceVersion" => meta.resource_version = string(value),
+            "uid" => meta.uid = string(value),
+            "labels" => meta.labels = serde_json::from_str(value.get())?,
+            _ => {}
+        }
+        if key == "annotations" {
+            let annotations = members(value.get())?;
+            if annotations.iter().any(|(k, _)| k == LAST_APPLIED) {
+                let kept: Vec<_> = annotations
+                    .into_iter()
+                    .filter(|(k, _)| k != LAST_APPLIED)
+                    .collect();
+                if kept.is_empty() {
+                    continue;
+                }
+                if !std::mem::take(&mut first) {
+                    json.push(',');
+                }
+                json.push_str("\"annotations\":{");
+                for (i, (k, v)) in kept.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str(&quote(k));
+                    json.push(':');
+                    json.push_str(v.get());
+                }
+                json.push('}');
+                continue;
+            }
+        }
+        if !std::mem::take(&mut first) {
+            json.push(',');
+        }
+        json.push_str(&quote(&key));
+        json.push(':');
+        json.push_str(value.get());
+    }
+    json.push('}');
+    Ok(meta)
+}
+
+/// What the cache takes of an object read as text.
+pub fn parts<'a>(meta: &'a ObjectMeta, json: String) -> RawParts<'a> {
+    static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+    RawParts {
+        json,
+        namespace: meta.namespace.as_deref(),
+        name: meta.name.as_deref().unwrap_or(""),
+        resource_version: meta.resource_version.as_deref().unwrap_or(""),
+        uid: meta.uid.as_deref().unwrap_or(""),
+        labels: meta.labels.as_ref().unwrap_or(&NO_LABELS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn resource() -> ApiResource {
+        ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+        }
+    }
+
+    #[test]
+    fn an_object_keeps_everything_but_managed_fields_and_last_applied() {
+        let text = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "n", "resourceVersion": "7", "uid": "u",
+                         "labels": {"app": "web"},
+                         "annotations": {"keep": "me", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                         "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]},
+            "data": {"k": "v \"quoted\" é"}
+        })
+        .to_string();
+        let raw: RawObject = serde_json::from_str(&text).unwrap();
+        assert_eq!(raw.metadata.name.as_deref(), Some("a"));
+        assert_eq!(raw.metadata.namespace.as_deref(), Some("n"));
+        assert_eq!(raw.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(raw.metadata.uid.as_deref(), Some("u"));
+        assert_eq!(raw.metadata.labels.as_ref().unwrap()["app"], "web");
+        let value: Value = serde_json::from_str(&raw.into_parts(&resource()).1).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "a", "namespace": "n", "resourceVersion": "7", "uid": "u",
+                             "labels": {"app": "web"}, "annotations": {"keep": "me"}},
+                "data": {"k": "v \"quoted\" é"}
+            })
+        );
+    }
+
+    #[test]
+    fn a_list_item_gets_its_api_version_and_kind() {
+        let text = r#"{"metadata":{"name":"a","annotations":{"kubectl.kubernetes.io/last-applied-configuration":"x"}},"data":{}}"#;
+        let raw: RawObject = serde_json::from_str(text).unwrap();
+        let value: Value = serde_json::from_str(&raw.into_parts(&resource()).1).unwrap();
+        assert_eq!(
+            value,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}})
+        );
+    }
+
+    #[test]
+    fn a_watch_event_decodes_into_it_whatever_the_order_of_its_fields() {
+        let object = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","resourceVersion":"9","managedFields":[{}]},"data":{"k":"v"}}"#;
+        // As the API server writes it, and with `object` first, which makes
+        // serde buffer it before it knows the type.
+        for line in [
+            format!(r#"{{"type":"ADDED","object":{object}}}"#),
+            format!(r#"{{"object":{object},"type":"ADDED"}}"#),
+        ] {
+            let event: kube::core::WatchEvent<RawObject> = serde_json::from_str(&line).unwrap();
+            let kube::core::WatchEvent::Added(raw) = event else {
+                panic!("an Added event");
+            };
+            assert_eq!(raw.metadata.resource_version.as_deref(), Some("9"));
+            let value: Value = serde_json::from_str(&raw.into_parts(&resource()).1).unwrap();
+            assert_eq!(value["data"], json!({"k": "v"}), "{line}");
+            assert!(value["metadata"].get("managedFields").is_none());
+        }
+    }
+}
