@@ -377,8 +377,11 @@ export const log = {
  * Subclass this once per plugin module and export the class as default.
  * `describe()` runs on a fresh instance and must not depend on settings;
  * `init(settings)` gets the parsed settings (`null` when none were given);
- * `handle(event)` gets each `Event`. The host keeps an instance for many
- * calls, so fields set in `init` persist between events.
+ * `handle(event)` gets each `Event`. An instance serves many calls, but the
+ * host runs several at once (one per core), each with its own fields, and
+ * replaces them after a trap, a reload or a call that grew their memory:
+ * fields are a per-instance cache. `Manifest.instances(1)` runs every call on
+ * one instance, in order.
  */
 export class Plugin {
   describe() {

@@ -135,6 +135,24 @@ pub mod __export {
         }
 
         fn init(settings: String) -> Result<(), bindings::informant::plugin::types::Error> {
+            // A panic traps the call; the host reports this line as its error.
+            std::panic::set_hook(Box::new(|info| {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                match info.location() {
+                    Some(at) => eprintln!(
+                        "panicked at {}:{}:{}: {message}",
+                        at.file(),
+                        at.line(),
+                        at.column()
+                    ),
+                    None => eprintln!("panicked: {message}"),
+                }
+            }));
             let value = serde_json::from_str(&settings).map_err(|e| {
                 Error::new(ErrorCode::Invalid, format!("settings are not JSON: {e}"))
             })?;

@@ -44,9 +44,11 @@ pub enum LogFormat {
 pub enum Command {
     /// Check that a file is a valid Informant plugin and print its manifest as JSON.
     ///
-    /// Compiles the component, links it against the informant:plugin@0.1.0
-    /// contract, calls `describe` and validates the manifest. Exits 0 if the
-    /// plugin would load, non-zero with the reason otherwise.
+    /// Compiles the component, links it against the contract it was built for
+    /// (informant:plugin@0.2.0 or 0.1.0), calls `describe` and `init` and
+    /// validates the manifest against the limits `--config` sets, as `run`
+    /// does. Prints what the manifest asks for beyond the defaults on stderr.
+    /// Exits 0 if the plugin would load, non-zero with the reason otherwise.
     Check(CheckArgs),
 
     /// Run a plugin offline against recorded events and print its actions.
@@ -201,6 +203,16 @@ pub struct CheckArgs {
     /// The plugin: a WebAssembly component (`.wasm`).
     #[arg(value_name = "PLUGIN.wasm")]
     pub plugin: PathBuf,
+
+    /// The host's configuration file, to check the plugin against the
+    /// limits it sets, as `informant run --config` would load it.
+    #[arg(long, value_name = "FILE", env = "INFORMANT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// The plugin's settings: JSON text, or @FILE for a JSON, YAML or TOML
+    /// file. Default: the settings file beside the plugin, as `run` reads it.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub settings: Option<String>,
 
     /// Where compiled plugins are kept between runs.
     #[command(flatten)]

@@ -233,11 +233,19 @@ fn key_of(v: &Value) -> Option<ObjectKey> {
     ))
 }
 
+/// The object as the host's log names it (`object.ref`): `v1/ConfigMap ns/name`.
 fn describe(v: &Value) -> String {
-    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("?");
+    let kind = match kind_of(v) {
+        Some(kind) => kind.to_string(),
+        None => v
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string(),
+    };
     match key_of(v) {
         Some(key) => format!("{kind} {key}"),
-        None => kind.to_string(),
+        None => kind,
     }
 }
 

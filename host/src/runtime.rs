@@ -176,22 +176,9 @@ impl Runtime {
         settings: serde_json::Value,
     ) -> Result<Plugin, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let plugin_limits = self.config.plugin_limits.clone();
-        let defaults = (self.config.limits.clone(), self.config.ceiling.clone());
+        let config = self.config.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            // Limits given to one plugin by name need the name first.
-            let (limits, ceiling) = if plugin_limits.is_empty() {
-                defaults
-            } else {
-                plugin::describe(&engine, &bytes)
-                    .ok()
-                    .and_then(|m| plugin_limits.get(&m.name).cloned())
-                    .unwrap_or(defaults)
-            };
-            let options = LoadOptions::default()
-                .limits(limits)
-                .ceiling(ceiling)
-                .settings(settings);
+            let options = load_options(&config, &engine, &bytes, settings);
             Plugin::load(&engine, &bytes, cache, options)
         })
         .await
@@ -273,6 +260,29 @@ impl crate::leader::Follower for Runtime {
     }
 }
 
+/// How `config` has a plugin loaded: its limits and ceiling (its own, if the
+/// configuration names it), and its settings. What `informant run` does, and
+/// what `informant check --config` checks.
+pub fn load_options(
+    config: &Config,
+    engine: &Engine,
+    bytes: &[u8],
+    settings: serde_json::Value,
+) -> LoadOptions {
+    // Limits given to one plugin by name need the name first.
+    let (limits, ceiling) = if config.plugin_limits.is_empty() {
+        (config.limits.clone(), config.ceiling.clone())
+    } else {
+        plugin::describe(engine, bytes)
+            .map(|m| config.limits_for(&m.name))
+            .unwrap_or_else(|_| (config.limits.clone(), config.ceiling.clone()))
+    };
+    LoadOptions::default()
+        .limits(limits)
+        .ceiling(ceiling)
+        .settings(settings)
+}
+
 /// Whether a directory entry is a plugin: `*.wasm`, not a dotfile.
 pub fn is_plugin_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -303,8 +313,17 @@ pub fn settings_beside(plugin: &Path) -> Result<serde_json::Value, LoadError> {
             });
         }
     };
+    read_settings(path)
+}
+
+/// A plugin's settings from a file: JSON (`.json`), TOML (`.toml`), or YAML
+/// (anything else).
+///
+/// # Errors
+/// [`LoadError::Settings`], naming the file and what is wrong.
+pub fn read_settings(path: &Path) -> Result<serde_json::Value, LoadError> {
     let bad = |reason: String| LoadError::Settings {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;

@@ -9,7 +9,7 @@
 //!   streaming lists and managedFields stripped; done at `InitDone`.
 //!
 //! Each measurement is a fresh child process of this benchmark: the time from
-//! its start to done, and its peak resident memory (VmHWM). Three runs each,
+//! its start to done, and its peak resident memory (VmHWM). Five runs each,
 //! alternating, at 10,000 and then 100,000 Widgets of about 1 KiB; the
 //! medians are printed.
 //!
@@ -40,7 +40,7 @@ use kube::{
 };
 
 const NAMESPACE: &str = "bench-sync";
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

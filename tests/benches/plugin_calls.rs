@@ -186,4 +186,43 @@ fn main() {
             store.stats().bytes as f64 / count as f64
         );
     }
+
+    // Memory at rest: two instances each grow to about 33 MiB for one call
+    // (the hostile fixture's `spike`: 32 MiB used, then freed). Linear
+    // memory never shrinks; the host drops such instances instead of keeping
+    // them idle, so RSS comes back.
+    let spiky = Arc::new(
+        Plugin::load(
+            &engine,
+            &plugin_bytes("hostile"),
+            cache.clone(),
+            LoadOptions::default().max_idle_instances(2),
+        )
+        .expect("loads"),
+    );
+    let mut spike = configmap("shop", "spike", json!({"app": "shop"}));
+    spike["data"]["mode"] = json!("spike");
+    let spike = event(spike);
+    let before = rss_mib();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (plugin, spike) = (spiky.clone(), &spike);
+            scope.spawn(move || plugin.handle(spike).expect("the spike call succeeds"));
+        }
+    });
+    println!(
+        "memory at rest: RSS {before:.0} MiB before two 32 MiB calls, {:.0} MiB after ({} instances dropped to give memory back, {} MiB idle)",
+        rss_mib(),
+        spiky.counts().recycled,
+        spiky.peak_memory_bytes() >> 20,
+    );
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
 }

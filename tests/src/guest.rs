@@ -13,8 +13,13 @@ use std::{
     time::SystemTime,
 };
 
-/// The pinned componentize-py; its version is in `guest-sdk/python/build.py` too.
+/// The pinned componentize-py; its version is in `guest-sdk/python/build.py`
+/// and `pyproject.toml` too.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// The pinned type checker the SDK's types are checked with (the
+/// `typecheck` extra in `guest-sdk/python/pyproject.toml`).
+const MYPY: &str = "mypy==2.4.1";
 
 /// One guest language.
 pub(crate) struct Guest {
@@ -118,6 +123,11 @@ impl Guest {
             .build(source, output)
     }
 
+    /// Install the language's pinned tools when they are missing.
+    pub(crate) fn install(&self, root: &Path, toolchains: &Path) -> Result<(), String> {
+        self.toolchain(&root.join(self.sdk), toolchains).map(|_| ())
+    }
+
     /// Find the language's tools, installing the pinned build toolchain
     /// when it is missing.
     fn toolchain(&self, sdk: &Path, toolchains: &Path) -> Result<Toolchain, String> {
@@ -125,9 +135,20 @@ impl Guest {
             "python" => {
                 require("python3", "--version", "Python 3 with pip (python3)")?;
                 let site = toolchains.join("python");
-                let pinned_version = COMPONENTIZE_PY.trim_start_matches("componentize-py==");
-                let marker = site.join(format!("componentize_py-{pinned_version}.dist-info"));
-                if !marker.is_dir() {
+                std::fs::create_dir_all(toolchains)
+                    .map_err(|e| format!("creating {}: {e}", toolchains.display()))?;
+                // Concurrent test processes install once.
+                let lock = std::fs::File::create(toolchains.join(".python.lock")).map_err(|e| {
+                    format!("creating the install lock in {}: {e}", toolchains.display())
+                })?;
+                lock.lock()
+                    .map_err(|e| format!("locking {}: {e}", toolchains.display()))?;
+                let installed = [COMPONENTIZE_PY, MYPY].iter().all(|pin| {
+                    let (name, version) = pin.split_once("==").unwrap_or((pin, ""));
+                    site.join(format!("{}-{version}.dist-info", name.replace('-', "_")))
+                        .is_dir()
+                });
+                if !installed {
                     let result = run(Command::new("python3")
                         .args([
                             "-m",
@@ -138,11 +159,11 @@ impl Guest {
                         ])
                         .args(["--no-warn-script-location", "--upgrade", "--target"])
                         .arg(&site)
-                        .arg(COMPONENTIZE_PY))?;
+                        .args([COMPONENTIZE_PY, MYPY]))?;
                     if !result.status.success() {
                         return Err(format!(
-                            "installing {COMPONENTIZE_PY} from PyPI into {} failed; install it yourself \
-                             (python3 -m pip install {COMPONENTIZE_PY}) or give this machine access to PyPI:\n{}",
+                            "installing {COMPONENTIZE_PY} and {MYPY} from PyPI into {} failed; install them yourself \
+                             (python3 -m pip install {COMPONENTIZE_PY} {MYPY}) or give this machine access to PyPI:\n{}",
                             site.display(),
                             String::from_utf8_lossy(&result.stderr)
                         ));
@@ -156,7 +177,7 @@ impl Guest {
             }
             _ => {
                 require("node", "--version", "Node.js 20 or newer (node)")?;
-                let installed = ["@bytecodealliance/componentize-js", "esbuild"]
+                let installed = ["@bytecodealliance/componentize-js", "esbuild", "typescript"]
                     .iter()
                     .all(|p| {
                         sdk.join("node_modules")

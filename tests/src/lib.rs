@@ -83,6 +83,16 @@ pub fn build_guest(language: &str, source: &std::path::Path, output: &std::path:
     }
 }
 
+/// The directory the pinned Python tools (componentize-py, mypy) are
+/// installed in, installed when missing: put it on `PYTHONPATH`.
+pub fn python_tools() -> PathBuf {
+    let (guest, root, toolchains) = guest_toolchain("python");
+    if let Err(why) = guest.install(&root, &toolchains) {
+        panic!("{why}");
+    }
+    toolchains.join("python")
+}
+
 /// The language's guest, with its examples built (and so its toolchain
 /// installed) once per process; the workspace root; the toolchains' directory.
 fn guest_toolchain(language: &str) -> (&'static guest::Guest, PathBuf, PathBuf) {

@@ -65,6 +65,51 @@ fn check_fails(file: &Path, reason: &str) {
     );
 }
 
+/// `check` loads a plugin as `run` would, with the same configuration:
+/// what `run` refuses, `check` refuses, and it says what a plugin asks for.
+#[test]
+fn check_validates_as_run_does_and_says_what_a_plugin_asks_for() {
+    let (code, stdout, stderr) = run(informant().arg("check").arg(plugin_path("reader_single")));
+    assert_eq!(code, 0, "{stderr}");
+    let manifest: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(manifest["resources"]["instances"], 1);
+    assert!(
+        stderr.contains(
+            "reader-single 0.1.0 (informant:plugin@0.2.0), asks for at most 1 instance(s) at a time"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(informant().arg("check").arg(plugin_path("legacy")));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("(informant:plugin@0.1.0), asks for nothing beyond the host's defaults"),
+        "{stderr}"
+    );
+
+    // An operator who allows 1 MiB per instance: too little for the plugin
+    // to start, and `check --config` says so, as `run` would.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("informant.yaml");
+    std::fs::write(&config, "limits:\n  memoryMib: 1\n  max: {memoryMib: 1}\n").unwrap();
+    let (code, stdout, stderr) = run(informant()
+        .arg("check")
+        .arg(plugin_path("reader_single"))
+        .arg("--config")
+        .arg(&config));
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains("over its 1 MiB cap"), "{stderr}");
+    // Settings are part of it: `init` runs with them, and may refuse them.
+    let (code, _, stderr) = run(informant()
+        .arg("check")
+        .arg(plugin_path("hostile"))
+        .args(["--settings", r#"{"refuse": true}"#]));
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("init failed") && stderr.contains("refused on purpose"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_explains_what_is_wrong_with_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,7 +187,7 @@ fn replay_reports_failed_calls_and_exits_non_zero() {
         .args(["--deadline-ms", "50"]));
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("events.jsonl:1: ConfigMap default/spins"),
+        stderr.contains("events.jsonl:1: plugin call failed: v1/ConfigMap default/spins (timeout): the call ran past"),
         "{stderr}"
     );
     assert!(stderr.contains("deadline"), "{stderr}");

@@ -616,9 +616,7 @@ async fn a_plugin_stuck_at_its_deadline_does_not_delay_another() {
     eventually(
         "the stuck plugin's first call to hit its deadline",
         Duration::from_secs(10),
-        || async {
-            (stats.failed.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(())
-        },
+        || async { (stats.failed.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(()) },
     )
     .await;
     runtime.shutdown(Duration::from_secs(5)).await;

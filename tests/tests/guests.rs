@@ -15,7 +15,7 @@ use std::{
 
 use informant_tests::{
     TestCluster, build_guest, compile_cache, eventually, fixture, guest_plugin, host_command,
-    plugin_path, terminate,
+    plugin_path, python_tools, terminate,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
@@ -135,7 +135,7 @@ fn both_sdks_cover_the_whole_contract_alike() {
         assert_eq!(code, 1, "{language}: {stderr}");
         assert!(
             stderr.contains(
-                "events.jsonl:4: ConfigMap tour/fail: the plugin returned an error (limit-exceeded): asked to fail"
+                "events.jsonl:4: plugin call failed: v1/ConfigMap tour/fail (failed): the plugin returned an error (limit-exceeded): asked to fail"
             ),
             "{language}: {stderr}"
         );
@@ -421,4 +421,175 @@ fn the_first_plugins_in_the_sdk_readmes_build_and_work() {
             "{language}"
         );
     }
+}
+
+/// The TypeScript declarations describe the JavaScript SDK: a plugin written
+/// in TypeScript against them type-checks with `tsc --strict`, and a misuse
+/// (an event type that does not exist) does not.
+#[test]
+fn the_javascript_sdk_has_typescript_declarations_that_tsc_accepts() {
+    // Installs the pinned JavaScript toolchain, typescript with it.
+    guest_plugin("js", "label-enforcer");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("guest-sdk/js");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tsconfig.json"),
+        json!({
+            "compilerOptions": {
+                "strict": true, "noEmit": true, "target": "es2022", "module": "es2022",
+                "moduleResolution": "bundler", "skipLibCheck": false,
+                "paths": {"informant": [sdk.join("informant.d.ts").to_str().unwrap()]},
+            },
+            "include": ["*.ts"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let plugin = r#"
+import { Event, InformantError, Manifest, Plugin, Subscription, action, cache, log } from "informant";
+
+export default class TeamLabel extends Plugin {
+  describe(): Manifest {
+    return new Manifest("team-label", "0.1.0")
+      .subscribe(new Subscription("v1", "ConfigMap", { events: ["added", "modified"], latestState: true }))
+      .reads("v1", "Namespace")
+      .writes("v1", "ConfigMap", ["patch"])
+      .instances(1)
+      .memory(32)
+      .deadline(50);
+  }
+
+  handle(event: Event): void {
+    const cm = event.object;
+    if (event.merged > 0) log.info(`${event.merged} events merged into this one`);
+    const ns = cache.get("v1", "Namespace", cm.namespace ?? "");
+    if (ns?.label("frozen") === "true") throw new InformantError(`${ns.name} is frozen`, "forbidden");
+    const image: unknown = cm.get("spec.containers.0.image");
+    if (cm.label("team") === undefined && image === undefined) {
+      action.mergePatch(cm, { metadata: { labels: { team: "unowned" } } });
+      action.event(cm.ref(), "LabelAdded", "team: unowned", { warning: false });
+    }
+  }
+}
+"#;
+    std::fs::write(dir.path().join("plugin.ts"), plugin).unwrap();
+    let tsc = |dir: &Path| {
+        let out = Command::new("node")
+            .arg(sdk.join("node_modules/typescript/bin/tsc"))
+            .arg("-p")
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, report) = tsc(dir.path());
+    assert!(ok, "tsc refused a correct plugin:\n{report}");
+    std::fs::write(
+        dir.path().join("wrong.ts"),
+        r#"import { Subscription } from "informant";
+new Subscription("v1", "ConfigMap", { events: ["created"] });
+"#,
+    )
+    .unwrap();
+    let (ok, report) = tsc(dir.path());
+    assert!(
+        !ok && report.contains("\"created\""),
+        "tsc accepted a misuse:\n{report}"
+    );
+}
+
+/// The Python SDK is typed (it ships `py.typed`): the SDK passes
+/// `mypy --strict`, a plugin with annotations written against it does too,
+/// and a misuse (an event type that does not exist) does not.
+#[test]
+fn the_python_sdk_is_typed_and_mypy_strict_accepts_a_plugin() {
+    let tools = python_tools();
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("guest-sdk/python");
+    assert!(
+        sdk.join("informant/py.typed").is_file(),
+        "the SDK does not say it is typed"
+    );
+    let mypy = |dir: &Path, target: &str| {
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "mypy",
+                "--strict",
+                "--no-incremental",
+                "--cache-dir=/dev/null",
+                target,
+            ])
+            .current_dir(dir)
+            .env("PYTHONPATH", &tools)
+            .env("MYPYPATH", &sdk)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, report) = mypy(&sdk, "informant");
+    assert!(ok, "mypy --strict refused the SDK:\n{report}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = r#"
+from typing import Any, Optional
+
+from informant import Error, Event, Manifest, Plugin, Subscription, action, cache, log
+
+
+class TeamLabel(Plugin):
+    def describe(self) -> Manifest:
+        return (Manifest("team-label", "0.1.0")
+                .subscribe(Subscription("v1", "ConfigMap", events=["added", "modified"], latest_state=True))
+                .reads("v1", "Namespace")
+                .writes("v1", "ConfigMap", ["patch"])
+                .events()
+                .instances(1)
+                .memory(32)
+                .deadline(50))
+
+    def init(self, settings: Optional[Any]) -> None:
+        self.team = settings.get("team", "unowned") if isinstance(settings, dict) else "unowned"
+
+    def handle(self, event: Event) -> None:
+        cm = event.object
+        if event.merged > 0:
+            log.info(f"{event.merged} events merged into this one")
+        ns = cache.get("v1", "Namespace", cm.namespace or "")
+        if ns is not None and ns.label("frozen") == "true":
+            raise Error(f"{ns.name} is frozen", "forbidden")
+        image: Any = cm.get("spec.containers.0.image")
+        if cm.label("team") is None and image is None:
+            action.merge_patch(cm, {"metadata": {"labels": {"team": self.team}}})
+            action.event(cm.ref, "LabelAdded", f"team: {self.team}", warning=False)
+"#;
+    std::fs::write(dir.path().join("team_label.py"), plugin).unwrap();
+    let (ok, report) = mypy(dir.path(), "team_label.py");
+    assert!(ok, "mypy --strict refused a correct plugin:\n{report}");
+
+    std::fs::write(
+        dir.path().join("wrong.py"),
+        "from informant import Subscription\n\nSubscription(\"v1\", \"ConfigMap\", events=[\"created\"])\n",
+    )
+    .unwrap();
+    let (ok, report) = mypy(dir.path(), "wrong.py");
+    assert!(
+        !ok && report.contains("'created'"),
+        "mypy accepted a misuse:\n{report}"
+    );
 }

@@ -13,7 +13,7 @@ use informant::{
     plugin::EventType,
     selector::{FieldSelector, LabelSelector},
 };
-use informant_tests::TestCluster;
+use informant_tests::{LogCapture, TestCluster};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
@@ -246,6 +246,7 @@ async fn a_dropped_watch_resumes_without_listing_again() {
 
 #[tokio::test]
 async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
+    let logs = LogCapture::global("info");
     let cluster = TestCluster::start().await;
     let Some(server) =
         cluster.embedded("a_relist_after_410_delivers_missed_deletes_and_only_real_changes")
@@ -299,7 +300,19 @@ async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
         ]
     );
     quiet(&mut rx).await;
-    assert_eq!(informer.status().relists, 1);
+    let status = informer.status();
+    assert_eq!(status.relists, 1);
+    // Not silent: the interruption, the relist and how long it was blind.
+    assert!(status.interruptions >= 1, "{status:?}");
+    assert!(status.blind_seconds > 0.0, "{status:?}");
+    let text = logs.text();
+    for line in ["watch interrupted", "watch relisting", "watch relisted"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(line) && l.contains("v1/ConfigMap")),
+            "no {line:?} line naming the resource in:\n{text}"
+        );
+    }
     let kind = KindKey::new("v1", "ConfigMap");
     assert_eq!(cache.kind_stats(&kind).objects, 2);
     informer.stop().await;
@@ -690,6 +703,7 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
 
 #[tokio::test]
 async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
+    let logs = LogCapture::global("info");
     let cluster = TestCluster::start().await;
     let Some(server) =
         cluster.embedded("a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed")
@@ -719,6 +733,20 @@ async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
     assert_eq!(
         next(&mut rx).await,
         (EventType::Added, "while-stalled".into(), false, false)
+    );
+    let status = informer.status();
+    assert_eq!(
+        (status.interruptions, status.resumes, status.relists),
+        (1, 1, 0),
+        "{status:?}"
+    );
+    // From when the interruption was detected (the idle timeout) to the resume.
+    assert!(status.blind_seconds > 0.0, "{status:?}");
+    let text = logs.text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("watch resumed") && l.contains("blind_s=")),
+        "{text}"
     );
     informer.stop().await;
 }

@@ -23,20 +23,22 @@ them. Raise :class:`Error` to choose the error code the host logs.
 """
 
 from .error import Error
-from .event import Event, Object, ObjectRef
-from .manifest import Index, Manifest, Subscription
+from .event import Event, EventType, Object, ObjectRef
+from .manifest import Index, Manifest, Subscription, Verb
 from .plugin import Plugin
 from . import action, cache, log
 
 __all__ = [
     "Error",
     "Event",
+    "EventType",
     "Index",
     "Manifest",
     "Object",
     "ObjectRef",
     "Plugin",
     "Subscription",
+    "Verb",
     "action",
     "cache",
     "log",

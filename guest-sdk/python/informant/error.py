@@ -1,16 +1,13 @@
 """Errors between the plugin and the host."""
 
-from wit_world.imports import types as wit
-from componentize_py_types import Err
+from typing import Any, Callable, TypeVar
 
-CODES = {
-    "invalid": wit.ErrorCode.INVALID,
-    "forbidden": wit.ErrorCode.FORBIDDEN,
-    "limit-exceeded": wit.ErrorCode.LIMIT_EXCEEDED,
-    "not-found": wit.ErrorCode.NOT_FOUND,
-    "failed": wit.ErrorCode.FAILED,
-}
-NAMES = {code: name for name, code in CODES.items()}
+from ._bindings import Err, member, name_of
+from ._bindings import types as wit
+
+CODES = ("invalid", "forbidden", "limit-exceeded", "not-found", "failed")
+
+T = TypeVar("T")
 
 
 class Error(Exception):
@@ -20,30 +17,31 @@ class Error(Exception):
     ``not-found`` and ``failed``.
     """
 
-    def __init__(self, message, code="failed"):
+    def __init__(self, message: str, code: str = "failed") -> None:
         if code not in CODES:
             raise ValueError(f"unknown error code {code!r}; one of {sorted(CODES)}")
         super().__init__(message)
         self.code = code
         self.message = message
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
-    def to_wit(self):
-        return wit.Error(CODES[self.code], self.message)
+    def to_wit(self) -> Any:
+        return wit.Error(member(wit.ErrorCode, self.code), self.message)
 
     @classmethod
-    def from_wit(cls, error):
-        return cls(error.message, NAMES.get(error.code, "failed"))
+    def from_wit(cls, error: Any) -> "Error":
+        name = name_of(error.code)
+        return cls(error.message, name if name in CODES else "failed")
 
 
-def host_call(function, *args):
+def host_call(function: Callable[..., T], *args: Any) -> T:
     """Call an import, turning its error result into :class:`Error`."""
     try:
         return function(*args)
     except Err as err:
         value = err.value
-        if isinstance(value, wit.Error):
+        if hasattr(value, "code") and hasattr(value, "message"):
             raise Error.from_wit(value) from None
         raise

@@ -1,16 +1,15 @@
 """Events and the objects they carry."""
 
 import json
+from typing import Any, Dict, Literal, Optional, Tuple
 
-from wit_world.imports import types as wit
+from ._bindings import name_of
+from ._bindings import types as wit
 
-EVENT_TYPES = {
-    wit.EventType.ADDED: "added",
-    wit.EventType.MODIFIED: "modified",
-    wit.EventType.DELETED: "deleted",
-    wit.EventType.SYNCED: "synced",
-    wit.EventType.RESYNC: "resync",
-}
+EventType = Literal["added", "modified", "deleted", "synced", "resync"]
+"""The type of an event, as the contract names it."""
+
+EVENT_TYPES: Tuple[EventType, ...] = ("added", "modified", "deleted", "synced", "resync")
 
 
 class ObjectRef:
@@ -18,14 +17,14 @@ class ObjectRef:
 
     __slots__ = ("api_version", "kind", "name", "namespace")
 
-    def __init__(self, api_version, kind, name, namespace=None):
+    def __init__(self, api_version: str, kind: str, name: str, namespace: Optional[str] = None) -> None:
         self.api_version = api_version
         self.kind = kind
         self.name = name
         self.namespace = namespace
 
     @classmethod
-    def of(cls, target):
+    def of(cls, target: Any) -> "ObjectRef":
         """An ``ObjectRef`` from an ``ObjectRef``, an :class:`Object` or a dict."""
         if isinstance(target, ObjectRef):
             return target
@@ -35,32 +34,32 @@ class ObjectRef:
             return Object(target).ref
         raise TypeError(f"expected an ObjectRef or an object, got {type(target).__name__}")
 
-    def to_wit(self):
+    def to_wit(self) -> Any:
         return wit.ObjectRef(self.api_version, self.kind, self.namespace, self.name)
 
     @classmethod
-    def from_wit(cls, r):
+    def from_wit(cls, r: Any) -> "ObjectRef":
         return cls(r.api_version, r.kind, r.name, r.namespace)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, ObjectRef) and self._key() == other._key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key())
 
-    def _key(self):
+    def _key(self) -> Tuple[str, str, Optional[str], str]:
         return (self.api_version, self.kind, self.namespace, self.name)
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.namespace is None:
             return f"{self.kind} {self.name}"
         return f"{self.kind} {self.namespace}/{self.name}"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ObjectRef({self.api_version!r}, {self.kind!r}, {self.name!r}, namespace={self.namespace!r})"
 
 
-def _step(value, step):
+def _step(value: Any, step: str) -> Any:
     if isinstance(value, list):
         if not step.isdigit() or int(step) >= len(value):
             return None
@@ -71,7 +70,11 @@ def _step(value, step):
     return None
 
 
-class Object(dict):
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class Object(Dict[str, Any]):
     """A Kubernetes object: the parsed JSON, plus shortcuts.
 
     It is a ``dict``, so ``obj["spec"]["replicas"]`` works; ``get`` also takes
@@ -79,7 +82,7 @@ class Object(dict):
     ``obj.get("spec.containers.0.image")``.
     """
 
-    def get(self, path, default=None):
+    def get(self, path: str, default: Any = None) -> Any:
         value = self
         for step in path.split("."):
             if step == "":
@@ -90,54 +93,55 @@ class Object(dict):
         return value
 
     @property
-    def metadata(self):
+    def metadata(self) -> Dict[str, Any]:
         return dict.get(self, "metadata") or {}
 
     @property
-    def api_version(self):
-        return dict.get(self, "apiVersion", "")
+    def api_version(self) -> str:
+        return _text(dict.get(self, "apiVersion"))
 
     @property
-    def kind(self):
-        return dict.get(self, "kind", "")
+    def kind(self) -> str:
+        return _text(dict.get(self, "kind"))
 
     @property
-    def name(self):
-        return self.metadata.get("name", "")
+    def name(self) -> str:
+        return _text(self.metadata.get("name"))
 
     @property
-    def namespace(self):
-        return self.metadata.get("namespace")
+    def namespace(self) -> Optional[str]:
+        namespace = self.metadata.get("namespace")
+        return namespace if isinstance(namespace, str) else None
 
     @property
-    def uid(self):
-        return self.metadata.get("uid", "")
+    def uid(self) -> str:
+        return _text(self.metadata.get("uid"))
 
     @property
-    def resource_version(self):
-        return self.metadata.get("resourceVersion", "")
+    def resource_version(self) -> str:
+        return _text(self.metadata.get("resourceVersion"))
 
     @property
-    def labels(self):
+    def labels(self) -> Dict[str, str]:
         return self.metadata.get("labels") or {}
 
     @property
-    def annotations(self):
+    def annotations(self) -> Dict[str, str]:
         return self.metadata.get("annotations") or {}
 
-    def label(self, key):
+    def label(self, key: str) -> Optional[str]:
         return self.labels.get(key)
 
-    def annotation(self, key):
+    def annotation(self, key: str) -> Optional[str]:
         return self.annotations.get(key)
 
     @property
-    def ref(self):
+    def ref(self) -> ObjectRef:
         """The :class:`ObjectRef` naming this object."""
         return ObjectRef(self.api_version, self.kind, self.name, self.namespace)
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text: str) -> "Object":
         return cls(json.loads(text)) if text else cls()
 
 
@@ -150,8 +154,9 @@ class Event:
     __slots__ = ("type", "subscription", "initial", "final_state_unknown", "object", "old_object",
                  "merged")
 
-    def __init__(self, type, object, subscription=0, initial=False,
-                 final_state_unknown=False, old_object=None, merged=0):
+    def __init__(self, type: str, object: Object, subscription: int = 0, initial: bool = False,
+                 final_state_unknown: bool = False, old_object: Optional[Object] = None,
+                 merged: int = 0) -> None:
         self.type = type
         self.object = object
         self.subscription = subscription
@@ -161,9 +166,9 @@ class Event:
         self.merged = merged
 
     @classmethod
-    def from_wit(cls, e):
+    def from_wit(cls, e: Any) -> "Event":
         return cls(
-            EVENT_TYPES[e.event_type],
+            name_of(e.event_type),
             Object.parse(e.object),
             subscription=e.subscription,
             initial=e.initial,
@@ -173,9 +178,9 @@ class Event:
         )
 
     @property
-    def is_upsert(self):
+    def is_upsert(self) -> bool:
         """The object exists now: added, modified or resynced."""
         return self.type in ("added", "modified", "resync")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Event({self.type!r}, {self.object.ref})"

@@ -3,24 +3,26 @@
 ``print`` works too (it goes to the host's log at info), but these keep the level.
 """
 
-from wit_world.imports import log as wit
+from typing import Any
+
+from ._bindings import log as wit
 
 
-def trace(message):
+def trace(message: Any) -> None:
     wit.log(wit.Level.TRACE, str(message))
 
 
-def debug(message):
+def debug(message: Any) -> None:
     wit.log(wit.Level.DEBUG, str(message))
 
 
-def info(message):
+def info(message: Any) -> None:
     wit.log(wit.Level.INFO, str(message))
 
 
-def warn(message):
+def warn(message: Any) -> None:
     wit.log(wit.Level.WARN, str(message))
 
 
-def error(message):
+def error(message: Any) -> None:
     wit.log(wit.Level.ERROR, str(message))

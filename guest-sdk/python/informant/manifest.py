@@ -1,24 +1,21 @@
 """What a plugin declares: subscriptions, indexes, permissions, resources."""
 
-from wit_world.imports import types as wit
+from typing import Any, Iterable, List, Literal, Optional, Tuple, Union
 
-from .event import EVENT_TYPES
+from ._bindings import member
+from ._bindings import types as wit
+from .event import EVENT_TYPES, EventType
 
-EVENT_NAMES = {name: code for code, name in EVENT_TYPES.items()}
-VERBS = {
-    "apply": wit.Verb.APPLY,
-    "create": wit.Verb.CREATE,
-    "patch": wit.Verb.PATCH,
-    "patch-status": wit.Verb.PATCH_STATUS,
-    "delete": wit.Verb.DELETE,
-}
+Verb = Literal["apply", "create", "patch", "patch-status", "delete"]
+"""What a plugin may do to a kind."""
+
+VERBS: Tuple[Verb, ...] = ("apply", "create", "patch", "patch-status", "delete")
 
 
-def _lookup(table, name, what):
-    try:
-        return table[name]
-    except KeyError:
-        raise ValueError(f"unknown {what} {name!r}; one of {sorted(table)}") from None
+def _check(names: Iterable[str], name: str, what: str) -> str:
+    if name not in names:
+        raise ValueError(f"unknown {what} {name!r}; one of {sorted(names)}")
+    return name
 
 
 class Subscription:
@@ -27,38 +24,40 @@ class Subscription:
     events=["added", "modified"], latest_state=False, old_object=False,
     resync_seconds=None)``. ``events`` empty or omitted means all types."""
 
-    def __init__(self, api_version, kind, namespace=None, label_selector=None,
-                 field_selector=None, events=(), latest_state=False,
-                 old_object=False, resync_seconds=None):
+    def __init__(self, api_version: str, kind: str, namespace: Optional[str] = None,
+                 label_selector: Optional[str] = None, field_selector: Optional[str] = None,
+                 events: Iterable[EventType] = (), latest_state: bool = False,
+                 old_object: bool = False, resync_seconds: Optional[int] = None) -> None:
         self.api_version = api_version
         self.kind = kind
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
-        self.events = [_lookup(EVENT_NAMES, e, "event type") for e in events]
+        self.events = [_check(EVENT_TYPES, e, "event type") for e in events]
         self.latest_state = latest_state
         self.old_object = old_object
         self.resync_seconds = resync_seconds
 
-    def to_wit(self):
+    def to_wit(self) -> Any:
         delivery = wit.Delivery.LATEST_STATE if self.latest_state else wit.Delivery.EVERY_EVENT
         return wit.Subscription(
             self.api_version, self.kind, self.namespace, self.label_selector,
-            self.field_selector, self.events, delivery, self.old_object,
-            self.resync_seconds,
+            self.field_selector, [member(wit.EventType, e) for e in self.events], delivery,
+            self.old_object, self.resync_seconds,
         )
 
 
 class Index:
     """An index over the cache: ``Index("by-node", "v1", "Pod", ["spec.nodeName"])``."""
 
-    def __init__(self, name, api_version, kind, field_paths):
+    def __init__(self, name: str, api_version: str, kind: str,
+                 field_paths: Union[str, Iterable[str]]) -> None:
         self.name = name
         self.api_version = api_version
         self.kind = kind
         self.field_paths = [field_paths] if isinstance(field_paths, str) else list(field_paths)
 
-    def to_wit(self):
+    def to_wit(self) -> Any:
         return wit.Index(self.name, self.api_version, self.kind, self.field_paths)
 
 
@@ -68,50 +67,52 @@ class Manifest:
         Manifest("audit", "1.0.0").subscribe(Subscription("v1", "Secret")).reads("v1", "Namespace")
     """
 
-    def __init__(self, name, version):
+    def __init__(self, name: str, version: str) -> None:
         self.name = name
         self.version = version
-        self.subscriptions = []
-        self.indexes = []
-        self.read_kinds = []
-        self.write_grants = []
-        self.memory_mib = None
-        self.deadline_ms = None
-        self.max_instances = None
+        self.subscriptions: List[Subscription] = []
+        self.indexes: List[Index] = []
+        self.read_kinds: List[Any] = []
+        self.write_grants: List[Any] = []
+        self.memory_mib: Optional[int] = None
+        self.deadline_ms: Optional[int] = None
+        self.max_instances: Optional[int] = None
 
-    def subscribe(self, subscription):
+    def subscribe(self, subscription: Subscription) -> "Manifest":
         self.subscriptions.append(subscription)
         return self
 
-    def index(self, name, api_version, kind, field_paths):
+    def index(self, name: str, api_version: str, kind: str,
+              field_paths: Union[str, Iterable[str]]) -> "Manifest":
         self.indexes.append(Index(name, api_version, kind, field_paths))
         return self
 
-    def reads(self, api_version, kind):
+    def reads(self, api_version: str, kind: str) -> "Manifest":
         self.read_kinds.append(wit.KindRef(api_version, kind))
         return self
 
-    def writes(self, api_version, kind, verbs):
-        verbs = [_lookup(VERBS, v, "verb") for v in verbs]
-        self.write_grants.append(wit.WritePermission(api_version, kind, verbs))
+    def writes(self, api_version: str, kind: str, verbs: Iterable[Verb]) -> "Manifest":
+        names = [_check(VERBS, v, "verb") for v in verbs]
+        self.write_grants.append(
+            wit.WritePermission(api_version, kind, [member(wit.Verb, v) for v in names]))
         return self
 
-    def events(self):
+    def events(self) -> "Manifest":
         """Allow emitting Kubernetes Events."""
         return self.writes("events.k8s.io/v1", "Event", ["create"])
 
-    def memory(self, mib):
+    def memory(self, mib: int) -> "Manifest":
         """Ask for this much linear memory, within the operator's maximum."""
         self.memory_mib = mib
         return self
 
-    def deadline(self, ms):
+    def deadline(self, ms: int) -> "Manifest":
         """Ask for this deadline per call, within the operator's maximum. It is
         wall-clock time: on a busy host a call gets less CPU within it."""
         self.deadline_ms = ms
         return self
 
-    def instances(self, n):
+    def instances(self, n: int) -> "Manifest":
         """How many instances may run calls at once. By default the host runs
         one per core, in parallel, each with its own memory: attributes of the
         plugin and module globals are then per instance. With 1, every call
@@ -121,7 +122,7 @@ class Manifest:
         self.max_instances = n
         return self
 
-    def to_wit(self):
+    def to_wit(self) -> Any:
         return wit.Manifest(
             self.name,
             self.version,

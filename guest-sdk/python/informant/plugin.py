@@ -2,13 +2,13 @@
 
 import json
 import traceback
+from typing import Any, List, Optional, Type
 
-from componentize_py_types import Err
-
+from ._bindings import Err
 from .error import Error
 from .event import Event
 
-_registered = []
+_registered: "List[Type[Plugin]]" = []
 
 
 class Plugin:
@@ -20,32 +20,36 @@ class Plugin:
       none were given); raise :class:`informant.Error` to refuse them.
     - ``handle(self, event)`` receives each :class:`informant.Event`.
 
-    The host keeps an instance for many calls, so attributes set in ``init``
-    persist between events (but not across reloads or after a failed call).
+    An instance serves many calls, but the host runs several at once (one
+    per core), each with its own attributes, and replaces them after a trap,
+    a reload or a call that grew their memory: attributes are a per-instance
+    cache. ``Manifest.instances(1)`` runs every call on one instance, in order.
     """
 
-    def __init_subclass__(cls, **kwargs):
+    settings: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _registered.append(cls)
 
-    def describe(self):
+    def describe(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define describe()")
 
-    def init(self, settings):
+    def init(self, settings: Any) -> None:
         self.settings = settings
 
-    def handle(self, event):
+    def handle(self, event: Event) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define handle(event)")
 
 
-def plugin_class():
+def plugin_class() -> "Type[Plugin]":
     """The one ``Plugin`` subclass the plugin file defines (the last one wins)."""
     if not _registered:
         raise Error("the plugin file defines no subclass of informant.Plugin", "invalid")
     return _registered[-1]
 
 
-def _as_wit_error(exc):
+def _as_wit_error(exc: BaseException) -> Any:
     if isinstance(exc, Error):
         return exc.to_wit()
     # Anything else is a bug in the plugin: say where.
@@ -56,16 +60,16 @@ def _as_wit_error(exc):
 
 # The plugin instance lives here, not on the exported class: the bindings may
 # build a new exported object for each call.
-_instance = [None]
+_instance: "List[Optional[Plugin]]" = [None]
 
 
 class World:
     """What the component exports; the build script names it ``WitWorld``."""
 
-    def describe(self):
+    def describe(self) -> Any:
         return plugin_class()().describe().to_wit()
 
-    def init(self, settings):
+    def init(self, settings: str) -> None:
         try:
             plugin = plugin_class()()
             plugin.init(json.loads(settings) if settings else None)
@@ -73,7 +77,7 @@ class World:
         except Exception as exc:
             raise Err(_as_wit_error(exc))
 
-    def handle(self, event):
+    def handle(self, event: Any) -> None:
         try:
             plugin = _instance[0]
             if plugin is None:

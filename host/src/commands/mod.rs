@@ -18,7 +18,7 @@ use crate::{
     config::Config,
     dev::{self as devserver, ApiServer},
     http, informer, leader, manifests,
-    plugin::{self, Engine, Limits, LoadOptions, Plugin},
+    plugin::{Engine, Limits, LoadOptions, Plugin},
     reload::Reloader,
     replay::{self, Outcome},
     runtime::Runtime,
@@ -68,12 +68,69 @@ fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))
 }
 
+/// Load a plugin as `informant run` would (the configuration's limits and
+/// ceiling, the settings beside it, `init`), print its manifest, and say
+/// what it asks for beyond the host's defaults.
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => Config::load(path).context("invalid configuration")?,
+        None => Config::default(),
+    };
     let bytes = read_plugin(&args.plugin)?;
-    let engine = engine(args.compile_cache.dir.as_deref())?;
-    let manifest = plugin::describe(&engine, &bytes)
-        .with_context(|| format!("{} is not a valid plugin", args.plugin.display()))?;
-    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    let settings = match &args.settings {
+        Some(arg) => settings(Some(arg))?,
+        None => crate::runtime::settings_beside(&args.plugin)?,
+    };
+    let engine = engine(
+        args.compile_cache
+            .dir
+            .as_deref()
+            .or(config.compile_cache_dir.as_deref()),
+    )?;
+    let options = crate::runtime::load_options(&config, &engine, &bytes, settings);
+    let cache = Arc::new(Store::new(cache::Config::default()));
+    let plugin = Plugin::load(&engine, &bytes, cache, options).with_context(|| {
+        format!(
+            "{} is not a plugin this host would run",
+            args.plugin.display()
+        )
+    })?;
+    println!("{}", serde_json::to_string_pretty(plugin.manifest())?);
+    let resources = &plugin.manifest().resources;
+    let (defaults, _) = config.limits_for(plugin.name());
+    let mut asks = Vec::new();
+    if let Some(mib) = resources.memory_mib {
+        asks.push(format!(
+            "{mib} MiB of memory (host default {} MiB)",
+            defaults.memory_bytes >> 20
+        ));
+    }
+    if let Some(ms) = resources.deadline_ms {
+        asks.push(format!(
+            "a {ms} ms deadline (host default {} ms)",
+            defaults.deadline.as_millis()
+        ));
+    }
+    if let Some(n) = resources.instances {
+        asks.push(format!("at most {n} instance(s) at a time"));
+    }
+    eprintln!(
+        "{}: loads as informant run{} would load it: {} {} (informant:plugin@{}), {}",
+        args.plugin.display(),
+        if args.config.is_some() {
+            " --config"
+        } else {
+            ""
+        },
+        plugin.name(),
+        plugin.manifest().version,
+        plugin.contract_version(),
+        if asks.is_empty() {
+            "asks for nothing beyond the host's defaults".to_string()
+        } else {
+            format!("asks for {}", asks.join(", "))
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -84,20 +141,14 @@ fn engine(compile_cache: Option<&Path>) -> anyhow::Result<Engine> {
     })
 }
 
+/// Settings given on the command line: JSON text, or `@FILE` (JSON, YAML
+/// or TOML, read as the settings file beside a plugin is).
 fn settings(arg: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let Some(arg) = arg else {
         return Ok(serde_json::Value::Null);
     };
     if let Some(path) = arg.strip_prefix('@') {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading settings file {path}"))?;
-        return if path.ends_with(".json") {
-            serde_json::from_str(&text)
-                .with_context(|| format!("settings file {path} is not valid JSON"))
-        } else {
-            serde_norway::from_str(&text)
-                .with_context(|| format!("settings file {path} is not valid YAML"))
-        };
+        return Ok(crate::runtime::read_settings(Path::new(path))?);
     }
     serde_json::from_str(arg).context("--settings is not valid JSON (use @FILE to read a file)")
 }
@@ -150,7 +201,12 @@ fn run_replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             error,
         } => {
             failed += 1;
-            eprintln!("{}:{line}: {object}: {error}", args.events.display());
+            // The host's words: its log says `plugin call failed` with these.
+            eprintln!(
+                "{}:{line}: plugin call failed: {object} ({}): {error}",
+                args.events.display(),
+                error.outcome()
+            );
         }
         Outcome::Unmatched { line, object } => {
             eprintln!(

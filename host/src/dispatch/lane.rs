@@ -19,6 +19,7 @@ use tokio::{runtime::Handle, sync::Notify};
 use super::{
     Breaker, Circuit, Config,
     cursor::Cursor,
+    durations::Durations,
     queue::{EventQueue, Job, Key, Pushed},
 };
 use crate::{
@@ -26,7 +27,7 @@ use crate::{
     cache::{KindKey, ObjectRef, Store},
     informer::{Notification, Purpose, subscriptions::SubscriptionId},
     plugin::{
-        CallError, Event, EventType, Plugin,
+        CallError, Event, EventType, Outcome, Plugin,
         manifest::{Delivery, Subscription},
     },
 };
@@ -61,6 +62,8 @@ pub struct LaneStats {
     pub busy_micros: AtomicU64,
     /// Call durations, for `/metrics`.
     pub call_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Call durations, for the admin API's quantiles.
+    pub durations: Durations,
 }
 
 impl Default for LaneStats {
@@ -76,6 +79,7 @@ impl Default for LaneStats {
             requeued: AtomicU64::default(),
             busy_micros: AtomicU64::default(),
             call_seconds: prometheus_client::metrics::histogram::Histogram::new(call_buckets()),
+            durations: Durations::default(),
         }
     }
 }
@@ -106,6 +110,22 @@ pub struct LaneStatus {
     pub circuit: &'static str,
     /// Consecutive failed calls.
     pub consecutive_failures: u32,
+    /// The last call that failed, if any did.
+    pub last_call_error: Option<CallFailure>,
+}
+
+/// A failed call, as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallFailure {
+    /// When, RFC 3339.
+    pub at: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The object of the event: `v1/ConfigMap shop/settings`.
+    pub object: String,
+    /// Why, in the host's words.
+    pub error: String,
 }
 
 pub(super) struct LaneState {
@@ -123,6 +143,7 @@ pub(super) struct LaneState {
     /// controller waiting for its caches to sync, so the plugin never
     /// decides on a cache that is still filling.
     pub(super) unsynced: HashSet<u32>,
+    last_error: Option<CallFailure>,
 }
 
 /// One plugin's queue and workers.
@@ -187,6 +208,7 @@ impl Lane {
                 wake_scheduled: false,
                 closed: false,
                 unsynced: HashSet::new(),
+                last_error: None,
             }),
             config,
             stats: LaneStats::default(),
@@ -246,6 +268,7 @@ impl Lane {
                 Circuit::HalfOpen => "halfOpen",
             },
             consecutive_failures: st.breaker.failures(),
+            last_call_error: st.last_error.clone(),
         }
     }
 
@@ -386,6 +409,7 @@ impl Lane {
             let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
             self.stats.call_seconds.observe(elapsed.as_secs_f64());
+            self.stats.durations.observe(elapsed);
             let mut st = self.state.lock();
             st.running -= 1;
             match result {
@@ -400,8 +424,14 @@ impl Lane {
                 }
                 Err(error) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    st.last_error = Some(CallFailure {
+                        at: jiff::Timestamp::now().to_string(),
+                        outcome: error.outcome(),
+                        object: Ref(&job.key).to_string(),
+                        error: error.to_string(),
+                    });
                     if let Some(open) = st.breaker.failure(Instant::now()) {
-                        tracing::warn!(plugin.name = %self.name, consecutive_failures = st.breaker.failures(), backoff_ms = open.as_millis() as u64, "plugin keeps failing: calls paused");
+                        tracing::warn!(plugin.name = %self.name, consecutive_failures = st.breaker.failures(), backoff_ms = open.as_millis() as u64, outcome = %error.outcome(), last_error = %error, "plugin keeps failing: calls paused");
                     }
                     if job.attempts + 1 < self.config.max_attempts {
                         self.stats.retried.fetch_add(1, Ordering::Relaxed);
@@ -451,7 +481,7 @@ impl Lane {
                 "event handled"
             ),
             Err(e) => {
-                tracing::warn!(outcome = e.outcome(), attempt = job.attempts + 1, error = %e, "plugin call failed");
+                tracing::warn!(plugin.name = %self.name, object.ref = %Ref(&job.key), event.type = ?job.event.event_type, outcome = %e.outcome(), attempt = job.attempts + 1, error = %e, "plugin call failed");
             }
         }
         result

@@ -18,13 +18,15 @@
 
 mod breaker;
 mod cursor;
+mod durations;
 mod lane;
 mod queue;
 mod requeue;
 
 pub use breaker::{Breaker, Circuit};
 pub use cursor::Cursor;
-pub use lane::{Lane, LaneStats, LaneStatus};
+pub use durations::{Distribution, Durations};
+pub use lane::{CallFailure, Lane, LaneStats, LaneStatus};
 pub use queue::{Backlog, EventQueue, Job, Key, Pushed};
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};

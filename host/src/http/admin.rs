@@ -1,11 +1,105 @@
 //! The admin API: what runs, what it watches, what was given up.
 
-use std::sync::atomic::Ordering;
+use std::{collections::BTreeMap, sync::atomic::Ordering};
 
 use axum::{Json, extract::State};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+
+/// Where a plugin stands, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PluginStatus {
+    /// Its circuit is open: its calls are held back after repeated failures.
+    Paused,
+    /// Its last calls failed; the circuit is not open (yet).
+    Failing,
+    /// It runs, but a newer version of its file failed to load.
+    Degraded,
+    /// It runs.
+    Running,
+    /// Its file never loaded.
+    Failed,
+}
+
+/// One plugin, as `/api/v1/plugins` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginView {
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    /// The WIT contract version it was built against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contract: Option<&'static str>,
+    file: Option<String>,
+    status: PluginStatus,
+    /// The latest error that matters: of a call while calls fail, else of
+    /// the file's last load, else of the last failed call.
+    last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_call_error: Option<crate::dispatch::CallFailure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circuit: Option<&'static str>,
+    /// Calls that may run at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscriptions: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    indexes: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<QueueView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counters: Option<Counters>,
+    /// How long its calls take (deadlines count wall-clock time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_durations: Option<crate::dispatch::Distribution>,
+}
+
+/// What waits for a plugin.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueueView {
+    pending: usize,
+    syncing: usize,
+    oldest_seconds: f64,
+    peak_pending: usize,
+    running: usize,
+}
+
+/// What a plugin has done since its version went into service (calls) or
+/// since its lane started (events).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Counters {
+    received: u64,
+    handled: u64,
+    failed: u64,
+    retried: u64,
+    given_up: u64,
+    coalesced: u64,
+    merged: u64,
+    requeued: u64,
+    /// Calls by outcome: ok, failed, timeout, out_of_memory, trap.
+    calls: BTreeMap<&'static str, u64>,
+    /// Reads and actions refused, by the code the plugin got.
+    refused: BTreeMap<&'static str, u64>,
+    instances: u64,
+    recycled: u64,
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Option<Value> {
+    serde_json::to_value(value).ok()
+}
 
 /// `/api/v1/plugins`: every plugin in service, and every plugin file that
 /// failed, with its error.
@@ -22,53 +116,93 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
         let file = files
             .iter()
             .find(|f| f.plugin.as_deref() == Some(lane.name()));
+        let file_error = file.and_then(|f| f.error.clone());
         let status = lane.status();
         let stats = lane.stats();
-        let calls = plugin.counts();
-        out.push(json!({
-            "name": manifest.name,
-            "version": manifest.version,
-            "digest": plugin.digest(),
-            "contract": plugin.contract_version(),
-            "file": file.map(|f| f.file.display().to_string()),
-            "status": if file.is_some_and(|f| f.error.is_some()) { "degraded" } else { "running" },
-            "lastError": file.and_then(|f| f.error.clone()),
-            "circuit": status.circuit,
-            "subscriptions": manifest.subscriptions,
-            "indexes": manifest.indexes,
-            "permissions": {"reads": manifest.reads, "writes": manifest.writes},
-            "limits": plugin.limits(),
-            "queue": {
-                "pending": status.pending, "syncing": status.syncing,
-                "oldestSeconds": status.oldest_seconds, "peakPending": status.peak_pending,
-                "running": status.running,
-            },
-            "concurrency": status.concurrency,
-            "counters": {
-                "received": stats.received.load(Ordering::Relaxed),
-                "handled": stats.handled.load(Ordering::Relaxed),
-                "failed": stats.failed.load(Ordering::Relaxed),
-                "retried": stats.retried.load(Ordering::Relaxed),
-                "givenUp": stats.given_up.load(Ordering::Relaxed),
-                "coalesced": stats.coalesced.load(Ordering::Relaxed),
-                "merged": stats.merged.load(Ordering::Relaxed),
-                "requeued": stats.requeued.load(Ordering::Relaxed),
-                "calls": {
-                    "ok": calls.ok, "failed": calls.failed, "timedOut": calls.timed_out,
-                    "outOfMemory": calls.out_of_memory, "trapped": calls.trapped,
-                    "instances": calls.instances, "recycled": calls.recycled,
-                },
-            },
-        }));
+        let counts = plugin.counts();
+        let failing = status.consecutive_failures > 0;
+        let plugin_status = if status.circuit != "closed" {
+            PluginStatus::Paused
+        } else if failing {
+            PluginStatus::Failing
+        } else if file_error.is_some() {
+            PluginStatus::Degraded
+        } else {
+            PluginStatus::Running
+        };
+        let call_error = status
+            .last_call_error
+            .as_ref()
+            .map(|e| format!("{} on {}: {}", e.outcome, e.object, e.error));
+        let last_error = if failing {
+            call_error.clone()
+        } else {
+            file_error.clone().or(call_error.clone())
+        };
+        out.push(PluginView {
+            name: Some(manifest.name.clone()),
+            version: Some(manifest.version.clone()),
+            digest: Some(plugin.digest().to_string()),
+            contract: Some(plugin.contract_version()),
+            file: file.map(|f| f.file.display().to_string()),
+            status: plugin_status,
+            last_error,
+            last_call_error: status.last_call_error.clone(),
+            circuit: Some(status.circuit),
+            concurrency: Some(status.concurrency),
+            subscriptions: to_json(&manifest.subscriptions),
+            indexes: to_json(&manifest.indexes),
+            permissions: Some(json!({"reads": manifest.reads, "writes": manifest.writes})),
+            limits: to_json(plugin.limits()),
+            queue: Some(QueueView {
+                pending: status.pending,
+                syncing: status.syncing,
+                oldest_seconds: status.oldest_seconds,
+                peak_pending: status.peak_pending,
+                running: status.running,
+            }),
+            counters: Some(Counters {
+                received: stats.received.load(Ordering::Relaxed),
+                handled: stats.handled.load(Ordering::Relaxed),
+                failed: stats.failed.load(Ordering::Relaxed),
+                retried: stats.retried.load(Ordering::Relaxed),
+                given_up: stats.given_up.load(Ordering::Relaxed),
+                coalesced: stats.coalesced.load(Ordering::Relaxed),
+                merged: stats.merged.load(Ordering::Relaxed),
+                requeued: stats.requeued.load(Ordering::Relaxed),
+                calls: plugin
+                    .calls_by_outcome()
+                    .into_iter()
+                    .map(|(o, n)| (o.as_str(), n))
+                    .collect(),
+                refused: plugin.refusals().into_iter().collect(),
+                instances: counts.instances,
+                recycled: counts.recycled,
+            }),
+            call_durations: Some(stats.durations.distribution()),
+        });
     }
     // Files that never loaded have no lane; they are plugins too, broken ones.
     for f in files.iter().filter(|f| f.digest.is_none()) {
-        out.push(json!({
-            "name": f.plugin,
-            "file": f.file.display().to_string(),
-            "status": "failed",
-            "lastError": f.error,
-        }));
+        out.push(PluginView {
+            name: f.plugin.clone(),
+            version: None,
+            digest: None,
+            contract: None,
+            file: Some(f.file.display().to_string()),
+            status: PluginStatus::Failed,
+            last_error: f.error.clone(),
+            last_call_error: None,
+            circuit: None,
+            concurrency: None,
+            subscriptions: None,
+            indexes: None,
+            permissions: None,
+            limits: None,
+            queue: None,
+            counters: None,
+            call_durations: None,
+        });
     }
     Json(json!({"plugins": out}))
 }

@@ -153,24 +153,41 @@ impl Collector for HostCollector {
         )?;
 
         let mut calls = Vec::new();
+        let mut refusals = Vec::new();
+        let mut recycled = Vec::new();
         for l in &lanes {
-            let c = l.plugin().counts();
-            for (outcome, v) in [
-                ("ok", c.ok),
-                ("error", c.failed),
-                ("timeout", c.timed_out),
-                ("out_of_memory", c.out_of_memory),
-                ("trap", c.trapped),
-            ] {
-                calls.push((with(l.name(), "outcome", outcome), counter(v)));
+            let plugin = l.plugin();
+            for (outcome, v) in plugin.calls_by_outcome() {
+                calls.push((with(l.name(), "outcome", outcome.as_str()), counter(v)));
             }
+            for (code, v) in plugin.refusals() {
+                refusals.push((with(l.name(), "code", code), counter(v)));
+            }
+            recycled.push((
+                vec![("plugin", l.name().to_string())],
+                counter(plugin.counts().recycled),
+            ));
         }
         family(
             &mut encoder,
             "informant_plugin_calls",
-            "Plugin calls by outcome (the version in service); timeouts are epoch interruptions.",
+            "Plugin calls by outcome (the version in service): ok, failed, timeout (past the deadline), out_of_memory, trap.",
             MetricType::Counter,
             calls,
+        )?;
+        family(
+            &mut encoder,
+            "informant_plugin_refusals",
+            "Cache reads and actions refused to a plugin, by the error code it got: forbidden, limit-exceeded, invalid, not-found (the codes of the contract).",
+            MetricType::Counter,
+            refusals,
+        )?;
+        family(
+            &mut encoder,
+            "informant_plugin_instances_recycled",
+            "Idle instances dropped to give memory back after a call grew them.",
+            MetricType::Counter,
+            recycled,
         )?;
         {
             let mut histograms = encoder.encode_descriptor(
@@ -321,22 +338,60 @@ impl Collector for HostCollector {
 
         // Watches: one series per resource, summed over its selectors.
         let statuses = self.watches.lock().clone();
-        let mut relists: std::collections::BTreeMap<String, (u64, usize)> = Default::default();
+        /// Per resource: relists, interruptions, resumes, blind seconds, watches.
+        #[derive(Default)]
+        struct Sums(u64, u64, u64, f64, usize);
+        let mut relists: std::collections::BTreeMap<String, Sums> = Default::default();
         for (key, status, _) in statuses {
             let e = relists
                 .entry(format!("{}/{}", key.api_version, key.plural))
                 .or_default();
             e.0 += status.relists;
-            e.1 += 1;
+            e.1 += status.interruptions;
+            e.2 += status.resumes;
+            e.3 += status.blind_seconds;
+            e.4 += 1;
         }
+        let per_resource = |f: &dyn Fn(&Sums) -> u64| {
+            relists
+                .iter()
+                .map(|(r, sums)| (vec![("resource", r.clone())], counter(f(sums))))
+                .collect::<Vec<_>>()
+        };
         family(
             &mut encoder,
             "informant_watch_relists",
             "Relists after the initial list (410 Gone, restarts).",
             MetricType::Counter,
+            per_resource(&|s| s.0),
+        )?;
+        family(
+            &mut encoder,
+            "informant_watch_interruptions",
+            "Watches cut off after they had synced: a dropped or silent connection, an error, 410 Gone.",
+            MetricType::Counter,
+            per_resource(&|s| s.1),
+        )?;
+        family(
+            &mut encoder,
+            "informant_watch_resumes",
+            "Interrupted watches that resumed from their resourceVersion without a relist.",
+            MetricType::Counter,
+            per_resource(&|s| s.2),
+        )?;
+        family(
+            &mut encoder,
+            "informant_watch_blind_seconds",
+            "Time watches could not see, between an interruption and the resume or relist that ended it.",
+            MetricType::Counter,
             relists
                 .iter()
-                .map(|(r, (n, _))| (vec![("resource", r.clone())], counter(*n)))
+                .map(|(r, sums)| {
+                    (
+                        vec![("resource", r.clone())],
+                        prometheus_client::metrics::counter::ConstCounter::new(sums.3),
+                    )
+                })
                 .collect(),
         )?;
         family(
@@ -346,7 +401,7 @@ impl Collector for HostCollector {
             MetricType::Gauge,
             relists
                 .iter()
-                .map(|(r, (_, n))| (vec![("resource", r.clone())], gauge(*n)))
+                .map(|(r, sums)| (vec![("resource", r.clone())], gauge(sums.4)))
                 .collect(),
         )?;
 

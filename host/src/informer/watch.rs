@@ -79,8 +79,24 @@ pub struct WatchStatus {
     pub state: WatchState,
     /// Completed relists after the first list.
     pub relists: u64,
+    /// Times the watch was cut off (a dropped or silent connection, an
+    /// error, 410 Gone) after it had synced.
+    pub interruptions: u64,
+    /// Times it resumed from where it was, without a relist.
+    pub resumes: u64,
+    /// Seconds it has been blind in all, from each interruption's detection
+    /// (for a silent connection, the idle timeout) to the resume or relist
+    /// that ended it.
+    pub blind_seconds: f64,
     /// Whether the first list has completed at least once.
     pub synced_once: bool,
+}
+
+/// A watch that cannot see, since when and why.
+struct Blind {
+    since: std::time::Instant,
+    cause: String,
+    attempts: u32,
 }
 
 /// A running informer; dropping it does not stop it, [`Informer::stop`] does.
@@ -108,6 +124,9 @@ impl Informer {
         let status = Arc::new(Mutex::new(WatchStatus {
             state: WatchState::Syncing,
             relists: 0,
+            interruptions: 0,
+            resumes: 0,
+            blind_seconds: 0.0,
             synced_once: false,
         }));
         let stop = CancellationToken::new();
@@ -140,6 +159,10 @@ fn refuses_streaming(e: &watcher::Error) -> bool {
         _ => return false,
     };
     (400..500).contains(&code) && ![403, 404, 410, 429].contains(&code)
+}
+
+fn synced_once(status: &Mutex<WatchStatus>) -> bool {
+    status.lock().synced_once
 }
 
 /// An object a list found: its key, its previous cached state if it
@@ -179,6 +202,8 @@ async fn run(
     let mut streaming = true;
     let mut stream = make(streaming);
     let mut listing: Vec<Listed> = Vec::new();
+    // Set while the watch cannot see: the first error after it could.
+    let mut blind: Option<Blind> = None;
     // The keys this watch has reported present, so that its events do not
     // depend on what other watches of the same kind put in the cache.
     let mut known: HashSet<Arc<ObjectKey>> = HashSet::new();
@@ -216,17 +241,57 @@ async fn run(
                 let forbidden = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403);
                 let mut st = status.lock();
                 let reason = e.to_string();
-                if forbidden && st.state != WatchState::Error(reason.clone()) {
-                    tracing::warn!(error = %reason, "watch forbidden; retrying with backoff");
-                } else {
-                    tracing::debug!(error = %reason, "watch error; retrying with backoff");
+                match &mut blind {
+                    // Still blind: each retry at debug.
+                    Some(b) => {
+                        b.attempts += 1;
+                        tracing::debug!(error = %reason, attempt = b.attempts, "watch still interrupted; retrying with backoff");
+                    }
+                    None => {
+                        if st.synced_once {
+                            st.interruptions += 1;
+                        }
+                        if forbidden {
+                            tracing::warn!(error = %reason, "watch forbidden; retrying with backoff");
+                        } else if st.synced_once {
+                            tracing::info!(cause = %reason, "watch interrupted; resuming from the last resourceVersion, or relisting if the server no longer has it");
+                        } else {
+                            tracing::info!(cause = %reason, "first list failed; retrying with backoff");
+                        }
+                        blind = Some(Blind {
+                            since: std::time::Instant::now(),
+                            cause: reason.clone(),
+                            attempts: 1,
+                        });
+                    }
                 }
                 st.state = WatchState::Error(reason);
                 continue;
             }
         };
+        // The first event after an interruption: the watch sees again.
+        if synced_once(&status)
+            && !matches!(
+                event,
+                watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone
+            )
+            && let Some(b) = blind.take()
+        {
+            let blind_for = b.since.elapsed();
+            let mut st = status.lock();
+            st.resumes += 1;
+            st.blind_seconds += blind_for.as_secs_f64();
+            st.state = WatchState::Synced;
+            tracing::info!(cause = %b.cause, attempts = b.attempts, blind_s = blind_for.as_secs_f64(), "watch resumed where it was; nothing missed");
+        }
         match event {
-            watcher::Event::Init => listing.clear(),
+            watcher::Event::Init => {
+                listing.clear();
+                if synced_once(&status) {
+                    let cause = blind.as_ref().map_or("a resync", |b| b.cause.as_str());
+                    tracing::info!(%cause, "watch relisting: its resourceVersion is gone, so the whole list is read again and compared with the cache");
+                }
+            }
             watcher::Event::InitApply(object) => {
                 let (meta, json) = object.into_parts(&scope.resource);
                 listing.push(cache.prepare_listed_raw(&kind, parts(&meta, json)));
@@ -286,6 +351,21 @@ async fn run(
                     let mut st = status.lock();
                     if !first {
                         st.relists += 1;
+                        let blind_for = blind.take().map(|b| b.since.elapsed()).unwrap_or_default();
+                        st.blind_seconds += blind_for.as_secs_f64();
+                        let changes = notes.len();
+                        tracing::info!(
+                            objects = known.len(),
+                            changes,
+                            blind_s = blind_for.as_secs_f64(),
+                            "watch relisted: the changes it missed are delivered as events"
+                        );
+                    } else if let Some(b) = blind.take() {
+                        tracing::info!(
+                            attempts = b.attempts,
+                            waited_s = b.since.elapsed().as_secs_f64(),
+                            "first list done after failures"
+                        );
                     }
                     st.synced_once = true;
                     st.state = WatchState::Synced;

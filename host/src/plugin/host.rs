@@ -34,6 +34,35 @@ pub(crate) struct PluginContext {
     /// The plugin's index names -> the cache's names for them.
     pub(crate) indexes: HashMap<String, String>,
     pub(crate) limits: Limits,
+    /// Reads and actions refused to the plugin, by the code it got back.
+    pub(crate) refusals: Refusals,
+}
+
+/// Cache reads and actions the host refused a plugin, by the error code the
+/// plugin got back: the host's side of what only the plugin's log showed.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// Outside what its manifest declares (`forbidden`).
+    pub forbidden: std::sync::atomic::AtomicU64,
+    /// Past a per-call limit: actions, bytes read, list length (`limit-exceeded`).
+    pub limit_exceeded: std::sync::atomic::AtomicU64,
+    /// Malformed: bad JSON, a bad selector (`invalid`).
+    pub invalid: std::sync::atomic::AtomicU64,
+    /// Naming what does not exist: an undeclared index (`not-found`).
+    pub not_found: std::sync::atomic::AtomicU64,
+}
+
+impl Refusals {
+    /// The counts, by code, as plugins know them.
+    pub fn counts(&self) -> [(&'static str, u64); 4] {
+        use std::sync::atomic::Ordering::Relaxed;
+        [
+            ("forbidden", self.forbidden.load(Relaxed)),
+            ("limit-exceeded", self.limit_exceeded.load(Relaxed)),
+            ("invalid", self.invalid.load(Relaxed)),
+            ("not-found", self.not_found.load(Relaxed)),
+        ]
+    }
 }
 
 /// Memory limits that also remember whether a growth was refused, so that the
@@ -156,6 +185,11 @@ impl HostState {
             stdout,
             stderr,
         }
+    }
+
+    /// What the current call has written to stderr so far.
+    pub(crate) fn stderr_recent(&self) -> String {
+        self.stderr.lock().recent().to_string()
     }
 
     /// Reset per-call state before a call.
@@ -424,6 +458,14 @@ impl WasiView for HostState {
     }
 }
 
+/// 1, 10, 100...: when a repeated event is worth a log line.
+pub(crate) fn is_power_of_ten(mut n: u64) -> bool {
+    while n >= 10 && n.is_multiple_of(10) {
+        n /= 10;
+    }
+    n == 1
+}
+
 /// What went wrong in a host call, as the guest gets it back: a WIT
 /// `error`, whichever version of the contract the plugin speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -533,7 +575,39 @@ pub(crate) fn truncate(mut s: String, max: usize) -> String {
 
 /// The imports, whichever contract version calls them (see `contract`).
 impl HostState {
+    /// Count and report a refusal, and hand it to the guest. Reported at the
+    /// 1st, 10th, 100th... time per plugin and code, so a plugin that keeps
+    /// asking does not flood the log.
+    fn refused<T>(&self, what: &str, result: Result<T, GuestError>) -> Result<T, GuestError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Err(e) = &result else {
+            return result;
+        };
+        let Some(ctx) = &self.ctx else {
+            return result;
+        };
+        let counter = match e.code {
+            Code::Forbidden => &ctx.refusals.forbidden,
+            Code::LimitExceeded => &ctx.refusals.limit_exceeded,
+            Code::Invalid => &ctx.refusals.invalid,
+            Code::NotFound => &ctx.refusals.not_found,
+            Code::Failed => return result,
+        };
+        let n = counter.fetch_add(1, Relaxed) + 1;
+        if is_power_of_ten(n) {
+            tracing::warn!(plugin.name = %ctx.name, code = e.code.name(), refused_total = n, "{what} refused: {}", e.message);
+        } else {
+            tracing::debug!(plugin.name = %ctx.name, code = e.code.name(), refused_total = n, "{what} refused: {}", e.message);
+        }
+        result
+    }
+
     pub(crate) fn get(&mut self, r: ObjectRef) -> Result<Option<String>, GuestError> {
+        let result = self.get_inner(r);
+        self.refused("cache read", result)
+    }
+
+    fn get_inner(&mut self, r: ObjectRef) -> Result<Option<String>, GuestError> {
         let kind = r.kind_key();
         let ctx = self.readable(&kind)?;
         let Some(object) = ctx.cache.get(&kind, &r.object_key()) else {
@@ -550,8 +624,10 @@ impl HostState {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<String>, GuestError> {
-        let objects = self.list_objects(api_version, kind, namespace, label_selector)?;
-        self.charge_objects(&objects)
+        let result = self
+            .list_objects(api_version, kind, namespace, label_selector)
+            .and_then(|objects| self.charge_objects(&objects));
+        self.refused("cache list", result)
     }
 
     pub(crate) fn list_keys(
@@ -561,13 +637,17 @@ impl HostState {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<ObjectRef>, GuestError> {
-        let objects = self.list_objects(api_version, kind, namespace, label_selector)?;
-        self.charge_keys(&KindKey::new(api_version, kind), &objects)
+        let result = self
+            .list_objects(api_version, kind, namespace, label_selector)
+            .and_then(|objects| self.charge_keys(&KindKey::new(api_version, kind), &objects));
+        self.refused("cache list", result)
     }
 
     pub(crate) fn by_index(&mut self, index: &str, value: &str) -> Result<Vec<String>, GuestError> {
-        let (_, objects) = self.by_index_objects(index, value)?;
-        self.charge_objects(&objects)
+        let result = self
+            .by_index_objects(index, value)
+            .and_then(|(_, objects)| self.charge_objects(&objects));
+        self.refused("index lookup", result)
     }
 
     pub(crate) fn by_index_keys(
@@ -575,11 +655,18 @@ impl HostState {
         index: &str,
         value: &str,
     ) -> Result<Vec<ObjectRef>, GuestError> {
-        let (kind, objects) = self.by_index_objects(index, value)?;
-        self.charge_keys(&kind, &objects)
+        let result = self
+            .by_index_objects(index, value)
+            .and_then(|(kind, objects)| self.charge_keys(&kind, &objects));
+        self.refused("index lookup", result)
     }
 
     pub(crate) fn index_values(&mut self, index: &str) -> Result<Vec<String>, GuestError> {
+        let result = self.index_values_inner(index);
+        self.refused("index lookup", result)
+    }
+
+    fn index_values_inner(&mut self, index: &str) -> Result<Vec<String>, GuestError> {
         let name = self.index_name(index)?;
         let values = self
             .plugin_ctx()?
@@ -591,6 +678,11 @@ impl HostState {
     }
 
     pub(crate) fn enqueue(&mut self, action: ActionRequest) -> Result<(), GuestError> {
+        let result = self.enqueue_inner(action);
+        self.refused("action", result)
+    }
+
+    fn enqueue_inner(&mut self, action: ActionRequest) -> Result<(), GuestError> {
         let ctx = self.plugin_ctx()?.clone();
         let max = ctx.limits.max_actions_per_call;
         if self.pending.len() >= max {

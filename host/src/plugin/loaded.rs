@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Store, Trap, component::Component};
 
 use super::{
-    CallError, Engine, Error, Event, Limits,
+    CallError, Engine, Error, Event, Limits, Outcome,
     contract::{Exports, ExportsPre},
     host::{GuestError, HostState, PluginContext, truncate},
     manifest::Manifest,
@@ -297,6 +297,7 @@ impl Plugin {
             cache,
             indexes,
             limits,
+            refusals: super::host::Refusals::default(),
         });
         let plugin = Self {
             ctx,
@@ -363,6 +364,23 @@ impl Plugin {
         }
     }
 
+    /// Reads and actions refused to this version, by code.
+    pub fn refusals(&self) -> [(&'static str, u64); 4] {
+        self.ctx.refusals.counts()
+    }
+
+    /// Calls by how they ended, in [`Outcome::ALL`] order.
+    pub fn calls_by_outcome(&self) -> [(Outcome, u64); 5] {
+        let c = self.counts();
+        [
+            (Outcome::Ok, c.ok),
+            (Outcome::Failed, c.failed),
+            (Outcome::Timeout, c.timed_out),
+            (Outcome::OutOfMemory, c.out_of_memory),
+            (Outcome::Trap, c.trapped),
+        ]
+    }
+
     /// Forget the plugin's indexes in the cache; call when unloading it.
     pub fn release_indexes(&self) {
         for name in self.ctx.indexes.values() {
@@ -419,6 +437,11 @@ impl Plugin {
             .store
             .set_epoch_deadline(Engine::ticks_for(limits.deadline));
         let result = instance.exports.handle(&mut instance.store, event);
+        // Before the call's output is flushed: a panic's message is in it.
+        let panic = result
+            .as_ref()
+            .err()
+            .and_then(|_| panic_message(&instance.store.data().stderr_recent()));
         let actions = instance.store.data_mut().end_call();
         let outcome = match result {
             Ok(Ok(())) => {
@@ -442,7 +465,10 @@ impl Plugin {
             }
             Ok(Err(e)) => Err(failed(e)),
             Err(e) => {
-                let err = classify(&e, &instance.store, limits);
+                let err = match (e.downcast_ref::<Trap>(), panic) {
+                    (Some(Trap::UnreachableCodeReached), Some(panic)) => CallError::Trap(panic),
+                    _ => classify(&e, &instance.store, limits),
+                };
                 self.count(&err);
                 // A trapped instance may be in any state: drop it.
                 return Err(err);
@@ -484,6 +510,29 @@ impl Plugin {
     }
 }
 
+/// The panic a guest reported on stderr before it trapped, as one line:
+/// `panicked at src/lib.rs:46:5: the message`. Rust writes it as
+/// `thread '...' panicked at LOCATION:` and the message on the next lines (the
+/// SDK's hook on one line); other languages write nothing like it.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at ")?;
+    let rest = &stderr[start + "panicked at ".len()..];
+    let (location, message) = match rest.split_once(":\n") {
+        Some((location, message)) if !location.contains('\n') => (location, message),
+        _ => rest.split_once(": ").unwrap_or((rest, "")),
+    };
+    let message = message
+        .lines()
+        .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(format!(
+        "panicked at {}: {}",
+        location.trim(),
+        message.trim()
+    ))
+}
+
 /// A plugin's own error, as a failed call.
 fn failed(e: GuestError) -> CallError {
     CallError::Failed {
@@ -500,4 +549,24 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn a_rust_panic_on_stderr_becomes_one_line() {
+        let std_hook = "\nthread '<unnamed>' panicked at src/lib.rs:46:24:\npanicking on purpose\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(std_hook).as_deref(),
+            Some("panicked at src/lib.rs:46:24: panicking on purpose")
+        );
+        let sdk_hook = "panicked at src/lib.rs:46:24: panicking on purpose\n";
+        assert_eq!(
+            panic_message(sdk_hook).as_deref(),
+            Some("panicked at src/lib.rs:46:24: panicking on purpose")
+        );
+        assert_eq!(panic_message("nothing of the kind"), None);
+    }
 }

@@ -16,6 +16,8 @@ mod output;
 
 use std::{sync::Arc, time::Duration};
 
+use serde::Serialize;
+
 pub use engine::{Binary, EPOCH_TICK, Engine};
 pub use host::HostState;
 pub use limits::Limits;
@@ -99,14 +101,59 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// A short label for metrics and logs: `failed`, `timeout`, `oom`, `trap`.
-    pub fn outcome(&self) -> &'static str {
+    /// How the call ended.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Self::Failed { .. } => "failed",
-            Self::Timeout { .. } => "timeout",
-            Self::OutOfMemory { .. } => "oom",
-            Self::Trap(_) => "trap",
+            Self::Failed { .. } => Outcome::Failed,
+            Self::Timeout { .. } => Outcome::Timeout,
+            Self::OutOfMemory { .. } => Outcome::OutOfMemory,
+            Self::Trap(_) => Outcome::Trap,
         }
+    }
+}
+
+/// How one plugin call ended: the one vocabulary of logs (`outcome=`),
+/// metrics (the `outcome` label) and the admin API (`calls`, `lastCallError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The plugin returned `ok`; its actions were committed.
+    Ok,
+    /// The plugin returned an error.
+    Failed,
+    /// The call ran past its deadline (epoch interruption).
+    Timeout,
+    /// The plugin needed more memory than its cap.
+    OutOfMemory,
+    /// The plugin trapped: a panic, an out-of-bounds access, a stack overflow.
+    Trap,
+}
+
+impl Outcome {
+    /// Every outcome, in a stable order.
+    pub const ALL: [Outcome; 5] = [
+        Self::Ok,
+        Self::Failed,
+        Self::Timeout,
+        Self::OutOfMemory,
+        Self::Trap,
+    ];
+
+    /// The name, as logs, metrics and the admin API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Timeout => "timeout",
+            Self::OutOfMemory => "out_of_memory",
+            Self::Trap => "trap",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -33,7 +33,15 @@ pub(crate) struct Capture {
     written: usize,
     budget: usize,
     dropped: bool,
+    /// The start of what this call wrote, for the error of a call that
+    /// traps (a Rust panic writes its message here just before).
+    recent: String,
+    /// The line being written is longer than a log line: the rest is cut.
+    cut: usize,
 }
+
+/// How much of a call's output is kept for its error.
+const RECENT: usize = 4096;
 
 /// The longest line kept; longer lines are split.
 const MAX_LINE: usize = 16 * 1024;
@@ -47,6 +55,8 @@ impl Capture {
             written: 0,
             budget,
             dropped: false,
+            recent: String::new(),
+            cut: 0,
         }))
     }
 
@@ -61,28 +71,53 @@ impl Capture {
             }
         }
         self.written += bytes.len();
+        if self.recent.len() < RECENT {
+            let room = RECENT - self.recent.len();
+            self.recent
+                .push_str(&String::from_utf8_lossy(&bytes[..bytes.len().min(room)]));
+        }
         for chunk in bytes.split_inclusive(|b| *b == b'\n') {
-            self.line.extend_from_slice(chunk);
-            if chunk.ends_with(b"\n") || self.line.len() >= MAX_LINE {
+            let newline = chunk.ends_with(b"\n");
+            let room = MAX_LINE.saturating_sub(self.line.len());
+            if chunk.len() > room {
+                // One log line holds at most MAX_LINE bytes; say what was cut.
+                self.line.extend_from_slice(&chunk[..room]);
+                self.cut += chunk.len() - room - usize::from(newline);
+            } else {
+                self.line.extend_from_slice(chunk);
+            }
+            if newline {
                 self.emit();
             }
         }
     }
 
+    /// What the current call wrote so far (its first few KiB).
+    pub(crate) fn recent(&self) -> &str {
+        &self.recent
+    }
+
     fn emit(&mut self) {
-        if self.line.is_empty() {
-            return;
-        }
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches(['\n', '\r']);
-        match self.stream {
-            Stream::Stdout => {
-                tracing::info!(plugin.name = %self.plugin, stream = "stdout", "{text}")
-            }
-            Stream::Stderr => {
-                tracing::warn!(plugin.name = %self.plugin, stream = "stderr", "{text}")
+        // Blank lines (a Rust panic starts with one) say nothing.
+        if !text.trim().is_empty() {
+            let cut = std::mem::take(&mut self.cut);
+            let mark = if cut > 0 {
+                format!(" [... {cut} more bytes of this line cut]")
+            } else {
+                String::new()
+            };
+            match self.stream {
+                Stream::Stdout => {
+                    tracing::info!(plugin.name = %self.plugin, stream = "stdout", "{text}{mark}")
+                }
+                Stream::Stderr => {
+                    tracing::warn!(plugin.name = %self.plugin, stream = "stderr", "{text}{mark}")
+                }
             }
         }
+        self.cut = 0;
         self.line.clear();
     }
 
@@ -91,6 +126,7 @@ impl Capture {
         self.emit();
         self.written = 0;
         self.dropped = false;
+        self.recent.clear();
     }
 }
 
@@ -158,6 +194,17 @@ impl tokio::io::AsyncWrite for CapturedOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_too_long_for_the_log_is_cut_and_says_so() {
+        let c = Capture::new("p".into(), Stream::Stderr, 1 << 30);
+        let long = vec![b'x'; MAX_LINE + 100];
+        c.lock().write(&long);
+        c.lock().write(b"\n");
+        assert_eq!(c.lock().cut, 0, "the mark went out with the line");
+        assert!(c.lock().line.is_empty());
+        assert!(c.lock().recent().starts_with("xxx"));
+    }
 
     #[test]
     fn output_over_budget_is_dropped_and_the_budget_renews_per_call() {

@@ -27,6 +27,9 @@ impl Plugin for Hostile {
     }
 
     fn handle(&mut self, event: Event) -> Result<()> {
+        if event.event_type == EventType::Synced {
+            return Ok(());
+        }
         let cm = &event.object;
         let mode = cm.get("data.mode").and_then(Value::as_str).unwrap_or("ok");
         let target = cm.object_ref();
