@@ -84,6 +84,8 @@ async fn server() -> Server {
     }
     let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realk8s");
     if kit.join("start.sh").is_file() {
+        // One a failed run left behind would refuse a fresh start.
+        let _ = kit_command(&kit, "stop.sh").output();
         let out = kit_command(&kit, "start.sh")
             .arg("--fresh")
             .output()
@@ -117,6 +119,15 @@ async fn server() -> Server {
         kit: None,
         embedded: Some(server),
         _dir: dir,
+    }
+}
+
+impl Drop for Server {
+    /// Stop the kit this benchmark started, whether it finished or failed.
+    fn drop(&mut self) {
+        if let Some(kit) = &self.kit {
+            let _ = kit_command(kit, "stop.sh").output();
+        }
     }
 }
 
@@ -212,9 +223,6 @@ async fn parent() {
             );
         }
     }
-    if let Some(kit) = &server.kit {
-        let _ = kit_command(kit, "stop.sh").output();
-    }
 }
 
 /// Widgets `from..to` into the benchmark's namespace.
@@ -305,7 +313,7 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
     let started = Instant::now();
     let config = config(kubeconfig).await;
     let count = match mode {
-        "kube-rs" => kube_rs(kube::Client::try_from(config).unwrap()).await,
+        "kube-rs" => kube_rs(kube::Client::try_from(config).unwrap(), expect).await,
         // With the idle timeout `informant run` sets on its client.
         "informant" => {
             let config =
@@ -320,7 +328,7 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
 }
 
 /// kube-rs's streaming reflector, until its store is ready.
-async fn kube_rs(client: kube::Client) -> usize {
+async fn kube_rs(client: kube::Client, expect: usize) -> usize {
     let api: Api<DynamicObject> = Api::namespaced_with(client, NAMESPACE, &widgets::resource());
     let writer = reflector::store::Writer::new(widgets::resource());
     let store = writer.as_reader();
@@ -330,8 +338,14 @@ async fn kube_rs(client: kube::Client) -> usize {
             kube::ResourceExt::managed_fields_mut(o).clear();
         });
     let mut stream = std::pin::pin!(reflector(writer, stream));
+    // Until the store is ready and holds every Widget: the initial list is
+    // served from the API server's watch cache at resourceVersion 0, which
+    // may not have the newest creates yet (they follow as watch events), as
+    // the host's informer is, which is timed until it has handled them all.
+    let mut ready = false;
     while let Some(event) = stream.next().await {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
+        ready |= matches!(event, Ok(watcher::Event::InitDone));
+        if ready && store.state().len() >= expect {
             break;
         }
     }
