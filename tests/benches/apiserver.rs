@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
-use informant::dev::{ApiServer, Config};
+use informant_apiserver::{ApiServer, Config};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,

@@ -18,9 +18,9 @@ use informant::{
     action::{Action, ActionQueue, Allowlist, Executor, QueueConfig},
     cache::ObjectRef,
     config::Config,
-    dev::{self, ApiServer},
     runtime::Runtime,
 };
+use informant_apiserver::{self as dev, ApiServer};
 use informant_tests::{LogCapture, SyntheticLoad, plugin_path};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{

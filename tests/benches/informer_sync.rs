@@ -20,8 +20,8 @@ use futures::StreamExt;
 use informant::{
     cache::{KindKey, Store},
     informer::{Informer, Notification, Scope},
-    selector::{FieldSelector, LabelSelector},
 };
+use informant_k8s::selector::{FieldSelector, LabelSelector};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
     Api,

@@ -67,7 +67,7 @@ struct Server {
     kubeconfig: PathBuf,
     description: String,
     kit: Option<PathBuf>,
-    embedded: Option<informant::dev::ApiServer>,
+    embedded: Option<informant_apiserver::ApiServer>,
     _dir: tempfile::TempDir,
 }
 
@@ -108,7 +108,7 @@ async fn server() -> Server {
             _dir: dir,
         };
     }
-    let server = informant::dev::ApiServer::start(informant::dev::Config::default())
+    let server = informant_apiserver::ApiServer::start(informant_apiserver::Config::default())
         .await
         .unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -228,20 +228,20 @@ async fn parent() {
 /// Widgets `from..to` into the benchmark's namespace.
 async fn seed_from(
     client: &kube::Client,
-    embedded: Option<&informant::dev::ApiServer>,
+    embedded: Option<&informant_apiserver::ApiServer>,
     from: usize,
     to: usize,
 ) {
     use kube::api::PostParams;
     if let Some(server) = embedded {
         let t = server
-            .store()
+            .storage()
             .registry()
             .get("bench.informant.dev", "v1", "widgets")
             .unwrap();
         for i in from..to {
             server
-                .store()
+                .storage()
                 .create(&t, Some(NAMESPACE), widgets::widget(i), &Default::default())
                 .unwrap();
         }

@@ -16,13 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use informant::{
-    config::Config,
-    dev::{self, ApiServer},
-    plugin::Engine,
-    reload::Reloader,
-    runtime::Runtime,
-};
+use informant::{config::Config, plugin::Engine, reload::Reloader, runtime::Runtime};
+use informant_apiserver::{self as dev, ApiServer};
 use informant_tests::{LogCapture, SyntheticLoad, plugin_bytes, variant};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};

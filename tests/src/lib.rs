@@ -198,7 +198,7 @@ pub fn fixture(path: &str) -> PathBuf {
         .join(path)
 }
 
-use informant::dev::{self, ApiServer};
+use informant_apiserver::{self as dev, ApiServer};
 
 /// Where the end-to-end tests run: the embedded API server (default), or
 /// the cluster named by `INFORMANT_TEST_KUBECONFIG`.

@@ -77,20 +77,20 @@ pub fn widget(i: usize) -> serde_json::Value {
 /// If a Widget cannot be created.
 pub async fn seed(
     client: &kube::Client,
-    server: Option<&informant::dev::ApiServer>,
+    server: Option<&informant_apiserver::ApiServer>,
     namespace: &str,
     n: usize,
 ) {
     if let Some(server) = server {
         let t = server
-            .store()
+            .storage()
             .registry()
             .get("bench.informant.dev", "v1", "widgets")
             .expect("the Widget CRD is served");
-        let opts = informant::dev::WriteOptions::default();
+        let opts = informant_apiserver::WriteOptions::default();
         for i in 0..n {
             server
-                .store()
+                .storage()
                 .create(&t, Some(namespace), widget(i), &opts)
                 .expect("a Widget is created");
         }

@@ -8,8 +8,8 @@
 use informant::{
     action::{Action, Done, Executor, Severity},
     cache::ObjectRef,
-    dev::FailRule,
 };
+use informant_apiserver::FailRule;
 use informant_tests::TestCluster;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{

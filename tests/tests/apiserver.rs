@@ -9,7 +9,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
-use informant::dev::FailRule;
+use informant_apiserver::FailRule;
 use informant_tests::TestCluster;
 use k8s_openapi::{
     api::{apps::v1::Deployment, core::v1::ConfigMap},
@@ -507,7 +507,7 @@ async fn watch_resumes_after_a_drop_and_gets_410_after_compaction() {
     assert_eq!(kinds, ["ADDED two", "DELETED one"]);
 
     // After compaction, the old resourceVersion is gone: 200, then one ERROR 410.
-    server.store().compact();
+    server.storage().compact();
     let events: Vec<_> = api
         .watch(&WatchParams::default().timeout(5), &last)
         .await

@@ -16,9 +16,9 @@ use std::{
 use informant::{
     action::{Reason, Rule, Verb},
     config::Config,
-    dev::FailRule,
     runtime::Runtime,
 };
+use informant_apiserver::FailRule;
 use informant_tests::{LogCapture, TestCluster, create_cm, eventually, plugin_path};
 use k8s_openapi::api::{
     apps::v1::Deployment,

@@ -6,7 +6,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use informant::{config::Config, dev::FailRule, http, runtime::Runtime};
+use informant::{config::Config, http, runtime::Runtime};
+use informant_apiserver::FailRule;
 use informant_tests::{TestCluster, eventually, http_get as get, plugin_path};
 use tokio_util::sync::CancellationToken;
 

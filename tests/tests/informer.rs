@@ -11,8 +11,8 @@ use informant::{
     cache::{KindKey, ObjectKey, Store},
     informer::{Informer, Notification, Purpose, Scope},
     plugin::EventType,
-    selector::{FieldSelector, LabelSelector},
 };
+use informant_k8s::selector::{FieldSelector, LabelSelector};
 use informant_tests::{LogCapture, TestCluster};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -274,12 +274,12 @@ async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
     server.faults().drop_watches();
     // The stream is closed and the watcher's resume request sits in the delay.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let store = server.store();
+    let store = server.storage();
     let t = store.registry().get("", "v1", "configmaps").unwrap();
     store
         .delete(&t, Some(&ns), "gone", None, None, false)
         .unwrap();
-    let opts = informant::dev::WriteOptions::default();
+    let opts = informant_apiserver::WriteOptions::default();
     store
         .update_with(&t, Some(&ns), "change", None, &opts, |c| {
             let mut v = c.clone();
@@ -470,8 +470,8 @@ async fn identical_subscriptions_share_one_watch_and_late_ones_replay_from_the_c
     assert_eq!(cache.kind_stats(&kind).objects, 0);
 }
 
-fn rule(path: &str, query: Option<&str>, code: u16) -> informant::dev::FailRule {
-    informant::dev::FailRule {
+fn rule(path: &str, query: Option<&str>, code: u16) -> informant_apiserver::FailRule {
+    informant_apiserver::FailRule {
         path_prefix: path.into(),
         method: Some("GET".into()),
         query_contains: query.map(Into::into),
@@ -649,14 +649,14 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
         // Seed through the store: this test is about syncing, not creating.
         Some(server) => {
             let t = server
-                .store()
+                .storage()
                 .registry()
                 .get("", "v1", "configmaps")
                 .unwrap();
-            let opts = informant::dev::WriteOptions::default();
+            let opts = informant_apiserver::WriteOptions::default();
             for i in 0..count {
                 let body = json!({"metadata": {"name": format!("cm-{i:05}"), "labels": {"n": (i % 7).to_string(), OWN: "yes"}}, "data": {"i": i.to_string()}});
-                server.store().create(&t, Some(&ns), body, &opts).unwrap();
+                server.storage().create(&t, Some(&ns), body, &opts).unwrap();
             }
         }
         None => {

@@ -445,6 +445,6 @@ mod tests {
         let name = event_name(&long, at);
         assert_eq!(name.len(), 253);
         assert!(name.ends_with(".1813f54ec4a94d15"));
-        assert!(crate::selector::is_dns1123_subdomain(&name));
+        assert!(informant_k8s::selector::is_dns1123_subdomain(&name));
     }
 }

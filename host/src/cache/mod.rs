@@ -20,8 +20,8 @@ use serde_json::Value;
 pub use object::{CachedObject, KindKey, ObjectKey, ObjectRef, strip};
 pub use path::{FieldPath, PathError};
 
-use crate::selector::LabelSelector;
 use index::Index;
+use informant_k8s::selector::LabelSelector;
 
 /// Errors from the cache.
 #[derive(Debug, thiserror::Error)]

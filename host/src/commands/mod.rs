@@ -16,8 +16,7 @@ use crate::{
         CheckArgs, Cli, Command, ConfigCommand, DevArgs, HostArgs, LogFormat, ReplayArgs, RunArgs,
     },
     config::Config,
-    dev::{self as devserver, ApiServer},
-    http, informer, leader, manifests,
+    http, informer, leader,
     plugin::{Engine, Limits, LoadOptions, Plugin},
     reload::Reloader,
     replay::{self, Outcome},
@@ -25,6 +24,8 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use clap::Parser;
+use informant_apiserver::{self as devserver, ApiServer};
+use informant_k8s::manifests;
 use tracing_subscriber::EnvFilter;
 
 /// Parse the command line, set up logging, run the command.
@@ -474,7 +475,7 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
             }
         };
         server.write_kubeconfig(&path)?;
-        let mut seeder = devserver::seed::Seeder::new(server.store().clone());
+        let mut seeder = devserver::seed::Seeder::new(server.storage().clone());
         let stop = tokio_util::sync::CancellationToken::new();
         match &args.manifests {
             Some(dir) => {

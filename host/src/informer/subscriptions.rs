@@ -19,11 +19,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Change, Notification, Scope, SharedInformers, Snapshot, SubscriberId, discovery};
-use crate::{
-    cache::Store,
-    plugin::EventType,
-    selector::{FieldSelector, LabelSelector},
-};
+use crate::{cache::Store, plugin::EventType};
+use informant_k8s::selector::{FieldSelector, LabelSelector};
 
 /// How often pending subscriptions ask discovery again; the longest wait
 /// between two tries for an unreachable one.

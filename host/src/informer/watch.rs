@@ -21,8 +21,8 @@ use super::{
 use crate::{
     cache::{CachedObject, KindKey, Listed, ObjectKey, Store},
     plugin::EventType,
-    selector::{FieldSelector, LabelSelector},
 };
+use informant_k8s::selector::{FieldSelector, LabelSelector};
 
 /// What one informer watches.
 #[derive(Debug, Clone)]

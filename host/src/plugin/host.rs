@@ -15,8 +15,8 @@ use super::{
 use crate::{
     action::{Action, Severity, object_ref_of},
     cache::{self, CachedObject, KindKey, ObjectKey, ObjectRef, Store},
-    selector::LabelSelector,
 };
+use informant_k8s::selector::LabelSelector;
 
 /// Longest log line kept from a guest.
 const MAX_LOG_BYTES: usize = 16 * 1024;

@@ -9,8 +9,8 @@ use super::bindings::types as wit;
 use crate::{
     action::Verb,
     cache::{FieldPath, KindKey},
-    selector::{self, FieldSelector, LabelSelector},
 };
+use informant_k8s::selector::{self, FieldSelector, LabelSelector};
 
 /// A manifest field that is not valid.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{Store, store::WriteOptions};
-use crate::manifests;
+use crate::{Storage, storage::WriteOptions};
+use informant_k8s::manifests;
 
 /// The field manager seeded objects are written with.
 pub const MANAGER: &str = "informant-dev-manifests";
@@ -54,7 +54,7 @@ type ObjectId = (String, String, Option<String>, String);
 
 /// What was seeded from which file.
 pub struct Seeder {
-    store: Arc<Store>,
+    store: Arc<Storage>,
     files: HashMap<PathBuf, (Vec<u8>, Vec<ObjectId>)>,
 }
 
@@ -68,7 +68,7 @@ fn rank(object: &Value) -> u8 {
 
 impl Seeder {
     /// A seeder writing into `store`.
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<Storage>) -> Self {
         Self {
             store,
             files: HashMap::new(),
@@ -94,7 +94,7 @@ impl Seeder {
         let defined: Vec<(String, String)> = objects
             .iter()
             .filter(|o| o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
-            .filter_map(|crd| super::registry::types_from_crd(crd).ok())
+            .filter_map(|crd| crate::registry::types_from_crd(crd).ok())
             .flatten()
             .map(|t| (t.api_version(), t.kind))
             .collect();
@@ -170,7 +170,7 @@ impl Seeder {
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("resourceVersion");
         }
-        let refused = |e: super::ApiError| Error::Refused {
+        let refused = |e: crate::StatusError| Error::Refused {
             path: path.into(),
             object: format!("{kind} {name}"),
             message: e.message,
@@ -299,10 +299,10 @@ pub async fn watch_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dev::StoreConfig;
+    use crate::StorageConfig;
 
     /// The ConfigMaps seeded: not the kube-root-ca.crt of every namespace.
-    fn cm_names(store: &Store) -> Vec<String> {
+    fn cm_names(store: &Storage) -> Vec<String> {
         let t = store.registry().get("", "v1", "configmaps").unwrap();
         let (items, _, _) = store.snapshot(&t, None);
         items
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn files_seed_update_and_delete_their_objects() {
-        let store = Arc::new(Store::new(StoreConfig::default()));
+        let store = Arc::new(Storage::new(StorageConfig::default()));
         let mut seeder = Seeder::new(store.clone());
         let path = Path::new("seed.yaml");
         let two = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n";

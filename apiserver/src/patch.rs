@@ -282,7 +282,7 @@ pub fn merge(target: &mut Value, patch: &Value) {
 /// 400 with a message for a malformed patch; 422 with the reason for one
 /// that does not apply (a failed `test`, a missing path). The API server
 /// tells the client only that the patch was rejected (see
-/// [`ApiError::patch_failed`](super::ApiError::patch_failed)); the reason is
+/// [`StatusError::patch_failed`](crate::StatusError::patch_failed)); the reason is
 /// for the server's own log.
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), (u16, String)> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())

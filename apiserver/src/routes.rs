@@ -14,16 +14,16 @@ use axum::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
-use super::{
-    App, LoggedRequest, discovery, openapi,
+use crate::{
+    App, LoggedRequest, discovery_documents, openapi,
     patch::{self, Ownership},
     protobuf,
     registry::ResourceType,
-    status::{ApiError, json_response},
-    store::WriteOptions,
+    status::{StatusError, json_response},
+    storage::WriteOptions,
     watch::{self, WatchParams},
 };
-use crate::selector::{FieldSelector, LabelSelector};
+use informant_k8s::selector::{FieldSelector, LabelSelector};
 
 /// The request body limit of the real apiserver.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -64,9 +64,9 @@ async fn intercept(State(app): State<Arc<App>>, request: Request, next: Next) ->
     }
     if path != "/informant/faults" {
         match app.faults.take_failure(&method, &path, &query) {
-            Some(429) => return ApiError::too_many_requests().into_response(),
+            Some(429) => return StatusError::too_many_requests().into_response(),
             Some(code) => {
-                let mut e = ApiError::internal("injected failure");
+                let mut e = StatusError::internal("injected failure");
                 e.code = code;
                 return e.into_response();
             }
@@ -77,7 +77,7 @@ async fn intercept(State(app): State<Arc<App>>, request: Request, next: Next) ->
 }
 
 async fn version() -> Response {
-    let body = serde_json::to_string_pretty(&discovery::version()).unwrap_or_default();
+    let body = serde_json::to_string_pretty(&discovery_documents::version()).unwrap_or_default();
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -92,12 +92,12 @@ fn discovery_response(
     legacy: impl FnOnce() -> Value,
 ) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    match discovery::wants(accept) {
-        discovery::Wants::Legacy => json_response(StatusCode::OK, &legacy()),
-        discovery::Wants::Unsupported => {
-            ApiError::not_acceptable("only the following media types are accepted: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList").into_response()
+    match discovery_documents::wants(accept) {
+        discovery_documents::Wants::Legacy => json_response(StatusCode::OK, &legacy()),
+        discovery_documents::Wants::Unsupported => {
+            StatusError::not_acceptable("only the following media types are accepted: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList").into_response()
         }
-        discovery::Wants::Aggregated => {
+        discovery_documents::Wants::Aggregated => {
             let mut body = aggregated().to_string();
             body.push('\n');
             let etag = format!("\"{}\"", hex_upper(&Sha512::digest(body.as_bytes())));
@@ -106,7 +106,7 @@ fn discovery_response(
             }
             let mut r = body.into_response();
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED));
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery_documents::AGGREGATED));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
             h.insert(header::VARY, HeaderValue::from_static("Accept"));
             if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -125,8 +125,8 @@ async fn api(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let registry = app.store.registry();
     discovery_response(
         &headers,
-        || discovery::aggregated(&registry, true),
-        || discovery::api_versions(&app.address()),
+        || discovery_documents::aggregated(&registry, true),
+        || discovery_documents::api_versions(&app.address()),
     )
 }
 
@@ -134,8 +134,8 @@ async fn apis(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let registry = app.store.registry();
     discovery_response(
         &headers,
-        || discovery::aggregated(&registry, false),
-        || discovery::api_group_list(&registry),
+        || discovery_documents::aggregated(&registry, false),
+        || discovery_documents::api_group_list(&registry),
     )
 }
 
@@ -159,7 +159,7 @@ async fn openapi_group_version(
     axum::extract::Path(gv): axum::extract::Path<String>,
 ) -> Response {
     let Some(doc) = openapi::group_version(&app.store.registry(), &gv) else {
-        return ApiError::page_not_found().into_response();
+        return StatusError::page_not_found().into_response();
     };
     let etag = format!("\"{}\"", openapi::hash(&doc));
     let mut r = doc.to_string().into_response();
@@ -180,7 +180,7 @@ async fn openapi_group_version(
 
 async fn faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let Ok(cmd) = serde_json::from_slice::<Value>(&body) else {
-        return ApiError::bad_request("fault command must be JSON").into_response();
+        return StatusError::bad_request("fault command must be JSON").into_response();
     };
     match cmd.get("action").and_then(Value::as_str) {
         Some("dropWatches") => app.faults.drop_watches(),
@@ -195,13 +195,13 @@ async fn faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
             match serde_json::from_value(cmd.get("rule").cloned().unwrap_or(Value::Null)) {
                 Ok(rule) => app.faults.fail(rule),
                 Err(e) => {
-                    return ApiError::bad_request(format!("bad fail rule: {e}")).into_response();
+                    return StatusError::bad_request(format!("bad fail rule: {e}")).into_response();
                 }
             }
         }
         Some("reset") => app.faults.reset(),
         other => {
-            return ApiError::bad_request(format!("unknown fault action {other:?}"))
+            return StatusError::bad_request(format!("unknown fault action {other:?}"))
                 .into_response();
         }
     }
@@ -224,17 +224,17 @@ struct Target {
     subresource: Option<String>,
 }
 
-fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, ApiError> {
+fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, StatusError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         ["apis", g] => return Ok(Err(((*g).to_string(), String::new()))),
-        _ => return Err(ApiError::page_not_found()),
+        _ => return Err(StatusError::page_not_found()),
     };
     let registry = app.store.registry();
     if !group.is_empty() && !registry.has_group(group) {
-        return Err(ApiError::page_not_found());
+        return Err(StatusError::page_not_found());
     }
     if rest.is_empty() {
         return Ok(Err((group.to_string(), version.to_string())));
@@ -242,19 +242,19 @@ fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, ApiE
     let find = |plural: &str| {
         registry
             .get(group, version, plural)
-            .ok_or_else(ApiError::resource_not_found)
+            .ok_or_else(StatusError::resource_not_found)
     };
     let target = match rest {
         ["namespaces", ns, plural, tail @ ..] if registry.get(group, version, plural).is_some() => {
             let t = find(plural)?;
             if !t.namespaced {
-                return Err(ApiError::resource_not_found());
+                return Err(StatusError::resource_not_found());
             }
             let (name, sub) = match tail {
                 [] => (None, None),
                 [name] => (Some(*name), None),
                 [name, sub] => (Some(*name), Some(*sub)),
-                _ => return Err(ApiError::resource_not_found()),
+                _ => return Err(StatusError::resource_not_found()),
             };
             Target {
                 t,
@@ -269,10 +269,10 @@ fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, ApiE
                 [] => (None, None),
                 [name] => (Some(*name), None),
                 [name, sub] => (Some(*name), Some(*sub)),
-                _ => return Err(ApiError::resource_not_found()),
+                _ => return Err(StatusError::resource_not_found()),
             };
             if t.namespaced && name.is_some() {
-                return Err(ApiError::resource_not_found());
+                return Err(StatusError::resource_not_found());
             }
             Target {
                 t,
@@ -286,7 +286,7 @@ fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, ApiE
     if let Some(sub) = &target.subresource
         && (sub != "status" || !target.t.status)
     {
-        return Err(ApiError::resource_not_found());
+        return Err(StatusError::resource_not_found());
     }
     Ok(Ok(target))
 }
@@ -325,7 +325,7 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-fn parse_body(ct: &str, bytes: &[u8], what: &str) -> Result<Value, ApiError> {
+fn parse_body(ct: &str, bytes: &[u8], what: &str) -> Result<Value, StatusError> {
     match ct {
         "application/json"
         | ""
@@ -340,24 +340,24 @@ fn parse_body(ct: &str, bytes: &[u8], what: &str) -> Result<Value, ApiError> {
                     .is_none_or(|b| *b != b'{')
             {
                 return serde_norway::from_slice(bytes)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+                    .map_err(|e| StatusError::bad_request(format!("error decoding YAML: {e}")));
             }
             serde_json::from_slice(bytes).map_err(|e| {
-                ApiError::bad_request(format!("{what} cannot be handled as JSON: {e}"))
+                StatusError::bad_request(format!("{what} cannot be handled as JSON: {e}"))
             })
         }
         "application/yaml" => serde_norway::from_slice(bytes)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+            .map_err(|e| StatusError::bad_request(format!("error decoding YAML: {e}"))),
         "application/vnd.kubernetes.protobuf" => {
             protobuf::decode(bytes).map_err(|(code, message)| {
                 if code == 415 {
-                    ApiError::unsupported_media_type(message, false)
+                    StatusError::unsupported_media_type(message, false)
                 } else {
-                    ApiError::bad_request(message)
+                    StatusError::bad_request(message)
                 }
             })
         }
-        other => Err(ApiError::unsupported_media_type(
+        other => Err(StatusError::unsupported_media_type(
             format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({other} is not supported)"
             ),
@@ -366,7 +366,7 @@ fn parse_body(ct: &str, bytes: &[u8], what: &str) -> Result<Value, ApiError> {
     }
 }
 
-fn list_value(t: &ResourceType, result: &super::store::ListResult) -> Value {
+fn list_value(t: &ResourceType, result: &crate::storage::ListResult) -> Value {
     let mut metadata = json!({"resourceVersion": result.rv.to_string()});
     if let Some(c) = &result.continue_token {
         metadata["continue"] = json!(c);
@@ -393,25 +393,25 @@ fn list_value(t: &ResourceType, result: &super::store::ListResult) -> Value {
     json!({"kind": format!("{}List", t.kind), "apiVersion": t.api_version(), "metadata": metadata, "items": items})
 }
 
-fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), StatusError> {
     let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
-        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        .map_err(|e| StatusError::bad_request(format!("unable to parse requirement: {e}")))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str)).map_err(|e| match e {
-        crate::selector::Error::UnsupportedField { field, .. } => {
-            ApiError::bad_request(format!("\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""))
+        informant_k8s::selector::Error::UnsupportedField { field, .. } => {
+            StatusError::bad_request(format!("\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""))
         }
-        other => ApiError::bad_request(other.to_string()),
+        other => StatusError::bad_request(other.to_string()),
     })?;
     Ok((labels, fields))
 }
 
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body) -> Result<Bytes, StatusError> {
     axum::body::to_bytes(body, MAX_BODY)
         .await
-        .map_err(|_| ApiError::too_large(MAX_BODY))
+        .map_err(|_| StatusError::too_large(MAX_BODY))
 }
 
-async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> {
+async fn handle(app: &Arc<App>, request: Request) -> Result<Response, StatusError> {
     let (parts, body) = request.into_parts();
     let q = query(parts.uri.query());
     let headers = parts.headers;
@@ -420,17 +420,17 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> 
         Ok(t) => t,
         Err((group, version)) => {
             if method != Method::GET {
-                return Err(ApiError::method_not_allowed());
+                return Err(StatusError::method_not_allowed());
             }
             let registry = app.store.registry();
             let doc = if version.is_empty() {
-                discovery::api_group(&registry, &group)
+                discovery_documents::api_group(&registry, &group)
             } else {
-                discovery::api_resource_list(&registry, &group, &version)
+                discovery_documents::api_resource_list(&registry, &group, &version)
             };
             return doc
                 .map(|d| json_response(StatusCode::OK, &d))
-                .ok_or_else(ApiError::resource_not_found);
+                .ok_or_else(StatusError::resource_not_found);
         }
     };
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
@@ -450,12 +450,12 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> 
             if q.contains_key("continue")
                 && q.get("resourceVersion").is_some_and(|rv| !rv.is_empty())
             {
-                return Err(ApiError::bad_request(
+                return Err(StatusError::bad_request(
                     "specifying resource version is not allowed when using continue",
                 ));
             }
             if q.contains_key("resourceVersionMatch") && !q.contains_key("resourceVersion") {
-                return Err(ApiError::invalid(&t, "", &[("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".into())]));
+                return Err(StatusError::invalid(&t, "", &[("resourceVersionMatch", "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".into())]));
             }
             if q.get("resourceVersionMatch").is_some_and(|m| m == "Exact") {
                 let rv: u64 = q
@@ -463,7 +463,7 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> 
                     .and_then(|r| r.parse().ok())
                     .unwrap_or(0);
                 if rv < app.store.compacted_rv() {
-                    return Err(ApiError::expired(
+                    return Err(StatusError::expired(
                         "The resourceVersion for the provided list is too old.",
                     ));
                 }
@@ -527,7 +527,7 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> 
                 Value::Null
             } else {
                 serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+                    .map_err(|e| StatusError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
             let uid = options
                 .pointer("/preconditions/uid")
@@ -581,7 +581,7 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> 
                     deleted.push(last);
                 }
             }
-            let result = super::store::ListResult {
+            let result = crate::storage::ListResult {
                 items: deleted,
                 rv: app.store.resource_version(),
                 continue_token: None,
@@ -589,7 +589,7 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, ApiError> 
             };
             Ok(json_response(StatusCode::OK, &list_value(&t, &result)))
         }
-        _ => Err(ApiError::method_not_allowed()),
+        _ => Err(StatusError::method_not_allowed()),
     }
 }
 
@@ -600,12 +600,12 @@ fn watch_response(
     labels: LabelSelector,
     fields: FieldSelector,
     q: &HashMap<String, String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, StatusError> {
     let send_initial_events = q.get("sendInitialEvents").is_some_and(|v| v == "true");
     if send_initial_events
         && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
     {
-        return Err(ApiError::invalid(t, "", &[("resourceVersionMatch", "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into())]));
+        return Err(StatusError::invalid(t, "", &[("resourceVersionMatch", "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into())]));
     }
     let params = WatchParams {
         namespace: ns.map(str::to_string),
@@ -645,11 +645,11 @@ fn patch_request(
     bytes: &[u8],
     q: &HashMap<String, String>,
     opts: WriteOptions,
-) -> Result<Response, ApiError> {
+) -> Result<Response, StatusError> {
     match ct {
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
             if ct == "application/strategic-merge-patch+json" && t.custom {
-                return Err(ApiError::unsupported_media_type(
+                return Err(StatusError::unsupported_media_type(
                     format!(
                         "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({ct} is not supported for custom resources)"
                     ),
@@ -676,9 +676,9 @@ fn patch_request(
                     patch::json_patch(&mut v, &p).map_err(|(code, reason)| {
                         if code == 422 {
                             tracing::debug!(%reason, "JSON patch rejected");
-                            ApiError::patch_failed()
+                            StatusError::patch_failed()
                         } else {
-                            ApiError::bad_request(reason)
+                            StatusError::bad_request(reason)
                         }
                     })?;
                     Ok(v)
@@ -687,7 +687,7 @@ fn patch_request(
         }
         "application/apply-patch+yaml" => {
             let manager = q.get("fieldManager").filter(|m| !m.is_empty()).cloned().ok_or_else(|| {
-                let mut e = ApiError::invalid(t, name, &[("fieldManager", "Required value: is required for apply patch".into())]);
+                let mut e = StatusError::invalid(t, name, &[("fieldManager", "Required value: is required for apply patch".into())]);
                 e.message = "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into();
                 e
             })?;
@@ -698,7 +698,7 @@ fn patch_request(
                 .and_then(Value::as_str)
                 .is_some_and(|n| n != name)
             {
-                return Err(ApiError::bad_request(format!(
+                return Err(StatusError::bad_request(format!(
                     "the name of the object does not match the name on the URL ({name})"
                 )));
             }
@@ -732,7 +732,7 @@ fn patch_request(
                                     })
                                     .collect();
                                 if !conflicts.is_empty() && !force {
-                                    return Err(ApiError::apply_conflict(t, name, &conflicts));
+                                    return Err(StatusError::apply_conflict(t, name, &conflicts));
                                 }
                                 let mut v = own.apply(&manager, Some(cur), &applied);
                                 // An apply never carries a resourceVersion precondition unless given.
@@ -747,7 +747,7 @@ fn patch_request(
                 }
             }
         }
-        _ => Err(ApiError::unsupported_media_type(
+        _ => Err(StatusError::unsupported_media_type(
             "415: Unsupported Media Type",
             true,
         )),

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
-use super::registry::{Registry, ResourceType};
+use crate::registry::{Registry, ResourceType};
 
 fn gv_key(group: &str, version: &str) -> String {
     if group.is_empty() {

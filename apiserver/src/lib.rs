@@ -1,12 +1,12 @@
-//! The embedded Kubernetes-compatible API server behind `informant dev` and
-//! the tests.
+//! `informant-apiserver`: the embedded Kubernetes-compatible API server
+//! behind `informant dev` and the tests.
 //!
 //! It serves built-in kinds and CRDs generically from an in-memory store
 //! over real HTTP, with discovery, watches, pagination, patches and
 //! server-side apply as real clients rely on them, and fault injection for
 //! tests. It is not a mock: kubectl and kube-rs talk to it as to a cluster.
 
-mod discovery;
+mod discovery_documents;
 mod faults;
 mod openapi;
 mod patch;
@@ -15,7 +15,7 @@ mod registry;
 mod routes;
 pub mod seed;
 mod status;
-mod store;
+mod storage;
 mod watch;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use faults::{FailRule, Faults};
 pub use registry::{Registry, ResourceType};
-pub use status::ApiError;
-pub use store::{Store, StoreConfig, WriteOptions};
+pub use status::StatusError;
+pub use storage::{Storage, StorageConfig, WriteOptions};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +139,7 @@ impl LoggedRequest {
 
 /// Shared state of the running server.
 pub(crate) struct App {
-    store: Arc<Store>,
+    store: Arc<Storage>,
     faults: Arc<Faults>,
     log: Mutex<Vec<LoggedRequest>>,
     config: Config,
@@ -172,7 +172,7 @@ impl ApiServer {
         let addr = listener
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
-        let store = Arc::new(Store::new(StoreConfig {
+        let store = Arc::new(Storage::new(StorageConfig {
             history: config.history,
         }));
         let app = Arc::new(App {
@@ -219,8 +219,8 @@ impl ApiServer {
         self.app.addr
     }
 
-    /// The object store, for seeding and inspection.
-    pub fn store(&self) -> &Arc<Store> {
+    /// The object storage, for seeding and inspection.
+    pub fn storage(&self) -> &Arc<Storage> {
         &self.app.store
     }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::registry::{Registry, ResourceType};
+use crate::registry::{Registry, ResourceType};
 
 /// The content type of aggregated discovery.
 pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";

@@ -11,12 +11,12 @@ use tokio::sync::{
 };
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 
-use super::{
+use crate::{
     faults::Faults,
     registry::ResourceType,
-    store::{ChangeType, Store, selected},
+    storage::{ChangeType, Storage, selected},
 };
-use crate::selector::{FieldSelector, LabelSelector};
+use informant_k8s::selector::{FieldSelector, LabelSelector};
 
 /// What a watch request asked for.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ fn bookmark(t: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
 
 /// The response body of a watch.
 pub fn watch(
-    store: Arc<Store>,
+    store: Arc<Storage>,
     faults: Arc<Faults>,
     t: Arc<ResourceType>,
     params: WatchParams,
@@ -76,7 +76,7 @@ pub fn watch(
 }
 
 async fn run(
-    store: &Store,
+    store: &Storage,
     faults: &Faults,
     t: &ResourceType,
     p: &WatchParams,
@@ -180,7 +180,7 @@ async fn run(
 /// What one change means for this watch: nothing (another resource, already
 /// seen, or the stream is stalled), or the bytes to send.
 fn forward(
-    c: &super::store::Change,
+    c: &crate::storage::Change,
     t: &ResourceType,
     p: &WatchParams,
     in_scope: &impl Fn(&str) -> bool,
@@ -203,7 +203,7 @@ fn forward(
 /// object that starts matching is ADDED, one that stops matching is DELETED
 /// (with its previous state at the new RV).
 fn render(
-    c: &super::store::Change,
+    c: &crate::storage::Change,
     p: &WatchParams,
     in_scope: &impl Fn(&str) -> bool,
 ) -> Option<Bytes> {

@@ -7,12 +7,12 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::registry::ResourceType;
+use crate::registry::ResourceType;
 
 /// An error answered as a `Status` object (or, for unknown groups, the plain
 /// text 404 the real server gives).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
+pub struct StatusError {
     /// The HTTP status.
     pub code: u16,
     /// The `reason` field.
@@ -27,7 +27,7 @@ pub struct ApiError {
     pub metadata: Option<Value>,
 }
 
-impl ApiError {
+impl StatusError {
     fn new(
         code: u16,
         reason: &'static str,
@@ -268,7 +268,7 @@ fn name_details(t: &ResourceType, name: &str) -> Value {
     d
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for StatusError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if self.plain {

@@ -11,12 +11,12 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::{
+use crate::{
     patch::Ownership,
     registry::{self, Registry, ResourceType},
-    status::ApiError,
+    status::StatusError,
 };
-use crate::selector::{FieldSelector, LabelSelector};
+use informant_k8s::selector::{FieldSelector, LabelSelector};
 
 /// What happened in one change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,12 +78,12 @@ type Collection = BTreeMap<Key, Arc<Value>>;
 
 /// How the store behaves.
 #[derive(Debug, Clone)]
-pub struct StoreConfig {
+pub struct StorageConfig {
     /// Changes kept for watch resumes and pages; older ones are compacted.
     pub history: usize,
 }
 
-impl Default for StoreConfig {
+impl Default for StorageConfig {
     fn default() -> Self {
         Self { history: 10_000 }
     }
@@ -105,12 +105,12 @@ impl State {
         t: &ResourceType,
         collection: &(String, String),
         key: &Key,
-    ) -> Result<Arc<Value>, ApiError> {
+    ) -> Result<Arc<Value>, StatusError> {
         self.objects
             .get(collection)
             .and_then(|c| c.get(key))
             .cloned()
-            .ok_or_else(|| ApiError::not_found(t, &key.1))
+            .ok_or_else(|| StatusError::not_found(t, &key.1))
     }
 }
 
@@ -137,10 +137,10 @@ pub struct ListResult {
 }
 
 /// The store.
-pub struct Store {
+pub struct Storage {
     state: Mutex<State>,
     changes: broadcast::Sender<Arc<Change>>,
-    config: StoreConfig,
+    config: StorageConfig,
 }
 
 /// The annotation kube-controller-manager puts on `kube-root-ca.crt`.
@@ -169,10 +169,10 @@ pub fn selected(object: &Value, labels: &LabelSelector, fields: &FieldSelector) 
         )
 }
 
-impl Store {
+impl Storage {
     /// An empty store with the built-in types and the `default`,
     /// `kube-system` and `kube-public` namespaces.
-    pub fn new(config: StoreConfig) -> Self {
+    pub fn new(config: StorageConfig) -> Self {
         let (changes, _) = broadcast::channel(4096);
         let state = State {
             rv: 1,
@@ -287,14 +287,14 @@ impl Store {
         s: &State,
         t: &ResourceType,
         namespace: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StatusError> {
         if let (true, Some(ns)) = (t.namespaced, namespace) {
             let exists = s
                 .objects
                 .get(&(String::new(), "namespaces".into()))
                 .is_some_and(|c| c.contains_key(&(String::new(), ns.to_string())));
             if !exists {
-                return Err(ApiError::namespace_not_found(ns));
+                return Err(StatusError::namespace_not_found(ns));
             }
         }
         Ok(())
@@ -309,13 +309,13 @@ impl Store {
         t: &ResourceType,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Arc<Value>, ApiError> {
+    ) -> Result<Arc<Value>, StatusError> {
         let s = self.state.lock();
         s.objects
             .get(&(t.group.clone(), t.plural.clone()))
             .and_then(|c| c.get(&(namespace.unwrap_or("").to_string(), name.to_string())))
             .cloned()
-            .ok_or_else(|| ApiError::not_found(t, name))
+            .ok_or_else(|| StatusError::not_found(t, name))
     }
 
     /// List objects, optionally paged: `limit` items starting after the
@@ -331,13 +331,13 @@ impl Store {
         fields: &FieldSelector,
         limit: Option<usize>,
         continue_token: Option<&str>,
-    ) -> Result<ListResult, ApiError> {
+    ) -> Result<ListResult, StatusError> {
         let s = self.state.lock();
         let (rv, start) = match continue_token {
             Some(token) => {
                 let (rv, start) = decode_continue(token)?;
                 if rv < s.compacted_rv {
-                    let mut e = ApiError::expired(
+                    let mut e = StatusError::expired(
                         "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
                     );
                     e.metadata = Some(json!({"continue": encode_continue(-1, &start)}));
@@ -429,7 +429,7 @@ impl Store {
         namespace: Option<&str>,
         mut body: Value,
         opts: &WriteOptions,
-    ) -> Result<Arc<Value>, ApiError> {
+    ) -> Result<Arc<Value>, StatusError> {
         prepare_body(t, namespace, &mut body)?;
         let mut s = self.state.lock();
         Self::check_namespace(&s, t, namespace)?;
@@ -442,7 +442,7 @@ impl Store {
                     name
                 }
                 None => {
-                    return Err(ApiError::invalid(
+                    return Err(StatusError::invalid(
                         t,
                         "",
                         &[(
@@ -460,14 +460,14 @@ impl Store {
             .get(&collection_key)
             .is_some_and(|c| c.contains_key(&key))
         {
-            return Err(ApiError::already_exists(t, &name));
+            return Err(StatusError::already_exists(t, &name));
         }
         let rv = s.rv + 1;
         let stamp = now();
         {
             let meta = body["metadata"]
                 .as_object_mut()
-                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+                .ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
             meta.insert("creationTimestamp".into(), json!(stamp));
@@ -483,7 +483,7 @@ impl Store {
         let mut new_types = Vec::new();
         if t.kind == "CustomResourceDefinition" {
             new_types = registry::types_from_crd(&body)
-                .map_err(|e| ApiError::invalid(t, &name, &[("spec", e)]))?;
+                .map_err(|e| StatusError::invalid(t, &name, &[("spec", e)]))?;
             body["status"] = registry::crd_established_status(&body, &stamp);
         }
         if !opts.manager.is_empty() {
@@ -568,8 +568,8 @@ impl Store {
         name: &str,
         subresource: Option<&str>,
         opts: &WriteOptions,
-        update: impl FnOnce(&Value) -> Result<Value, ApiError>,
-    ) -> Result<Arc<Value>, ApiError> {
+        update: impl FnOnce(&Value) -> Result<Value, StatusError>,
+    ) -> Result<Arc<Value>, StatusError> {
         let mut s = self.state.lock();
         let collection_key = (t.group.clone(), t.plural.clone());
         let key = (namespace.unwrap_or("").to_string(), name.to_string());
@@ -577,7 +577,7 @@ impl Store {
         let mut new = update(&current)?;
         prepare_body(t, namespace, &mut new)?;
         if meta_str(&new, "name").is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request(format!(
+            return Err(StatusError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
                 meta_str(&new, "name").unwrap_or("")
             )));
@@ -585,7 +585,7 @@ impl Store {
         if let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
             && Some(rv) != meta_str(&current, "resourceVersion")
         {
-            return Err(ApiError::conflict(t, name));
+            return Err(StatusError::conflict(t, name));
         }
         // The status subresource splits writes in two.
         if t.status || t.custom {
@@ -715,7 +715,7 @@ impl Store {
         uid: Option<&str>,
         resource_version: Option<&str>,
         dry_run: bool,
-    ) -> Result<(Arc<Value>, bool), ApiError> {
+    ) -> Result<(Arc<Value>, bool), StatusError> {
         let mut s = self.state.lock();
         let collection_key = (t.group.clone(), t.plural.clone());
         let key = (namespace.unwrap_or("").to_string(), name.to_string());
@@ -724,7 +724,7 @@ impl Store {
             && meta_str(&current, "uid") != Some(uid)
         {
             let actual = meta_str(&current, "uid").unwrap_or("");
-            return Err(ApiError::precondition_failed(
+            return Err(StatusError::precondition_failed(
                 t,
                 name,
                 &format!("UID in precondition: {uid}, UID in object meta: {actual}"),
@@ -734,7 +734,7 @@ impl Store {
             && meta_str(&current, "resourceVersion") != Some(rv)
         {
             let actual = meta_str(&current, "resourceVersion").unwrap_or("");
-            return Err(ApiError::precondition_failed(
+            return Err(StatusError::precondition_failed(
                 t,
                 name,
                 &format!(
@@ -858,16 +858,16 @@ fn prepare_body(
     t: &ResourceType,
     namespace: Option<&str>,
     body: &mut Value,
-) -> Result<(), ApiError> {
+) -> Result<(), StatusError> {
     let Some(map) = body.as_object_mut() else {
-        return Err(ApiError::bad_request(format!(
+        return Err(StatusError::bad_request(format!(
             "the body of the request is not a {} object",
             t.kind
         )));
     };
     match map.get("kind").and_then(Value::as_str) {
         Some(k) if k != t.kind => {
-            return Err(ApiError::bad_request(format!(
+            return Err(StatusError::bad_request(format!(
                 "the API version in the data ({}) does not match the expected API version ({})",
                 map.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
                 t.api_version()
@@ -879,7 +879,7 @@ fn prepare_body(
     map.insert("kind".into(), json!(t.kind));
     let meta = map.entry("metadata").or_insert_with(|| json!({}));
     let Some(meta) = meta.as_object_mut() else {
-        return Err(ApiError::bad_request("metadata must be an object"));
+        return Err(StatusError::bad_request("metadata must be an object"));
     };
     match (
         t.namespaced,
@@ -887,7 +887,7 @@ fn prepare_body(
         meta.get("namespace").and_then(Value::as_str),
     ) {
         (true, Some(url), Some(body_ns)) if !body_ns.is_empty() && body_ns != url => {
-            return Err(ApiError::bad_request(
+            return Err(StatusError::bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
@@ -928,8 +928,10 @@ fn merge_string_data(secret: &mut serde_json::Map<String, Value>) {
 }
 
 /// Name and label validation, RFC 1123 as Kubernetes applies it.
-fn validate(t: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError> {
-    use crate::selector::{is_dns1123_label, is_dns1123_subdomain, validate_key, validate_value};
+fn validate(t: &ResourceType, name: &str, body: &Value) -> Result<(), StatusError> {
+    use informant_k8s::selector::{
+        is_dns1123_label, is_dns1123_subdomain, validate_key, validate_value,
+    };
     let mut causes: Vec<(&str, String)> = Vec::new();
     // As kube-apiserver words them (reference 08).
     let (is_valid, rule): (fn(&str) -> bool, &str) = if t.kind == "Namespace" {
@@ -984,7 +986,7 @@ fn validate(t: &ResourceType, name: &str, body: &Value) -> Result<(), ApiError> 
     if causes.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(t, name, &causes))
+        Err(StatusError::invalid(t, name, &causes))
     }
 }
 
@@ -1006,9 +1008,9 @@ pub fn encode_continue(rv: i64, start: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
 }
 
-fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
+fn decode_continue(token: &str) -> Result<(u64, String), StatusError> {
     use base64::Engine as _;
-    let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
+    let bad = || StatusError::bad_request(format!("continue key is not valid: {token}"));
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad())?;
@@ -1027,7 +1029,7 @@ fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
 mod tests {
     use super::*;
 
-    fn cms(store: &Store) -> Arc<ResourceType> {
+    fn cms(store: &Storage) -> Arc<ResourceType> {
         store.registry().get("", "v1", "configmaps").unwrap()
     }
 
@@ -1038,7 +1040,7 @@ mod tests {
         }
     }
 
-    fn create(store: &Store, name: &str) -> Arc<Value> {
+    fn create(store: &Storage, name: &str) -> Arc<Value> {
         let body = json!({"metadata": {"name": name}, "data": {"a": "1"}});
         store
             .create(&cms(store), Some("default"), body, &opts())
@@ -1047,7 +1049,7 @@ mod tests {
 
     #[test]
     fn resource_versions_rise_across_all_resources() {
-        let store = Store::new(StoreConfig::default());
+        let store = Storage::new(StorageConfig::default());
         let a = create(&store, "a");
         let b = create(&store, "b");
         let rv = |v: &Value| {
@@ -1063,7 +1065,7 @@ mod tests {
 
     #[test]
     fn namespaced_objects_need_their_namespace() {
-        let store = Store::new(StoreConfig::default());
+        let store = Storage::new(StorageConfig::default());
         let err = store
             .create(
                 &cms(&store),
@@ -1078,7 +1080,7 @@ mod tests {
 
     #[test]
     fn pages_are_pinned_to_the_first_page_rv() {
-        let store = Store::new(StoreConfig::default());
+        let store = Storage::new(StorageConfig::default());
         for n in ["a", "b", "c"] {
             create(&store, n);
         }
@@ -1127,7 +1129,7 @@ mod tests {
 
     #[test]
     fn finalizers_hold_a_deleted_object_until_removed() {
-        let store = Store::new(StoreConfig::default());
+        let store = Storage::new(StorageConfig::default());
         let t = cms(&store);
         store
             .create(
@@ -1154,7 +1156,7 @@ mod tests {
 
     #[test]
     fn stale_writes_and_failed_preconditions_conflict() {
-        let store = Store::new(StoreConfig::default());
+        let store = Storage::new(StorageConfig::default());
         let t = cms(&store);
         let a = create(&store, "a");
         let stale = a["metadata"]["resourceVersion"]
