@@ -191,8 +191,13 @@ pub struct DevArgs {
     #[arg(long, env = "INFORMANT_DEV_FAULTS")]
     pub faults: bool,
 
-    /// Plugins, configuration, dry run. Without --plugins, only the API
-    /// server runs.
+    /// Run only the API server: no host, no plugins.
+    #[arg(long, env = "INFORMANT_DEV_SERVER_ONLY", conflicts_with = "plugins")]
+    pub server_only: bool,
+
+    /// Plugins, configuration, dry run. Without --plugins (or a plugin
+    /// directory in the configuration), the example plugins this binary
+    /// carries run from a directory of their own, where more can be dropped.
     #[command(flatten)]
     pub host: HostArgs,
 }

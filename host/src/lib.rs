@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dispatch;
+mod examples;
 pub mod http;
 pub mod informer;
 pub mod leader;

@@ -457,7 +457,15 @@ fn dev(args: &DevArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.manifests.as_ref().filter(|d| !d.is_dir()) {
         bail!("--manifests {}: not a directory", dir.display());
     }
-    let host_config = host_config(&args.host)?;
+    let mut host_config = host_config(&args.host)?;
+    if args.server_only {
+        host_config.plugin_dir = None;
+    } else if host_config.plugin_dir.is_none() && crate::examples::available() {
+        let dir = std::env::temp_dir().join("informant-dev").join("plugins");
+        let dir = crate::examples::write_to(&dir)
+            .with_context(|| format!("writing the example plugins into {}", dir.display()))?;
+        host_config.plugin_dir = Some(dir);
+    }
     runtime.block_on(async {
         let config = devserver::Config::default()
             .port(args.port)

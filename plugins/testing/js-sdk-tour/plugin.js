@@ -44,10 +44,11 @@ export default class Tour extends Plugin {
   handle(event) {
     if (this.mode === "spin") for (;;);
     if (this.mode === "hog") {
-      // Big steps, so that the cap is reached on the second allocation, well
-      // within the deadline even on a busy machine.
+      // Steps larger than the cap: the first one is refused without touching
+      // a page, so the test is about the cap, not about how fast a busy
+      // machine zeroes memory before the deadline.
       const chunks = [];
-      for (;;) chunks.push(new Uint8Array(32 << 20));
+      for (;;) chunks.push(new Uint8Array(64 << 20));
     }
     const obj = event.object;
     if (event.type === "deleted") {

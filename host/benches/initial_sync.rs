@@ -1,0 +1,395 @@
+//! Initial sync at production sizes, the host against kube-rs, side by side
+//! in one run on the same real API server:
+//!
+//! - **informant**: the host (the library, as `informant run` wires it) with
+//!   the `reader` plugin, subscribed to Widgets with the SDK's defaults
+//!   (every-event), reading one field of each; done when the plugin has
+//!   handled every Widget and `synced`.
+//! - **kube-rs**: a `kube::runtime::reflector` on `DynamicObject` with
+//!   streaming lists and managedFields stripped; done at `InitDone`.
+//!
+//! Each measurement is a fresh child process of this benchmark: the time from
+//! its start to done, and its peak resident memory (VmHWM). Five runs each,
+//! alternating, at 10,000 and then 100,000 Widgets of about 1 KiB; the
+//! medians are printed.
+//!
+//! The server: the cluster of `INFORMANT_BENCH_KUBECONFIG` if set (it must
+//! hold no other Widgets), else a fresh kit from `../shared/realk8s` on ports
+//! of its own, stopped afterwards; without the kit, the embedded server.
+//!
+//! `cargo bench -p informant-testkit --bench initial_sync`; `INFORMANT_BENCH_SIZES=100000` measures one
+//! size, `INFORMANT_BENCH_VERBOSE=1` shows where the host's time went.
+
+// A benchmark fails loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use informant::{config::Config, runtime::Runtime};
+use informant_testkit::{compile_cache, plugin_path, widgets};
+use kube::{
+    Api,
+    api::DynamicObject,
+    runtime::{WatchStreamExt, reflector, watcher},
+};
+
+const NAMESPACE: &str = "bench-sync";
+const RUNS: usize = 5;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--child") {
+        let mode = args[at + 1].clone();
+        let kubeconfig = PathBuf::from(&args[at + 2]);
+        let expect: usize = args[at + 3].parse().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(child(&mode, &kubeconfig, expect));
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(parent());
+}
+
+/// Where the children connect, and what to stop afterwards.
+struct Server {
+    kubeconfig: PathBuf,
+    description: String,
+    kit: Option<PathBuf>,
+    embedded: Option<informant_apiserver::ApiServer>,
+    _dir: tempfile::TempDir,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(path) = std::env::var_os("INFORMANT_BENCH_KUBECONFIG") {
+        return Server {
+            kubeconfig: path.into(),
+            description: "INFORMANT_BENCH_KUBECONFIG".into(),
+            kit: None,
+            embedded: None,
+            _dir: dir,
+        };
+    }
+    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realk8s");
+    if kit.join("start.sh").is_file() {
+        // One a failed run left behind would refuse a fresh start.
+        let _ = kit_command(&kit, "stop.sh").output();
+        let out = kit_command(&kit, "start.sh")
+            .arg("--fresh")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let kubeconfig = text
+            .lines()
+            .find_map(|l| l.strip_prefix("INFORMANT_TEST_KUBECONFIG="))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the kit did not start:\n{text}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        return Server {
+            kubeconfig: kubeconfig.into(),
+            description: "a fresh real kube-apiserver v1.35 + etcd 3.6 (the kit)".into(),
+            kit: Some(kit),
+            embedded: None,
+            _dir: dir,
+        };
+    }
+    let server = informant_apiserver::ApiServer::start(informant_apiserver::Config::default())
+        .await
+        .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    Server {
+        kubeconfig,
+        description: "the embedded server (no kit found)".into(),
+        kit: None,
+        embedded: Some(server),
+        _dir: dir,
+    }
+}
+
+impl Drop for Server {
+    /// Stop the kit this benchmark started, whether it finished or failed.
+    fn drop(&mut self) {
+        if let Some(kit) = &self.kit {
+            let _ = kit_command(kit, "stop.sh").output();
+        }
+    }
+}
+
+/// A kit script on this benchmark's own state directory and ports.
+fn kit_command(kit: &Path, script: &str) -> Command {
+    let state = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/realk8s-bench");
+    let mut command = Command::new(kit.join(script));
+    command
+        .env("INFORMANT_REALK8S_STATE", state)
+        .env("ETCD_PORT", "22379")
+        .env("ETCD_PEER_PORT", "22380")
+        .env("APISERVER_PORT", "26443")
+        .env("KCM_PORT", "30257");
+    command
+}
+
+async fn config(kubeconfig: &Path) -> kube::Config {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap()
+}
+
+async fn client(kubeconfig: &Path) -> kube::Client {
+    kube::Client::try_from(config(kubeconfig).await).unwrap()
+}
+
+async fn parent() {
+    let server = server().await;
+    let client = client(&server.kubeconfig).await;
+    println!("initial sync against {}", server.description);
+    widgets::ensure_crd(&client).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(NAMESPACE).await.unwrap().is_none() {
+        let ns =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
+        namespaces.create(&Default::default(), &ns).await.unwrap();
+    }
+    // Compile the plugin once, into the cache the children use: a host's
+    // restart loads it from there.
+    let engine = informant::plugin::Engine::with_cache_dir(&compile_cache()).unwrap();
+    informant::plugin::describe(&engine, &std::fs::read(plugin_path("reader")).unwrap()).unwrap();
+
+    let sizes: Vec<usize> = std::env::var("INFORMANT_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    for n in sizes {
+        let have = widgets::count_all(&client).await;
+        assert!(have <= n, "the cluster holds {have} Widgets, more than {n}");
+        if have < n {
+            let started = Instant::now();
+            seed_from(&client, server.embedded.as_ref(), have, n).await;
+            println!(
+                "  seeded {} Widgets in {:.1} s",
+                n - have,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let mut results: Vec<(&str, f64, f64)> = Vec::new();
+        for _ in 0..RUNS {
+            for mode in ["kube-rs", "informant"] {
+                let (seconds, peak) = measure(mode, &server.kubeconfig, n);
+                results.push((mode, seconds, peak));
+            }
+        }
+        for mode in ["kube-rs", "informant"] {
+            let mut secs: Vec<f64> = results
+                .iter()
+                .filter(|r| r.0 == mode)
+                .map(|r| r.1)
+                .collect();
+            let mut peaks: Vec<f64> = results
+                .iter()
+                .filter(|r| r.0 == mode)
+                .map(|r| r.2)
+                .collect();
+            secs.sort_by(f64::total_cmp);
+            peaks.sort_by(f64::total_cmp);
+            println!(
+                "  {n:>7} Widgets  {mode:<9}  median {:.2} s (runs {})  peak RSS median {:.0} MiB (runs {})",
+                secs[RUNS / 2],
+                secs.iter()
+                    .map(|s| format!("{s:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                peaks[RUNS / 2],
+                peaks
+                    .iter()
+                    .map(|p| format!("{p:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+    }
+}
+
+/// Widgets `from..to` into the benchmark's namespace.
+async fn seed_from(
+    client: &kube::Client,
+    embedded: Option<&informant_apiserver::ApiServer>,
+    from: usize,
+    to: usize,
+) {
+    use kube::api::PostParams;
+    if let Some(server) = embedded {
+        let t = server
+            .storage()
+            .registry()
+            .get("bench.informant.dev", "v1", "widgets")
+            .unwrap();
+        for i in from..to {
+            server
+                .storage()
+                .create(&t, Some(NAMESPACE), widgets::widget(i), &Default::default())
+                .unwrap();
+        }
+        return;
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &widgets::resource());
+    futures::stream::iter(from..to)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let w: DynamicObject = serde_json::from_value(widgets::widget(i)).unwrap();
+                api.create(&PostParams::default(), &w).await.unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<()>()
+        .await;
+}
+
+/// One child run: (seconds from its start to done, peak RSS in MiB).
+fn measure(mode: &str, kubeconfig: &Path, n: usize) -> (f64, f64) {
+    let verbose = std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .arg("--child")
+        .arg(mode)
+        .arg(kubeconfig)
+        .arg(n.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if verbose {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("result "))
+        .unwrap_or_else(|| {
+            panic!(
+                "{mode}: no result:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let mut words = line.split_whitespace().skip(1);
+    let seconds = words.next().unwrap().parse().unwrap();
+    let peak = words.next().unwrap().parse().unwrap();
+    (seconds, peak)
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
+    let started = Instant::now();
+    let config = config(kubeconfig).await;
+    let count = match mode {
+        "kube-rs" => kube_rs(kube::Client::try_from(config).unwrap(), expect).await,
+        // With the idle timeout `informant run` sets on its client.
+        "informant" => {
+            let config =
+                informant::informer::client_config(config, informant::informer::IDLE_TIMEOUT);
+            host(kube::Client::try_from(config).unwrap(), expect).await
+        }
+        other => panic!("no mode {other}"),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(count, expect, "{mode} saw {count} Widgets");
+    println!("result {seconds:.3} {:.1}", peak_rss_mib());
+}
+
+/// kube-rs's streaming reflector, until its store is ready.
+async fn kube_rs(client: kube::Client, expect: usize) -> usize {
+    let api: Api<DynamicObject> = Api::namespaced_with(client, NAMESPACE, &widgets::resource());
+    let writer = reflector::store::Writer::new(widgets::resource());
+    let store = writer.as_reader();
+    let stream = watcher(api, watcher::Config::default().streaming_lists())
+        .default_backoff()
+        .modify(|o| {
+            kube::ResourceExt::managed_fields_mut(o).clear();
+        });
+    let mut stream = std::pin::pin!(reflector(writer, stream));
+    // Until the store is ready and holds every Widget: the initial list is
+    // served from the API server's watch cache at resourceVersion 0, which
+    // may not have the newest creates yet (they follow as watch events), as
+    // the host's informer is, which is timed until it has handled them all.
+    let mut ready = false;
+    while let Some(event) = stream.next().await {
+        ready |= matches!(event, Ok(watcher::Event::InitDone));
+        if ready && store.state().len() >= expect {
+            break;
+        }
+    }
+    store.state().len()
+}
+
+/// The host with the reader plugin (from the compile cache, as a restarted
+/// host loads it), until it has handled every Widget and `synced`.
+async fn host(client: kube::Client, expect: usize) -> usize {
+    let config = Config {
+        compile_cache_dir: Some(compile_cache()),
+        ..Config::default()
+    };
+    let started = Instant::now();
+    let rss_at_start = rss_mib();
+    let runtime = Runtime::start(client, config, false).unwrap();
+    let rss_runtime = rss_mib();
+    let lane = runtime.load_file(&plugin_path("reader")).await.unwrap();
+    if std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "host: RSS {rss_at_start:.1} MiB at start, {rss_runtime:.1} with the runtime, {:.1} with the plugin",
+            rss_mib()
+        );
+    }
+    let loaded = started.elapsed();
+    let rss_at_load = rss_mib();
+    let mut listed = None;
+    while lane.stats().handled.load(Ordering::Relaxed) < expect as u64 + 1 {
+        if listed.is_none() && lane.started() {
+            listed = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Where the time went, for whoever profiles: on stderr.
+    let cached = runtime.cache().stats();
+    eprintln!(
+        "host: plugin loaded {:.3} s (RSS {:.0} MiB), list synced {:.3} s, every object handled {:.3} s; cache {} objects, {:.0} MiB; RSS now {:.0} MiB",
+        loaded.as_secs_f64(),
+        rss_at_load,
+        listed.unwrap_or_default().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        cached.objects,
+        cached.bytes as f64 / 1048576.0,
+        rss_mib(),
+    );
+    lane.stats().handled.load(Ordering::Relaxed) as usize - 1
+}

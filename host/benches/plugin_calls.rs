@@ -1,0 +1,228 @@
+//! Plugin call throughput and cache memory, printed as a table.
+//!
+//! Run with `cargo bench -p informant-testkit --bench plugin_calls`. Figures go
+//! into `docs/BENCHMARKS.md`; nothing here asserts a timing.
+
+// Tests and benchmarks fail loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+// A counting global allocator needs `unsafe impl GlobalAlloc`; it only
+// forwards to the system allocator.
+#![allow(unsafe_code)]
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    hint::black_box,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use informant::{
+    cache::Store,
+    plugin::{Engine, Event, EventType, LoadOptions, Plugin},
+};
+use informant_testkit::plugin_bytes;
+use serde_json::{Value, json};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// A ConfigMap of about 1 KiB of JSON, like the objects in the figures.
+fn configmap(namespace: &str, name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": "6f1c1b0e-8f7e-4a57-9a51-2b6f8d0c4e21",
+            "resourceVersion": "123456",
+            "creationTimestamp": "2026-11-23T10:00:00Z",
+            "labels": labels,
+            "annotations": {"example.com/description": "a configuration object of about one kibibyte"},
+        },
+        "data": {
+            "application.properties": "server.port=8080\nserver.shutdown=graceful\nlogging.level.root=INFO\n".repeat(8),
+            "feature-flags": "checkout=true,search=false,recommendations=true",
+        },
+    })
+}
+
+fn calls_per_second(plugin: &Plugin, event: &Event, window: Duration) -> (f64, usize) {
+    // Warm up: first calls instantiate and touch every page.
+    for _ in 0..1000 {
+        black_box(plugin.handle(event).expect("the call succeeds"));
+    }
+    let start = Instant::now();
+    let mut calls = 0usize;
+    let mut actions = 0usize;
+    while start.elapsed() < window {
+        for _ in 0..1000 {
+            actions += black_box(plugin.handle(event).expect("the call succeeds")).len();
+        }
+        calls += 1000;
+    }
+    (
+        calls as f64 / start.elapsed().as_secs_f64(),
+        actions / calls,
+    )
+}
+
+fn main() {
+    let window = Duration::from_secs(3);
+    let engine = Engine::new().expect("engine");
+    let cache = Arc::new(Store::default());
+    cache
+        .upsert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
+        .unwrap();
+
+    let bytes = plugin_bytes("label_enforcer");
+    let started = Instant::now();
+    let component = engine.compile(&bytes).expect("compiles");
+    let compile = started.elapsed();
+    drop(component);
+    let started = Instant::now();
+    let plugin =
+        Plugin::load(&engine, &bytes, cache.clone(), LoadOptions::default()).expect("loads");
+    let load = started.elapsed();
+
+    let object = configmap("shop", "settings", json!({"app": "shop"}));
+    let json_len = serde_json::to_string(&object).unwrap().len();
+    let event = |object: Value| Event {
+        event_type: EventType::Modified,
+        subscription: 0,
+        initial: false,
+        final_state_unknown: false,
+        object: Some(Arc::new(cache.prepare(object))),
+        old_object: None,
+        merged: 0,
+    };
+    let full = event(object);
+    let (full_rate, full_actions) = calls_per_second(&plugin, &full, window);
+    let skipped = event(configmap("kube-system", "settings", json!({"app": "shop"})));
+    let (parse_rate, parse_actions) = calls_per_second(&plugin, &skipped, window);
+
+    let hostile = Plugin::load(
+        &engine,
+        &plugin_bytes("hostile"),
+        cache.clone(),
+        LoadOptions::default(),
+    )
+    .expect("loads");
+    let mut ok = configmap("shop", "settings", json!({"app": "shop"}));
+    ok["data"]["mode"] = json!("ok");
+    let (enqueue_rate, _) = calls_per_second(&hostile, &event(ok), window);
+
+    println!("component: label_enforcer.wasm, {} KiB", bytes.len() / 1024);
+    println!(
+        "cold compile: {:.0} ms; load (compile + describe + init): {:.0} ms",
+        compile.as_secs_f64() * 1e3,
+        load.as_secs_f64() * 1e3
+    );
+    println!("object: ConfigMap, {json_len} bytes of JSON");
+    println!(
+        "parse + cache get + enqueue merge patch: {:>9.0} calls/s ({:.2} us/call, {full_actions} action/call)",
+        full_rate,
+        1e6 / full_rate
+    );
+    println!(
+        "parse only (ignored namespace):          {:>9.0} calls/s ({:.2} us/call, {parse_actions} action/call)",
+        parse_rate,
+        1e6 / parse_rate
+    );
+
+    println!(
+        "full JSON parse + enqueue (hostile fixture, ok mode): {:>9.0} calls/s ({:.2} us/call)",
+        enqueue_rate,
+        1e6 / enqueue_rate
+    );
+
+    // Cache memory: real heap growth, over the JSON the objects serialise to.
+    for count in [10_000usize, 100_000] {
+        let store = Store::default();
+        let mut json_bytes = 0usize;
+        let before = LIVE.load(Ordering::Relaxed);
+        for i in 0..count {
+            let mut o = configmap(
+                &format!("ns-{}", i % 100),
+                &format!("cm-{i}"),
+                json!({"app": format!("app-{}", i % 10)}),
+            );
+            o["metadata"]["managedFields"] =
+                json!([{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:data": {}}}]);
+            let cached = store.prepare(o.clone());
+            json_bytes += cached.json().len();
+            drop(cached);
+            store.upsert(o).unwrap();
+        }
+        let heap = LIVE.load(Ordering::Relaxed) - before;
+        println!(
+            "cache, {count} ConfigMaps: {:.0} bytes/object on the heap for {:.0} bytes of JSON = {:.2}x (accounted: {:.0} bytes/object)",
+            heap as f64 / count as f64,
+            json_bytes as f64 / count as f64,
+            heap as f64 / json_bytes as f64,
+            store.stats().bytes as f64 / count as f64
+        );
+    }
+
+    // Memory at rest: two instances each grow to about 33 MiB for one call
+    // (the hostile fixture's `spike`: 32 MiB used, then freed). Linear
+    // memory never shrinks; the host drops such instances instead of keeping
+    // them idle, so RSS comes back.
+    let spiky = Arc::new(
+        Plugin::load(
+            &engine,
+            &plugin_bytes("hostile"),
+            cache.clone(),
+            LoadOptions::default().max_idle_instances(2),
+        )
+        .expect("loads"),
+    );
+    let mut spike = configmap("shop", "spike", json!({"app": "shop"}));
+    spike["data"]["mode"] = json!("spike");
+    let spike = event(spike);
+    let before = rss_mib();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (plugin, spike) = (spiky.clone(), &spike);
+            scope.spawn(move || plugin.handle(spike).expect("the spike call succeeds"));
+        }
+    });
+    println!(
+        "memory at rest: RSS {before:.0} MiB before two 32 MiB calls, {:.0} MiB after ({} instances dropped to give memory back, {} MiB idle)",
+        rss_mib(),
+        spiky.counts().recycled,
+        spiky.peak_memory_bytes() >> 20,
+    );
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
