@@ -9,16 +9,13 @@
 // Benchmarks fail loudly: unwrapping is the point.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    sync::atomic::Ordering,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use informant::{
     action::{Action, ActionQueue, Allowlist, Executor, QueueConfig},
-    cache::ObjectRef,
     config::Config,
     runtime::Runtime,
+    vocabulary::ObjectRef,
 };
 use informant_apiserver::{self as dev, ApiServer};
 use informant_testkit::{LogCapture, SyntheticLoad, plugin_path};
@@ -37,16 +34,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn wait_handled(runtime: &Runtime, plugin: &str, n: u64) {
     let lane = runtime.dispatcher().lane(plugin).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while lane.stats().handled.load(Ordering::Relaxed) < n {
+    while lane.stats().counts().handled < n {
         let s = lane.stats();
         assert!(
             Instant::now() < deadline,
             "{plugin}: {} of {n} handled after 60 s (received {}, failed {}, coalesced {}, merged {}; {:?})",
-            s.handled.load(Ordering::Relaxed),
-            s.received.load(Ordering::Relaxed),
-            s.failed.load(Ordering::Relaxed),
-            s.coalesced.load(Ordering::Relaxed),
-            s.merged.load(Ordering::Relaxed),
+            s.counts().handled,
+            s.counts().received,
+            s.counts().failed,
+            s.counts().coalesced,
+            s.counts().merged,
             lane.status(),
         );
         tokio::time::sleep(Duration::from_micros(200)).await;
@@ -84,7 +81,7 @@ async fn run(capture: LogCapture) {
     const EVENTS: u64 = 200_000;
     let lane = runtime.dispatcher().lane("label-enforcer").unwrap();
     let load = SyntheticLoad::new(1000, 900);
-    let before = lane.stats().handled.load(Ordering::Relaxed);
+    let before = lane.stats().counts().handled;
     let started = Instant::now();
     for i in 0..EVENTS {
         load.push(&lane, i as usize);
@@ -103,7 +100,7 @@ async fn run(capture: LogCapture) {
         elapsed.as_secs_f64(),
         rate,
         rate / cores as f64,
-        lane.stats().merged.load(Ordering::Relaxed)
+        lane.stats().counts().merged
     );
 
     // 2. From the server's watch stream through dispatch: 5,000 updates of
@@ -123,8 +120,8 @@ async fn run(capture: LogCapture) {
         .lane("sequencer")
         .unwrap()
         .stats()
-        .handled
-        .load(Ordering::Relaxed);
+        .counts()
+        .handled;
     let started = Instant::now();
     let writers: Vec<_> = (0..16)
         .map(|w| {
@@ -227,14 +224,14 @@ async fn run(capture: LogCapture) {
         })
         .collect();
     let started = Instant::now();
-    queue.submit(&manifest, actions);
+    queue.submit(&manifest.name, actions);
     assert!(queue.wait_idle(Duration::from_secs(120)).await);
     let elapsed = started.elapsed();
     println!(
         "actions: {ACTIONS} merge patches in {:.2} s = {:.0} actions/s ({} applied)",
         elapsed.as_secs_f64(),
         ACTIONS as f64 / elapsed.as_secs_f64(),
-        queue.stats().applied.load(Ordering::Relaxed)
+        queue.stats().counts().applied
     );
     queue.shutdown(Duration::from_secs(1)).await;
     server.shutdown().await;

@@ -18,8 +18,9 @@ use std::{
 
 use futures::StreamExt;
 use informant::{
-    cache::{KindKey, Store},
+    cache::Store,
     informer::{Informer, Notification, Scope},
+    vocabulary::KindKey,
 };
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};

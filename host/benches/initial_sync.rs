@@ -26,7 +26,6 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -373,7 +372,7 @@ async fn host(client: kube::Client, expect: usize) -> usize {
     let loaded = started.elapsed();
     let rss_at_load = rss_mib();
     let mut listed = None;
-    while lane.stats().handled.load(Ordering::Relaxed) < expect as u64 + 1 {
+    while lane.stats().counts().handled < expect as u64 + 1 {
         if listed.is_none() && lane.started() {
             listed = Some(started.elapsed());
         }
@@ -391,5 +390,5 @@ async fn host(client: kube::Client, expect: usize) -> usize {
         cached.bytes as f64 / 1048576.0,
         rss_mib(),
     );
-    lane.stats().handled.load(Ordering::Relaxed) as usize - 1
+    lane.stats().counts().handled as usize - 1
 }

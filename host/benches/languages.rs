@@ -16,7 +16,8 @@ use std::{
 
 use informant::{
     cache::Store,
-    plugin::{Engine, Event, EventType, LoadOptions, Plugin},
+    plugin::{Engine, Event, LoadOptions, Plugin},
+    vocabulary::EventType,
 };
 use informant_testkit::{guest_plugin, plugin_path};
 use serde_json::json;

@@ -21,7 +21,8 @@ use std::{
 
 use informant::{
     cache::Store,
-    plugin::{Engine, Event, EventType, LoadOptions, Plugin},
+    plugin::{Engine, Event, LoadOptions, Plugin},
+    vocabulary::EventType,
 };
 use informant_testkit::plugin_bytes;
 use serde_json::{Value, json};

@@ -161,7 +161,7 @@ async fn run(capture: LogCapture) {
         let lane = lane.clone();
         let load = load.clone();
         async move {
-            let before = lane.stats().handled.load(Ordering::Relaxed);
+            let before = lane.stats().counts().handled;
             let started = Instant::now();
             let mut i = 0usize;
             while started.elapsed() < window {
@@ -173,7 +173,7 @@ async fn run(capture: LogCapture) {
                     tokio::time::sleep(Duration::from_micros(100)).await;
                 }
             }
-            let handled = lane.stats().handled.load(Ordering::Relaxed) - before;
+            let handled = lane.stats().counts().handled - before;
             handled as f64 / started.elapsed().as_secs_f64()
         }
     };

@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use crate::{
     action::Action,
-    cache::{KindKey, ObjectKey, Store},
-    plugin::{CallError, Event, EventType, Plugin},
+    cache::Store,
+    plugin::{CallError, Event, Plugin},
+    vocabulary::{EventType, KindKey, ObjectKey},
 };
 
 /// A line of the events file that cannot be replayed.

@@ -206,28 +206,6 @@ impl Runtime {
         self.load_bytes(path, bytes, settings).await
     }
 
-    /// Load every `*.wasm` in `dir` (dotfiles skipped), in name order.
-    /// Returns the plugins in service and the files that failed.
-    ///
-    /// # Errors
-    /// If the directory cannot be read.
-    pub async fn load_dir(&self, dir: &Path) -> std::io::Result<(Vec<Arc<Lane>>, Vec<LoadError>)> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| is_plugin_file(p))
-            .collect();
-        files.sort();
-        let (mut loaded, mut failed) = (Vec::new(), Vec::new());
-        for file in files {
-            match self.load_file(&file).await {
-                Ok(lane) => loaded.push(lane),
-                Err(e) => failed.push(e),
-            }
-        }
-        Ok((loaded, failed))
-    }
-
     /// Whether every subscribed watch has completed its first list.
     pub async fn synced(&self) -> bool {
         self.subscriptions.informers().all_synced().await

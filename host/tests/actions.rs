@@ -7,7 +7,7 @@
 
 use informant::{
     action::{Action, Done, Executor, Severity},
-    cache::ObjectRef,
+    vocabulary::ObjectRef,
 };
 use informant_apiserver::FailRule;
 use informant_testkit::TestCluster;

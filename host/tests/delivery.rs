@@ -8,14 +8,14 @@
 
 use std::{
     collections::HashMap,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use informant::{
-    action::{Allowlist, Rule, Verb},
+    action::{Allowlist, Rule},
     config::Config,
     runtime::Runtime,
+    vocabulary::Verb,
 };
 use informant_testkit::{LogCapture, TestCluster, create_cm, eventually, plugin_path, widgets};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -92,20 +92,14 @@ async fn every_object_of_a_large_initial_list_reaches_every_plugin() {
         eventually(
             &format!("{name} to handle every Widget"),
             Duration::from_secs(600),
-            || async {
-                (lane.stats().handled.load(Ordering::Relaxed) > total as u64).then_some(())
-            },
+            || async { (lane.stats().counts().handled > total as u64).then_some(()) },
         )
         .await;
         let stats = lane.stats();
         // Every Widget once, then synced: nothing lost, nothing twice.
-        assert_eq!(
-            stats.handled.load(Ordering::Relaxed),
-            total as u64 + 1,
-            "{name}"
-        );
-        assert_eq!(stats.failed.load(Ordering::Relaxed), 0, "{name}");
-        assert_eq!(stats.merged.load(Ordering::Relaxed), 0, "{name}");
+        assert_eq!(stats.counts().handled, total as u64 + 1, "{name}");
+        assert_eq!(stats.counts().failed, 0, "{name}");
+        assert_eq!(stats.counts().merged, 0, "{name}");
         let status = lane.status();
         // The list went through a cursor: no event was queued for it.
         assert_eq!(status.peak_pending, 0, "{name}: {status:?}");
@@ -232,7 +226,7 @@ async fn a_plugin_slower_than_the_cluster_gets_merged_events_and_every_final_sta
         merged_total > 0,
         "the plugin was never behind: nothing to show"
     );
-    assert_eq!(lane.stats().merged.load(Ordering::Relaxed), merged_total);
+    assert_eq!(lane.stats().counts().merged, merged_total);
     eprintln!(
         "{} events, {} delivered, {merged_total} merged; peak pending {}",
         OBJECTS as u64 * (UPDATES + 1),

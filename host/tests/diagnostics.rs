@@ -10,10 +10,11 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use informant::{
-    action::{Allowlist, Rule, Verb},
+    action::{Allowlist, Rule},
     config::Config,
     http,
     runtime::Runtime,
+    vocabulary::Verb,
 };
 use informant_testkit::{LogCapture, TestCluster, create_cm, eventually, http_get, plugin_path};
 use k8s_openapi::api::core::v1::ConfigMap;

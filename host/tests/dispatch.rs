@@ -14,9 +14,10 @@ use std::{
 };
 
 use informant::{
-    action::{Reason, Rule, Verb},
+    action::{Reason, Rule},
     config::Config,
     runtime::Runtime,
+    vocabulary::Verb,
 };
 use informant_apiserver::FailRule;
 use informant_testkit::{LogCapture, TestCluster, create_cm, eventually, plugin_path};
@@ -387,7 +388,7 @@ async fn server_errors_are_retried_and_forbidden_is_not() {
     )
     .await;
     let stats = runtime.actions().stats();
-    assert!(stats.retries.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    assert!(stats.counts().retries >= 3);
 
     // A 403 is final: one attempt, then a dead letter.
     server.faults().fail(fail("denied", 403, 100));
@@ -607,7 +608,7 @@ async fn a_plugin_stuck_at_its_deadline_does_not_delay_another() {
     // label-enforcer did not wait behind it.
     let hostile = runtime.dispatcher().lane("hostile").unwrap();
     let stats = hostile.stats();
-    let done = stats.given_up.load(std::sync::atomic::Ordering::Relaxed);
+    let done = stats.counts().given_up;
     assert!(
         (done as usize) < N,
         "the stuck plugin finished first ({done} of {N} given up)"
@@ -616,7 +617,7 @@ async fn a_plugin_stuck_at_its_deadline_does_not_delay_another() {
     eventually(
         "the stuck plugin's first call to hit its deadline",
         Duration::from_secs(10),
-        || async { (stats.failed.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(()) },
+        || async { (stats.counts().failed > 0).then_some(()) },
     )
     .await;
     runtime.shutdown(Duration::from_secs(5)).await;
@@ -674,12 +675,7 @@ async fn dry_run_reaches_the_server_and_changes_nothing() {
     create_cm(&api, "untouched", json!({}), json!({})).await;
     let actions = runtime.actions().clone();
     eventually("the dry-run patch", Duration::from_secs(10), || async {
-        (actions
-            .stats()
-            .applied
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0)
-        .then_some(())
+        (actions.stats().counts().applied > 0).then_some(())
     })
     .await;
     assert_eq!(label(&api.get("untouched").await.unwrap(), "owner"), None);
@@ -762,12 +758,7 @@ async fn the_tenant_operator_creates_then_requeues_until_ready() {
     // The requeue asked for on creation came back as a resync.
     let lane = runtime.dispatcher().lane("tenant-namespaces").unwrap();
     eventually("the requeued resync", Duration::from_secs(10), || async {
-        (lane
-            .stats()
-            .requeued
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0)
-        .then_some(())
+        (lane.stats().counts().requeued > 0).then_some(())
     })
     .await;
 

@@ -8,9 +8,9 @@
 use std::{sync::Arc, time::Duration};
 
 use informant::{
-    cache::{KindKey, ObjectKey, Store},
+    cache::Store,
     informer::{Informer, Notification, Purpose, Scope},
-    plugin::EventType,
+    vocabulary::{EventType, KindKey, ObjectKey},
 };
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 use informant_testkit::{LogCapture, TestCluster};
@@ -320,7 +320,7 @@ async fn a_relist_after_410_delivers_missed_deletes_and_only_real_changes() {
 
 #[tokio::test]
 async fn subscriptions_resolve_by_kind_plural_or_short_name_and_wait_for_their_crd() {
-    use informant::informer::discovery::resolve;
+    use informant::discovery::resolve;
     let cluster = TestCluster::start().await;
     let c = &cluster.client;
     for (api_version, name) in [

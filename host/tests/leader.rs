@@ -8,15 +8,16 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use informant::{
-    action::{Allowlist, Rule, Verb},
+    action::{Allowlist, Rule},
     config::Config,
     leader,
     runtime::Runtime,
+    vocabulary::Verb,
 };
 use informant_testkit::{TestCluster, plugin_path};
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::ConfigMap};
@@ -125,7 +126,7 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies() {
         .unwrap();
     for host in &hosts {
         until("each replica to see it", Duration::from_secs(10), || {
-            host.actions().stats().standby.load(Ordering::Relaxed) > 0
+            host.actions().stats().counts().standby > 0
         })
         .await;
     }
@@ -145,15 +146,7 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_dies() {
 
     // The new leader acts on what it saw before it led: it replays its cache.
     labelled(&api, "first").await;
-    assert_eq!(
-        follower
-            .runtime
-            .actions()
-            .stats()
-            .applied
-            .load(Ordering::Relaxed),
-        0
-    );
+    assert_eq!(follower.runtime.actions().stats().counts().applied, 0);
 
     // The leader dies without a word: no release.
     leader.elector.abort();

@@ -10,15 +10,16 @@ use std::{
     collections::HashMap,
     io::Write,
     path::Path,
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use informant::{
-    action::{Allowlist, Rule, Verb},
+    action::{Allowlist, Rule},
     config::Config,
     reload::{FileStatus, Reloader},
     runtime::Runtime,
+    vocabulary::Verb,
 };
 use informant_testkit::{LogCapture, TestCluster, create_cm, eventually, plugin_bytes, variant};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -420,7 +421,7 @@ async fn changing_the_settings_runs_init_again() {
     })
     .await;
     let lane = host.runtime.dispatcher().lane("label-enforcer").unwrap();
-    let handled = lane.stats().handled.load(Ordering::Relaxed);
+    let handled = lane.stats().counts().handled;
 
     put(
         &dir,
@@ -434,7 +435,7 @@ async fn changing_the_settings_runs_init_again() {
         || async { label(&api, "first", "tier").await },
     )
     .await;
-    assert!(lane.stats().handled.load(Ordering::Relaxed) > handled);
+    assert!(lane.stats().counts().handled > handled);
     // Bad settings keep the running version.
     put(&dir, "label-enforcer.json", b"{not json");
     let status = eventually("the settings error", Duration::from_secs(10), || async {

@@ -12,7 +12,8 @@ use std::{
 use informant::{
     action::Action,
     cache::{self, Store},
-    plugin::{CallError, Engine, Error, Event, EventType, Limits, LoadOptions, Plugin},
+    plugin::{CallError, Engine, Error, Event, Limits, LoadOptions, Plugin},
+    vocabulary::EventType,
 };
 use informant_testkit::plugin_bytes;
 use serde_json::{Value, json};

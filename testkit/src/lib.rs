@@ -543,9 +543,9 @@ pub async fn create_cm(
 /// Synthetic ConfigMaps to push straight into a plugin's lane, as the
 /// informers would: the in-process dispatch path without a server.
 pub struct SyntheticLoad {
-    kind: informant::cache::KindKey,
+    kind: informant::vocabulary::KindKey,
     objects: Vec<(
-        std::sync::Arc<informant::cache::ObjectKey>,
+        std::sync::Arc<informant::vocabulary::ObjectKey>,
         std::sync::Arc<informant::cache::CachedObject>,
     )>,
 }
@@ -562,13 +562,13 @@ impl SyntheticLoad {
                     "metadata": {"name": name, "namespace": "bench", "resourceVersion": "1", "labels": {"owner": "me"}},
                     "data": {"payload": "x".repeat(payload)}}));
                 (
-                    std::sync::Arc::new(informant::cache::ObjectKey::new(Some("bench"), &name)),
+                    std::sync::Arc::new(informant::vocabulary::ObjectKey::new(Some("bench"), &name)),
                     std::sync::Arc::new(object),
                 )
             })
             .collect();
         Self {
-            kind: informant::cache::KindKey::new("v1", "ConfigMap"),
+            kind: informant::vocabulary::KindKey::new("v1", "ConfigMap"),
             objects,
         }
     }
@@ -578,7 +578,7 @@ impl SyntheticLoad {
     pub fn push(&self, lane: &std::sync::Arc<informant::dispatch::Lane>, i: usize) {
         let (key, object) = &self.objects[i % self.objects.len()];
         let event = informant::plugin::Event {
-            event_type: informant::plugin::EventType::Modified,
+            event_type: informant::vocabulary::EventType::Modified,
             subscription: 0,
             initial: false,
             final_state_unknown: false,

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Verb};
-use crate::cache::KindKey;
+use super::Action;
+use crate::vocabulary::{KindKey, Verb};
 
 /// One thing a plugin is allowed to write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +85,7 @@ impl Allowlist {
             return Ok(());
         }
         Err(format!(
-            "the operator's allowlist does not let plugin {plugin} {verb:?} {kind}{}",
+            "the operator's allowlist does not let plugin {plugin} {verb} {kind}{}",
             namespace
                 .map(|ns| format!(" in namespace {ns}"))
                 .unwrap_or_default()
@@ -96,7 +96,7 @@ impl Allowlist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ObjectRef;
+    use crate::vocabulary::ObjectRef;
     use serde_json::json;
 
     fn patch(kind: &str, namespace: Option<&str>) -> Action {

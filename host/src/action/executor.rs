@@ -17,7 +17,7 @@ use super::{
     Action, Severity,
     recorder::{Observed, Recorder, SeriesKey},
 };
-use crate::{cache::ObjectRef, informer::discovery};
+use crate::{discovery, vocabulary::ObjectRef};
 
 /// What executing an action did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,28 +13,14 @@ pub mod recorder;
 
 pub use allowlist::{Allowlist, Rule};
 pub use executor::{Done, Executor, Failure};
-pub use queue::{ActionQueue, Config as QueueConfig, DeadLetter, Reason, Stats as QueueStats};
+pub use queue::{
+    ActionQueue, Config as QueueConfig, DeadLetter, QueueCounts, Reason, Stats as QueueStats,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cache::{KindKey, ObjectRef};
-
-/// What a plugin may do to a kind of object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Verb {
-    /// Server-side apply.
-    Apply,
-    /// Create.
-    Create,
-    /// JSON merge patch or JSON patch.
-    Patch,
-    /// Patch of the status subresource.
-    PatchStatus,
-    /// Delete.
-    Delete,
-}
+use crate::vocabulary::{KindKey, ObjectRef, Verb};
 
 /// The type of a Kubernetes Event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Action, Allowlist, Done, Executor, Failure, Severity};
-use crate::{cache::ObjectRef, plugin::Manifest};
+use crate::vocabulary::ObjectRef;
 
 /// How the queue behaves.
 #[derive(Debug, Clone)]
@@ -156,26 +156,71 @@ pub struct Stats {
     /// of action. Both parts are from small fixed sets.
     by_kind: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
     /// Actions accepted into the queue.
-    pub queued: AtomicU64,
+    pub(crate) queued: AtomicU64,
     /// Actions dropped because an identical one was already pending.
-    pub deduplicated: AtomicU64,
+    pub(crate) deduplicated: AtomicU64,
     /// Actions refused by permissions or the allowlist.
-    pub refused: AtomicU64,
+    pub(crate) refused: AtomicU64,
     /// Actions the API accepted.
-    pub applied: AtomicU64,
+    pub(crate) applied: AtomicU64,
     /// Actions that found their work done or no longer wanted: a delete of a
     /// missing object, a guarded JSON patch whose `test` no longer holds.
-    pub already_done: AtomicU64,
+    pub(crate) already_done: AtomicU64,
     /// Events counted into an existing series.
-    pub aggregated: AtomicU64,
+    pub(crate) aggregated: AtomicU64,
     /// Retries scheduled.
-    pub retries: AtomicU64,
+    pub(crate) retries: AtomicU64,
     /// Actions that failed for good (terminal or retries exhausted).
-    pub failed: AtomicU64,
+    pub(crate) failed: AtomicU64,
     /// Actions recorded as dead letters.
-    pub dead_lettered: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
     /// Actions not queued because this replica does not lead.
-    pub standby: AtomicU64,
+    pub(crate) standby: AtomicU64,
+}
+
+/// A snapshot of the queue's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueCounts {
+    /// Actions accepted into the queue.
+    pub queued: u64,
+    /// Actions dropped because an identical one was already pending.
+    pub deduplicated: u64,
+    /// Actions refused by permissions or the allowlist.
+    pub refused: u64,
+    /// Actions the API accepted.
+    pub applied: u64,
+    /// Actions that found their work done or no longer wanted: a delete of a
+    /// missing object, a guarded JSON patch whose `test` no longer holds.
+    pub already_done: u64,
+    /// Events counted into an existing series.
+    pub aggregated: u64,
+    /// Retries scheduled.
+    pub retries: u64,
+    /// Actions that failed for good (terminal or retries exhausted).
+    pub failed: u64,
+    /// Actions recorded as dead letters.
+    pub dead_lettered: u64,
+    /// Actions not queued because this replica does not lead.
+    pub standby: u64,
+}
+
+impl Stats {
+    /// The counters, read once.
+    pub fn counts(&self) -> QueueCounts {
+        QueueCounts {
+            queued: self.queued.load(Ordering::Relaxed),
+            deduplicated: self.deduplicated.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            applied: self.applied.load(Ordering::Relaxed),
+            already_done: self.already_done.load(Ordering::Relaxed),
+            aggregated: self.aggregated.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            standby: self.standby.load(Ordering::Relaxed),
+        }
+    }
 }
 
 type Key = (Arc<str>, ObjectRef);
@@ -237,6 +282,8 @@ pub struct ActionQueue {
     config: Config,
     state: Mutex<State>,
     wake: Notify,
+    /// Signalled whenever nothing is left pending or running.
+    idle: Notify,
     limiter: DefaultDirectRateLimiter,
     dead: Mutex<VecDeque<DeadLetter>>,
     stats: Stats,
@@ -265,6 +312,7 @@ impl ActionQueue {
             limiter: RateLimiter::direct(quota),
             state: Mutex::new(State::default()),
             wake: Notify::new(),
+            idle: Notify::new(),
             dead: Mutex::new(VecDeque::new()),
             stats: Stats::default(),
             closed: AtomicBool::new(false),
@@ -313,6 +361,9 @@ impl ActionQueue {
                 st.outstanding = st.outstanding.saturating_sub(n);
                 n
             };
+            if self.outstanding() == 0 {
+                self.idle.notify_waiters();
+            }
             if dropped > 0 {
                 tracing::warn!(dropped, "not leading: pending actions dropped");
             }
@@ -340,14 +391,15 @@ impl ActionQueue {
     }
 
     /// Queue the actions one call of `plugin` committed, after checking each
-    /// against what the plugin declared and the operator's allowlist. A
-    /// refused action never reaches the API: it is logged, counted and kept
-    /// as a dead letter. Returns how many were queued.
-    pub fn submit(&self, manifest: &Manifest, actions: Vec<Action>) -> usize {
-        let plugin: Arc<str> = manifest.name.as_str().into();
+    /// against the operator's allowlist. (What the plugin declared was
+    /// checked when it enqueued them: the guest got the refusal.) A refused
+    /// action never reaches the API: it is logged, counted and kept as a
+    /// dead letter. Returns how many were queued.
+    pub fn submit(&self, plugin: &str, actions: Vec<Action>) -> usize {
+        let plugin: Arc<str> = plugin.into();
         let mut queued = 0;
         for action in actions {
-            if let Err(reason) = self.permit(manifest, &action) {
+            if let Err(reason) = self.allowlist.lock().check(&plugin, &action) {
                 self.stats
                     .count(&self.stats.refused, action.name(), "refused");
                 tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), %reason, "action refused");
@@ -394,18 +446,6 @@ impl ActionQueue {
             self.wake.notify_one();
         }
         queued
-    }
-
-    fn permit(&self, manifest: &Manifest, action: &Action) -> Result<(), String> {
-        if let Some((kind, verb)) = action.required_grant()
-            && !manifest.may_write(&kind, verb)
-        {
-            return Err(format!(
-                "plugin {} did not declare {verb:?} on {kind}",
-                manifest.name
-            ));
-        }
-        self.allowlist.lock().check(&manifest.name, action)
     }
 
     async fn work(self: Arc<Self>) {
@@ -530,9 +570,14 @@ impl ActionQueue {
     fn finish(&self, key: &Key) {
         let mut st = self.state.lock();
         st.outstanding = st.outstanding.saturating_sub(1);
-        if st.release(key) {
-            drop(st);
+        let idle = st.outstanding == 0;
+        let next = st.release(key);
+        drop(st);
+        if next {
             self.wake.notify_one();
+        }
+        if idle {
+            self.idle.notify_waiters();
         }
     }
 
@@ -566,13 +611,16 @@ impl ActionQueue {
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // Registered before the check, so a drain in between is seen.
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if self.outstanding() == 0 {
                 return true;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.outstanding() == 0;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -598,6 +646,7 @@ impl ActionQueue {
                 })
                 .collect()
         };
+        self.idle.notify_waiters();
         tracing::warn!(
             left = left.len(),
             grace_ms = grace.as_millis() as u64,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::Severity;
-use crate::cache::ObjectRef;
+use crate::vocabulary::ObjectRef;
 
 /// What makes two Events the same series; the note (message) is not part of
 /// it, as in client-go.

@@ -7,7 +7,8 @@ use std::{
 
 use serde_json::Value;
 
-use super::{ObjectKey, path::FieldPath};
+use super::path::FieldPath;
+use crate::vocabulary::ObjectKey;
 
 /// Maps every value found at the index's field paths to the objects holding it.
 #[derive(Debug)]

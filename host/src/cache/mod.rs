@@ -17,9 +17,10 @@ use std::{
 use parking_lot::RwLock;
 use serde_json::Value;
 
-pub use object::{CachedObject, KindKey, ObjectKey, ObjectRef, strip};
+pub use object::{CachedObject, strip};
 pub use path::{FieldPath, PathError};
 
+use crate::vocabulary::{KindKey, ObjectKey};
 use index::Index;
 use informant_k8s::selector::LabelSelector;
 

@@ -11,9 +11,10 @@
 use std::{sync::Arc, time::Instant};
 
 use crate::{
-    cache::{CachedObject, KindKey, ObjectKey},
+    cache::CachedObject,
     informer::{Purpose, Snapshot},
-    plugin::{Event, EventType, manifest::Delivery},
+    plugin::{Event, manifest::Delivery},
+    vocabulary::{EventType, KindKey, ObjectKey},
 };
 
 /// One subscription's snapshot being delivered.

@@ -24,12 +24,13 @@ use super::{
 };
 use crate::{
     action::{Action, ActionQueue},
-    cache::{KindKey, ObjectRef, Store},
+    cache::Store,
     informer::{Notification, Purpose, subscriptions::SubscriptionId},
     plugin::{
-        CallError, Event, EventType, Outcome, Plugin,
+        CallError, Event, Outcome, Plugin,
         manifest::{Delivery, Subscription},
     },
+    vocabulary::{EventType, KindKey, ObjectRef},
 };
 
 /// Buckets of the call-duration histogram, seconds: 25 µs to about 1.6 s.
@@ -42,28 +43,71 @@ fn call_buckets() -> impl Iterator<Item = f64> {
 pub struct LaneStats {
     /// Events for the plugin: live ones, and the entries of its initial
     /// lists and resyncs.
-    pub received: AtomicU64,
+    pub(crate) received: AtomicU64,
     /// Calls that returned `ok`.
-    pub handled: AtomicU64,
+    pub(crate) handled: AtomicU64,
     /// Calls that failed.
-    pub failed: AtomicU64,
+    pub(crate) failed: AtomicU64,
     /// Failed events queued again.
-    pub retried: AtomicU64,
+    pub(crate) retried: AtomicU64,
     /// Events given up after their last attempt.
-    pub given_up: AtomicU64,
+    pub(crate) given_up: AtomicU64,
     /// Events folded into a pending one of their object (latest-state).
-    pub coalesced: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
     /// Events merged into others of their object because the plugin was
     /// further behind than its bound (every-event).
-    pub merged: AtomicU64,
+    pub(crate) merged: AtomicU64,
     /// Objects redelivered after `requeue-after`.
-    pub requeued: AtomicU64,
+    pub(crate) requeued: AtomicU64,
     /// Total call time, microseconds.
-    pub busy_micros: AtomicU64,
+    pub(crate) busy_micros: AtomicU64,
     /// Call durations, for `/metrics`.
     pub call_seconds: prometheus_client::metrics::histogram::Histogram,
     /// Call durations, for the admin API's quantiles.
     pub durations: Durations,
+}
+
+/// A snapshot of [`LaneStats`]'s counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneCounts {
+    /// Events for the plugin: live ones, and the entries of its initial
+    /// lists and resyncs.
+    pub received: u64,
+    /// Calls that returned `ok`.
+    pub handled: u64,
+    /// Calls that failed.
+    pub failed: u64,
+    /// Failed events queued again.
+    pub retried: u64,
+    /// Events given up after their last attempt.
+    pub given_up: u64,
+    /// Events folded into a pending one of their object (latest-state).
+    pub coalesced: u64,
+    /// Events merged into others of their object because the plugin was
+    /// further behind than its bound (every-event).
+    pub merged: u64,
+    /// Objects redelivered after `requeue-after`.
+    pub requeued: u64,
+    /// Total call time, microseconds.
+    pub busy_micros: u64,
+}
+
+impl LaneStats {
+    /// The counters, read once.
+    pub fn counts(&self) -> LaneCounts {
+        LaneCounts {
+            received: self.received.load(Ordering::Relaxed),
+            handled: self.handled.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            given_up: self.given_up.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
+            merged: self.merged.load(Ordering::Relaxed),
+            requeued: self.requeued.load(Ordering::Relaxed),
+            busy_micros: self.busy_micros.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Default for LaneStats {
@@ -502,7 +546,7 @@ impl Lane {
         }
         if !writes.is_empty() {
             tracing::debug!(plugin.name = %self.name, object.ref = %Ref(&job.key), actions = writes.len(), "actions queued");
-            self.actions.submit(plugin.manifest(), writes);
+            self.actions.submit(plugin.name(), writes);
         }
     }
 

@@ -26,7 +26,7 @@ mod requeue;
 pub use breaker::{Breaker, Circuit};
 pub use cursor::Cursor;
 pub use durations::{Distribution, Durations};
-pub use lane::{CallFailure, Lane, LaneStats, LaneStatus};
+pub use lane::{CallFailure, Lane, LaneCounts, LaneStats, LaneStatus};
 pub use queue::{Backlog, EventQueue, Job, Key, Pushed};
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
@@ -36,12 +36,13 @@ use tokio::sync::mpsc;
 
 use crate::{
     action::ActionQueue,
-    cache::{KindKey, Store},
+    cache::Store,
     informer::{
         Notification,
         subscriptions::{Request, State, Subscriptions},
     },
     plugin::{Manifest, Plugin},
+    vocabulary::KindKey,
 };
 
 /// Why a plugin could not be added.
@@ -217,12 +218,18 @@ impl Dispatcher {
         lane
     }
 
-    /// Undo [`Self::build`] for a lane that never went into service.
-    async fn discard(&self, lane: &Arc<Lane>) {
+    /// Release every watch of `lane`: its informers stop when no other
+    /// lane shares them, and it gets no new event.
+    async fn release_watches(&self, lane: &Lane) {
         let ids = std::mem::take(&mut *lane.subscriptions.lock());
         for id in ids {
             self.subscriptions.unsubscribe(id).await;
         }
+    }
+
+    /// Undo [`Self::build`] for a lane that never went into service.
+    async fn discard(&self, lane: &Arc<Lane>) {
+        self.release_watches(lane).await;
         lane.close(Duration::ZERO).await;
         lane.plugin().release_indexes();
     }
@@ -258,10 +265,7 @@ impl Dispatcher {
         let new_lane = self.build(plugin).await;
         self.lanes.lock().insert(name.clone(), new_lane.clone());
         tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %new_lane.plugin().digest(), "plugin replaced with new watches");
-        let ids = std::mem::take(&mut *lane.subscriptions.lock());
-        for id in ids {
-            self.subscriptions.unsubscribe(id).await;
-        }
+        self.release_watches(&lane).await;
         tokio::spawn(async move {
             let left = lane.finish(Duration::from_secs(30)).await;
             if left > 0 {
@@ -339,10 +343,7 @@ impl Dispatcher {
         let Some(lane) = self.lanes.lock().remove(name) else {
             return false;
         };
-        let ids = std::mem::take(&mut *lane.subscriptions.lock());
-        for id in ids {
-            self.subscriptions.unsubscribe(id).await;
-        }
+        self.release_watches(&lane).await;
         let (dropped, running) = lane.close(Duration::from_secs(5)).await;
         lane.plugin().release_indexes();
         tracing::info!(plugin.name = %name, pending_dropped = dropped, still_running = running, "plugin removed");
@@ -390,10 +391,7 @@ impl Dispatcher {
         let lanes: Vec<_> = self.lanes.lock().drain().map(|(_, l)| l).collect();
         let mut dropped_total = 0;
         for lane in &lanes {
-            let ids = std::mem::take(&mut *lane.subscriptions.lock());
-            for id in ids {
-                self.subscriptions.unsubscribe(id).await;
-            }
+            self.release_watches(lane).await;
         }
         for lane in lanes {
             let (dropped, running) = lane.close(grace).await;

@@ -26,9 +26,9 @@ use std::{
 
 use super::cursor::Cursor;
 use crate::{
-    cache::{KindKey, ObjectKey},
     informer::Purpose,
-    plugin::{Event, EventType, manifest::Delivery},
+    plugin::{Event, manifest::Delivery},
+    vocabulary::{EventType, KindKey, ObjectKey},
 };
 
 /// What a queued event is ordered by. Cheap to clone: the queue keeps a

@@ -12,8 +12,8 @@ use super::{
     queue::{Job, Key},
 };
 use crate::{
-    cache::ObjectRef,
-    plugin::{Event, EventType},
+    plugin::Event,
+    vocabulary::{EventType, ObjectRef},
 };
 
 impl Lane {

@@ -221,7 +221,7 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
             crate::informer::WatchState::Error(e) => Some(e.clone()),
             _ => None,
         };
-        let kind = crate::cache::KindKey::new(&key.api_version, &key.kind);
+        let kind = crate::vocabulary::KindKey::new(&key.api_version, &key.kind);
         let cached = cache.kind_stats(&kind);
         out.push(json!({
             "apiVersion": key.api_version,

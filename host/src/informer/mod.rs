@@ -10,10 +10,9 @@
 //! known state and `final_state_unknown`; objects whose resourceVersion
 //! changed as modified; unchanged objects not at all.
 //!
-//! [`discovery::resolve`] turns what a subscription names (a kind, plural or
+//! [`crate::discovery::resolve`] turns what a subscription names (a kind, plural or
 //! short name) into a served resource, or says it is not served yet.
 
-pub mod discovery;
 mod raw;
 mod shared;
 pub mod subscriptions;
@@ -22,8 +21,8 @@ mod watch;
 use std::sync::Arc;
 
 use crate::{
-    cache::{CachedObject, KindKey, ObjectKey},
-    plugin::EventType,
+    cache::CachedObject,
+    vocabulary::{EventType, KindKey, ObjectKey},
 };
 
 pub use shared::{SharedInformers, SubscriberId, WatchKey};

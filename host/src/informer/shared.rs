@@ -12,7 +12,10 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::{Informer, Notification, Purpose, Scope, Snapshot, WatchStatus};
-use crate::cache::{Entries, KindKey, Store};
+use crate::{
+    cache::{Entries, Store},
+    vocabulary::KindKey,
+};
 
 /// What makes two subscriptions the same watch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

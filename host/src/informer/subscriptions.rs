@@ -18,8 +18,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Change, Notification, Scope, SharedInformers, Snapshot, SubscriberId, discovery};
-use crate::{cache::Store, plugin::EventType};
+use super::{Change, Notification, Scope, SharedInformers, Snapshot, SubscriberId};
+use crate::{cache::Store, discovery, vocabulary::EventType};
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 
 /// How often pending subscriptions ask discovery again; the longest wait
@@ -349,7 +349,7 @@ impl Subscriptions {
                 entry.publish();
                 // Objects the server never reported deleted leave as deletes
                 // whose final state is unknown.
-                let kind = crate::cache::KindKey::new(&resource.api_version, &resource.kind);
+                let kind = crate::vocabulary::KindKey::new(&resource.api_version, &resource.kind);
                 for (key, object) in self.shared.cached(sub).await {
                     let _ = entry
                         .tx

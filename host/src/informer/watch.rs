@@ -19,8 +19,8 @@ use super::{
     raw::{RawObject, parts},
 };
 use crate::{
-    cache::{CachedObject, KindKey, Listed, ObjectKey, Store},
-    plugin::EventType,
+    cache::{CachedObject, Listed, Store},
+    vocabulary::{EventType, KindKey, ObjectKey},
 };
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 

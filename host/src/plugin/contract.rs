@@ -15,7 +15,7 @@ use super::{
     host::{ActionRequest, Code, GuestError, HostState, Level},
     manifest::ManifestError,
 };
-use crate::{action::Severity, cache::ObjectRef};
+use crate::{action::Severity, vocabulary::ObjectRef};
 
 /// The contract versions the host speaks, newest first.
 pub(crate) const VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
@@ -326,7 +326,7 @@ impl Exports {
         store: &mut Store<HostState>,
         event: &Event,
     ) -> wasmtime::Result<Result<(), GuestError>> {
-        use super::EventType as E;
+        use crate::vocabulary::EventType as E;
         let object = event
             .object
             .as_ref()

@@ -14,7 +14,8 @@ use super::{
 };
 use crate::{
     action::{Action, Severity, object_ref_of},
-    cache::{self, CachedObject, KindKey, ObjectKey, ObjectRef, Store},
+    cache::{self, CachedObject, Store},
+    vocabulary::{KindKey, ObjectKey, ObjectRef},
 };
 use informant_k8s::selector::LabelSelector;
 
@@ -43,13 +44,13 @@ pub(crate) struct PluginContext {
 #[derive(Debug, Default)]
 pub struct Refusals {
     /// Outside what its manifest declares (`forbidden`).
-    pub forbidden: std::sync::atomic::AtomicU64,
+    pub(crate) forbidden: std::sync::atomic::AtomicU64,
     /// Past a per-call limit: actions, bytes read, list length (`limit-exceeded`).
-    pub limit_exceeded: std::sync::atomic::AtomicU64,
+    pub(crate) limit_exceeded: std::sync::atomic::AtomicU64,
     /// Malformed: bad JSON, a bad selector (`invalid`).
-    pub invalid: std::sync::atomic::AtomicU64,
+    pub(crate) invalid: std::sync::atomic::AtomicU64,
     /// Naming what does not exist: an undeclared index (`not-found`).
-    pub not_found: std::sync::atomic::AtomicU64,
+    pub(crate) not_found: std::sync::atomic::AtomicU64,
 }
 
 impl Refusals {
@@ -697,12 +698,8 @@ impl HostState {
                 return Err(error(
                     Code::Forbidden,
                     format!(
-                        "plugin {} may not {} {kind} ({}): declare it in permissions.writes",
+                        "plugin {} may not {verb} {kind} ({}): declare it in permissions.writes",
                         ctx.name,
-                        serde_json::to_value(verb)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
                         action.target(),
                     ),
                 ));

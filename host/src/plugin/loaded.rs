@@ -81,20 +81,20 @@ impl LoadOptions {
 #[derive(Debug, Default)]
 pub struct CallStats {
     /// Calls that returned ok.
-    pub ok: AtomicU64,
+    pub(crate) ok: AtomicU64,
     /// Calls that returned an error.
-    pub failed: AtomicU64,
+    pub(crate) failed: AtomicU64,
     /// Calls stopped at their deadline.
-    pub timed_out: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
     /// Calls that ran out of memory.
-    pub out_of_memory: AtomicU64,
+    pub(crate) out_of_memory: AtomicU64,
     /// Calls that trapped otherwise.
-    pub trapped: AtomicU64,
+    pub(crate) trapped: AtomicU64,
     /// Instances created.
-    pub instances: AtomicU64,
+    pub(crate) instances: AtomicU64,
     /// Idle instances dropped to give memory back: a call had grown them
     /// far past their size after `init`.
-    pub recycled: AtomicU64,
+    pub(crate) recycled: AtomicU64,
 }
 
 /// A snapshot of [`CallStats`].

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::bindings::types as wit;
 use crate::{
-    action::Verb,
-    cache::{FieldPath, KindKey},
+    cache::FieldPath,
+    vocabulary::{EventType, KindKey, Verb},
 };
 use informant_k8s::selector::{self, FieldSelector, LabelSelector};
 
@@ -26,45 +26,6 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError
     ManifestError {
         field: field.into(),
         reason: reason.into(),
-    }
-}
-
-/// The type of an event, as the host models it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum EventType {
-    /// Created, or present at the start of a subscription.
-    Added,
-    /// Changed.
-    Modified,
-    /// Gone.
-    Deleted,
-    /// The initial list of a subscription is complete.
-    Synced,
-    /// A replay from the cache, or a requested redelivery.
-    Resync,
-}
-
-impl EventType {
-    /// Every event type.
-    pub const ALL: [EventType; 5] = [
-        Self::Added,
-        Self::Modified,
-        Self::Deleted,
-        Self::Synced,
-        Self::Resync,
-    ];
-
-    /// Parse `added`, `ADDED`, `Modified`...
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "added" => Self::Added,
-            "modified" => Self::Modified,
-            "deleted" => Self::Deleted,
-            "synced" => Self::Synced,
-            "resync" => Self::Resync,
-            _ => return None,
-        })
     }
 }
 

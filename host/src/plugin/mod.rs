@@ -22,9 +22,9 @@ pub use engine::{Binary, EPOCH_TICK, Engine};
 pub use host::HostState;
 pub use limits::Limits;
 pub use loaded::{CallCounts, LoadOptions, Plugin, describe};
-pub use manifest::{EventType, Manifest, ManifestError};
+pub use manifest::{Manifest, ManifestError};
 
-use crate::cache::CachedObject;
+use crate::{cache::CachedObject, vocabulary::EventType};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
