@@ -15,6 +15,30 @@ pub enum Circuit {
     HalfOpen,
 }
 
+impl Circuit {
+    /// The state without its deadline, as logs, metrics and the admin API
+    /// show it.
+    pub fn state(self) -> CircuitState {
+        match self {
+            Self::Closed => CircuitState::Closed,
+            Self::Open(_) => CircuitState::Open,
+            Self::HalfOpen => CircuitState::HalfOpen,
+        }
+    }
+}
+
+/// Where a circuit is, as it is shown: `closed`, `open`, `halfOpen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CircuitState {
+    /// Calls flow.
+    Closed,
+    /// Calls are held back.
+    Open,
+    /// One trial call at a time.
+    HalfOpen,
+}
+
 /// The breaker.
 #[derive(Debug)]
 pub struct Breaker {

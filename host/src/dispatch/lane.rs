@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::{runtime::Handle, sync::Notify};
 
 use super::{
-    Breaker, Circuit, Config,
+    Breaker, Circuit, CircuitState, Config,
     cursor::Cursor,
     durations::Durations,
     queue::{EventQueue, Job, Key, Pushed},
@@ -150,8 +150,8 @@ pub struct LaneStatus {
     /// Calls that may run at once: the plugin's `instances`, at most the
     /// host's concurrency.
     pub concurrency: usize,
-    /// `closed`, `open` or `halfOpen`.
-    pub circuit: &'static str,
+    /// Whether the plugin's calls flow.
+    pub circuit: CircuitState,
     /// Consecutive failed calls.
     pub consecutive_failures: u32,
     /// The last call that failed, if any did.
@@ -306,11 +306,7 @@ impl Lane {
             peak_pending: backlog.peak,
             running: st.running,
             concurrency,
-            circuit: match st.breaker.circuit(Instant::now()) {
-                Circuit::Closed => "closed",
-                Circuit::Open(_) => "open",
-                Circuit::HalfOpen => "halfOpen",
-            },
+            circuit: st.breaker.circuit(Instant::now()).state(),
             consecutive_failures: st.breaker.failures(),
             last_call_error: st.last_error.clone(),
         }

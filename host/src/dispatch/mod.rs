@@ -23,7 +23,7 @@ mod lane;
 mod queue;
 mod requeue;
 
-pub use breaker::{Breaker, Circuit};
+pub use breaker::{Breaker, Circuit, CircuitState};
 pub use cursor::Cursor;
 pub use durations::{Distribution, Durations};
 pub use lane::{CallFailure, Lane, LaneCounts, LaneStats, LaneStatus};

@@ -1,12 +1,18 @@
 //! The admin API: what runs, what it watches, what was given up.
 
-use std::{collections::BTreeMap, sync::atomic::Ordering};
+use std::collections::BTreeMap;
 
 use axum::{Json, extract::State};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
+use crate::{
+    action::DeadLetter,
+    dispatch::{CallFailure, CircuitState, Distribution, LaneCounts},
+    informer::{WatchState, subscriptions::State as SubscriptionState},
+    vocabulary::KindKey,
+};
 
 /// Where a plugin stands, most urgent first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,9 +48,9 @@ pub struct PluginView {
     /// the file's last load, else of the last failed call.
     last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    last_call_error: Option<crate::dispatch::CallFailure>,
+    last_call_error: Option<CallFailure>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    circuit: Option<&'static str>,
+    circuit: Option<CircuitState>,
     /// Calls that may run at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency: Option<usize>,
@@ -62,7 +68,7 @@ pub struct PluginView {
     counters: Option<Counters>,
     /// How long its calls take (deadlines count wall-clock time).
     #[serde(skip_serializing_if = "Option::is_none")]
-    call_durations: Option<crate::dispatch::Distribution>,
+    call_durations: Option<Distribution>,
 }
 
 /// What waits for a plugin.
@@ -81,14 +87,10 @@ struct QueueView {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Counters {
-    received: u64,
-    handled: u64,
-    failed: u64,
-    retried: u64,
-    given_up: u64,
-    coalesced: u64,
-    merged: u64,
-    requeued: u64,
+    /// Events: received, handled, failed, retried, given up, coalesced,
+    /// merged, requeued (and the time spent in calls).
+    #[serde(flatten)]
+    events: LaneCounts,
     /// Calls by outcome: ok, failed, timeout, out_of_memory, trap.
     calls: BTreeMap<&'static str, u64>,
     /// Reads and actions refused, by the code the plugin got.
@@ -103,7 +105,7 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Option<Value> {
 
 /// `/api/v1/plugins`: every plugin in service, and every plugin file that
 /// failed, with its error.
-pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
+pub async fn plugins(State(state): State<AppState>) -> Json<Plugins> {
     let files = state
         .reloader
         .as_ref()
@@ -121,7 +123,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
         let stats = lane.stats();
         let counts = plugin.counts();
         let failing = status.consecutive_failures > 0;
-        let plugin_status = if status.circuit != "closed" {
+        let plugin_status = if status.circuit != CircuitState::Closed {
             PluginStatus::Paused
         } else if failing {
             PluginStatus::Failing
@@ -152,7 +154,10 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
             concurrency: Some(status.concurrency),
             subscriptions: to_json(&manifest.subscriptions),
             indexes: to_json(&manifest.indexes),
-            permissions: Some(json!({"reads": manifest.reads, "writes": manifest.writes})),
+            permissions: to_json(&Permissions {
+                reads: &manifest.reads,
+                writes: &manifest.writes,
+            }),
             limits: to_json(plugin.limits()),
             queue: Some(QueueView {
                 pending: status.pending,
@@ -162,14 +167,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
                 running: status.running,
             }),
             counters: Some(Counters {
-                received: stats.received.load(Ordering::Relaxed),
-                handled: stats.handled.load(Ordering::Relaxed),
-                failed: stats.failed.load(Ordering::Relaxed),
-                retried: stats.retried.load(Ordering::Relaxed),
-                given_up: stats.given_up.load(Ordering::Relaxed),
-                coalesced: stats.coalesced.load(Ordering::Relaxed),
-                merged: stats.merged.load(Ordering::Relaxed),
-                requeued: stats.requeued.load(Ordering::Relaxed),
+                events: stats.counts(),
                 calls: plugin
                     .calls_by_outcome()
                     .into_iter()
@@ -204,61 +202,112 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
             call_durations: None,
         });
     }
-    Json(json!({"plugins": out}))
+    Json(Plugins { plugins: out })
 }
 
 /// `/api/v1/subscriptions`: every watch, its state and its size.
-pub async fn subscriptions(State(state): State<AppState>) -> Json<Value> {
+pub async fn subscriptions(State(state): State<AppState>) -> Json<Subscriptions> {
     let cache = state.runtime.cache();
     let mut out = Vec::new();
     for (key, status, subscribers) in state.runtime.subscriptions().informers().statuses().await {
-        let state_name = match &status.state {
-            crate::informer::WatchState::Synced => "synced".to_string(),
-            crate::informer::WatchState::Error(_) => "error".to_string(),
-            other => format!("{other:?}").to_lowercase(),
+        let (state_name, error) = match &status.state {
+            WatchState::Syncing => ("syncing", None),
+            WatchState::Synced => ("synced", None),
+            WatchState::Error(e) => ("error", Some(e.clone())),
         };
-        let error = match &status.state {
-            crate::informer::WatchState::Error(e) => Some(e.clone()),
-            _ => None,
-        };
-        let kind = crate::vocabulary::KindKey::new(&key.api_version, &key.kind);
-        let cached = cache.kind_stats(&kind);
-        out.push(json!({
-            "apiVersion": key.api_version,
-            "resource": key.plural,
-            "kind": key.kind,
-            "namespace": key.namespace,
-            "labelSelector": key.labels,
-            "fieldSelector": key.fields,
-            "state": state_name,
-            "error": error,
-            "subscribers": subscribers,
-            "relists": status.relists,
-            // Objects and bytes cached for the kind, all watches of it together.
-            "kindObjects": cached.objects,
-            "kindBytes": cached.bytes,
-        }));
+        let cached = cache.kind_stats(&KindKey::new(&key.api_version, &key.kind));
+        out.push(SubscriptionView {
+            api_version: key.api_version.clone(),
+            resource: Some(key.plural.clone()),
+            kind: key.kind.clone(),
+            namespace: Some(key.namespace.clone()),
+            label_selector: Some(key.labels.clone()),
+            field_selector: Some(key.fields.clone()),
+            state: state_name,
+            error,
+            subscribers: Some(subscribers),
+            relists: Some(status.relists),
+            kind_objects: Some(cached.objects),
+            kind_bytes: Some(cached.bytes),
+        });
     }
     // Subscriptions without a watch: their kind is not served, or discovery
     // cannot say yet.
     for u in state.runtime.subscriptions().unresolved().await {
         let (state_name, error) = match u.state {
-            crate::informer::subscriptions::State::Unreachable { error } => {
-                ("unreachable", Some(error))
-            }
+            SubscriptionState::Unreachable { error } => ("unreachable", Some(error)),
             _ => ("pending", None),
         };
-        out.push(json!({
-            "apiVersion": u.api_version,
-            "kind": u.kind,
-            "state": state_name,
-            "error": error,
-        }));
+        out.push(SubscriptionView {
+            api_version: u.api_version,
+            kind: u.kind,
+            state: state_name,
+            error,
+            ..SubscriptionView::default()
+        });
     }
-    Json(json!({"subscriptions": out}))
+    Json(Subscriptions { subscriptions: out })
 }
 
 /// `/api/v1/dead-letters`: actions given up, oldest first.
-pub async fn dead_letters(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"deadLetters": state.runtime.actions().dead_letters()}))
+pub async fn dead_letters(State(state): State<AppState>) -> Json<DeadLetters> {
+    Json(DeadLetters {
+        dead_letters: state.runtime.actions().dead_letters(),
+    })
+}
+
+/// The body of `/api/v1/plugins`.
+#[derive(Debug, Serialize)]
+pub struct Plugins {
+    plugins: Vec<PluginView>,
+}
+
+/// What a plugin may read and write, as its manifest declares.
+#[derive(Debug, Serialize)]
+struct Permissions<'a, R: Serialize, W: Serialize> {
+    reads: &'a R,
+    writes: &'a W,
+}
+
+/// The body of `/api/v1/subscriptions`.
+#[derive(Debug, Serialize)]
+pub struct Subscriptions {
+    subscriptions: Vec<SubscriptionView>,
+}
+
+/// One watch, or one subscription that has none yet (only its kind, state
+/// and error).
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    api_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_selector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field_selector: Option<String>,
+    /// `syncing`, `synced`, `error`; `pending` (not served yet) or
+    /// `unreachable` (discovery cannot say yet) without a watch.
+    state: &'static str,
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscribers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relists: Option<u64>,
+    /// Objects and bytes cached for the kind, all watches of it together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind_objects: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind_bytes: Option<usize>,
+}
+
+/// The body of `/api/v1/dead-letters`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetters {
+    dead_letters: Vec<DeadLetter>,
 }

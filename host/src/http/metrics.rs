@@ -2,7 +2,7 @@
 //! counters at scrape time. Labels stay bounded (plugin, resource, outcome),
 //! never object names.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::Arc;
 
 use axum::{
     extract::State,
@@ -17,6 +17,7 @@ use prometheus_client::{
 
 use super::AppState;
 use crate::{
+    dispatch::{CircuitState, LaneCounts},
     informer::{WatchKey, WatchStatus},
     reload::Reloader,
     runtime::Runtime,
@@ -110,10 +111,10 @@ impl Collector for HostCollector {
         let with = |name: &str, key: &'static str, value: &str| {
             vec![("plugin", name.to_string()), (key, value.to_string())]
         };
-        let per_lane = |f: &dyn Fn(&crate::dispatch::LaneStats) -> u64| {
+        let per_lane = |f: &dyn Fn(&LaneCounts) -> u64| {
             lanes
                 .iter()
-                .map(|l| (plugin(l.name()), counter(f(l.stats()))))
+                .map(|l| (plugin(l.name()), counter(f(&l.stats().counts()))))
                 .collect::<Vec<_>>()
         };
         family(
@@ -121,35 +122,35 @@ impl Collector for HostCollector {
             "informant_events_received",
             "Events queued for a plugin.",
             MetricType::Counter,
-            per_lane(&|s| s.received.load(Ordering::Relaxed)),
+            per_lane(&|s| s.received),
         )?;
         family(
             &mut encoder,
             "informant_events_coalesced",
             "Events merged into a pending one of the same object (latest-state).",
             MetricType::Counter,
-            per_lane(&|s| s.coalesced.load(Ordering::Relaxed)),
+            per_lane(&|s| s.coalesced),
         )?;
         family(
             &mut encoder,
             "informant_events_merged",
             "Events merged into others of their object because the plugin was further behind than its bound (every-event); none is ever dropped.",
             MetricType::Counter,
-            per_lane(&|s| s.merged.load(Ordering::Relaxed)),
+            per_lane(&|s| s.merged),
         )?;
         family(
             &mut encoder,
             "informant_events_given_up",
             "Events given up after their last failed call.",
             MetricType::Counter,
-            per_lane(&|s| s.given_up.load(Ordering::Relaxed)),
+            per_lane(&|s| s.given_up),
         )?;
         family(
             &mut encoder,
             "informant_requeues",
             "Objects redelivered after requeue-after.",
             MetricType::Counter,
-            per_lane(&|s| s.requeued.load(Ordering::Relaxed)),
+            per_lane(&|s| s.requeued),
         )?;
 
         let mut calls = Vec::new();
@@ -257,7 +258,7 @@ impl Collector for HostCollector {
                 .map(|l| {
                     (
                         plugin(l.name()),
-                        gauge(usize::from(l.status().circuit != "closed")),
+                        gauge(usize::from(l.status().circuit != CircuitState::Closed)),
                     )
                 })
                 .collect(),
@@ -285,14 +286,14 @@ impl Collector for HostCollector {
             "informant_action_retries",
             "Action retries scheduled.",
             MetricType::Counter,
-            vec![(Vec::new(), counter(q.retries.load(Ordering::Relaxed)))],
+            vec![(Vec::new(), counter(q.counts().retries))],
         )?;
         family(
             &mut encoder,
             "informant_dead_letters",
             "Actions recorded as dead letters.",
             MetricType::Counter,
-            vec![(Vec::new(), counter(q.dead_lettered.load(Ordering::Relaxed)))],
+            vec![(Vec::new(), counter(q.counts().dead_lettered))],
         )?;
         family(
             &mut encoder,
@@ -317,7 +318,7 @@ impl Collector for HostCollector {
             "informant_actions_standby",
             "Actions not queued because this replica does not lead.",
             MetricType::Counter,
-            vec![(Vec::new(), counter(q.standby.load(Ordering::Relaxed)))],
+            vec![(Vec::new(), counter(q.counts().standby))],
         )?;
 
         let cache = self.runtime.cache().stats();
