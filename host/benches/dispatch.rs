@@ -65,7 +65,7 @@ async fn run(capture: LogCapture) {
         .await
         .unwrap();
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
-    let runtime = Runtime::start(client.clone(), Config::default(), false).unwrap();
+    let runtime = Runtime::start(client.clone(), Config::default()).unwrap();
     runtime
         .load_file(&plugin_path("label_enforcer"))
         .await

@@ -167,7 +167,7 @@ async fn parent() {
     }
     // Compile the plugin once, into the cache the children use: a host's
     // restart loads it from there.
-    let engine = informant::plugin::Engine::with_cache_dir(&compile_cache()).unwrap();
+    let engine = informant::plugin::Engine::new(Some(&compile_cache())).unwrap();
     informant::plugin::describe(&engine, &std::fs::read(plugin_path("reader")).unwrap()).unwrap();
 
     let sizes: Vec<usize> = std::env::var("INFORMANT_BENCH_SIZES")
@@ -360,7 +360,7 @@ async fn host(client: kube::Client, expect: usize) -> usize {
     };
     let started = Instant::now();
     let rss_at_start = rss_mib();
-    let runtime = Runtime::start(client, config, false).unwrap();
+    let runtime = Runtime::start(client, config).unwrap();
     let rss_runtime = rss_mib();
     let lane = runtime.load_file(&plugin_path("reader")).await.unwrap();
     if std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some() {

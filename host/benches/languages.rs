@@ -62,7 +62,7 @@ fn measure(language: &'static str, path: &std::path::Path, window: Duration) -> 
         .unwrap();
 
     // Cold: a host that has never seen the component compiles it.
-    let engine = Engine::with_cache_dir(cache_dir.path()).unwrap();
+    let engine = Engine::new(Some(cache_dir.path())).unwrap();
     let started = Instant::now();
     drop(engine.compile(&bytes).unwrap());
     let cold_compile = started.elapsed();
@@ -74,7 +74,7 @@ fn measure(language: &'static str, path: &std::path::Path, window: Duration) -> 
     drop(engine);
 
     // Warm: a restarted host with the compile cache on disk.
-    let engine = Engine::with_cache_dir(cache_dir.path()).unwrap();
+    let engine = Engine::new(Some(cache_dir.path())).unwrap();
     let started = Instant::now();
     let plugin = Plugin::load(&engine, &bytes, store.clone(), LoadOptions::default()).unwrap();
     let warm_load = started.elapsed();

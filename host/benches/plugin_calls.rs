@@ -93,7 +93,7 @@ fn calls_per_second(plugin: &Plugin, event: &Event, window: Duration) -> (f64, u
 
 fn main() {
     let window = Duration::from_secs(3);
-    let engine = Engine::new().expect("engine");
+    let engine = Engine::new(None).expect("engine");
     let cache = Arc::new(Store::default());
     cache
         .upsert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))

@@ -76,7 +76,7 @@ fn main() {
 async fn run(capture: LogCapture) {
     let server = ApiServer::start(dev::Config::default()).await.unwrap();
     let client = kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
-    let runtime = Arc::new(Runtime::start(client.clone(), Config::default(), false).unwrap());
+    let runtime = Arc::new(Runtime::start(client.clone(), Config::default()).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let original = plugin_bytes("sequencer");
     put(dir.path(), "sequencer.wasm", &original);
@@ -138,7 +138,7 @@ async fn run(capture: LogCapture) {
     );
 
     // Cold compile of a 2 MiB component.
-    let engine = Engine::new().unwrap();
+    let engine = Engine::new(None).unwrap();
     let mut compiles = Vec::new();
     let mut size = 0;
     for seed in 0..3 {

@@ -127,32 +127,42 @@ pub struct HostArgs {
     #[arg(long, env = "INFORMANT_LEADER_ELECT")]
     pub leader_elect: bool,
 
-    /// The Lease's name.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "informant",
-        env = "INFORMANT_LEASE_NAME"
-    )]
-    pub lease_name: String,
+    /// The Lease's name [default: the file's `leaderElection.leaseName`,
+    /// else informant].
+    #[arg(long, value_name = "NAME", env = "INFORMANT_LEASE_NAME")]
+    pub lease_name: Option<String>,
 
     /// The Lease's namespace; by default the Pod's own (POD_NAMESPACE or the
     /// service account's), else `default`.
     #[arg(long, value_name = "NAMESPACE", env = "INFORMANT_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
 
-    /// How long pending actions may take to finish on shutdown, in seconds.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 20,
-        env = "INFORMANT_SHUTDOWN_GRACE"
-    )]
-    pub shutdown_grace: u64,
+    /// How long pending actions may take to finish on shutdown, in seconds
+    /// [default: 20].
+    #[arg(long, value_name = "SECONDS", env = "INFORMANT_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
 
     /// Where compiled plugins are kept between runs.
     #[command(flatten)]
     pub compile_cache: CompileCacheArgs,
+}
+
+impl HostArgs {
+    /// What these flags say about the configuration, for
+    /// [`crate::config::Config::resolve`].
+    pub fn overrides(&self) -> crate::config::Overrides {
+        crate::config::Overrides {
+            plugin_dir: self.plugins.clone(),
+            compile_cache_dir: self.compile_cache.dir.clone(),
+            http_addr: self.http_addr,
+            admin_addr: self.admin_addr,
+            leader_elect: self.leader_elect,
+            lease_name: self.lease_name.clone(),
+            lease_namespace: self.lease_namespace.clone(),
+            dry_run: self.dry_run,
+            shutdown_grace: self.shutdown_grace.map(std::time::Duration::from_secs),
+        }
+    }
 }
 
 /// Arguments of `informant run`.

@@ -1,8 +1,14 @@
-//! The host's configuration file: YAML (or JSON), camelCase keys, unknown
-//! keys rejected, validated into the settings the runtime uses. Flags
-//! override what the file says.
+//! The host's configuration, resolved once: the flags (each `None` where
+//! the command line says nothing) over the file (YAML or JSON, camelCase
+//! keys, unknown keys rejected) over the defaults, validated into the
+//! settings the runtime and the commands use.
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::Deserialize;
 
@@ -186,10 +192,51 @@ pub struct Config {
     pub leader: Leader,
     /// Limits and ceilings for named plugins.
     pub plugin_limits: HashMap<String, (Limits, Limits)>,
-    /// Health, readiness and metrics address, if the file sets it.
-    pub http_addr: Option<std::net::SocketAddr>,
-    /// Admin API address, if the file sets it.
-    pub admin_addr: Option<std::net::SocketAddr>,
+    /// Health, readiness and metrics.
+    pub http_addr: SocketAddr,
+    /// The admin API.
+    pub admin_addr: SocketAddr,
+    /// Send every action with `dryRun=All`.
+    pub dry_run: bool,
+    /// How long running calls and pending actions get on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// How long running calls and pending actions get on shutdown unless told
+/// otherwise: within Kubernetes' default 30 s termination grace period.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Where health, readiness and metrics are served unless told otherwise.
+pub const DEFAULT_HTTP_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
+/// Where the admin API is served unless told otherwise: localhost only.
+pub const DEFAULT_ADMIN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8081);
+/// The Lease's name unless told otherwise.
+pub const DEFAULT_LEASE_NAME: &str = "informant";
+
+/// What the command line says; `None` (or `false`) where it says nothing,
+/// so that the file's value, then the default, applies.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--plugins`.
+    pub plugin_dir: Option<PathBuf>,
+    /// `--compile-cache`.
+    pub compile_cache_dir: Option<PathBuf>,
+    /// `--http-addr`.
+    pub http_addr: Option<SocketAddr>,
+    /// `--admin-addr`.
+    pub admin_addr: Option<SocketAddr>,
+    /// `--leader-elect` (a flag turns it on; only the file can say off).
+    pub leader_elect: bool,
+    /// `--lease-name`.
+    pub lease_name: Option<String>,
+    /// `--lease-namespace`.
+    pub lease_namespace: Option<String>,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--shutdown-grace`.
+    pub shutdown_grace: Option<Duration>,
 }
 
 impl Config {
@@ -207,9 +254,9 @@ impl Config {
 pub struct Leader {
     /// Whether the file enables it.
     pub enabled: bool,
-    /// The Lease's name, if the file says.
-    pub lease_name: Option<String>,
-    /// The Lease's namespace, if the file says.
+    /// The Lease's name.
+    pub lease_name: String,
+    /// The Lease's namespace; none for the Pod's own.
     pub lease_namespace: Option<String>,
     /// Lease duration.
     pub lease_duration: Duration,
@@ -223,7 +270,7 @@ impl Default for Leader {
     fn default() -> Self {
         Self {
             enabled: false,
-            lease_name: None,
+            lease_name: DEFAULT_LEASE_NAME.into(),
             lease_namespace: None,
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
@@ -245,13 +292,87 @@ impl Default for Config {
             dispatch: dispatch::Config::default(),
             leader: Leader::default(),
             plugin_limits: HashMap::new(),
-            http_addr: None,
-            admin_addr: None,
+            http_addr: DEFAULT_HTTP_ADDR,
+            admin_addr: DEFAULT_ADMIN_ADDR,
+            dry_run: false,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         })
     }
 }
 
 impl Config {
+    /// The configuration the host runs with: `overrides` over the file (if
+    /// any) over the defaults, validated as a whole.
+    ///
+    /// # Errors
+    /// [`Error`] naming the file or flag, the key and the problem.
+    pub fn resolve(file: Option<&Path>, overrides: Overrides) -> Result<Self, Error> {
+        let mut config = match file {
+            Some(path) => Self::load(path)?,
+            None => Self::default(),
+        };
+        let shown = file.map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
+        // Named as the user wrote it: the flag, or the file's key.
+        let invalid = |flag: Option<&str>, key: &str, reason: String| match flag {
+            Some(flag) => Error::Invalid {
+                path: "command line".into(),
+                key: flag.into(),
+                reason,
+            },
+            None => Error::Invalid {
+                path: shown.clone(),
+                key: key.into(),
+                reason,
+            },
+        };
+        let Overrides {
+            plugin_dir,
+            compile_cache_dir,
+            http_addr,
+            admin_addr,
+            leader_elect,
+            lease_name,
+            lease_namespace,
+            dry_run,
+            shutdown_grace,
+        } = overrides;
+        config.dry_run |= dry_run;
+        config.shutdown_grace = shutdown_grace.unwrap_or(config.shutdown_grace);
+        let plugins_flag = plugin_dir.is_some().then_some("--plugins");
+        let cache_flag = compile_cache_dir.is_some().then_some("--compile-cache");
+        if plugin_dir.is_some() {
+            config.plugin_dir = plugin_dir;
+        }
+        if compile_cache_dir.is_some() {
+            config.compile_cache_dir = compile_cache_dir;
+        }
+        config.http_addr = http_addr.unwrap_or(config.http_addr);
+        config.admin_addr = admin_addr.unwrap_or(config.admin_addr);
+        config.leader.enabled |= leader_elect;
+        if let Some(name) = lease_name {
+            config.leader.lease_name = name;
+        }
+        if lease_namespace.is_some() {
+            config.leader.lease_namespace = lease_namespace;
+        }
+        if let Some(dir) = config.plugin_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(invalid(
+                plugins_flag,
+                "pluginDir",
+                format!("{}: not a directory", dir.display()),
+            ));
+        }
+        if config.compile_cache_dir.is_some() && config.compile_cache_dir == config.plugin_dir {
+            return Err(invalid(
+                cache_flag.or(plugins_flag),
+                "compileCacheDir",
+                "must not be the plugin directory: nothing precompiled is ever loaded from there"
+                    .into(),
+            ));
+        }
+        Ok(config)
+    }
+
     /// Read and validate a file.
     ///
     /// # Errors
@@ -312,10 +433,12 @@ impl Config {
         positive("leaderElection.retryPeriodSeconds", le.retry_period_seconds)?;
         let mut leader = Leader {
             enabled: le.enabled.unwrap_or(false),
-            lease_name: le.lease_name.clone(),
             lease_namespace: le.lease_namespace.clone(),
             ..Leader::default()
         };
+        if let Some(name) = &le.lease_name {
+            leader.lease_name.clone_from(name);
+        }
         if let Some(s) = le.lease_duration_seconds {
             leader.lease_duration = Duration::from_secs(s);
         }
@@ -430,8 +553,10 @@ impl Config {
             dispatch,
             leader,
             plugin_limits,
-            http_addr: file.http.addr,
-            admin_addr: file.http.admin_addr,
+            http_addr: file.http.addr.unwrap_or(DEFAULT_HTTP_ADDR),
+            admin_addr: file.http.admin_addr.unwrap_or(DEFAULT_ADMIN_ADDR),
+            dry_run: false,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         })
     }
 }
@@ -467,7 +592,8 @@ mod tests {
         assert!(ceiling.memory_bytes >= own.memory_bytes);
         assert_eq!(c.limits_for("other").0.memory_bytes, 64 << 20);
         assert_eq!(c.dispatch.default_resync, Some(Duration::from_secs(600)));
-        assert_eq!(c.http_addr, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(c.http_addr, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(c.admin_addr, DEFAULT_ADMIN_ADDR);
     }
 
     #[test]
@@ -487,6 +613,61 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("leaderElection.renewDeadlineSeconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("informant.yaml");
+        std::fs::write(
+            &file,
+            "leaderElection: {leaseName: from-file, leaseNamespace: ops}\nhttp: {addr: '127.0.0.1:9090'}\n",
+        )
+        .unwrap();
+        let from_file = Config::resolve(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(from_file.leader.lease_name, "from-file");
+        assert_eq!(from_file.leader.lease_namespace.as_deref(), Some("ops"));
+        assert!(!from_file.leader.enabled);
+        assert_eq!(from_file.http_addr, "127.0.0.1:9090".parse().unwrap());
+        // An explicit flag wins, even when it spells the default.
+        let flags = Overrides {
+            lease_name: Some(DEFAULT_LEASE_NAME.into()),
+            leader_elect: true,
+            admin_addr: Some("127.0.0.1:9999".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let resolved = Config::resolve(Some(&file), flags).unwrap();
+        assert_eq!(resolved.leader.lease_name, DEFAULT_LEASE_NAME);
+        assert_eq!(resolved.leader.lease_namespace.as_deref(), Some("ops"));
+        assert!(resolved.leader.enabled);
+        assert_eq!(resolved.admin_addr, "127.0.0.1:9999".parse().unwrap());
+        let defaults = Config::resolve(None, Overrides::default()).unwrap();
+        assert_eq!(defaults.leader.lease_name, DEFAULT_LEASE_NAME);
+        assert_eq!(defaults.http_addr, DEFAULT_HTTP_ADDR);
+    }
+
+    #[test]
+    fn flags_are_validated_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let same = Overrides {
+            plugin_dir: Some(dir.path().to_path_buf()),
+            compile_cache_dir: Some(dir.path().to_path_buf()),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(None, same).unwrap_err().to_string();
+        assert!(
+            err.contains("--compile-cache: must not be the plugin directory"),
+            "{err}"
+        );
+        let missing = Overrides {
+            plugin_dir: Some(dir.path().join("nope")),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(None, missing).unwrap_err().to_string();
+        assert!(
+            err.contains("--plugins") && err.contains("not a directory"),
             "{err}"
         );
     }

@@ -86,25 +86,18 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Start the host's parts against `client`; no plugin yet. With
-    /// `dry_run`, actions are sent with `dryRun=All`.
+    /// `config.dry_run`, actions are sent with `dryRun=All`.
     ///
     /// # Errors
     /// If the wasm engine cannot be set up.
-    pub fn start(
-        client: kube::Client,
-        config: Config,
-        dry_run: bool,
-    ) -> Result<Self, plugin::Error> {
-        let engine = match &config.compile_cache_dir {
-            Some(dir) => Engine::with_cache_dir(dir)?,
-            None => Engine::new()?,
-        };
+    pub fn start(client: kube::Client, config: Config) -> Result<Self, plugin::Error> {
+        let engine = Engine::new(config.compile_cache_dir.as_deref())?;
         let cache = Arc::new(Store::new(cache::Config::default()));
         let subscriptions = Subscriptions::start(client.clone(), cache.clone());
         let instance = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "informant".into());
-        let executor = Executor::new(client, dry_run, instance);
+        let executor = Executor::new(client, config.dry_run, instance);
         let actions =
             ActionQueue::start(executor, config.allowlist.clone(), config.actions.clone());
         let dispatcher = Arc::new(Dispatcher::new(

@@ -80,7 +80,7 @@ async fn every_object_of_a_large_initial_list_reaches_every_plugin() {
     );
 
     let before = resident_mib();
-    let runtime = Runtime::start(cluster.client.clone(), read_only(), false).unwrap();
+    let runtime = Runtime::start(cluster.client.clone(), read_only()).unwrap();
     let started = Instant::now();
     // Every-event on one instance (so its own count is the plugin's), and
     // latest-state on one per core.
@@ -155,7 +155,7 @@ async fn a_plugin_slower_than_the_cluster_gets_merged_events_and_every_final_sta
     let ns = cluster.namespace("merge").await;
     let mut config = read_only();
     config.dispatch = config.dispatch.queue_capacity(5).concurrency(1);
-    let runtime = Runtime::start(cluster.client.clone(), config, false).unwrap();
+    let runtime = Runtime::start(cluster.client.clone(), config).unwrap();
     // A few milliseconds of work per call.
     load(
         &runtime,
@@ -254,7 +254,7 @@ async fn a_plugin_built_against_the_previous_contract_still_runs() {
         )])),
         ..Config::default()
     };
-    let runtime = Runtime::start(cluster.client.clone(), config, false).unwrap();
+    let runtime = Runtime::start(cluster.client.clone(), config).unwrap();
     let lane = runtime.load_file(&plugin_path("legacy")).await.unwrap();
     assert_eq!(lane.plugin().contract_version(), "0.1.0");
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);

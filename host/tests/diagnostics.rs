@@ -42,7 +42,7 @@ async fn a_misbehaving_plugin_is_named_with_its_object_and_cause_everywhere() {
     // which opens the circuit, is the loop's. Paused for long enough to look.
     config.dispatch.breaker_threshold = 12;
     config.dispatch.breaker_backoff = Duration::from_secs(30);
-    let runtime = Arc::new(Runtime::start(cluster.client.clone(), config, false).unwrap());
+    let runtime = Arc::new(Runtime::start(cluster.client.clone(), config).unwrap());
     runtime.load_file(&plugin_path("hostile")).await.unwrap();
     let stop = CancellationToken::new();
     let state = http::AppState::new(runtime.clone(), None);

@@ -69,7 +69,7 @@ fn confined(allow: &[(&str, Vec<Rule>)]) -> Config {
 /// `ns`: on a shared cluster, other tests' hosts in this process see them too.
 async fn host(cluster: &TestCluster, config: Config, plugins: &[&str], ns: &str) -> Runtime {
     logs();
-    let runtime = Runtime::start(cluster.client.clone(), config, false).unwrap();
+    let runtime = Runtime::start(cluster.client.clone(), config).unwrap();
     for p in plugins {
         let path = plugin_path(p);
         let settings = match *p {
@@ -665,8 +665,12 @@ async fn dry_run_reaches_the_server_and_changes_nothing() {
         "label-enforcer",
         vec![rule("v1", "ConfigMap", &[Verb::Patch], &[&ns])],
     )]);
+    let config = Config {
+        dry_run: true,
+        ..config
+    };
     logs();
-    let runtime = Runtime::start(cluster.client.clone(), config, true).unwrap();
+    let runtime = Runtime::start(cluster.client.clone(), config).unwrap();
     runtime
         .load_file(&plugin_path("label_enforcer"))
         .await

@@ -25,8 +25,7 @@ async fn readiness_waits_for_the_watches_and_says_why() {
         code: 500,
         count: 1_000_000,
     });
-    let runtime =
-        Arc::new(Runtime::start(cluster.client.clone(), Config::default(), false).unwrap());
+    let runtime = Arc::new(Runtime::start(cluster.client.clone(), Config::default()).unwrap());
     runtime
         .load_file(&plugin_path("label_enforcer"))
         .await

@@ -50,7 +50,7 @@ async fn host(cluster: &TestCluster, ns: &str) -> Arc<Runtime> {
         )])),
         ..Config::default()
     };
-    let runtime = Arc::new(Runtime::start(cluster.client.clone(), config, false).unwrap());
+    let runtime = Arc::new(Runtime::start(cluster.client.clone(), config).unwrap());
     leader::Follower::set_leading(&*runtime, false);
     runtime
         .load_file(&plugin_path("label_enforcer"))

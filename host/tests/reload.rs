@@ -91,7 +91,7 @@ async fn host(
         ("label-enforcer".to_string(), confine.clone()),
         ("hostile".to_string(), confine),
     ]));
-    let runtime = Arc::new(Runtime::start(cluster.client.clone(), config, false).unwrap());
+    let runtime = Arc::new(Runtime::start(cluster.client.clone(), config).unwrap());
     let stop = CancellationToken::new();
     let reloader = Reloader::start(runtime.clone(), plugins.clone(), stop.clone())
         .await

@@ -19,7 +19,7 @@ use informant_testkit::plugin_bytes;
 use serde_json::{Value, json};
 
 fn load(name: &str, cache: &Arc<Store>, options: LoadOptions) -> Result<Plugin, Error> {
-    let engine = Engine::new()?;
+    let engine = Engine::new(None)?;
     Plugin::load(&engine, &plugin_bytes(name), cache.clone(), options)
 }
 
@@ -218,7 +218,7 @@ fn a_chatty_guest_is_capped_not_fatal() {
 #[test]
 fn bad_files_fail_at_load_with_the_reason() {
     let cache = Arc::new(Store::default());
-    let engine = Engine::new().unwrap();
+    let engine = Engine::new(None).unwrap();
     let load = |bytes: &[u8]| {
         Plugin::load(&engine, bytes, cache.clone(), LoadOptions::default()).unwrap_err()
     };
@@ -330,7 +330,7 @@ fn plugins_handle_events_from_many_threads_at_once() {
 fn a_compile_cache_directory_keeps_compiled_plugins_for_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = plugin_bytes("label_enforcer");
-    let engine = informant::plugin::Engine::with_cache_dir(dir.path()).unwrap();
+    let engine = informant::plugin::Engine::new(Some(dir.path())).unwrap();
     engine.compile(&bytes).unwrap();
     let entries = cache_entries(dir.path());
     assert!(
@@ -339,7 +339,7 @@ fn a_compile_cache_directory_keeps_compiled_plugins_for_the_next_start() {
     );
     // A new engine (a restarted host) compiles the same bytes from the cache:
     // no new entry (wasmtime may add usage statistics beside it).
-    let again = informant::plugin::Engine::with_cache_dir(dir.path()).unwrap();
+    let again = informant::plugin::Engine::new(Some(dir.path())).unwrap();
     again.compile(&bytes).unwrap();
     assert_eq!(
         cache_entries(dir.path()),

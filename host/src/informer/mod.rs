@@ -14,6 +14,7 @@
 //! short name) into a served resource, or says it is not served yet.
 
 mod raw;
+mod relist;
 mod shared;
 pub mod subscriptions;
 mod watch;

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    Change, Notification, Purpose, Snapshot,
+    Change, Notification,
     raw::{RawObject, parts},
+    relist,
 };
 use crate::{
     cache::{CachedObject, Listed, Store},
@@ -165,10 +166,6 @@ fn synced_once(status: &Mutex<WatchStatus>) -> bool {
     status.lock().synced_once
 }
 
-/// An object a list found: its key, its previous cached state if it
-/// changed, its state now.
-type Present = (Arc<ObjectKey>, Option<Arc<CachedObject>>, Arc<CachedObject>);
-
 async fn run(
     client: kube::Client,
     cache: Arc<Store>,
@@ -300,53 +297,8 @@ async fn run(
                 let first = !status.lock().synced_once;
                 let listed = std::mem::take(&mut listing);
                 let relisted = cache.replace_scope(&kind, |k, o| scope.contains(k, o), listed);
-                let mut notes = Vec::new();
-                // What this watch has delivered decides the events, not the
-                // cache: another watch of the same kind may have cached an
-                // object this one never reported.
-                let mut present: Vec<Present> = relisted
-                    .added
-                    .into_iter()
-                    .chain(relisted.unchanged)
-                    .map(|(k, o)| (k, None, o))
-                    .collect();
-                present.extend(
-                    relisted
-                        .modified
-                        .into_iter()
-                        .map(|(k, old, new)| (k, Some(old), new)),
-                );
-                present.sort_by(|a, b| a.0.cmp(&b.0));
-                let listed_keys: HashSet<Arc<ObjectKey>> =
-                    present.iter().map(|(k, _, _)| k.clone()).collect();
-                if first {
-                    known = listed_keys;
-                    // One snapshot for the whole list: subscribers take its
-                    // objects as they can, and are synced once they have.
-                    let objects = present.into_iter().map(|(k, _, o)| (k, o)).collect();
-                    notes.push(Notification::Snapshot(Snapshot {
-                        kind: kind.clone(),
-                        purpose: Purpose::Initial,
-                        objects,
-                    }));
-                } else {
-                    // Gone while the watch was down: the last state known.
-                    notes.extend(
-                        relisted
-                            .deleted
-                            .into_iter()
-                            .filter(|(k, _)| known.contains(k))
-                            .map(|(k, last)| change(EventType::Deleted, true, k, last, None)),
-                    );
-                    for (k, old, new) in present {
-                        if !known.contains(&k) {
-                            notes.push(change(EventType::Added, false, k, new, None));
-                        } else if old.is_some() {
-                            notes.push(change(EventType::Modified, false, k, new, old));
-                        }
-                    }
-                    known = listed_keys;
-                }
+                let (notes, now) = relist::diff(&kind, &known, relisted, first);
+                known = now;
                 {
                     let mut st = status.lock();
                     if !first {

@@ -73,26 +73,16 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Build the engine, its linker (the contract's imports plus WASI with
-    /// nothing granted) and start the epoch ticker.
+    /// nothing granted) and start the epoch ticker. With `cache_dir`,
+    /// compiled artifacts are kept there too (wasmtime's own cache, keyed by
+    /// the bytes and the engine's configuration), so a restarted host does
+    /// not compile again; the directory is the host's own, never the plugin
+    /// directory.
     ///
     /// # Errors
-    /// [`Error::Engine`] if wasmtime rejects the configuration.
-    pub fn new() -> Result<Self, Error> {
-        Self::build(None)
-    }
-
-    /// Like [`Self::new`], and keep compiled artifacts in `dir` as well
-    /// (wasmtime's own cache, keyed by the bytes and the engine's
-    /// configuration), so a restarted host does not compile again. The
-    /// directory is the host's own, never the plugin directory.
-    ///
-    /// # Errors
-    /// [`Error::Engine`] if the cache directory cannot be used.
-    pub fn with_cache_dir(dir: &Path) -> Result<Self, Error> {
-        Self::build(Some(dir))
-    }
-
-    fn build(cache_dir: Option<&Path>) -> Result<Self, Error> {
+    /// [`Error::Engine`] if wasmtime rejects the configuration or the cache
+    /// directory cannot be used.
+    pub fn new(cache_dir: Option<&Path>) -> Result<Self, Error> {
         let mut config = wasmtime::Config::new();
         if let Some(dir) = cache_dir {
             // wasmtime wants an absolute path; users give relative ones.
