@@ -6,7 +6,7 @@
 
 pub mod action;
 pub mod cache;
-pub mod cli;
+mod cli;
 pub mod commands;
 pub mod config;
 pub mod discovery;
@@ -17,6 +17,6 @@ pub mod informer;
 pub mod leader;
 pub mod plugin;
 pub mod reload;
-pub mod replay;
+mod replay;
 pub mod runtime;
 pub mod vocabulary;

@@ -59,8 +59,6 @@ pub enum Outcome {
     Committed {
         /// 1-based line number.
         line: usize,
-        /// The subscription it was delivered for.
-        subscription: u32,
         /// The committed actions.
         actions: Vec<Action>,
     },
@@ -204,11 +202,7 @@ pub fn replay(
 
 fn call(plugin: &Plugin, event: &Event, line: usize, object: String) -> Outcome {
     match plugin.handle(event) {
-        Ok(actions) => Outcome::Committed {
-            line,
-            subscription: event.subscription,
-            actions,
-        },
+        Ok(actions) => Outcome::Committed { line, actions },
         Err(error) => Outcome::Failed {
             line,
             object,

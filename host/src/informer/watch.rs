@@ -162,8 +162,105 @@ fn refuses_streaming(e: &watcher::Error) -> bool {
     (400..500).contains(&code) && ![403, 404, 410, 429].contains(&code)
 }
 
-fn synced_once(status: &Mutex<WatchStatus>) -> bool {
-    status.lock().synced_once
+/// What a watch can see, kept in its shared status: whether it has synced,
+/// and, while it cannot see, since when and why. Each transition logs once
+/// and counts, so that `run` is only the watch's steps.
+struct Sight {
+    status: Arc<Mutex<WatchStatus>>,
+    /// Set while the watch cannot see: the first error after it could.
+    blind: Option<Blind>,
+}
+
+impl Sight {
+    fn synced_once(&self) -> bool {
+        self.status.lock().synced_once
+    }
+
+    /// The watcher failed; it retries with backoff.
+    fn failed(&mut self, e: &watcher::Error) {
+        let forbidden = matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403);
+        let mut st = self.status.lock();
+        let reason = e.to_string();
+        match &mut self.blind {
+            // Still blind: each retry at debug.
+            Some(b) => {
+                b.attempts += 1;
+                tracing::debug!(error = %reason, attempt = b.attempts, "watch still interrupted; retrying with backoff");
+            }
+            None => {
+                if st.synced_once {
+                    st.interruptions += 1;
+                }
+                if forbidden {
+                    tracing::warn!(error = %reason, "watch forbidden; retrying with backoff");
+                } else if st.synced_once {
+                    tracing::info!(cause = %reason, "watch interrupted; resuming from the last resourceVersion, or relisting if the server no longer has it");
+                } else {
+                    tracing::info!(cause = %reason, "first list failed; retrying with backoff");
+                }
+                self.blind = Some(Blind {
+                    since: std::time::Instant::now(),
+                    cause: reason.clone(),
+                    attempts: 1,
+                });
+            }
+        }
+        st.state = WatchState::Error(reason);
+    }
+
+    /// A watch event after an interruption, without a relist: the watch
+    /// sees again from where it was.
+    fn resumed(&mut self) {
+        if !self.synced_once() {
+            return;
+        }
+        let Some(b) = self.blind.take() else {
+            return;
+        };
+        let blind_for = b.since.elapsed();
+        let mut st = self.status.lock();
+        st.resumes += 1;
+        st.blind_seconds += blind_for.as_secs_f64();
+        st.state = WatchState::Synced;
+        tracing::info!(cause = %b.cause, attempts = b.attempts, blind_s = blind_for.as_secs_f64(), "watch resumed where it was; nothing missed");
+    }
+
+    /// A list starts again after the first one.
+    fn relisting(&self) {
+        if self.synced_once() {
+            let cause = self.blind.as_ref().map_or("a resync", |b| b.cause.as_str());
+            tracing::info!(%cause, "watch relisting: its resourceVersion is gone, so the whole list is read again and compared with the cache");
+        }
+    }
+
+    /// A list completed: the first one, or a relist that found `changes`
+    /// among `objects`.
+    fn listed(&mut self, first: bool, objects: usize, changes: usize) {
+        let mut st = self.status.lock();
+        if !first {
+            st.relists += 1;
+            let blind_for = self
+                .blind
+                .take()
+                .map(|b| b.since.elapsed())
+                .unwrap_or_default();
+            st.blind_seconds += blind_for.as_secs_f64();
+            tracing::info!(
+                objects,
+                changes,
+                blind_s = blind_for.as_secs_f64(),
+                "watch relisted: the changes it missed are delivered as events"
+            );
+        } else if let Some(b) = self.blind.take() {
+            tracing::info!(
+                attempts = b.attempts,
+                waited_s = b.since.elapsed().as_secs_f64(),
+                "first list done after failures"
+            );
+        }
+        st.synced_once = true;
+        st.state = WatchState::Synced;
+    }
 }
 
 async fn run(
@@ -199,8 +296,10 @@ async fn run(
     let mut streaming = true;
     let mut stream = make(streaming);
     let mut listing: Vec<Listed> = Vec::new();
-    // Set while the watch cannot see: the first error after it could.
-    let mut blind: Option<Blind> = None;
+    let mut sight = Sight {
+        status,
+        blind: None,
+    };
     // The keys this watch has reported present, so that its events do not
     // depend on what other watches of the same kind put in the cache.
     let mut known: HashSet<Arc<ObjectKey>> = HashSet::new();
@@ -229,99 +328,38 @@ async fn run(
         let event = match event {
             Ok(e) => e,
             Err(e) => {
-                if streaming && !status.lock().synced_once && refuses_streaming(&e) {
+                if streaming && !sight.synced_once() && refuses_streaming(&e) {
                     tracing::info!(error = %e, "the server refuses streaming lists; using paged lists");
                     streaming = false;
                     stream = make(streaming);
-                    continue;
+                } else {
+                    sight.failed(&e);
                 }
-                let forbidden = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403);
-                let mut st = status.lock();
-                let reason = e.to_string();
-                match &mut blind {
-                    // Still blind: each retry at debug.
-                    Some(b) => {
-                        b.attempts += 1;
-                        tracing::debug!(error = %reason, attempt = b.attempts, "watch still interrupted; retrying with backoff");
-                    }
-                    None => {
-                        if st.synced_once {
-                            st.interruptions += 1;
-                        }
-                        if forbidden {
-                            tracing::warn!(error = %reason, "watch forbidden; retrying with backoff");
-                        } else if st.synced_once {
-                            tracing::info!(cause = %reason, "watch interrupted; resuming from the last resourceVersion, or relisting if the server no longer has it");
-                        } else {
-                            tracing::info!(cause = %reason, "first list failed; retrying with backoff");
-                        }
-                        blind = Some(Blind {
-                            since: std::time::Instant::now(),
-                            cause: reason.clone(),
-                            attempts: 1,
-                        });
-                    }
-                }
-                st.state = WatchState::Error(reason);
                 continue;
             }
         };
-        // The first event after an interruption: the watch sees again.
-        if synced_once(&status)
-            && !matches!(
-                event,
-                watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone
-            )
-            && let Some(b) = blind.take()
-        {
-            let blind_for = b.since.elapsed();
-            let mut st = status.lock();
-            st.resumes += 1;
-            st.blind_seconds += blind_for.as_secs_f64();
-            st.state = WatchState::Synced;
-            tracing::info!(cause = %b.cause, attempts = b.attempts, blind_s = blind_for.as_secs_f64(), "watch resumed where it was; nothing missed");
+        if !matches!(
+            event,
+            watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::InitDone
+        ) {
+            sight.resumed();
         }
         match event {
             watcher::Event::Init => {
                 listing.clear();
-                if synced_once(&status) {
-                    let cause = blind.as_ref().map_or("a resync", |b| b.cause.as_str());
-                    tracing::info!(%cause, "watch relisting: its resourceVersion is gone, so the whole list is read again and compared with the cache");
-                }
+                sight.relisting();
             }
             watcher::Event::InitApply(object) => {
                 let (meta, json) = object.into_parts(&scope.resource);
                 listing.push(cache.prepare_listed_raw(&kind, parts(&meta, json)));
             }
             watcher::Event::InitDone => {
-                let first = !status.lock().synced_once;
+                let first = !sight.synced_once();
                 let listed = std::mem::take(&mut listing);
                 let relisted = cache.replace_scope(&kind, |k, o| scope.contains(k, o), listed);
                 let (notes, now) = relist::diff(&kind, &known, relisted, first);
                 known = now;
-                {
-                    let mut st = status.lock();
-                    if !first {
-                        st.relists += 1;
-                        let blind_for = blind.take().map(|b| b.since.elapsed()).unwrap_or_default();
-                        st.blind_seconds += blind_for.as_secs_f64();
-                        let changes = notes.len();
-                        tracing::info!(
-                            objects = known.len(),
-                            changes,
-                            blind_s = blind_for.as_secs_f64(),
-                            "watch relisted: the changes it missed are delivered as events"
-                        );
-                    } else if let Some(b) = blind.take() {
-                        tracing::info!(
-                            attempts = b.attempts,
-                            waited_s = b.since.elapsed().as_secs_f64(),
-                            "first list done after failures"
-                        );
-                    }
-                    st.synced_once = true;
-                    st.state = WatchState::Synced;
-                }
+                sight.listed(first, known.len(), notes.len());
                 for n in notes {
                     if !send(n).await {
                         return;

@@ -22,4 +22,4 @@ pub mod v0_1 {
     });
 }
 
-pub use v0_2::informant::plugin::{actions, cache, log, types};
+pub use v0_2::informant::plugin::types;

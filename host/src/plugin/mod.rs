@@ -5,7 +5,7 @@
 //! after a trap. Every call runs under a CPU deadline (epoch interruption),
 //! a memory cap and caps on what crosses the boundary.
 
-pub mod bindings;
+pub(crate) mod bindings;
 mod contract;
 mod engine;
 mod host;
