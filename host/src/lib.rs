@@ -19,4 +19,5 @@ pub mod plugin;
 pub mod reload;
 mod replay;
 pub mod runtime;
+pub mod settings;
 pub mod vocabulary;

@@ -34,7 +34,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{LoadError, Runtime, is_plugin_file, settings_beside};
+use crate::{
+    runtime::{LoadError, Runtime, is_plugin_file},
+    settings,
+};
 
 /// How long the directory must be quiet before a scan.
 pub const QUIET: Duration = Duration::from_millis(100);
@@ -229,7 +232,7 @@ impl Reloader {
         if before != after || after != Some(bytes.len() as u64) {
             return Err(Unsettled);
         }
-        let settings = settings_beside(file);
+        let settings = settings::beside(file);
         let mut hasher = Sha256::new();
         hasher.update(&bytes);
         match &settings {

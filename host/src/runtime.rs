@@ -15,6 +15,7 @@ use crate::{
     dispatch::{self, Dispatcher, Lane},
     informer::subscriptions::Subscriptions,
     plugin::{self, Engine, LoadOptions, Plugin},
+    settings::{self, SettingsError},
 };
 
 /// Why a plugin file was not put in service. Every variant names the file.
@@ -30,13 +31,8 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The settings file beside the plugin is not valid.
-    #[error("{path}: invalid settings: {reason}")]
-    Settings {
-        /// The settings file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     /// The plugin does not load.
     #[error("{path}: {source}")]
     Plugin {
@@ -195,7 +191,7 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
         })?;
-        let settings = settings_beside(path)?;
+        let settings = settings::beside(path)?;
         self.load_bytes(path, bytes, settings).await
     }
 
@@ -258,52 +254,4 @@ pub fn load_options(
 pub fn is_plugin_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     !name.starts_with('.') && path.extension().is_some_and(|e| e == "wasm") && path.is_file()
-}
-
-/// The settings beside a plugin file (`.json`, `.yaml`, `.yml` or `.toml`),
-/// or null if there are none.
-///
-/// # Errors
-/// [`LoadError::Settings`] for a file that does not parse, or more than one.
-pub fn settings_beside(plugin: &Path) -> Result<serde_json::Value, LoadError> {
-    let candidates: Vec<PathBuf> = ["json", "yaml", "yml", "toml"]
-        .iter()
-        .map(|ext| plugin.with_extension(ext))
-        .filter(|p| p.is_file())
-        .collect();
-    let path = match candidates.as_slice() {
-        [] => return Ok(serde_json::Value::Null),
-        [one] => one,
-        [first, second, ..] => {
-            return Err(LoadError::Settings {
-                path: first.clone(),
-                reason: format!(
-                    "{} also exists; keep one settings file per plugin",
-                    second.display()
-                ),
-            });
-        }
-    };
-    read_settings(path)
-}
-
-/// A plugin's settings from a file: JSON (`.json`), TOML (`.toml`), or YAML
-/// (anything else).
-///
-/// # Errors
-/// [`LoadError::Settings`], naming the file and what is wrong.
-pub fn read_settings(path: &Path) -> Result<serde_json::Value, LoadError> {
-    let bad = |reason: String| LoadError::Settings {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if ext == "json" {
-        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
-    } else if ext == "toml" {
-        toml::from_str(&text).map_err(|e| bad(e.to_string()))
-    } else {
-        serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))
-    }
 }

@@ -23,7 +23,7 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let bytes = read_plugin(&args.plugin)?;
     let settings = match &args.settings {
         Some(arg) => settings(Some(arg))?,
-        None => crate::runtime::settings_beside(&args.plugin)?,
+        None => crate::settings::beside(&args.plugin)?,
     };
     let engine = engine(
         args.compile_cache

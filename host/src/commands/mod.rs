@@ -64,14 +64,10 @@ fn engine(compile_cache: Option<&Path>) -> anyhow::Result<Engine> {
     Ok(Engine::new(compile_cache)?)
 }
 
-/// Settings given on the command line: JSON text, or `@FILE` (JSON, YAML
-/// or TOML, read as the settings file beside a plugin is).
+/// Settings given on the command line, if any.
 fn settings(arg: Option<&str>) -> anyhow::Result<serde_json::Value> {
-    let Some(arg) = arg else {
-        return Ok(serde_json::Value::Null);
-    };
-    if let Some(path) = arg.strip_prefix('@') {
-        return Ok(crate::runtime::read_settings(Path::new(path))?);
-    }
-    serde_json::from_str(arg).context("--settings is not valid JSON (use @FILE to read a file)")
+    Ok(arg
+        .map(crate::settings::from_arg)
+        .transpose()?
+        .unwrap_or_default())
 }
