@@ -7,6 +7,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
@@ -37,26 +38,17 @@ fn url_in(line: &str) -> String {
     rest[..end].to_string()
 }
 
-#[tokio::test]
-async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
-    let cluster = TestCluster::start().await;
-    let ns = cluster.namespace("run").await;
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
+/// A plugin directory in `dir` with the label enforcer, and a configuration
+/// that lets it patch ConfigMaps in `ns` only: (plugins, config file).
+fn enforcer_in(dir: &Path, ns: &str) -> (PathBuf, PathBuf) {
+    let plugins = dir.join("plugins");
     std::fs::create_dir(&plugins).unwrap();
     std::fs::copy(
         plugin_path("label_enforcer"),
         plugins.join("label-enforcer.wasm"),
     )
     .unwrap();
-    std::fs::write(
-        plugins.join("label-enforcer.yaml"),
-        "required:\n  team: platform\n",
-    )
-    .unwrap();
-    // A broken file beside it is reported and skipped; the others run.
-    std::fs::write(plugins.join("broken.wasm"), b"not wasm").unwrap();
-    let config = dir.path().join("informant.yaml");
+    let config = dir.join("informant.yaml");
     std::fs::write(
         &config,
         format!(
@@ -64,6 +56,22 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
         ),
     )
     .unwrap();
+    (plugins, config)
+}
+
+#[tokio::test]
+async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("run").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (plugins, config) = enforcer_in(dir.path(), &ns);
+    std::fs::write(
+        plugins.join("label-enforcer.yaml"),
+        "required:\n  team: platform\n",
+    )
+    .unwrap();
+    // A broken file beside it is reported and skipped; the others run.
+    std::fs::write(plugins.join("broken.wasm"), b"not wasm").unwrap();
     let mut child = HostProcess::spawn(
         host_command(env!("CARGO_BIN_EXE_informant"), "run")
             .arg("--kubeconfig")
@@ -198,21 +206,7 @@ async fn a_host_started_before_the_api_server_runs_its_plugins_once_it_is_up() {
     let mut gate = Gate::closed(&cluster.kubeconfig);
     let kubeconfig = dir.path().join("kubeconfig");
     gate.kubeconfig(&cluster.kubeconfig, &kubeconfig);
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        plugin_path("label_enforcer"),
-        plugins.join("label-enforcer.wasm"),
-    )
-    .unwrap();
-    let config = dir.path().join("informant.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "allow:\n  label-enforcer:\n  - apiVersion: v1\n    kind: ConfigMap\n    verbs: [patch]\n    namespaces: [{ns}]\n"
-        ),
-    )
-    .unwrap();
+    let (plugins, config) = enforcer_in(dir.path(), &ns);
     let mut child = HostProcess::spawn(
         host_command(env!("CARGO_BIN_EXE_informant"), "run")
             .arg("--kubeconfig")
