@@ -24,7 +24,8 @@ fn main() {
 
     // First the feature builds: other versions of a fixture, under other
     // names (the sequencer with other watches for the reload tests, the
-    // reader's latest-state and one-instance builds). Into the same target
+    // reader's latest-state and one-instance builds, the hostile fixture
+    // that sees only ConfigMaps labelled for it). Into the same target
     // directory, so they share every dependency; the full build after them
     // rebuilds the plain fixtures over them.
     let out = target_dir.join("wasm32-wasip2").join("release");
@@ -32,6 +33,7 @@ fn main() {
         ("sequencer", "wide", "sequencer_wide"),
         ("reader", "latest", "reader_latest"),
         ("reader", "single", "reader_single"),
+        ("hostile", "labelled", "hostile_labelled"),
     ] {
         let output = wasm_plugins::build_wasm(
             &plugins,

@@ -43,7 +43,12 @@ async fn a_misbehaving_plugin_is_named_with_its_object_and_cause_everywhere() {
     config.dispatch.breaker_threshold = 12;
     config.dispatch.breaker_backoff = Duration::from_secs(30);
     let runtime = Arc::new(Runtime::start(cluster.client.clone(), config).unwrap());
-    runtime.load_file(&plugin_path("hostile")).await.unwrap();
+    // Only the ConfigMaps this test labels for it: another test's
+    // ConfigMap handled fine in between would reset the failure count.
+    runtime
+        .load_file(&plugin_path("hostile_labelled"))
+        .await
+        .unwrap();
     let stop = CancellationToken::new();
     let state = http::AppState::new(runtime.clone(), None);
     let health = http::serve(
@@ -68,16 +73,23 @@ async fn a_misbehaving_plugin_is_named_with_its_object_and_cause_everywhere() {
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     // A forbidden read, an action past the per-call limit, a panic, and a
     // busy loop until the circuit opens.
-    create_cm(&api, "snoop", json!({}), json!({"mode": "read-undeclared"})).await;
+    let labelled = json!({"informant.dev/hostile": "yes"});
+    create_cm(
+        &api,
+        "snoop",
+        labelled.clone(),
+        json!({"mode": "read-undeclared"}),
+    )
+    .await;
     create_cm(
         &api,
         "flood",
-        json!({}),
+        labelled.clone(),
         json!({"mode": "too-many-actions"}),
     )
     .await;
-    create_cm(&api, "boom", json!({}), json!({"mode": "panic"})).await;
-    create_cm(&api, "spin", json!({}), json!({"mode": "loop"})).await;
+    create_cm(&api, "boom", labelled.clone(), json!({"mode": "panic"})).await;
+    create_cm(&api, "spin", labelled.clone(), json!({"mode": "loop"})).await;
     let hostile = |plugins: Value| {
         plugins["plugins"]
             .as_array()

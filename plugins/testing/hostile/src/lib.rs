@@ -14,8 +14,11 @@ fn recurse(depth: u64) -> u64 {
 
 impl Plugin for Hostile {
     fn describe() -> Manifest {
+        let configmaps = Subscription::to("v1", "ConfigMap");
+        #[cfg(feature = "labelled")]
+        let configmaps = configmaps.label_selector("informant.dev/hostile");
         Manifest::new("hostile", "0.1.0")
-            .subscribe(Subscription::to("v1", "ConfigMap"))
+            .subscribe(configmaps)
             .writes("v1", "ConfigMap", [Verb::Patch])
     }
 
