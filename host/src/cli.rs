@@ -1,5 +1,6 @@
 //! The command line: `informant run`, `informant dev`, `informant check`,
-//! `informant replay`.
+//! `informant replay`, and for plugins in registries `push`, `pull`, `sign`
+//! and `keygen`.
 
 use std::path::PathBuf;
 
@@ -64,6 +65,30 @@ pub enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Publish a plugin to an OCI registry, in the CNCF Wasm artifact
+    /// layout (config application/vnd.wasm.config.v0+json, one
+    /// application/wasm layer), and print its digest.
+    ///
+    /// The same component gives the same digest. Credentials come from
+    /// --docker-config, $DOCKER_CONFIG/config.json or ~/.docker/config.json.
+    Push(PushArgs),
+
+    /// Download a plugin from an OCI registry (by tag or digest) and print
+    /// the digest it resolved to.
+    Pull(PullArgs),
+
+    /// Sign a plugin in a registry with a private key, as cosign signs: the
+    /// signature goes to the `sha256-<digest>.sig` tag of its repository.
+    ///
+    /// The key is an ECDSA P-256 private key in PEM (`informant keygen`
+    /// makes one; cosign's encrypted keys work with their password in
+    /// $COSIGN_PASSWORD).
+    Sign(SignArgs),
+
+    /// Make a key pair for `informant sign`: NAME.key (private, PEM) and
+    /// NAME.pub (public, PEM, what the host's signature policy lists).
+    Keygen(KeygenArgs),
 
     /// Run the host against a cluster: watch what the plugins in --plugins
     /// subscribe to, call them with each event, execute their actions.
@@ -212,12 +237,91 @@ pub struct DevArgs {
     pub host: HostArgs,
 }
 
-/// Arguments of `informant check`.
+/// How the plugin commands reach a registry.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub struct RegistryArgs {
+    /// Speak plain HTTP to the reference's registry (a local test registry);
+    /// HTTPS otherwise.
+    #[arg(long, env = "INFORMANT_PLAIN_HTTP")]
+    pub plain_http: bool,
+
+    /// A docker config file with the registry's credentials. Default:
+    /// $DOCKER_CONFIG/config.json, then ~/.docker/config.json, if present.
+    #[arg(long, value_name = "FILE", env = "INFORMANT_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
+}
+
+/// Arguments of `informant push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
     /// The plugin: a WebAssembly component (`.wasm`).
     #[arg(value_name = "PLUGIN.wasm")]
     pub plugin: PathBuf,
+
+    /// Where to: `registry/repository:tag`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// The registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `informant pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// What: `registry/repository:tag` or `registry/repository@sha256:...`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// Where to write the component. Default: the repository's last part,
+    /// with `.wasm`, in the current directory.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `informant sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// What to sign: `registry/repository:tag` (the digest it resolves to is
+    /// signed) or `@sha256:...`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// The private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// The registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `informant keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Writes NAME.key and NAME.pub; refuses to overwrite either.
+    #[arg(value_name = "NAME", default_value = "cosign")]
+    pub name: PathBuf,
+}
+
+/// Arguments of `informant check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plugin: a WebAssembly component (`.wasm`), or an OCI reference
+    /// (`registry/repository:tag` or `@sha256:...`), which is resolved,
+    /// verified as the configuration's signature policy requires, pulled
+    /// and checked.
+    #[arg(value_name = "PLUGIN.wasm|REF")]
+    pub plugin: PathBuf,
+
+    /// For a reference: how to reach its registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     /// The host's configuration file, to check the plugin against the
     /// limits it sets, as `informant run --config` would load it.

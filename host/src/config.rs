@@ -82,6 +82,12 @@ pub struct File {
     /// Where the host listens.
     #[serde(default)]
     pub http: HttpFile,
+    /// Registries: insecure ones, limits, credentials, signatures.
+    #[serde(default)]
+    pub oci: crate::oci::OciFile,
+    /// Plugin objects.
+    #[serde(default)]
+    pub plugin_objects: crate::catalog::File,
 }
 
 /// `resync:`.
@@ -206,6 +212,10 @@ pub struct Config {
     pub dry_run: bool,
     /// How long running calls and pending actions get on shutdown.
     pub shutdown_grace: Duration,
+    /// Registries.
+    pub oci: crate::oci::Config,
+    /// Plugin objects.
+    pub plugin_objects: crate::catalog::Config,
 }
 
 /// How long running calls and pending actions get on shutdown unless told
@@ -302,6 +312,8 @@ impl Default for Config {
             admin_addr: DEFAULT_ADMIN_ADDR,
             dry_run: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            oci: crate::oci::Config::default(),
+            plugin_objects: crate::catalog::Config::default(),
         })
     }
 }
@@ -519,7 +531,7 @@ impl Config {
         }
         for (plugin, rules) in &file.allow {
             for (i, rule) in rules.iter().enumerate() {
-                if rule.verbs.is_empty() {
+                if rule.verbs.is_empty() && !rule.read {
                     return Err(invalid(
                         &format!("allow.{plugin}[{i}].verbs"),
                         "lists no verb; remove the rule, or use `allow: {plugin}: []` to allow nothing",
@@ -570,7 +582,22 @@ impl Config {
                 "must not be the plugin directory: nothing precompiled is ever loaded from there",
             ));
         }
+        let oci = file.oci.resolve().map_err(|(key, reason)| Error::Invalid {
+            path: path.into(),
+            key,
+            reason,
+        })?;
+        let plugin_objects =
+            file.plugin_objects
+                .resolve()
+                .map_err(|(key, reason)| Error::Invalid {
+                    path: path.into(),
+                    key,
+                    reason,
+                })?;
         Ok(Self {
+            oci,
+            plugin_objects,
             plugin_dir: file.plugin_dir,
             compile_cache_dir: file.compile_cache_dir,
             limits,

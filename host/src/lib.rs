@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod cache;
+pub mod catalog;
 mod cli;
 pub mod commands;
 pub mod config;
@@ -15,9 +16,12 @@ mod examples;
 pub mod http;
 pub mod informer;
 pub mod leader;
+pub mod oci;
 pub mod plugin;
 pub mod reload;
 mod replay;
 pub mod runtime;
 pub mod settings;
+pub mod source;
+pub mod tls;
 pub mod vocabulary;

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     runtime::{LoadError, Runtime, is_plugin_file},
     settings,
+    source::Source,
 };
 
 /// How long the directory must be quiet before a scan.
@@ -206,9 +207,14 @@ impl Reloader {
             self.files.lock().remove(&file);
             if let Some(name) = plugin
                 && self.owner_of(&name).is_none()
-                && self.runtime.dispatcher().remove(&name).await
             {
-                tracing::info!(file = %file.display(), plugin.name = %name, "plugin file removed: plugin unloaded, its watches released");
+                let source = Source::File(file.clone());
+                if self.runtime.sources().holder(&name).as_ref() == Some(&source) {
+                    if self.runtime.dispatcher().remove(&name).await {
+                        tracing::info!(file = %file.display(), plugin.name = %name, "plugin file removed: plugin unloaded, its watches released");
+                    }
+                    self.runtime.sources().release(&name, &source);
+                }
             }
         }
         unsettled
@@ -304,12 +310,12 @@ impl Reloader {
             .await
             .map_err(|e: LoadError| e.to_string())?;
         let name = plugin.name().to_string();
-        if let Some(owner) = self.owner_of(&name).filter(|o| o != file) {
+        let source = Source::File(file.to_path_buf());
+        if let Err(holder) = self.runtime.sources().claim(&name, &source) {
             plugin.release_indexes();
             return Err(format!(
-                "{}: plugin name {name} is already used by {}",
+                "{}: plugin name {name} is already used by {holder}; rename one of them",
                 file.display(),
-                owner.display()
             ));
         }
         let digest = plugin.digest().to_string();
@@ -321,6 +327,7 @@ impl Reloader {
         // The file now runs a plugin under another name: the old one goes.
         if let Some(old) = previous.filter(|p| *p != name) {
             self.runtime.dispatcher().remove(old).await;
+            self.runtime.sources().release(old, &source);
         }
         Ok((name, digest))
     }

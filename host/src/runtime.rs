@@ -16,6 +16,7 @@ use crate::{
     informer::subscriptions::Subscriptions,
     plugin::{self, Engine, LoadOptions, Plugin},
     settings::{self, SettingsError},
+    source::Sources,
 };
 
 /// Why a plugin file was not put in service. Every variant names the file.
@@ -41,6 +42,15 @@ pub enum LoadError {
         /// Why.
         #[source]
         source: plugin::Error,
+    },
+    /// The operator's allowlist does not grant what the plugin subscribes
+    /// to or reads.
+    #[error("{path}: {reason}")]
+    Permission {
+        /// The file (or reference).
+        path: PathBuf,
+        /// What is not granted.
+        reason: String,
     },
     /// The plugin loaded but could not be put in service.
     #[error("{path}: {source}")]
@@ -69,6 +79,7 @@ pub struct Runtime {
     subscriptions: Arc<Subscriptions>,
     dispatcher: Arc<Dispatcher>,
     actions: Arc<ActionQueue>,
+    sources: Sources,
     config: Config,
 }
 
@@ -108,8 +119,24 @@ impl Runtime {
             subscriptions,
             dispatcher,
             actions,
+            sources: Sources::default(),
             config,
         })
+    }
+
+    /// Which source (a file, a Plugin object) runs each plugin name.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The compiling engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The cache.
@@ -164,10 +191,30 @@ impl Runtime {
         bytes: Vec<u8>,
         settings: serde_json::Value,
     ) -> Result<Plugin, LoadError> {
+        let options = {
+            let (config, engine) = (self.config.clone(), self.engine.clone());
+            move |bytes: &[u8]| load_options(&config, &engine, bytes, settings)
+        };
+        self.prepare_with(path, bytes, options, None).await
+    }
+
+    /// Compile, validate and initialise a plugin with the options `options`
+    /// gives for its bytes, and check what it subscribes to and reads
+    /// against `grants` (a Plugin object's) or else the operator's
+    /// allowlist, without putting it in service.
+    ///
+    /// # Errors
+    /// [`LoadError`], naming `path` (a file, or a reference).
+    pub async fn prepare_with(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        options: impl FnOnce(&[u8]) -> LoadOptions + Send + 'static,
+        grants: Option<&crate::action::Allowlist>,
+    ) -> Result<Plugin, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let config = self.config.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            let options = load_options(&config, &engine, &bytes, settings);
+            let options = options(&bytes);
             Plugin::load(&engine, &bytes, cache, options)
         })
         .await
@@ -175,10 +222,34 @@ impl Runtime {
             path: path.to_path_buf(),
             source: plugin::Error::Compile(format!("the loading task failed: {e}")),
         })?;
-        loaded.map_err(|source| LoadError::Plugin {
+        let plugin = loaded.map_err(|source| LoadError::Plugin {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        let manifest = plugin.manifest().clone();
+        let kinds = manifest
+            .subscriptions
+            .iter()
+            .map(|s| (s.api_version.as_str(), s.kind.as_str()))
+            .chain(
+                manifest
+                    .reads
+                    .iter()
+                    .chain(manifest.indexes.iter().map(|i| &i.kind))
+                    .map(|k| (&*k.api_version, &*k.kind)),
+            );
+        let checked = match grants {
+            Some(grants) => grants.check_reads(plugin.name(), kinds),
+            None => self.actions.allowlist().check_reads(plugin.name(), kinds),
+        };
+        if let Err(reason) = checked {
+            plugin.release_indexes();
+            return Err(LoadError::Permission {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+        Ok(plugin)
     }
 
     /// Load `foo.wasm` and the settings beside it (`foo.json`, `foo.yaml`

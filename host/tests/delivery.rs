@@ -33,7 +33,7 @@ fn logs() -> LogCapture {
 fn read_only() -> Config {
     let none = ["reader", "reader-latest", "reader-single", "sequencer"]
         .into_iter()
-        .map(|p| (p.to_string(), Vec::<Rule>::new()))
+        .map(|p| (p.to_string(), informant_testkit::reads_everything()))
         .collect::<HashMap<_, _>>();
     Config {
         allowlist: Allowlist::new(none),
@@ -245,12 +245,17 @@ async fn a_plugin_built_against_the_previous_contract_still_runs() {
     let config = Config {
         allowlist: Allowlist::new(HashMap::from([(
             "legacy".to_string(),
-            vec![Rule {
-                api_version: "v1".into(),
-                kind: "ConfigMap".into(),
-                verbs: vec![Verb::Patch],
-                namespaces: Some(vec![ns.clone()]),
-            }],
+            [
+                informant_testkit::reads_everything(),
+                vec![Rule {
+                    api_version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    verbs: vec![Verb::Patch],
+                    read: false,
+                    namespaces: Some(vec![ns.clone()]),
+                }],
+            ]
+            .concat(),
         )])),
         ..Config::default()
     };

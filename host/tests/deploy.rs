@@ -16,6 +16,7 @@ use k8s_openapi::api::{
     core::v1::{ConfigMap, Namespace, Service, ServiceAccount},
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use serde_json::Value;
 
@@ -87,6 +88,7 @@ fn check_kind(name: &str, value: &Value) {
         "ConfigMap" => round_trip::<ConfigMap>(name, value),
         "Deployment" => round_trip::<Deployment>(name, value),
         "Service" => round_trip::<Service>(name, value),
+        "CustomResourceDefinition" => round_trip::<CustomResourceDefinition>(name, value),
         other => panic!("{name}: kind {other:?} has no check here; add one"),
     }
 }
@@ -175,6 +177,7 @@ async fn kubectl_applies_the_whole_set() {
     for expected in [
         "namespace/informant-system",
         "clusterrole.rbac.authorization.k8s.io/informant",
+        "customresourcedefinition.apiextensions.k8s.io/plugins.informant.dev",
         "deployment.apps/informant",
         "service/informant",
     ] {

@@ -27,12 +27,14 @@ async fn a_misbehaving_plugin_is_named_with_its_object_and_cause_everywhere() {
     let logs = LogCapture::global("info");
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("diag").await;
-    let rules = vec![Rule {
+    let mut rules = informant_testkit::reads_everything();
+    rules.push(Rule {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
         verbs: vec![Verb::Patch],
+        read: false,
         namespaces: Some(vec![ns.clone()]),
-    }];
+    });
     let mut config = Config {
         allowlist: Allowlist::new(HashMap::from([("hostile".to_string(), rules)])),
         ..Config::default()

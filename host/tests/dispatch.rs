@@ -36,6 +36,7 @@ fn rule(api_version: &str, kind: &str, verbs: &[Verb], namespaces: &[&str]) -> R
         api_version: api_version.into(),
         kind: kind.into(),
         verbs: verbs.to_vec(),
+        read: false,
         namespaces: Some(namespaces.iter().map(|s| s.to_string()).collect()),
     }
 }
@@ -55,9 +56,13 @@ fn confined(allow: &[(&str, Vec<Rule>)]) -> Config {
         "sequencer",
     ]
     .into_iter()
-    .map(|p| (p.to_string(), Vec::new()))
+    .map(|p| (p.to_string(), informant_testkit::reads_everything()))
     .collect();
-    rules.extend(allow.iter().map(|(p, r)| (p.to_string(), r.clone())));
+    rules.extend(allow.iter().map(|(p, r)| {
+        let mut all = informant_testkit::reads_everything();
+        all.extend(r.iter().cloned());
+        (p.to_string(), all)
+    }));
     config.allowlist = informant::action::Allowlist::new(rules);
     config.actions = config
         .actions
@@ -747,12 +752,14 @@ async fn the_tenant_operator_creates_then_requeues_until_ready() {
                 api_version: "v1".into(),
                 kind: "Namespace".into(),
                 verbs: vec![Verb::Create, Verb::Delete],
+                read: false,
                 namespaces: None,
             },
             Rule {
                 api_version: "informant.dev/v1alpha1".into(),
                 kind: "Tenant".into(),
                 verbs: vec![Verb::PatchStatus],
+                read: false,
                 namespaces: None,
             },
         ],

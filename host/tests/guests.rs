@@ -204,7 +204,14 @@ async fn run_host(
         std::fs::write(plugins.join(format!("{name}.yaml")), settings).unwrap();
     }
     let config = dir.path().join("informant.yaml");
-    std::fs::write(&config, format!("allow:\n  {name}:\n  - {allow}\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "allow:\n  {name}:\n{}  - {allow}\n",
+            informant_testkit::READS_EVERYTHING_YAML
+        ),
+    )
+    .unwrap();
     let mut child = HostProcess::spawn(
         host_command(env!("CARGO_BIN_EXE_informant"), "run")
             .arg("--kubeconfig")

@@ -41,12 +41,17 @@ async fn host(cluster: &TestCluster, ns: &str) -> Arc<Runtime> {
     let config = Config {
         allowlist: Allowlist::new(HashMap::from([(
             "label-enforcer".to_string(),
-            vec![Rule {
-                api_version: "v1".into(),
-                kind: "ConfigMap".into(),
-                verbs: vec![Verb::Patch],
-                namespaces: Some(vec![ns.to_string()]),
-            }],
+            [
+                informant_testkit::reads_everything(),
+                vec![Rule {
+                    api_version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    verbs: vec![Verb::Patch],
+                    read: false,
+                    namespaces: Some(vec![ns.to_string()]),
+                }],
+            ]
+            .concat(),
         )])),
         ..Config::default()
     };

@@ -178,7 +178,8 @@ fn rendered(cluster: &TestCluster, test_ns: &str) -> Vec<Value> {
             "ConfigMap" if doc["metadata"]["name"] == "informant-config" => {
                 let config = doc["data"]["informant.yaml"].as_str().unwrap().to_string();
                 doc["data"]["informant.yaml"] = json!(format!(
-                    "{config}allow:\n  label-enforcer:\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{test_ns}]}}\n"
+                    "{config}allow:\n  label-enforcer:\n{}  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{test_ns}]}}\n",
+                    informant_testkit::READS_EVERYTHING_YAML
                 ));
             }
             "Deployment" => {

@@ -81,12 +81,14 @@ async fn host(
     std::fs::create_dir(&plugins).unwrap();
     prepare(&plugins);
     let mut config = Config::default();
-    let confine = vec![Rule {
+    let mut confine = informant_testkit::reads_everything();
+    confine.push(Rule {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
         verbs: vec![Verb::Patch],
+        read: false,
         namespaces: Some(vec![ns.to_string()]),
-    }];
+    });
     config.allowlist = Allowlist::new(HashMap::from([
         ("label-enforcer".to_string(), confine.clone()),
         ("hostile".to_string(), confine),

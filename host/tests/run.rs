@@ -52,7 +52,8 @@ fn enforcer_in(dir: &Path, ns: &str) -> (PathBuf, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "allow:\n  label-enforcer:\n  - apiVersion: v1\n    kind: ConfigMap\n    verbs: [patch]\n    namespaces: [{ns}]\n"
+            "allow:\n  label-enforcer:\n{}  - apiVersion: v1\n    kind: ConfigMap\n    verbs: [patch]\n    namespaces: [{ns}]\n",
+            informant_testkit::READS_EVERYTHING_YAML
         ),
     )
     .unwrap();

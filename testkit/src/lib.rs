@@ -119,6 +119,25 @@ pub fn compile_cache() -> PathBuf {
     wasm_dir().join("compile-cache")
 }
 
+/// Rules that let a plugin subscribe to and read every kind, Secrets
+/// included (a wildcard does not grant them): what a test adds to a
+/// plugin's allowlist entry when it narrows only writes.
+pub fn reads_everything() -> Vec<informant::action::Rule> {
+    ["*", "Secret"]
+        .into_iter()
+        .map(|kind| informant::action::Rule {
+            api_version: if kind == "*" { "*" } else { "v1" }.into(),
+            kind: kind.into(),
+            verbs: Vec::new(),
+            read: true,
+            namespaces: None,
+        })
+        .collect()
+}
+
+/// [`reads_everything`] as lines of a YAML allowlist entry.
+pub const READS_EVERYTHING_YAML: &str = "  - {apiVersion: '*', kind: '*', verbs: [read]}\n  - {apiVersion: v1, kind: Secret, verbs: [read]}\n";
+
 /// The workspace's target directory.
 pub fn target_dir() -> PathBuf {
     wasm_dir()
@@ -278,6 +297,7 @@ impl TestCluster {
     /// # Panics
     /// If neither can be had: the tests cannot run.
     pub async fn start() -> Self {
+        informant::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("a temporary directory");
         if let Some(path) = std::env::var_os("INFORMANT_TEST_KUBECONFIG") {
             let path = std::path::PathBuf::from(path);

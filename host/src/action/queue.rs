@@ -345,6 +345,16 @@ impl ActionQueue {
         *self.allowlist.lock() = allowlist;
     }
 
+    /// The allowlist in force.
+    pub fn allowlist(&self) -> Allowlist {
+        self.allowlist.lock().clone()
+    }
+
+    /// Give one plugin its rules (a Plugin object's), or none.
+    pub fn set_rules(&self, plugin: &str, rules: Option<Vec<super::Rule>>) {
+        self.allowlist.lock().set(plugin, rules);
+    }
+
     /// Let actions run (the default), or not: a replica that does not hold
     /// the leader Lease executes nothing. Going inactive drops what is
     /// pending (the new leader reaches the same state from its own initial

@@ -1,10 +1,12 @@
-//! `informant check`: load a plugin as `run` would, and say what it asks for.
+//! `informant check`: load a plugin as `run` would, and say what it asks
+//! for; a plugin in a registry is first resolved, verified as the
+//! configuration's signature policy requires, and pulled.
 
 use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context;
 
-use super::{engine, read_plugin, settings};
+use super::{engine, read_plugin, registry, settings};
 use crate::{
     cache::{self, Store},
     cli::CheckArgs,
@@ -20,10 +22,35 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path).context("invalid configuration")?,
         None => Config::default(),
     };
-    let bytes = read_plugin(&args.plugin)?;
-    let settings = match &args.settings {
-        Some(arg) => settings(Some(arg))?,
-        None => crate::settings::beside(&args.plugin)?,
+    let (bytes, settings) = if is_reference(&args.plugin) {
+        let shown = args.plugin.to_string_lossy();
+        let target = registry::target(&shown, &args.registry, Some(config.oci.clone()))?;
+        let fetched = registry::block_on(async {
+            let digest = target
+                .fetcher
+                .resolve(&target.reference, &target.auth)
+                .await?;
+            target
+                .fetcher
+                .fetch(&target.reference, &digest, &target.auth)
+                .await
+        })?
+        .with_context(|| format!("{shown} cannot be had as this host would have it"))?;
+        let how = match &fetched.verified {
+            crate::oci::Verified::Signed { by } => format!("signature verified ({by})"),
+            crate::oci::Verified::NotRequired => {
+                "no signature required by the signature policy".to_string()
+            }
+        };
+        eprintln!("{shown}: resolved to {}; {how}", fetched.digest);
+        (fetched.bytes, settings(args.settings.as_deref())?)
+    } else {
+        let bytes = read_plugin(&args.plugin)?;
+        let settings = match &args.settings {
+            Some(arg) => settings(Some(arg))?,
+            None => crate::settings::beside(&args.plugin)?,
+        };
+        (bytes, settings)
     };
     let engine = engine(
         args.compile_cache
@@ -76,4 +103,18 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `informant check` was given a registry reference rather than a
+/// file: no such file, and it names a registry and a tag or digest.
+fn is_reference(arg: &std::path::Path) -> bool {
+    let text = arg.to_string_lossy();
+    !arg.exists()
+        && text.contains('/')
+        && (text.contains('@')
+            || text
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':')))
+        && crate::oci::parse_reference(&text).is_ok()
 }

@@ -44,9 +44,10 @@ pub(super) async fn start_host(
             leader_config.retry_period,
         );
         tracing::info!(lease = %lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
-        let task = tokio::spawn(leader::run(client, election, runtime.clone(), token.clone()));
+        let task = tokio::spawn(leader::run(client.clone(), election, runtime.clone(), token.clone()));
         (task, token)
     });
+    let plugin_objects = runtime.config().plugin_objects.enabled;
     let mut reloader = None;
     if let Some(dir) = dir {
         let watcher = Reloader::start(runtime.clone(), dir.clone(), stop.clone())
@@ -57,6 +58,16 @@ pub(super) async fn start_host(
         let failed = statuses.iter().filter(|s| s.error.is_some()).count();
         tracing::info!(dir = %dir.display(), plugins = ?names, failed, "plugin directory loaded; watching it for changes");
         reloader = Some(watcher);
+    }
+    if plugin_objects {
+        crate::catalog::Catalog::start(
+            runtime.clone(),
+            client.clone(),
+            own_namespace(),
+            stop.clone(),
+        )
+        .await
+        .context("watching Plugin objects (pluginObjects in the configuration)")?;
     }
     if dry_run {
         tracing::info!("dry run: actions are sent with dryRun=All and change nothing");

@@ -6,8 +6,12 @@ mod check;
 mod config_check;
 mod dev;
 mod host;
+mod pull;
+mod push;
+mod registry;
 mod replay;
 mod run;
+mod sign;
 
 use std::{io::IsTerminal, path::Path, process::ExitCode};
 
@@ -23,12 +27,17 @@ use tracing_subscriber::EnvFilter;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.log_format, &cli.log.log);
+    crate::tls::install_crypto_provider();
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Dev(args) => dev::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Config(ConfigCommand::Check { file }) => config_check::run(&file),
+        Command::Push(args) => push::run(&args),
+        Command::Pull(args) => pull::run(&args),
+        Command::Sign(args) => sign::run(&args),
+        Command::Keygen(args) => sign::keygen(&args),
     };
     match result {
         Ok(code) => code,

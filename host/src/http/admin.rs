@@ -43,6 +43,10 @@ pub struct PluginView {
     #[serde(skip_serializing_if = "Option::is_none")]
     contract: Option<&'static str>,
     file: Option<String>,
+    /// Where it comes from: a file of the plugin directory, or a Plugin
+    /// object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
     status: PluginStatus,
     /// The latest error that matters: of a call while calls fail, else of
     /// the file's last load, else of the last failed call.
@@ -142,11 +146,16 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Plugins> {
             file_error.clone().or(call_error.clone())
         };
         out.push(PluginView {
-            name: Some(manifest.name.clone()),
+            name: Some(lane.name().to_string()),
             version: Some(manifest.version.clone()),
             digest: Some(plugin.digest().to_string()),
             contract: Some(plugin.contract_version()),
             file: file.map(|f| f.file.display().to_string()),
+            source: state
+                .runtime
+                .sources()
+                .holder(lane.name())
+                .map(|s| s.to_string()),
             status: plugin_status,
             last_error,
             last_call_error: status.last_call_error.clone(),
@@ -184,6 +193,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Plugins> {
     for f in files.iter().filter(|f| f.digest.is_none()) {
         out.push(PluginView {
             name: f.plugin.clone(),
+            source: None,
             version: None,
             digest: None,
             contract: None,

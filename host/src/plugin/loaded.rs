@@ -32,6 +32,8 @@ pub struct LoadOptions {
     ceiling: Limits,
     settings: serde_json::Value,
     max_idle_instances: usize,
+    /// The name it runs under, when not its manifest's.
+    name: Option<String>,
 }
 
 impl Default for LoadOptions {
@@ -43,6 +45,7 @@ impl Default for LoadOptions {
                 .deadline(Duration::from_secs(10)),
             settings: serde_json::Value::Null,
             max_idle_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            name: None,
         }
     }
 }
@@ -66,6 +69,15 @@ impl LoadOptions {
     #[must_use]
     pub fn settings(mut self, settings: serde_json::Value) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Run the plugin under this name rather than its manifest's: a Plugin
+    /// object's own name, so that one component can run twice with other
+    /// settings, and the name is what `kubectl get plugins` shows.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 
@@ -292,7 +304,11 @@ impl Plugin {
             indexes.insert(decl.name.clone(), cache_name);
         }
         let ctx = Arc::new(PluginContext {
-            name: manifest.name.as_str().into(),
+            name: options
+                .name
+                .as_deref()
+                .unwrap_or(manifest.name.as_str())
+                .into(),
             manifest: Arc::new(manifest),
             cache,
             indexes,
