@@ -359,6 +359,31 @@ impl<'a> Generator<'a> {
         format!("{prefix}_{mangled}")
     }
 
+    /// Whether lifting `ty` from the host makes it call `cabi_realloc`: it
+    /// holds a string or a list.
+    fn allocates(&self, ty: &Type) -> bool {
+        match self.peel(ty) {
+            Type::String => true,
+            Type::Id(id) => match &self.resolve.types[id].kind {
+                TypeDefKind::List(_) | TypeDefKind::Map(..) => true,
+                TypeDefKind::Record(r) => r.fields.iter().any(|f| self.allocates(&f.ty)),
+                TypeDefKind::Tuple(t) => t.types.iter().any(|t| self.allocates(t)),
+                TypeDefKind::Variant(v) => v
+                    .cases
+                    .iter()
+                    .any(|c| c.ty.as_ref().is_some_and(|t| self.allocates(t))),
+                TypeDefKind::Option(t) => self.allocates(t),
+                TypeDefKind::Result(r) => {
+                    r.ok.as_ref().is_some_and(|t| self.allocates(t))
+                        || r.err.as_ref().is_some_and(|t| self.allocates(t))
+                }
+                TypeDefKind::FixedLengthList(t, _) => self.allocates(t),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     fn flat_count(&mut self, ty: &Type) -> usize {
         match flat(self.resolve, &[ty]) {
             Some(f) => f.len(),
@@ -471,7 +496,7 @@ impl<'a> Generator<'a> {
         portable.push_str(&self.helpers);
 
         let mut wasip1 = header.clone();
-        wasip1.push_str("//go:build wasip1\n\npackage wit\n\nimport (\n\t\"math\"\n\t\"unsafe\"\n)\n\nvar _ = math.Float64bits\nvar _ unsafe.Pointer\n\n");
+        wasip1.push_str("//go:build wasip1\n\npackage wit\n\nimport (\n\t\"math\"\n\t\"runtime\"\n\t\"runtime/debug\"\n\t\"unsafe\"\n)\n\nvar _ = math.Float64bits\nvar _ unsafe.Pointer\n\n");
         wasip1.push_str(WASIP1_GO);
         wasip1.push_str(&imports_raw);
         wasip1.push_str(&exports_raw);
@@ -709,7 +734,13 @@ impl<'a> Generator<'a> {
             );
             args.push("ret".into());
         }
-        let call = format!("{raw_name}({})", args.join(", "));
+        let mut call = format!("{raw_name}({})", args.join(", "));
+        if func.result.is_some_and(|t| self.allocates(&t)) {
+            // The host calls cabi_realloc for the result: no collection
+            // may start meanwhile (see gcOff).
+            typed.push_str("\tgcOff()\n");
+            call = format!("{call}\n\tgcOn()");
+        }
         match (&func.result, sig.retptr) {
             (None, _) => {
                 let _ = writeln!(typed, "\t{call}\n}}\n");
@@ -724,9 +755,10 @@ impl<'a> Generator<'a> {
             (Some(ty), false) => {
                 let lift = self.helper(Helper::LiftFlat, ty);
                 let core = sig.results[0];
+                let call = call.replacen(&raw_name, &format!("r := {raw_name}"), 1);
                 let _ = writeln!(
                     typed,
-                    "\tr := {call}\n\tfr := flatReader{{v: []uint64{{{}}}}}\n\tv := {lift}(&fr)\n\treleaseReallocs()\n\treturn v\n}}\n",
+                    "\t{call}\n\tfr := flatReader{{v: []uint64{{{}}}}}\n\tv := {lift}(&fr)\n\treleaseReallocs()\n\treturn v\n}}\n",
                     core_to_bits(core, "r")
                 );
             }
@@ -808,12 +840,13 @@ impl<'a> Generator<'a> {
             }
         }
         // The arguments are lifted: what the host allocated for them is
-        // referenced from the Go values now, or garbage.
-        raw.push_str("\treleaseReallocs()\n");
+        // referenced from the Go values now, or garbage. The plugin's code
+        // runs with the collector on.
+        raw.push_str("\treleaseReallocs()\n\tgcOn()\n");
         let call = format!("Exports.{go_name}({})", args.join(", "));
         match (&func.result, sig.retptr) {
             (None, _) => {
-                let _ = writeln!(raw, "\t{call}\n}}\n");
+                let _ = writeln!(raw, "\t{call}\n\tgcOff()\n}}\n");
             }
             (Some(ty), true) => {
                 let lower = self.helper(Helper::LowerMem, ty);
@@ -821,7 +854,7 @@ impl<'a> Generator<'a> {
                 let post = format!("post{}", &tramp["export".len()..]);
                 let _ = writeln!(
                     raw,
-                    "\tv := {call}\n\tk := &exportKeep\n\tk.release()\n\tret := k.alloc({}, {})\n\t{lower}(ret, v, k)\n\treturn ret\n}}\n",
+                    "\tv := {call}\n\tk := &exportKeep\n\tk.release()\n\tret := k.alloc({}, {})\n\t{lower}(ret, v, k)\n\tgcOff()\n\treturn ret\n}}\n",
                     self.size(ty),
                     self.align(ty)
                 );
@@ -835,7 +868,7 @@ impl<'a> Generator<'a> {
                 let core = sig.results[0];
                 let _ = writeln!(
                     raw,
-                    "\tv := {call}\n\tk := &exportKeep\n\tk.release()\n\tvar fw flatWriter\n\t{lower}(&fw, v, k)\n\treturn {}\n}}\n",
+                    "\tv := {call}\n\tk := &exportKeep\n\tk.release()\n\tvar fw flatWriter\n\t{lower}(&fw, v, k)\n\tgcOff()\n\treturn {}\n}}\n",
                     bits_to_core(core, "fw.v[0]")
                 );
             }
@@ -1554,7 +1587,23 @@ func (f *flatWriter) pad(n int) {
 }
 "#;
 
-const WASIP1_GO: &str = r#"// cabi_realloc: the host allocates in Go memory for what it passes in.
+const WASIP1_GO: &str = r#"// The component model forbids a component to call out (a WASI clock read,
+// say) while the host is calling its cabi_realloc, and Go's allocator can
+// start a garbage collection, which reads the clock. So the collector is
+// off whenever the host may call cabi_realloc: between calls (for an
+// export's arguments) and during the imports that return strings or lists;
+// the plugin's own code runs with it on. Turning it off waits for a
+// collection in progress to finish, at a point where that is allowed.
+func gcOff() { debug.SetGCPercent(-1) }
+func gcOn()  { debug.SetGCPercent(100) }
+
+func init() {
+	// Allocation sampling could record a profile during cabi_realloc.
+	runtime.MemProfileRate = 0
+	gcOff()
+}
+
+// cabi_realloc: the host allocates in Go memory for what it passes in.
 //
 //go:wasmexport cabi_realloc
 func exportCabiRealloc(old, oldSize, align, size uint32) uint32 {
@@ -1594,6 +1643,9 @@ func (notInPlugin) Error() string {
 }
 
 var errNotInPlugin error = notInPlugin{}
+
+func gcOff() {}
+func gcOn()  {}
 
 "#;
 

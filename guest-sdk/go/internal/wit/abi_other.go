@@ -15,6 +15,9 @@ func (notInPlugin) Error() string {
 
 var errNotInPlugin error = notInPlugin{}
 
+func gcOff() {}
+func gcOn()  {}
+
 func rawCacheGet(a0 uint32, a1 uint32, a2 uint32, a3 uint32, a4 uint32, a5 uint32, a6 uint32, a7 uint32, a8 uint32, a9 uint32) {
 	panic(errNotInPlugin)
 }

@@ -6,11 +6,29 @@ package wit
 
 import (
 	"math"
+	"runtime"
+	"runtime/debug"
 	"unsafe"
 )
 
 var _ = math.Float64bits
 var _ unsafe.Pointer
+
+// The component model forbids a component to call out (a WASI clock read,
+// say) while the host is calling its cabi_realloc, and Go's allocator can
+// start a garbage collection, which reads the clock. So the collector is
+// off whenever the host may call cabi_realloc: between calls (for an
+// export's arguments) and during the imports that return strings or lists;
+// the plugin's own code runs with it on. Turning it off waits for a
+// collection in progress to finish, at a point where that is allowed.
+func gcOff() { debug.SetGCPercent(-1) }
+func gcOn()  { debug.SetGCPercent(100) }
+
+func init() {
+	// Allocation sampling could record a profile during cabi_realloc.
+	runtime.MemProfileRate = 0
+	gcOff()
+}
 
 // cabi_realloc: the host allocates in Go memory for what it passes in.
 //
@@ -70,11 +88,13 @@ func exportDescribe() uint32 {
 		panic("informant: the export describe was called but the SDK installed no function for it")
 	}
 	releaseReallocs()
+	gcOn()
 	v := Exports.Describe()
 	k := &exportKeep
 	k.release()
 	ret := k.alloc(72, 4)
 	lowerM_Manifest(ret, v, k)
+	gcOff()
 	return ret
 }
 
@@ -91,11 +111,13 @@ func exportInit(a0 uint32, a1 uint32) uint32 {
 	fr := flatReader{v: []uint64{uint64(a0), uint64(a1)}}
 	p0 := liftF_string(&fr)
 	releaseReallocs()
+	gcOn()
 	v := Exports.Init(p0)
 	k := &exportKeep
 	k.release()
 	ret := k.alloc(16, 4)
 	lowerM_res_unit_Error(ret, v, k)
+	gcOff()
 	return ret
 }
 
@@ -112,11 +134,13 @@ func exportHandle(a0 uint32, a1 uint32, a2 uint32, a3 uint32, a4 uint32, a5 uint
 	fr := flatReader{v: []uint64{uint64(a0), uint64(a1), uint64(a2), uint64(a3), uint64(a4), uint64(a5), uint64(a6), uint64(a7), uint64(a8), uint64(a9)}}
 	p0 := liftF_Event(&fr)
 	releaseReallocs()
+	gcOn()
 	v := Exports.Handle(p0)
 	k := &exportKeep
 	k.release()
 	ret := k.alloc(16, 4)
 	lowerM_res_unit_Error(ret, v, k)
+	gcOff()
 	return ret
 }
 

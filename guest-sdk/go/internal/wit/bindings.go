@@ -675,7 +675,9 @@ func CacheGet(p0 ObjectRef) Result[Option[string], Error] {
 	var fw flatWriter
 	lowerF_ObjectRef(&fw, p0, &k)
 	ret := k.alloc(16, 4)
+	gcOff()
 	rawCacheGet(uint32(fw.v[0]), uint32(fw.v[1]), uint32(fw.v[2]), uint32(fw.v[3]), uint32(fw.v[4]), uint32(fw.v[5]), uint32(fw.v[6]), uint32(fw.v[7]), uint32(fw.v[8]), ret)
+	gcOn()
 	v := liftM_res_opt_string_Error(ret)
 	releaseReallocs()
 	return v
@@ -692,7 +694,9 @@ func CacheList(p0 string, p1 string, p2 Option[string], p3 Option[string]) Resul
 	lowerF_opt_string(&fw, p2, &k)
 	lowerF_opt_string(&fw, p3, &k)
 	ret := k.alloc(16, 4)
+	gcOff()
 	rawCacheList(uint32(fw.v[0]), uint32(fw.v[1]), uint32(fw.v[2]), uint32(fw.v[3]), uint32(fw.v[4]), uint32(fw.v[5]), uint32(fw.v[6]), uint32(fw.v[7]), uint32(fw.v[8]), uint32(fw.v[9]), ret)
+	gcOn()
 	v := liftM_res_list_string_Error(ret)
 	releaseReallocs()
 	return v
@@ -708,7 +712,9 @@ func CacheListKeys(p0 string, p1 string, p2 Option[string], p3 Option[string]) R
 	lowerF_opt_string(&fw, p2, &k)
 	lowerF_opt_string(&fw, p3, &k)
 	ret := k.alloc(16, 4)
+	gcOff()
 	rawCacheListKeys(uint32(fw.v[0]), uint32(fw.v[1]), uint32(fw.v[2]), uint32(fw.v[3]), uint32(fw.v[4]), uint32(fw.v[5]), uint32(fw.v[6]), uint32(fw.v[7]), uint32(fw.v[8]), uint32(fw.v[9]), ret)
+	gcOn()
 	v := liftM_res_list_ObjectRef_Error(ret)
 	releaseReallocs()
 	return v
@@ -723,7 +729,9 @@ func CacheByIndex(p0 string, p1 string) Result[[]string, Error] {
 	lowerF_string(&fw, p0, &k)
 	lowerF_string(&fw, p1, &k)
 	ret := k.alloc(16, 4)
+	gcOff()
 	rawCacheByIndex(uint32(fw.v[0]), uint32(fw.v[1]), uint32(fw.v[2]), uint32(fw.v[3]), ret)
+	gcOn()
 	v := liftM_res_list_string_Error(ret)
 	releaseReallocs()
 	return v
@@ -737,7 +745,9 @@ func CacheByIndexKeys(p0 string, p1 string) Result[[]ObjectRef, Error] {
 	lowerF_string(&fw, p0, &k)
 	lowerF_string(&fw, p1, &k)
 	ret := k.alloc(16, 4)
+	gcOff()
 	rawCacheByIndexKeys(uint32(fw.v[0]), uint32(fw.v[1]), uint32(fw.v[2]), uint32(fw.v[3]), ret)
+	gcOn()
 	v := liftM_res_list_ObjectRef_Error(ret)
 	releaseReallocs()
 	return v
@@ -750,7 +760,9 @@ func CacheIndexValues(p0 string) Result[[]string, Error] {
 	var fw flatWriter
 	lowerF_string(&fw, p0, &k)
 	ret := k.alloc(16, 4)
+	gcOff()
 	rawCacheIndexValues(uint32(fw.v[0]), uint32(fw.v[1]), ret)
+	gcOn()
 	v := liftM_res_list_string_Error(ret)
 	releaseReallocs()
 	return v
@@ -765,7 +777,9 @@ func ActionsEnqueue(p0 Action) Result[Unit, Error] {
 	args := k.alloc(72, 8)
 	lowerM_Action(args+0, p0, &k)
 	ret := k.alloc(16, 4)
+	gcOff()
 	rawActionsEnqueue(args, ret)
+	gcOn()
 	v := liftM_res_unit_Error(ret)
 	releaseReallocs()
 	return v
