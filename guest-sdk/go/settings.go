@@ -26,7 +26,10 @@ func (s Settings) IsNull() bool {
 
 // Decode reads the settings into v (a pointer to a struct with json tags,
 // already holding the defaults), refusing fields v does not have. Without
-// settings it leaves v as it is. A failure is an [*Error] with code
+// settings it leaves v as it is. As with encoding/json, a map field that
+// already holds entries gets the settings' entries added to them: leave
+// maps nil and fill in their defaults after Decode when a setting should
+// replace them. A failure is an [*Error] with code
 // [Invalid] that names the field.
 func (s Settings) Decode(v any) error {
 	if s.IsNull() {

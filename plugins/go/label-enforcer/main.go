@@ -48,13 +48,17 @@ func (*labelEnforcer) Describe() *informant.Manifest {
 }
 
 func (p *labelEnforcer) Init(s informant.Settings) error {
-	p.settings = settings{
-		Required:         map[string]string{"owner": "unassigned"},
-		Allowed:          map[string][]string{},
-		IgnoreNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"},
-	}
+	// A setting given replaces its default (decoding into a map with the
+	// defaults would merge them).
+	p.settings = settings{}
 	if err := s.Decode(&p.settings); err != nil {
 		return err
+	}
+	if p.settings.Required == nil {
+		p.settings.Required = map[string]string{"owner": "unassigned"}
+	}
+	if p.settings.IgnoreNamespaces == nil {
+		p.settings.IgnoreNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
 	}
 	for key, values := range p.settings.Allowed {
 		if len(values) == 0 {

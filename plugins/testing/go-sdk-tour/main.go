@@ -19,7 +19,7 @@ import (
 
 type settings struct {
 	Prefix string `json:"prefix"`
-	// A hostile mode, for the sandbox tests: "spin" or "hog".
+	// A hostile mode, for the sandbox tests: "spin", "hog" or "panic".
 	Mode string `json:"mode"`
 }
 
@@ -88,6 +88,9 @@ func (t *tour) Handle(event *informant.Event) error {
 		}
 	}
 	obj := event.Object()
+	if t.settings.Mode == "panic" {
+		panic("panicking on purpose for " + obj.APIVersion() + "/" + obj.Ref().String())
+	}
 	if event.Type == informant.Deleted {
 		return action.Delete(obj, action.WithUID(obj.UID()), action.WithResourceVersion(obj.ResourceVersion()))
 	}
