@@ -1600,6 +1600,10 @@ func gcOn()  { debug.SetGCPercent(100) }
 func init() {
 	// Allocation sampling could record a profile during cabi_realloc.
 	runtime.MemProfileRate = 0
+	// A fatal runtime error (out of memory) logs its message, not a
+	// goroutine dump: writing one through the host's log can outlast the
+	// call's deadline, and turn an out-of-memory into a timeout.
+	debug.SetTraceback("none")
 	gcOff()
 }
 
