@@ -1,5 +1,5 @@
-//! The same plugin (the label enforcer) written in Rust, Python and
-//! JavaScript: component size, cold compile, warm load and calls per second
+//! The same plugin (the label enforcer) written in Rust, Python,
+//! JavaScript and Go: component size, cold compile, warm load and calls per second
 //! on a 1 KiB object, printed as a table.
 //!
 //! Run with `cargo bench -p informant-testkit --bench languages`. Figures go
@@ -125,12 +125,20 @@ fn main() {
         "| language | component | cold compile | warm load (disk cache) | reload (in memory) | calls/s | µs/call | peak linear memory |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (language, path) in [
-        ("Rust", plugin_path("label_enforcer")),
-        ("Python", guest_plugin("python", "label-enforcer")),
-        ("JavaScript", guest_plugin("js", "label-enforcer")),
-    ] {
-        let r = measure(language, &path, window);
+    let plugins: [(&str, fn() -> std::path::PathBuf); 4] = [
+        ("Rust", || plugin_path("label_enforcer")),
+        ("Python", || guest_plugin("python", "label-enforcer")),
+        ("JavaScript", || guest_plugin("js", "label-enforcer")),
+        ("Go", || guest_plugin("go", "label-enforcer")),
+    ];
+    for (language, path) in plugins {
+        // INFORMANT_BENCH_LANGUAGES=Rust,Go measures only those.
+        if std::env::var("INFORMANT_BENCH_LANGUAGES")
+            .is_ok_and(|only| !only.split(',').any(|l| l.eq_ignore_ascii_case(language)))
+        {
+            continue;
+        }
+        let r = measure(language, &path(), window);
         println!(
             "| {} | {:.2} MB | {:.2} s | {:.0} ms | {:.1} ms | {:.0} | {:.1} | {:.1} MiB |",
             r.language,

@@ -1,7 +1,7 @@
-//! Plugins in Python and JavaScript, from the same WIT contract: the
-//! examples under `plugins/python` and `plugins/js`, built by their SDKs'
-//! build scripts, checked, replayed against the fixtures of their Rust twins,
-//! and run end to end by the real binary.
+//! Plugins in Python, JavaScript and Go, from the same WIT contract: the
+//! examples under `plugins/python`, `plugins/js` and `plugins/go`, built by
+//! their SDKs' build commands, checked, replayed against the fixtures of
+//! their Rust twins, and run end to end by the real binary.
 
 // Tests fail loudly: unwrapping is the point.
 #![allow(clippy::unwrap_used)]
@@ -21,12 +21,17 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
 
-const GUESTS: [(&str, &str); 4] = [
+const GUESTS: [(&str, &str); 6] = [
     ("python", "label-enforcer"),
     ("python", "replicator"),
     ("js", "label-enforcer"),
     ("js", "replicator"),
+    ("go", "label-enforcer"),
+    ("go", "replicator"),
 ];
+
+/// The languages with an SDK besides Rust.
+const LANGUAGES: [&str; 3] = ["python", "js", "go"];
 
 fn informant() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_informant"));
@@ -118,18 +123,23 @@ fn every_guest_example_replays_to_the_actions_of_its_rust_twin() {
 
 /// A fixture per SDK that calls every function of it (each action kind,
 /// each cache query, the manifest's every field, refusals) and reports
-/// what it saw through its actions: both SDKs must produce the same.
+/// what it saw through its actions: every SDK must produce the same.
 #[test]
-fn both_sdks_cover_the_whole_contract_alike() {
+fn every_sdk_covers_the_whole_contract_alike() {
     let python = check(&guest_plugin("python", "sdk-tour"));
-    let js = check(&guest_plugin("js", "sdk-tour"));
-    assert_eq!(python, js);
+    for language in ["js", "go"] {
+        assert_eq!(
+            check(&guest_plugin(language, "sdk-tour")),
+            python,
+            "{language}"
+        );
+    }
     assert_eq!(
         python["resources"],
         json!({"memoryMib": 48, "deadlineMs": 80})
     );
     assert_eq!(python["indexes"][0]["fieldPaths"][0], "metadata.labels.app");
-    for language in ["python", "js"] {
+    for language in LANGUAGES {
         let (code, actions, stderr) = replay(&guest_plugin(language, "sdk-tour"), "sdk-tour", None);
         // The fourth event fails on purpose, with a code of the plugin's choosing.
         assert_eq!(code, 1, "{language}: {stderr}");
@@ -149,7 +159,7 @@ fn both_sdks_cover_the_whole_contract_alike() {
 
 #[test]
 fn guest_errors_reach_the_host_with_their_code_and_message() {
-    for language in ["python", "js"] {
+    for language in LANGUAGES {
         let plugin = guest_plugin(language, "label-enforcer");
         // Refused settings: the plugin's own error, with its code.
         let (code, _, stderr) = replay(
@@ -165,9 +175,10 @@ fn guest_errors_reach_the_host_with_their_code_and_message() {
         let (code, _, stderr) = replay(&plugin, "label-enforcer", Some(r#"{"colour": "red"}"#));
         assert_ne!(code, 0, "{language}");
         assert!(stderr.contains("colour"), "{language}: {stderr}");
-        // A bug in the plugin (a settings value of the wrong type makes
-        // `handle` fail): a failed call naming the language's own error,
-        // and no action committed.
+        // A settings value of the wrong type: in Python and JavaScript a
+        // bug that makes `handle` fail, naming the language's own error; Go
+        // decodes settings into a typed struct, so `init` refuses them,
+        // naming the field. No action is committed either way.
         let (code, actions, stderr) = replay(
             &plugin,
             "label-enforcer",
@@ -175,12 +186,27 @@ fn guest_errors_reach_the_host_with_their_code_and_message() {
         );
         assert_ne!(code, 0, "{language}");
         assert!(actions.is_empty(), "{language}: {actions:?}");
-        assert!(
-            stderr.contains("the plugin returned an error (failed)")
-                && stderr.contains("TypeError"),
-            "{language}: {stderr}"
-        );
+        let named = if language == "go" {
+            stderr.contains("(invalid)") && stderr.contains("ignoreNamespaces")
+        } else {
+            stderr.contains("the plugin returned an error (failed)") && stderr.contains("TypeError")
+        };
+        assert!(named, "{language}: {stderr}");
     }
+    // A panic in Go fails the call with the panic's value and where it
+    // happened, and commits nothing.
+    let (code, actions, stderr) = replay(
+        &guest_plugin("go", "sdk-tour"),
+        "sdk-tour",
+        Some(r#"{"mode": "panic"}"#),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(
+        stderr.contains("the plugin returned an error (failed): panic: panicking on purpose for v1/Namespace tour at ")
+            && stderr.contains("main.go:"),
+        "{stderr}"
+    );
 }
 
 /// `informant run` against the test cluster with one plugin of `language`
@@ -246,11 +272,20 @@ async fn stop(child: HostProcess) {
 
 #[tokio::test]
 async fn a_python_plugin_labels_configmaps_end_to_end() {
+    labels_configmaps_end_to_end("python").await;
+}
+
+#[tokio::test]
+async fn a_go_plugin_labels_configmaps_end_to_end() {
+    labels_configmaps_end_to_end("go").await;
+}
+
+async fn labels_configmaps_end_to_end(language: &str) {
     let cluster = TestCluster::start().await;
-    let ns = cluster.namespace("py").await;
+    let ns = cluster.namespace(language).await;
     let (_dir, host) = run_host(
         &cluster,
-        ("python", "label-enforcer"),
+        (language, "label-enforcer"),
         Some("required:\n  team: platform\nallowed:\n  env: [dev, prod]\n"),
         &format!("{{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{ns}]}}"),
     )
@@ -263,7 +298,7 @@ async fn a_python_plugin_labels_configmaps_end_to_end() {
     .unwrap();
     api.create(&PostParams::default(), &cm).await.unwrap();
     let labels = eventually(
-        "the Python plugin's labels on the ConfigMap",
+        &format!("the {language} plugin's labels on the ConfigMap"),
         Duration::from_secs(60),
         async || {
             let labels = api.get("app").await.ok()?.metadata.labels?;
@@ -279,13 +314,22 @@ async fn a_python_plugin_labels_configmaps_end_to_end() {
 
 #[tokio::test]
 async fn a_javascript_plugin_replicates_and_cleans_up_end_to_end() {
+    replicates_and_cleans_up_end_to_end("js").await;
+}
+
+#[tokio::test]
+async fn a_go_plugin_replicates_and_cleans_up_end_to_end() {
+    replicates_and_cleans_up_end_to_end("go").await;
+}
+
+async fn replicates_and_cleans_up_end_to_end(language: &str) {
     let cluster = TestCluster::start().await;
-    let source_ns = cluster.namespace("js-src").await;
-    let target_ns = cluster.namespace("js-dst").await;
+    let source_ns = cluster.namespace(&format!("{language}-src")).await;
+    let target_ns = cluster.namespace(&format!("{language}-dst")).await;
     // On a shared cluster, copies go only to the test's namespace.
     let (_dir, host) = run_host(
         &cluster,
-        ("js", "replicator"),
+        (language, "replicator"),
         None,
         &format!(
             "{{apiVersion: v1, kind: ConfigMap, verbs: [apply, delete], namespaces: [{target_ns}]}}"
@@ -302,7 +346,7 @@ async fn a_javascript_plugin_replicates_and_cleans_up_end_to_end() {
     .unwrap();
     sources.create(&PostParams::default(), &cm).await.unwrap();
     let copy = eventually(
-        "the JavaScript plugin's copy",
+        &format!("the {language} plugin's copy"),
         Duration::from_secs(60),
         async || copies.get("shared").await.ok(),
     )
@@ -330,21 +374,58 @@ async fn a_javascript_plugin_replicates_and_cleans_up_end_to_end() {
 
 #[test]
 fn a_memory_cap_too_small_for_a_language_runtime_says_what_to_change() {
+    // Python needs about 12 MiB to start, Go about 3.3 MiB.
+    for (language, cap) in [("python", "4"), ("go", "3")] {
+        let dir = fixture("replay/label-enforcer");
+        let (code, _, stderr) = output(
+            informant()
+                .arg("replay")
+                .arg("--compile-cache")
+                .arg(compile_cache())
+                .arg(guest_plugin(language, "label-enforcer"))
+                .arg("--events")
+                .arg(dir.join("events.jsonl"))
+                .args(["--memory-mib", cap]),
+        );
+        assert_ne!(code, 0, "{language}");
+        assert!(
+            stderr.contains(&format!(
+                "MiB of linear memory to start, over its {cap} MiB cap"
+            )) && stderr.contains("resources.memory-mib"),
+            "{language}: {stderr}"
+        );
+    }
+}
+
+/// The smallest cap the Go label enforcer handles its fixture under
+/// (docs/BENCHMARKS.md): 5 MiB. At 4 MiB it starts, and its calls fail as
+/// out of memory, saying so.
+#[test]
+fn a_go_plugin_runs_under_five_mib_and_says_when_four_is_too_little() {
     let dir = fixture("replay/label-enforcer");
-    let (code, _, stderr) = output(
-        informant()
-            .arg("replay")
-            .arg("--compile-cache")
-            .arg(compile_cache())
-            .arg(guest_plugin("python", "label-enforcer"))
-            .arg("--events")
-            .arg(dir.join("events.jsonl"))
-            .args(["--memory-mib", "4"]),
-    );
+    let run = |cap: &str| {
+        output(
+            informant()
+                .arg("replay")
+                .arg("--compile-cache")
+                .arg(compile_cache())
+                .arg(guest_plugin("go", "label-enforcer"))
+                .arg("--events")
+                .arg(dir.join("events.jsonl"))
+                .arg("--objects")
+                .arg(dir.join("objects.yaml"))
+                .arg("--settings")
+                .arg(format!("@{}", dir.join("settings.json").display()))
+                .args(["--memory-mib", cap]),
+        )
+    };
+    let (code, stdout, stderr) = run("5");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), expected("label-enforcer").len());
+    let (code, _, stderr) = run("4");
     assert_ne!(code, 0);
     assert!(
-        stderr.contains("MiB of linear memory to start, over its 4 MiB cap")
-            && stderr.contains("resources.memory-mib"),
+        stderr.contains("(out_of_memory): the plugin ran out of memory (its cap is 4 MiB)"),
         "{stderr}"
     );
 }
@@ -354,7 +435,7 @@ fn a_memory_cap_too_small_for_a_language_runtime_says_what_to_change() {
 /// MemoryError, SpiderMonkey's out-of-memory), and nothing is committed.
 #[test]
 fn runaway_guests_are_stopped_in_every_language() {
-    for language in ["python", "js"] {
+    for language in LANGUAGES {
         let plugin = guest_plugin(language, "sdk-tour");
         for (mode, expected) in [
             (
@@ -397,12 +478,14 @@ fn the_first_plugins_in_the_sdk_readmes_build_and_work() {
     for (language, fence, file) in [
         ("python", "```python\n", "team_label.py"),
         ("js", "```js\n", "team-label.js"),
+        ("go", "```go\n", "team-label/main.go"),
     ] {
         let readme =
             std::fs::read_to_string(root.join(format!("guest-sdk/{language}/README.md"))).unwrap();
         let start = readme.find(fence).unwrap() + fence.len();
         let code = &readme[start..start + readme[start..].find("```").unwrap()];
         let source = dir.path().join(file);
+        std::fs::create_dir_all(source.parent().unwrap()).unwrap();
         std::fs::write(&source, code).unwrap();
         let component = dir.path().join(format!("{language}.wasm"));
         build_guest(language, &source, &component);
@@ -631,4 +714,64 @@ fn the_rust_sdk_passes_its_own_tests() {
     );
     assert!(out.status.success(), "the SDK's tests failed:\n{report}");
     assert!(report.contains("test result: ok"), "{report}");
+}
+
+/// The Go SDK's own unit tests pass natively (outside a component the host
+/// calls panic, saying so, and everything else works), `go vet` is clean on
+/// both platforms, and a misuse (an event type that does not exist) does not
+/// compile.
+#[test]
+fn the_go_sdk_passes_its_own_tests_and_vet() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("guest-sdk/go");
+    let go = |dir: &Path, args: &[&str], wasm: bool| {
+        let mut command = informant_testkit::go_command();
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOWORK", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOPROXY", "off");
+        if wasm {
+            command.env("GOOS", "wasip1").env("GOARCH", "wasm");
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, report) = go(&sdk, &["test", "./..."], false);
+    assert!(ok && report.contains("ok"), "go test failed:\n{report}");
+    for wasm in [false, true] {
+        let (ok, report) = go(&sdk, &["vet", "./..."], wasm);
+        assert!(ok, "go vet (wasip1: {wasm}) failed:\n{report}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("go.mod"),
+        format!(
+            "module wrong\n\ngo 1.24\n\nrequire github.com/informant-dev/informant/guest-sdk/go v0.0.0\n\nreplace github.com/informant-dev/informant/guest-sdk/go => {}\n",
+            sdk.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("main.go"),
+        "package main\n\nimport informant \"github.com/informant-dev/informant/guest-sdk/go\"\n\nfunc main() { informant.NewSubscription(\"v1\", \"ConfigMap\").Events(\"created\") }\n",
+    )
+    .unwrap();
+    let (ok, report) = go(dir.path(), &["vet", "."], true);
+    assert!(
+        !ok && report.contains("\"created\""),
+        "Go accepted a misuse:\n{report}"
+    );
 }

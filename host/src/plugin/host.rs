@@ -428,9 +428,16 @@ impl HostState {
     }
 }
 
-/// A wall and monotonic clock stopped at zero: plugins get no clock beyond
-/// the contract, which keeps them deterministic under `replay`.
+/// A wall and monotonic clock that never move: plugins get no clock beyond
+/// the contract, which keeps them deterministic under `replay`. The wall
+/// clock reads the Unix epoch. The monotonic clock reads one second: its
+/// origin is arbitrary (only differences mean anything, and they are all
+/// zero), and Go's runtime refuses to start on a monotonic clock that reads
+/// zero ("nanotime returning zero").
 struct FrozenClock;
+
+/// What the frozen monotonic clock reads, in nanoseconds: not zero.
+const FROZEN_MONOTONIC_NS: u64 = 1_000_000_000;
 
 impl wasmtime_wasi::HostWallClock for FrozenClock {
     fn resolution(&self) -> std::time::Duration {
@@ -446,7 +453,7 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
         1_000_000_000
     }
     fn now(&self) -> u64 {
-        0
+        FROZEN_MONOTONIC_NS
     }
 }
 
@@ -736,5 +743,23 @@ impl HostState {
             Level::Warn => tracing::warn!(plugin.name = plugin, "{message}"),
             Level::Error => tracing::error!(plugin.name = plugin, "{message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
+
+    /// Both clocks stand still, so replays are deterministic; the monotonic
+    /// one is not at zero, which Go's runtime would refuse to start on.
+    #[test]
+    fn the_frozen_clocks_never_move_and_the_monotonic_one_is_not_zero() {
+        let clock = FrozenClock;
+        let first = HostMonotonicClock::now(&clock);
+        assert_ne!(first, 0, "Go's runtime throws on a monotonic clock at zero");
+        assert_eq!(HostMonotonicClock::now(&clock), first);
+        assert_eq!(HostWallClock::now(&clock), std::time::Duration::ZERO);
+        assert_eq!(HostWallClock::now(&clock), HostWallClock::now(&clock));
     }
 }

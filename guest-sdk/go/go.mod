@@ -1,0 +1,3 @@
+module github.com/informant-dev/informant/guest-sdk/go
+
+go 1.24

@@ -1,0 +1,7 @@
+module informant.dev/plugins/testing/go-sdk-tour
+
+go 1.24
+
+require github.com/informant-dev/informant/guest-sdk/go v0.0.0
+
+replace github.com/informant-dev/informant/guest-sdk/go => ../../../guest-sdk/go
