@@ -218,8 +218,9 @@ fn second_replica(deployment: &Value) -> Value {
 }
 
 /// Apply the documents, with the plugins ConfigMap holding the label
-/// enforcer made first, as a user who follows the README would.
-async fn deploy(cluster: &TestCluster, docs: &[Value]) {
+/// enforcer made first (unless `plugins` is false), as a user who follows
+/// the README would.
+async fn deploy(cluster: &TestCluster, docs: &[Value], plugins: bool) {
     // A namespace left by an earlier run may still be terminating.
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     within(
@@ -243,7 +244,9 @@ async fn deploy(cluster: &TestCluster, docs: &[Value]) {
     let list =
         |docs: &[&Value]| json!({"apiVersion": "v1", "kind": "List", "items": docs}).to_string();
     kubectl(cluster, &["apply", "-f", "-"], Some(&list(&first)));
-    set_plugins(cluster, &plugin_bytes("label_enforcer"), None, "create");
+    if plugins {
+        set_plugins(cluster, &plugin_bytes("label_enforcer"), None, "create");
+    }
     kubectl(cluster, &["apply", "-f", "-"], Some(&list(&rest)));
 }
 
@@ -421,7 +424,7 @@ async fn deploy_runs_on_a_real_node() {
     );
 
     let started = Instant::now();
-    deploy(&cluster, &docs).await;
+    deploy(&cluster, &docs, true).await;
     available(&cluster, "informant").await;
     let pod = pod(&cluster, None).await;
     let pod_name = pod.metadata.name.clone().unwrap();
@@ -711,7 +714,7 @@ async fn a_second_replica_takes_over_when_the_leader_is_deleted() {
     let mut docs = rendered(&cluster, &ns);
     let second = second_replica(docs.iter().find(|d| d["kind"] == "Deployment").unwrap());
     docs.push(second);
-    deploy(&cluster, &docs).await;
+    deploy(&cluster, &docs, true).await;
     available(&cluster, "informant").await;
     available(&cluster, "informant-b").await;
     let a = pod(&cluster, None).await.metadata.name.unwrap();
@@ -763,4 +766,75 @@ async fn a_second_replica_takes_over_when_the_leader_is_deleted() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn a_pod_runs_a_python_plugin_pulled_by_reference() {
+    let test = "a_pod_runs_a_python_plugin_pulled_by_reference";
+    let Some((cluster, _image)) = node_cluster(test).await else {
+        return;
+    };
+    let Ok(registry) = std::env::var("INFORMANT_TEST_REGISTRY") else {
+        eprintln!("{test}: skipped: it needs the kit's registry (INFORMANT_TEST_REGISTRY; WITH_REGISTRY=1)");
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let ns = cluster.namespace("byref").await;
+    let mut docs = rendered(&cluster, &ns);
+    for doc in &mut docs {
+        if doc["kind"] == "ConfigMap" && doc["metadata"]["name"] == "informant-config" {
+            let config = doc["data"]["informant.yaml"].as_str().unwrap().to_string();
+            doc["data"]["informant.yaml"] = json!(format!(
+                "{config}oci:\n  insecureRegistries: ['{registry}']\n"
+            ));
+        }
+    }
+    // The 18 MB Python plugin, which no ConfigMap can hold, by reference.
+    let reference = format!(
+        "{registry}/informant-test/{}:v1",
+        TestCluster::unique_name("py-enforcer")
+    );
+    let file = informant_testkit::guest_plugin("python", "label-enforcer");
+    let out = Command::new(env!("CARGO_BIN_EXE_informant"))
+        .args(["push", file.to_str().unwrap(), &reference, "--plain-http"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pushed = String::from_utf8_lossy(&out.stdout);
+    let digest = pushed.trim().rsplit('@').next().unwrap().to_string();
+    deploy(&cluster, &docs, false).await;
+    available(&cluster, "informant").await;
+    let name = TestCluster::unique_name("py-enforcer");
+    cluster.track("plugins.informant.dev", &name);
+    let plugin = json!({
+        "apiVersion": "informant.dev/v1alpha1", "kind": "Plugin",
+        "metadata": {"name": name},
+        "spec": {
+            "image": reference,
+            "settings": {"required": {"team": "python"}},
+            "permissions": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "verbs": ["read"]},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "verbs": ["read"]},
+                {"apiVersion": "v1", "kind": "Namespace", "verbs": ["read"]},
+                {"apiVersion": "v1", "kind": "ConfigMap", "verbs": ["patch"], "namespaces": [ns]},
+            ],
+        },
+    });
+    let applied = Instant::now();
+    kubectl(&cluster, &["apply", "-f", "-"], Some(&plugin.to_string()));
+    let status = within("the Plugin to be Ready", Duration::from_secs(300), || async {
+        let out = Command::new("kubectl")
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .args(["get", "plugin", &name, "-o", "json"])
+            .output()
+            .ok()?;
+        let object: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let status = object["status"].clone();
+        (status["conditions"][0]["status"] == "True").then_some(status)
+    })
+    .await;
+    eprintln!("{test}: Ready {:?} after the Plugin object was applied: {status}", applied.elapsed());
+    assert_eq!(status["digest"], digest.as_str());
+    create_cm(&cluster, &ns, "by-reference").await;
+    labelled(&cluster, &ns, "by-reference", "team", Duration::from_secs(60)).await;
 }
