@@ -1,13 +1,17 @@
 //! The commands of the `informant` binary, one file each: start-up wiring,
 //! where errors become messages for the user and exit codes. `host.rs` is
-//! what `run` and `dev` share: starting and stopping the host.
+//! what `run` and `dev` share: starting and stopping the host; `new`,
+//! `build` and `test` are the plugin author's, over `crate::authoring`.
 
+mod build;
 mod check;
 mod config_check;
 mod dev;
 mod host;
+mod new;
 mod replay;
 mod run;
+mod test;
 
 use std::{io::IsTerminal, path::Path, process::ExitCode};
 
@@ -29,6 +33,9 @@ pub fn main() -> ExitCode {
         Command::Dev(args) => dev::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Config(ConfigCommand::Check { file }) => config_check::run(&file),
+        Command::New(args) => new::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Test(args) => test::run(&args),
     };
     match result {
         Ok(code) => code,
