@@ -1,20 +1,20 @@
 //! Writing plugins outside this repository. `informant new` writes a
-//! project ([`scaffold`]) with the SDK this binary carries ([`sdk`]);
+//! project (`scaffold`) with the SDK this binary carries ([`sdk`]);
 //! `informant build` builds its component with the language's pinned
 //! toolchain ([`builder`], installed on first use by [`toolchain`]) and
 //! checks it; `informant test` replays the project's fixtures and compares
-//! the actions with the expected ones ([`fixture`], [`diff`]).
+//! the actions with the expected ones (`fixture`, `diff`).
 //!
 //! The test kit builds this repository's Python and JavaScript examples with
 //! the same [`toolchain`] and [`builder`] code, so that installing and
 //! running the toolchains is written once.
 
 pub mod builder;
-pub mod diff;
-pub mod fixture;
+pub(crate) mod diff;
+pub(crate) mod fixture;
 mod language;
 pub mod project;
-pub mod scaffold;
+pub(crate) mod scaffold;
 pub mod sdk;
 pub mod toolchain;
 

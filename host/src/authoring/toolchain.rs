@@ -36,18 +36,11 @@ impl Toolchains {
 
     /// The user's: `informant/toolchains` in the user's cache directory
     /// (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on
-    /// macOS).
-    ///
-    /// # Errors
-    /// [`Error::Project`] if the system names no cache directory.
-    pub fn for_user() -> Result<Self, Error> {
-        let cache = dirs::cache_dir().ok_or_else(|| Error::Project {
-            path: PathBuf::from("~"),
-            reason: "no cache directory for this user (set HOME or XDG_CACHE_HOME), \
-                     or name one with --toolchains DIR"
-                .into(),
-        })?;
-        Ok(Self::at(cache.join("informant").join("toolchains")))
+    /// macOS), or in the system's temporary directory for a user without
+    /// one.
+    pub fn for_user() -> Self {
+        let cache = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
+        Self::at(cache.join("informant").join("toolchains"))
     }
 
     /// The directory.

@@ -35,7 +35,7 @@ pub(super) fn open(args: &ProjectArgs) -> anyhow::Result<(Project, Toolchains)> 
     };
     let toolchains = match &args.toolchains {
         Some(dir) => Toolchains::at(std::path::absolute(dir)?),
-        None => Toolchains::for_user()?,
+        None => Toolchains::for_user(),
     };
     Ok((project, toolchains))
 }
