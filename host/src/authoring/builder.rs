@@ -109,7 +109,12 @@ fn settings_beside(project: &Project) -> Result<(), Error> {
         }
     }
     if let Some((from, to)) = wanted {
-        std::fs::copy(from, &to).map_err(Error::io(&to))?;
+        let text = std::fs::read(from).map_err(Error::io(from))?;
+        // An unchanged file is left alone: a watching `informant dev` would
+        // run the plugin's `init` again for a rewrite.
+        if std::fs::read(&to).ok().as_ref() != Some(&text) {
+            std::fs::write(&to, text).map_err(Error::io(&to))?;
+        }
     }
     Ok(())
 }
@@ -312,6 +317,32 @@ fn newest(path: &Path) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_settings_file_goes_beside_the_component_and_leaves_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("settings.yml"), "team: web\n").unwrap();
+        let mut project = Project {
+            root: root.clone(),
+            name: "p".into(),
+            language: Language::Python,
+            source: root.join("plugin.py"),
+            settings: Some(root.join("settings.yml")),
+        };
+        std::fs::create_dir_all(project.plugin_dir()).unwrap();
+        let beside = project.plugin_dir().join("p.yml");
+        std::fs::write(project.plugin_dir().join("p.json"), "{}").unwrap();
+        settings_beside(&project).unwrap();
+        assert_eq!(std::fs::read_to_string(&beside).unwrap(), "team: web\n");
+        assert!(
+            !project.plugin_dir().join("p.json").exists(),
+            "another settings file is gone"
+        );
+        project.settings = None;
+        settings_beside(&project).unwrap();
+        assert!(!beside.exists());
+    }
 
     #[test]
     fn outputs_are_fresh_only_when_newer_than_every_input() {
