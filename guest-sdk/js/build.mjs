@@ -15,7 +15,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const SDK = dirname(fileURLToPath(import.meta.url));
-const DEFAULT_WIT = resolve(SDK, "..", "..", "wit");
+// The contract: in the SDK's own wit/ where it travels with the SDK (a project
+// written by `informant new`), else the repository's wit/.
+const DEFAULT_WIT = [join(SDK, "wit"), resolve(SDK, "..", "..", "wit")].find((d) => existsSync(d)) ?? join(SDK, "wit");
 const WORLD = "plugin";
 
 function fail(message) {

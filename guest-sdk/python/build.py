@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 SDK = Path(__file__).resolve().parent
-DEFAULT_WIT = SDK.parent.parent / "wit"
+# The contract: in the SDK's own wit/ where it travels with the SDK (a project
+# written by `informant new`), else the repository's wit/.
+DEFAULT_WIT = next((d for d in (SDK / "wit", SDK.parent.parent / "wit") if d.is_dir()), SDK / "wit")
 WORLD = "plugin"
 PINNED = "0.25.1"
 RESERVED = {"informant", "informant_main", "wit_world", "componentize_py_types", "componentize_py_runtime"}

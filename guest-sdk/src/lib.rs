@@ -64,7 +64,7 @@ pub mod bindings {
     // The generated glue uses `unsafe` to move values across the boundary.
     #![allow(unsafe_code, missing_docs, clippy::too_many_arguments)]
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",

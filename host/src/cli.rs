@@ -1,6 +1,6 @@
 //! The command line: `informant run`, `informant dev`, `informant check`,
-//! `informant replay`, and for plugins in registries `push`, `pull`, `sign`
-//! and `keygen`.
+//! `informant replay`; for plugin authors `informant new`, `build` and
+//! `test`; for plugins in registries `push`, `pull`, `sign` and `keygen`.
 
 use std::path::PathBuf;
 
@@ -90,6 +90,34 @@ pub enum Command {
     /// NAME.pub (public, PEM, what the host's signature policy lists).
     Keygen(KeygenArgs),
 
+    /// Create a plugin project in Rust, Python or JavaScript, ready to build
+    /// and test.
+    ///
+    /// Writes a minimal plugin, its build configuration, a README, a test
+    /// case, and the SDK and contract this binary carries: no checkout of
+    /// Informant is needed. Then, inside it: `informant build`, `informant
+    /// test`.
+    New(NewArgs),
+
+    /// Build the plugin project into a component, and check it.
+    ///
+    /// Builds with the language's pinned toolchain, installed on first use.
+    /// Rust: cargo build --release --target wasm32-wasip2. Python:
+    /// componentize-py. JavaScript: esbuild and componentize-js. The
+    /// component goes to target/plugins/NAME.wasm, a directory `informant
+    /// dev --plugins` can run; its path is printed on stdout, and what
+    /// `informant check` says about it on stderr.
+    Build(BuildArgs),
+
+    /// Build the plugin project and replay its test cases against their
+    /// expected actions.
+    ///
+    /// Each directory under tests/ with an events.jsonl (and optionally
+    /// objects.yaml and settings.json) must produce the actions of its
+    /// expected.jsonl. A case fails with a diff when they differ, or when a
+    /// call fails.
+    Test(TestArgs),
+
     /// Run the host against a cluster: watch what the plugins in --plugins
     /// subscribe to, call them with each event, execute their actions.
     ///
@@ -115,6 +143,66 @@ pub enum ConfigCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+/// Arguments of `informant new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The project's directory, created; its name is the plugin's name
+    /// (lowercase letters, digits and '-', starting with a letter).
+    #[arg(value_name = "NAME")]
+    pub path: PathBuf,
+
+    /// The plugin's language: rust, python or js.
+    #[arg(long, value_name = "LANG", value_parser = parse_language)]
+    pub lang: crate::authoring::Language,
+}
+
+fn parse_language(s: &str) -> Result<crate::authoring::Language, String> {
+    s.parse()
+}
+
+/// Which project, and where its toolchains are, for `build` and `test`.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// The project's directory [default: the nearest directory with an
+    /// informant.toml, from the current one up].
+    #[arg(long, value_name = "DIR", env = "INFORMANT_PROJECT")]
+    pub project: Option<PathBuf>,
+
+    /// Where pinned build tools (componentize-py) are installed [default:
+    /// informant/toolchains in the user's cache directory].
+    #[arg(long, value_name = "DIR", env = "INFORMANT_TOOLCHAINS")]
+    pub toolchains: Option<PathBuf>,
+}
+
+/// Arguments of `informant build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Arguments of `informant test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// Only the cases whose name contains this.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+
+    /// Test the component as it is, without building it first.
+    #[arg(long)]
+    pub no_build: bool,
+
+    /// Record the actions the plugin takes as each case's expected.jsonl
+    /// instead of comparing them (a case whose calls fail is not recorded).
+    #[arg(long)]
+    pub update: bool,
 }
 
 /// What the host runs with, for `run` and `dev`.

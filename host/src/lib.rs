@@ -5,6 +5,7 @@
 //! the [`action`]s they commit.
 
 pub mod action;
+pub mod authoring;
 pub mod cache;
 pub mod catalog;
 mod cli;

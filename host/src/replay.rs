@@ -33,6 +33,30 @@ pub enum Error {
     /// The file could not be read.
     #[error("reading events")]
     Io(#[from] std::io::Error),
+    /// An objects file could not be read or put in the cache.
+    #[error("seeding the cache from {}: {reason}", path.display())]
+    Objects {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Put the objects of a YAML or JSON file (single objects or lists) in the
+/// cache, as the informers would have listed them.
+///
+/// # Errors
+/// [`Error::Objects`] naming the file and what is wrong with it.
+pub fn seed(cache: &Store, path: &std::path::Path) -> Result<(), Error> {
+    let bad = |reason: String| Error::Objects {
+        path: path.to_path_buf(),
+        reason,
+    };
+    for object in informant_k8s::manifests::read_objects(path).map_err(|e| bad(e.to_string()))? {
+        cache.upsert(object).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

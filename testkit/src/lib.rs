@@ -78,14 +78,24 @@ pub fn build_guest(language: &str, source: &std::path::Path, output: &std::path:
     }
 }
 
-/// The directory the pinned Python tools (componentize-py, mypy) are
-/// installed in, installed when missing: put it on `PYTHONPATH`.
-pub fn python_tools() -> PathBuf {
-    let (guest, root, toolchains) = guest_toolchain("python");
-    if let Err(why) = guest.install(&root, &toolchains) {
-        panic!("{why}");
-    }
-    toolchains.join("python")
+/// The directories of the pinned Python tools (componentize-py, mypy),
+/// installed when missing, as a `PYTHONPATH`.
+///
+/// # Panics
+/// Saying why, if they cannot be installed.
+pub fn python_tools() -> std::ffi::OsString {
+    use informant::authoring::toolchain::{self, Toolchains};
+    let (_, _, toolchains) = guest_toolchain("python");
+    let tools = Toolchains::at(toolchains);
+    let dirs: Vec<PathBuf> = [("build", "componentize-py"), ("typecheck", "mypy")]
+        .iter()
+        .map(|(extra, name)| {
+            toolchain::pin(extra, name)
+                .and_then(|pin| tools.python_package(&pin, &|_| {}))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    std::env::join_paths(dirs).expect("tool directories without the path separator")
 }
 
 /// A `go` command of the pinned Go the Go examples are built with
@@ -116,15 +126,29 @@ fn guest_toolchain(language: &str) -> (&'static guest::Guest, PathBuf, PathBuf) 
         .parent()
         .map(std::path::Path::to_path_buf)
         .expect("tests/ lives in the workspace root");
-    let toolchains = wasm_dir()
-        .parent()
-        .map(|p| p.join("guest-toolchains"))
-        .expect("the wasm directory is inside the target directory");
+    let toolchains = guest_toolchains();
     if let Err(why) = BUILT[index].get_or_init(|| guest.build_all(&root, &wasm_dir(), &toolchains))
     {
         panic!("the {language} example plugins could not be built: {why}");
     }
     (guest, root, toolchains)
+}
+
+/// Where the tests install the pinned Python tools
+/// (`<target>/guest-toolchains`): what `informant build --toolchains`
+/// gets in the tests that run it, so that they install once.
+pub fn guest_toolchains() -> PathBuf {
+    wasm_dir()
+        .parent()
+        .map(|p| p.join("guest-toolchains"))
+        .expect("the wasm directory is inside the target directory")
+}
+
+/// The plugins workspace's target directory (`<target>/wasm-plugins`),
+/// where every dependency of a Rust plugin is already built: a test that
+/// builds a Rust plugin project gives it as `CARGO_TARGET_DIR`.
+pub fn wasm_target_dir() -> PathBuf {
+    wasm_dir()
 }
 
 /// The compile cache the tests share (wasmtime's, under the target

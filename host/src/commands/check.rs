@@ -2,7 +2,7 @@
 //! for; a plugin in a registry is first resolved, verified as the
 //! configuration's signature policy requires, and pulled.
 
-use std::{process::ExitCode, sync::Arc};
+use std::{path::Path, process::ExitCode, sync::Arc};
 
 use anyhow::Context;
 
@@ -52,21 +52,41 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         };
         (bytes, settings)
     };
-    let engine = engine(
-        args.compile_cache
-            .dir
-            .as_deref()
-            .or(config.compile_cache_dir.as_deref()),
+    let compile_cache = args
+        .compile_cache
+        .dir
+        .as_deref()
+        .or(config.compile_cache_dir.as_deref());
+    let (plugin, verdict) = checked(
+        &args.plugin,
+        bytes,
+        &config,
+        args.config.is_some(),
+        settings,
+        compile_cache,
     )?;
-    let options = crate::runtime::load_options(&config, &engine, &bytes, settings);
-    let cache = Arc::new(Store::new(cache::Config::default()));
-    let plugin = Plugin::load(&engine, &bytes, cache, options).with_context(|| {
-        format!(
-            "{} is not a plugin this host would run",
-            args.plugin.display()
-        )
-    })?;
     println!("{}", serde_json::to_string_pretty(plugin.manifest())?);
+    eprintln!("{verdict}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Load the plugin `bytes` (from `path`, a file or a reference) as
+/// `informant run` would with `config` and `settings`, and say so: its
+/// name, version and contract, and what it asks for beyond the defaults.
+/// `with_config` says whether `config` is the user's file.
+pub(super) fn checked(
+    path: &Path,
+    bytes: Vec<u8>,
+    config: &Config,
+    with_config: bool,
+    settings: serde_json::Value,
+    compile_cache: Option<&Path>,
+) -> anyhow::Result<(Plugin, String)> {
+    let engine = engine(compile_cache)?;
+    let options = crate::runtime::load_options(config, &engine, &bytes, settings);
+    let cache = Arc::new(Store::new(cache::Config::default()));
+    let plugin = Plugin::load(&engine, &bytes, cache, options)
+        .with_context(|| format!("{} is not a plugin this host would run", path.display()))?;
     let resources = &plugin.manifest().resources;
     let (defaults, _) = config.limits_for(plugin.name());
     let mut asks = Vec::new();
@@ -85,14 +105,10 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = resources.instances {
         asks.push(format!("at most {n} instance(s) at a time"));
     }
-    eprintln!(
+    let verdict = format!(
         "{}: loads as informant run{} would load it: {} {} (informant:plugin@{}), {}",
-        args.plugin.display(),
-        if args.config.is_some() {
-            " --config"
-        } else {
-            ""
-        },
+        path.display(),
+        if with_config { " --config" } else { "" },
         plugin.name(),
         plugin.manifest().version,
         plugin.contract_version(),
@@ -102,12 +118,12 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             format!("asks for {}", asks.join(", "))
         }
     );
-    Ok(ExitCode::SUCCESS)
+    Ok((plugin, verdict))
 }
 
 /// Whether `informant check` was given a registry reference rather than a
 /// file: no such file, and it names a registry and a tag or digest.
-fn is_reference(arg: &std::path::Path) -> bool {
+fn is_reference(arg: &Path) -> bool {
     let text = arg.to_string_lossy();
     !arg.exists()
         && text.contains('/')

@@ -1,17 +1,21 @@
 //! The commands of the `informant` binary, one file each: start-up wiring,
 //! where errors become messages for the user and exit codes. `host.rs` is
-//! what `run` and `dev` share: starting and stopping the host.
+//! what `run` and `dev` share: starting and stopping the host; `new`,
+//! `build` and `test` are the plugin author's, over `crate::authoring`.
 
+mod build;
 mod check;
 mod config_check;
 mod dev;
 mod host;
+mod new;
 mod pull;
 mod push;
 mod registry;
 mod replay;
 mod run;
 mod sign;
+mod test;
 
 use std::{io::IsTerminal, path::Path, process::ExitCode};
 
@@ -38,6 +42,9 @@ pub fn main() -> ExitCode {
         Command::Pull(args) => pull::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Keygen(args) => sign::keygen(&args),
+        Command::New(args) => new::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Test(args) => test::run(&args),
     };
     match result {
         Ok(code) => code,

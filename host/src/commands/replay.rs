@@ -8,9 +8,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, bail};
-use informant_k8s::manifests;
-
 use super::{engine, read_plugin, settings};
 use crate::{
     cache::{self, Store},
@@ -18,17 +15,14 @@ use crate::{
     plugin::{Limits, LoadOptions, Plugin},
     replay::{self, Outcome},
 };
+use anyhow::{Context, bail};
 
 pub(super) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let bytes = read_plugin(&args.plugin)?;
     let settings = settings(args.settings.as_deref())?;
     let cache = Arc::new(Store::new(cache::Config::default()));
     for path in &args.objects {
-        for object in manifests::read_objects(path)? {
-            cache
-                .upsert(object)
-                .with_context(|| format!("seeding the cache from {}", path.display()))?;
-        }
+        replay::seed(&cache, path)?;
     }
     let engine = engine(args.compile_cache.dir.as_deref())?;
     let limits = Limits::default()
