@@ -138,7 +138,8 @@ async fn runs_and_acts(project: &Path, name: &str) {
     std::fs::write(
         &config,
         format!(
-            "allow:\n  {name}:\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{namespace}]}}\n"
+            "allow:\n  {name}:\n{}  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{namespace}]}}\n",
+            informant_testkit::READS_EVERYTHING_YAML
         ),
     )
     .unwrap();
