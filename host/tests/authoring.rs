@@ -191,6 +191,7 @@ async fn runs_and_acts(project: &Path, name: &str) {
     });
     let (url, loaded) = rx.await.unwrap();
     assert_eq!(loaded.as_deref(), Some(name), "the host loaded the plugin");
+    informant::tls::install_crypto_provider();
     let client = match &cluster {
         Some(cluster) => cluster.client.clone(),
         None => kube::Client::try_from(kube::Config::new(url.unwrap().parse().unwrap())).unwrap(),
