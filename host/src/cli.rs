@@ -145,6 +145,42 @@ pub struct HostArgs {
     /// Where compiled plugins are kept between runs.
     #[command(flatten)]
     pub compile_cache: CompileCacheArgs,
+
+    /// Admission webhooks.
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Serving plugins' admission webhooks.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Serve the plugins' admission webhooks over HTTPS here; every replica
+    /// serves them [default: the file's `admission.addr`; `dev`:
+    /// 127.0.0.1 on a free port; otherwise admission is off].
+    #[arg(long, value_name = "ADDR", env = "INFORMANT_WEBHOOK_ADDR")]
+    pub webhook_addr: Option<std::net::SocketAddr>,
+
+    /// The webhook server's certificate: `tls.crt`, `tls.key` and
+    /// optionally `ca.crt` in DIR, as a cert-manager Secret is mounted;
+    /// reloaded when they change.
+    #[arg(long, value_name = "DIR", env = "INFORMANT_WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+
+    /// Generate a CA and a certificate at start instead (for dev and tests:
+    /// each replica would make its own, so one replica only).
+    #[arg(
+        long,
+        env = "INFORMANT_WEBHOOK_GENERATE_CERT",
+        conflicts_with = "webhook_cert_dir"
+    )]
+    pub webhook_generate_cert: bool,
+
+    /// The base URL the API server calls the webhooks at
+    /// (`https://host:port`) instead of the `informant` Service: for a host
+    /// outside the cluster [default with a generated certificate: the
+    /// server's own address].
+    #[arg(long, value_name = "URL", env = "INFORMANT_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
 }
 
 impl HostArgs {
@@ -161,6 +197,10 @@ impl HostArgs {
             lease_namespace: self.lease_namespace.clone(),
             dry_run: self.dry_run,
             shutdown_grace: self.shutdown_grace.map(std::time::Duration::from_secs),
+            webhook_addr: self.webhooks.webhook_addr,
+            webhook_cert_dir: self.webhooks.webhook_cert_dir.clone(),
+            webhook_generate_cert: self.webhooks.webhook_generate_cert,
+            webhook_url: self.webhooks.webhook_url.clone(),
         }
     }
 }

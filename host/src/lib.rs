@@ -5,6 +5,7 @@
 //! the [`action`]s they commit.
 
 pub mod action;
+pub mod admission;
 pub mod cache;
 mod cli;
 pub mod commands;

@@ -311,3 +311,31 @@ pub struct SubscriptionView {
 pub struct DeadLetters {
     dead_letters: Vec<DeadLetter>,
 }
+
+/// `/api/v1/webhooks`: every webhook this replica serves (and the ones of
+/// plugins unloaded since), with its requests by decision, failures by
+/// cause and last error, and what the registrar last did.
+pub async fn webhooks(State(state): State<AppState>) -> Json<Webhooks> {
+    Json(match &state.admission {
+        Some(a) => Webhooks {
+            enabled: true,
+            webhooks: a.views(),
+            registration: Some(a.registration()),
+        },
+        None => Webhooks {
+            enabled: false,
+            webhooks: Vec::new(),
+            registration: None,
+        },
+    })
+}
+
+/// The body of `/api/v1/webhooks`.
+#[derive(Debug, Serialize)]
+pub struct Webhooks {
+    /// Whether this host serves admission (`--webhook-addr`).
+    enabled: bool,
+    webhooks: Vec<crate::admission::webhooks::WebhookView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration: Option<crate::admission::registrar::Status>,
+}

@@ -19,7 +19,7 @@ use axum::{
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::{reload::Reloader, runtime::Runtime};
+use crate::{admission::Admission, reload::Reloader, runtime::Runtime};
 
 pub use metrics::HostCollector;
 
@@ -44,6 +44,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error with this status.
+    pub fn new(status: StatusCode, what: impl Into<String>) -> Self {
+        Self {
+            status,
+            error: what.into(),
+        }
+    }
+
     /// A 404 for a path that does not exist.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self {
@@ -70,19 +78,37 @@ pub struct AppState {
     pub registry: Arc<prometheus_client::registry::Registry>,
     /// The host's collector in that registry, refreshed before a scrape.
     pub collector: Arc<HostCollector>,
+    /// The webhooks served, if admission is on.
+    pub admission: Option<Arc<Admission>>,
 }
 
 impl AppState {
     /// State for `runtime`, with a registry holding the host's metrics.
     pub fn new(runtime: Arc<Runtime>, reloader: Option<Arc<Reloader>>) -> Self {
+        Self::with_admission(runtime, reloader, None)
+    }
+
+    /// State for `runtime` serving `admission` too: its metrics, its admin
+    /// view and its readiness.
+    pub fn with_admission(
+        runtime: Arc<Runtime>,
+        reloader: Option<Arc<Reloader>>,
+        admission: Option<Arc<Admission>>,
+    ) -> Self {
         let mut registry = prometheus_client::registry::Registry::default();
         let collector = Arc::new(HostCollector::new(runtime.clone(), reloader.clone()));
         registry.register_collector(Box::new(collector.clone()));
+        if let Some(a) = &admission {
+            registry.register_collector(Box::new(
+                crate::admission::metrics::AdmissionCollector::new(a.clone()),
+            ));
+        }
         Self {
             runtime,
             reloader,
             registry: Arc::new(registry),
             collector,
+            admission,
         }
     }
 }
@@ -98,12 +124,13 @@ pub fn health_router(state: AppState) -> Router {
 }
 
 /// The admin API: `/api/v1/plugins`, `/api/v1/subscriptions`,
-/// `/api/v1/dead-letters`.
+/// `/api/v1/dead-letters`, `/api/v1/webhooks`.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/plugins", get(admin::plugins))
         .route("/api/v1/subscriptions", get(admin::subscriptions))
         .route("/api/v1/dead-letters", get(admin::dead_letters))
+        .route("/api/v1/webhooks", get(admin::webhooks))
         .fallback(not_found)
         .with_state(state)
 }
@@ -156,6 +183,11 @@ async fn checks(state: &AppState) -> Vec<Check> {
         .map(|(k, _, _)| format!("{}/{}", k.api_version, k.plural))
         .collect();
     unsynced.dedup();
+    let webhooks = state
+        .admission
+        .as_ref()
+        .map(|a| a.waiting())
+        .unwrap_or_default();
     vec![
         Check {
             name: "plugins",
@@ -191,6 +223,18 @@ async fn checks(state: &AppState) -> Vec<Check> {
                 "every plugin has started".into()
             } else {
                 format!("waiting for their watches to sync: {}", waiting.join(", "))
+            },
+        },
+        Check {
+            name: "webhooks",
+            ok: webhooks.is_empty(),
+            reason: if webhooks.is_empty() {
+                "every webhook answers".into()
+            } else {
+                format!(
+                    "waiting for their plugins' subscriptions to sync: {}",
+                    webhooks.join(", ")
+                )
             },
         },
     ]

@@ -11,6 +11,7 @@ use wasmtime::{Store, component::Linker};
 
 use super::{
     Event, Manifest,
+    admission::{AdmissionRequest, Verdict},
     bindings::{v0_1, v0_2},
     host::{ActionRequest, Code, GuestError, HostState, Level},
     manifest::ManifestError,
@@ -315,6 +316,29 @@ impl Exports {
             Self::V0_2(p) => p.call_init(store, settings)?.map_err(Into::into),
             Self::V0_1(p) => p.call_init(store, settings)?.map_err(Into::into),
         })
+    }
+
+    /// Call `admit` with one admission request.
+    ///
+    /// # Errors
+    /// A trap or an interrupt; the plugin's own error is the inner result.
+    /// Plugins built against 0.2.0 or 0.1.0 have no admission export (and
+    /// their manifests no webhook, so the host never asks).
+    pub(crate) fn admit(
+        &self,
+        _store: &mut Store<HostState>,
+        _request: &AdmissionRequest,
+    ) -> wasmtime::Result<Result<Verdict, GuestError>> {
+        let version = match self {
+            Self::V0_2(_) => VERSIONS[0],
+            Self::V0_1(_) => VERSIONS[1],
+        };
+        Ok(Err(GuestError {
+            code: Code::Failed,
+            message: format!(
+                "built against informant:plugin@{version}, which has no admission interface"
+            ),
+        }))
     }
 
     /// Call `handle` with one event.

@@ -155,6 +155,12 @@ pub struct HostState {
     result_bytes: usize,
     stdout: Arc<Mutex<Capture>>,
     stderr: Arc<Mutex<Capture>>,
+    /// The current call is an admission call: it may read the cache, never
+    /// enqueue (an admission call has no side effects).
+    admission: bool,
+    /// The first read or action refused during the current admission call:
+    /// a verdict that rests on what the plugin could not see is not used.
+    refused_in_call: Option<String>,
 }
 
 impl HostState {
@@ -185,6 +191,8 @@ impl HostState {
             result_bytes: 0,
             stdout,
             stderr,
+            admission: false,
+            refused_in_call: None,
         }
     }
 
@@ -198,6 +206,19 @@ impl HostState {
         self.pending.clear();
         self.result_bytes = 0;
         self.limiter.refused = false;
+        self.admission = false;
+        self.refused_in_call = None;
+    }
+
+    /// Reset per-call state before an admission call.
+    pub(crate) fn begin_admission(&mut self) {
+        self.begin_call();
+        self.admission = true;
+    }
+
+    /// What was refused first during the current admission call, if anything.
+    pub(crate) fn refused_in_call(&self) -> Option<&str> {
+        self.refused_in_call.as_deref()
     }
 
     /// Take the call's actions and flush its output.
@@ -579,11 +600,15 @@ impl HostState {
     /// Count and report a refusal, and hand it to the guest. Reported at the
     /// 1st, 10th, 100th... time per plugin and code, so a plugin that keeps
     /// asking does not flood the log.
-    fn refused<T>(&self, what: &str, result: Result<T, GuestError>) -> Result<T, GuestError> {
+    fn refused<T>(&mut self, what: &str, result: Result<T, GuestError>) -> Result<T, GuestError> {
         use std::sync::atomic::Ordering::Relaxed;
         let Err(e) = &result else {
             return result;
         };
+        if self.admission && self.refused_in_call.is_none() && e.code != Code::Failed {
+            self.refused_in_call =
+                Some(format!("{what} refused ({}): {}", e.code.name(), e.message));
+        }
         let Some(ctx) = &self.ctx else {
             return result;
         };
@@ -685,6 +710,15 @@ impl HostState {
 
     fn enqueue_inner(&mut self, action: ActionRequest) -> Result<(), GuestError> {
         let ctx = self.plugin_ctx()?.clone();
+        if self.admission {
+            return Err(error(
+                Code::Forbidden,
+                format!(
+                    "plugin {}: an admission call cannot enqueue actions: it must have no side effects (react to the change in handle instead)",
+                    ctx.name
+                ),
+            ));
+        }
         let max = ctx.limits.max_actions_per_call;
         if self.pending.len() >= max {
             return Err(error(

@@ -16,6 +16,7 @@ use wasmtime::{Store, Trap, component::Component};
 
 use super::{
     CallError, Engine, Error, Event, Limits, Outcome,
+    admission::{AdmissionRequest, Verdict},
     contract::{Exports, ExportsPre},
     host::{GuestError, HostState, PluginContext, truncate},
     manifest::Manifest,
@@ -24,6 +25,25 @@ use crate::{action::Action, cache::Store as Cache};
 
 /// Longest error message kept from a guest.
 const MAX_GUEST_ERROR: usize = 4096;
+
+/// What kind of call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `handle`: may enqueue actions; counted in [`CallStats`].
+    Event,
+    /// `admit`: reads only; counted by admission.
+    Admission,
+}
+
+/// What an admission call returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The plugin's verdict.
+    pub verdict: Verdict,
+    /// The first cache read (or action) refused during the call, if any: the
+    /// verdict then rests on what the plugin could not see.
+    pub refused: Option<String>,
+}
 
 /// How a plugin is loaded.
 #[derive(Debug, Clone)]
@@ -426,27 +446,75 @@ impl Plugin {
     /// # Errors
     /// [`CallError`] says how the call failed; its actions are discarded.
     pub fn handle(&self, event: &Event) -> Result<Vec<Action>, CallError> {
+        let limits = self.ctx.limits.clone();
+        self.call(&limits, Mode::Event, |exports, store| {
+            exports.handle(store, event)
+        })
+        .map(|((), actions, _)| actions)
+    }
+
+    /// Ask the plugin about one admission request, under `deadline` (or
+    /// its own deadline, if shorter). The call reads the cache as `handle`
+    /// does and cannot enqueue actions. Its outcome is not counted with the
+    /// event calls: admission has its own counters.
+    ///
+    /// # Errors
+    /// [`CallError`] says how the call failed.
+    pub fn admit(
+        &self,
+        request: &AdmissionRequest,
+        deadline: Duration,
+    ) -> Result<Admitted, CallError> {
+        let limits = self
+            .ctx
+            .limits
+            .clone()
+            .deadline(deadline.min(self.ctx.limits.deadline));
+        self.call(&limits, Mode::Admission, |exports, store| {
+            exports.admit(store, request)
+        })
+        .map(|(verdict, _, refused)| Admitted { verdict, refused })
+    }
+
+    /// One call on an idle instance (or a fresh one): the call's result,
+    /// the actions it committed and, for admission calls, its first refusal.
+    fn call<T>(
+        &self,
+        limits: &Limits,
+        mode: Mode,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<Result<T, GuestError>>,
+    ) -> Result<(T, Vec<Action>, Option<String>), CallError> {
+        let counted = mode == Mode::Event;
         let pooled = self.idle.lock().pop();
         let mut instance = match pooled {
             Some(i) => i,
-            None => self.instance().inspect_err(|e| self.count(e))?,
+            None => self.instance().inspect_err(|e| {
+                if counted {
+                    self.count(e)
+                }
+            })?,
         };
-        let limits = &self.ctx.limits;
-        instance.store.data_mut().begin_call();
+        match mode {
+            Mode::Event => instance.store.data_mut().begin_call(),
+            Mode::Admission => instance.store.data_mut().begin_admission(),
+        }
         instance
             .store
             .set_epoch_deadline(Engine::ticks_for(limits.deadline));
-        let result = instance.exports.handle(&mut instance.store, event);
+        let result = f(&instance.exports, &mut instance.store);
         // Before the call's output is flushed: a panic's message is in it.
         let panic = result
             .as_ref()
             .err()
             .and_then(|_| panic_message(&instance.store.data().stderr_recent()));
+        let refused = instance.store.data().refused_in_call().map(str::to_string);
         let actions = instance.store.data_mut().end_call();
         let outcome = match result {
-            Ok(Ok(())) => {
-                self.stats.ok.fetch_add(1, Ordering::Relaxed);
-                Ok(actions)
+            Ok(Ok(value)) => {
+                if counted {
+                    self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok((value, actions, refused))
             }
             // A language runtime turns a refused growth into its own error
             // (Python's MemoryError) and returns it: still out of memory, and
@@ -460,7 +528,9 @@ impl Plugin {
                         truncate(e.message, MAX_GUEST_ERROR)
                     ),
                 };
-                self.count(&err);
+                if counted {
+                    self.count(&err);
+                }
                 return Err(err);
             }
             Ok(Err(e)) => Err(failed(e)),
@@ -469,12 +539,16 @@ impl Plugin {
                     (Some(Trap::UnreachableCodeReached), Some(panic)) => CallError::Trap(panic),
                     _ => classify(&e, &instance.store, limits),
                 };
-                self.count(&err);
+                if counted {
+                    self.count(&err);
+                }
                 // A trapped instance may be in any state: drop it.
                 return Err(err);
             }
         };
-        if let Err(e) = &outcome {
+        if let Err(e) = &outcome
+            && counted
+        {
             self.count(e);
         }
         if !instance.fit_to_keep() {

@@ -218,6 +218,9 @@ pub struct Manifest {
     pub writes: Vec<WriteGrant>,
     /// Limits it asks for.
     pub resources: ResourceRequest,
+    /// Its admission webhook, if it declares one (contract 0.3.0 and later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<super::webhook::Webhook>,
 }
 
 const MAX_SUBSCRIPTIONS: usize = 64;
@@ -371,6 +374,7 @@ impl TryFrom<wit::Manifest> for Manifest {
                     n => n,
                 },
             },
+            webhook: None,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! after a trap. Every call runs under a CPU deadline (epoch interruption),
 //! a memory cap and caps on what crosses the boundary.
 
+pub mod admission;
 pub(crate) mod bindings;
 mod contract;
 mod engine;
@@ -13,6 +14,7 @@ mod limits;
 mod loaded;
 pub mod manifest;
 mod output;
+pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +23,7 @@ use serde::Serialize;
 pub use engine::{Binary, EPOCH_TICK, Engine};
 pub use host::HostState;
 pub use limits::Limits;
-pub use loaded::{CallCounts, LoadOptions, Plugin, describe};
+pub use loaded::{Admitted, CallCounts, LoadOptions, Plugin, describe};
 pub use manifest::{Manifest, ManifestError};
 
 use crate::{cache::CachedObject, vocabulary::EventType};
