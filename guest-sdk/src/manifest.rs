@@ -148,6 +148,8 @@ impl Manifest {
                 deadline_ms: None,
                 instances: None,
             },
+            state: None,
+            admission: None,
         })
     }
 

@@ -45,7 +45,7 @@ pub enum Command {
     /// Check that a file is a valid Informant plugin and print its manifest as JSON.
     ///
     /// Compiles the component, links it against the contract it was built for
-    /// (informant:plugin@0.2.0 or 0.1.0), calls `describe` and `init` and
+    /// (informant:plugin@0.3.0, 0.2.0 or 0.1.0), calls `describe` and `init` and
     /// validates the manifest against the limits `--config` sets, as `run`
     /// does. Prints what the manifest asks for beyond the defaults on stderr.
     /// Exits 0 if the plugin would load, non-zero with the reason otherwise.

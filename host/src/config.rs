@@ -140,7 +140,7 @@ pub struct WebhookFile {
     /// False: not registered, not served.
     pub enabled: Option<bool>,
     /// Replaces the plugin's rules.
-    pub rules: Option<Vec<crate::plugin::webhook::Rule>>,
+    pub rules: Option<Vec<crate::plugin::webhook::RuleSpec>>,
     /// Required as well as the plugin's (`matchLabels`, `matchExpressions`).
     pub namespace_selector: Option<serde_json::Value>,
     /// Required as well as the plugin's.
@@ -800,23 +800,30 @@ fn admission(
                 })
                 .transpose()
         };
-        if let Some(rules) = &w.rules {
-            if rules.is_empty() {
+        let rules = match &w.rules {
+            Some(rules) if rules.is_empty() => {
                 return Err(invalid(
                     key("rules"),
                     "an empty list never matches; use enabled: false to turn the webhook off"
                         .into(),
                 ));
             }
-            for (i, r) in rules.iter().enumerate() {
-                r.validate(&key(&format!("rules[{i}]")))
-                    .map_err(|e| invalid(e.field, e.reason))?;
-            }
-        }
-        if let Some(c) = &w.match_conditions {
-            crate::plugin::webhook::check_conditions(&key("matchConditions"), c)
-                .map_err(|e| invalid(e.field, e.reason))?;
-        }
+            Some(rules) => Some(
+                rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| r.to_rule(&key(&format!("rules[{i}]"))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(e.field, e.reason))?,
+            ),
+            None => None,
+        };
+        let match_conditions = w
+            .match_conditions
+            .clone()
+            .map(|c| crate::plugin::webhook::match_conditions(&key("matchConditions"), c))
+            .transpose()
+            .map_err(|e| invalid(e.field, e.reason))?;
         if let Some(t) = w.timeout_seconds
             && !(1..=crate::plugin::webhook::MAX_TIMEOUT_SECONDS).contains(&t)
         {
@@ -829,10 +836,10 @@ fn admission(
             plugin.clone(),
             Override {
                 enabled: w.enabled,
-                rules: w.rules.clone(),
+                rules,
                 namespace_selector: selector("namespaceSelector", &w.namespace_selector)?,
                 object_selector: selector("objectSelector", &w.object_selector)?,
-                match_conditions: w.match_conditions.clone(),
+                match_conditions,
                 failure_policy: w.failure_policy,
                 timeout_seconds: w.timeout_seconds,
             },

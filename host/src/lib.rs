@@ -2,7 +2,7 @@
 //!
 //! The host watches what its plugins subscribe to, keeps it in an indexed
 //! [`cache`], calls the sandboxed [`plugin`]s with each event, and executes
-//! the [`action`]s they commit.
+//! the [`action`]s they commit and keeps each plugin's [`state`].
 
 pub mod action;
 pub mod admission;
@@ -21,4 +21,5 @@ pub mod reload;
 mod replay;
 pub mod runtime;
 pub mod settings;
+pub mod state;
 pub mod vocabulary;

@@ -130,4 +130,6 @@ class Manifest:
             [i.to_wit() for i in self.indexes],
             wit.Permissions(self.read_kinds, self.write_grants),
             wit.ResourceRequest(self.memory_mib, self.deadline_ms, self.max_instances),
+            None,
+            None,
         )

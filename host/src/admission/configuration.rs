@@ -21,7 +21,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector as K8sLabelSelector, ObjectMeta},
 };
 
-use crate::plugin::webhook::{FailurePolicy, MatchCondition, Rule, Webhook, WebhookKind};
+use crate::plugin::webhook::{FailurePolicy, MatchCondition, Mode, Rule, Webhook};
 use informant_k8s::selector::{LabelSelector, Operator, Requirement};
 
 /// The label every namespace carries with its own name.
@@ -216,10 +216,10 @@ impl Settings {
 
 /// The path a plugin's webhook is served at: `/validate/NAME` or
 /// `/mutate/NAME`.
-pub fn path(kind: WebhookKind, plugin: &str) -> String {
+pub fn path(kind: Mode, plugin: &str) -> String {
     match kind {
-        WebhookKind::Validating => format!("/validate/{plugin}"),
-        WebhookKind::Mutating => format!("/mutate/{plugin}"),
+        Mode::Validating => format!("/validate/{plugin}"),
+        Mode::Mutating => format!("/mutate/{plugin}"),
     }
 }
 
@@ -277,8 +277,8 @@ pub fn configurations(
     let mut mutating = Vec::new();
     for (plugin, w) in webhooks {
         let common = Common::of(plugin, w, target);
-        match w.kind {
-            WebhookKind::Validating => validating.push(ValidatingWebhook {
+        match w.mode {
+            Mode::Validating => validating.push(ValidatingWebhook {
                 admission_review_versions: vec!["v1".into()],
                 client_config: common.client_config,
                 failure_policy: Some(w.failure_policy.as_str().into()),
@@ -291,7 +291,7 @@ pub fn configurations(
                 side_effects: "None".into(),
                 timeout_seconds: Some(common.timeout_seconds),
             }),
-            WebhookKind::Mutating => mutating.push(MutatingWebhook {
+            Mode::Mutating => mutating.push(MutatingWebhook {
                 admission_review_versions: vec!["v1".into()],
                 client_config: common.client_config,
                 failure_policy: Some(w.failure_policy.as_str().into()),
@@ -332,7 +332,7 @@ struct Common {
 
 impl Common {
     fn of(plugin: &str, w: &Webhook, target: &Target<'_>) -> Self {
-        let path = path(w.kind, plugin);
+        let path = path(w.mode, plugin);
         let client_config = match &target.client {
             Client::Service {
                 name,
@@ -411,7 +411,7 @@ mod tests {
 
     fn owner_required() -> Webhook {
         Webhook {
-            kind: WebhookKind::Validating,
+            mode: Mode::Validating,
             rules: vec![Rule {
                 operations: vec![Operation::Create, Operation::Update],
                 api_groups: vec!["apps".into()],
@@ -466,7 +466,7 @@ mod tests {
     fn configurations_name_each_webhook_and_exclude_the_hosts_namespace() {
         let settings = Settings::generated("127.0.0.1:0".parse().unwrap());
         let mut mutating = owner_required();
-        mutating.kind = WebhookKind::Mutating;
+        mutating.mode = Mode::Mutating;
         let target = Target {
             settings: &settings,
             client: Client::Url("https://127.0.0.1:9443".into()),

@@ -19,7 +19,7 @@ use super::review::{Response, Status};
 use crate::plugin::{
     CallError,
     admission::{AdmissionRequest, Verdict},
-    webhook::{FailurePolicy, WebhookKind},
+    webhook::{FailurePolicy, Mode},
 };
 
 /// The most warnings passed on from one verdict.
@@ -72,7 +72,7 @@ pub enum Failure {
     #[error("it is not a {called} webhook")]
     WrongKind {
         /// What the API server called.
-        called: WebhookKind,
+        called: Mode,
     },
     /// No instance was free within the call's budget.
     #[error("no instance was free within {0:?}")]
@@ -124,7 +124,7 @@ pub struct Judge<'a> {
     /// The plugin's name.
     pub plugin: &'a str,
     /// What the API server called.
-    pub kind: WebhookKind,
+    pub kind: Mode,
     /// What to do when the plugin cannot decide.
     pub failure_policy: FailurePolicy,
 }
@@ -232,7 +232,7 @@ impl Judge<'_> {
         if patch.0.is_empty() {
             return Ok(verdict);
         }
-        if self.kind == WebhookKind::Validating {
+        if self.kind == Mode::Validating {
             return Err(Failure::BadPatch(
                 "comes from a validating webhook, which may not change the object".into(),
             ));
@@ -332,7 +332,7 @@ mod tests {
         }
     }
 
-    fn judge(kind: WebhookKind, failure_policy: FailurePolicy) -> Judge<'static> {
+    fn judge(kind: Mode, failure_policy: FailurePolicy) -> Judge<'static> {
         Judge {
             plugin: "p",
             kind,
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn an_allowed_request_echoes_the_uid() {
-        let a = judge(WebhookKind::Validating, FailurePolicy::Fail).answer(
+        let a = judge(Mode::Validating, FailurePolicy::Fail).answer(
             &request(RequestOperation::Create),
             Ok(Verdict {
                 allowed: true,
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_denial_keeps_its_message_and_a_sane_code() {
-        let j = judge(WebhookKind::Validating, FailurePolicy::Fail);
+        let j = judge(Mode::Validating, FailurePolicy::Fail);
         let deny = |code| Verdict {
             allowed: false,
             message: Some("Deployment shop/web has no owner label".into()),
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn a_good_patch_from_a_mutating_webhook_is_passed_on() {
-        let a = judge(WebhookKind::Mutating, FailurePolicy::Fail).answer(
+        let a = judge(Mode::Mutating, FailurePolicy::Fail).answer(
             &request(RequestOperation::Create),
             Ok(allow_with(
                 r#"[{"op":"add","path":"/spec/template/spec/containers/0/resources","value":{"requests":{"cpu":"10m"}}}]"#,
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(a.decision, Decision::Mutated, "{:?}", a.failure);
         let patch: Value = serde_json::from_str(a.response.patch.as_deref().unwrap()).unwrap();
         assert_eq!(patch[0]["op"], "add");
-        let empty = judge(WebhookKind::Validating, FailurePolicy::Fail)
+        let empty = judge(Mode::Validating, FailurePolicy::Fail)
             .answer(&request(RequestOperation::Create), Ok(allow_with("[]")));
         assert_eq!(empty.decision, Decision::Allowed);
         assert_eq!(empty.response.patch, None);
@@ -407,37 +407,37 @@ mod tests {
     fn bad_patches_never_reach_the_api_server() {
         let cases = [
             (
-                WebhookKind::Mutating,
+                Mode::Mutating,
                 RequestOperation::Create,
                 "{not json",
                 "is not a JSON patch",
             ),
             (
-                WebhookKind::Mutating,
+                Mode::Mutating,
                 RequestOperation::Create,
                 r#"[{"op":"frobnicate","path":"/a"}]"#,
                 "is not a JSON patch",
             ),
             (
-                WebhookKind::Mutating,
+                Mode::Mutating,
                 RequestOperation::Create,
                 r#"[{"op":"replace","path":"/nope/nothing","value":1}]"#,
                 "does not apply to the object",
             ),
             (
-                WebhookKind::Mutating,
+                Mode::Mutating,
                 RequestOperation::Create,
                 r#"[{"op":"replace","path":"/kind","value":"Pod"}]"#,
                 "apiVersion or kind",
             ),
             (
-                WebhookKind::Mutating,
+                Mode::Mutating,
                 RequestOperation::Delete,
                 r#"[{"op":"add","path":"/a","value":1}]"#,
                 "a DELETE has none",
             ),
             (
-                WebhookKind::Validating,
+                Mode::Validating,
                 RequestOperation::Create,
                 r#"[{"op":"add","path":"/a","value":1}]"#,
                 "validating webhook",
@@ -462,7 +462,7 @@ mod tests {
         let failure = Failure::Call(CallError::Timeout {
             deadline: Duration::from_millis(100),
         });
-        let fail = judge(WebhookKind::Validating, FailurePolicy::Fail)
+        let fail = judge(Mode::Validating, FailurePolicy::Fail)
             .answer(&request(RequestOperation::Create), Err(failure.clone()));
         assert_eq!(fail.decision, Decision::Error);
         assert!(!fail.response.allowed);
@@ -472,12 +472,12 @@ mod tests {
             status.message,
             "plugin p could not decide (timeout): the call ran past its 100ms deadline and was stopped; failurePolicy Fail refuses the request"
         );
-        let ignore = judge(WebhookKind::Validating, FailurePolicy::Ignore)
+        let ignore = judge(Mode::Validating, FailurePolicy::Ignore)
             .answer(&request(RequestOperation::Create), Err(failure));
         assert_eq!(ignore.decision, Decision::Error);
         assert!(ignore.response.allowed);
         assert!(ignore.response.warnings[0].ends_with("allowed by failurePolicy Ignore"));
-        let unloaded = judge(WebhookKind::Mutating, FailurePolicy::Fail)
+        let unloaded = judge(Mode::Mutating, FailurePolicy::Fail)
             .answer(&request(RequestOperation::Update), Err(Failure::Unloaded));
         assert!(
             unloaded

@@ -18,7 +18,7 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{Admission, ReviewError};
-use crate::{http::ApiError, plugin::webhook::WebhookKind};
+use crate::{http::ApiError, plugin::webhook::Mode};
 
 /// The largest review read: an object and its old state, each up to the
 /// API server's 3 MiB request limit.
@@ -52,7 +52,7 @@ async fn validate(
     Path(plugin): Path<String>,
     body: Bytes,
 ) -> Response {
-    review(&admission, &plugin, WebhookKind::Validating, &body).await
+    review(&admission, &plugin, Mode::Validating, &body).await
 }
 
 async fn mutate(
@@ -60,10 +60,10 @@ async fn mutate(
     Path(plugin): Path<String>,
     body: Bytes,
 ) -> Response {
-    review(&admission, &plugin, WebhookKind::Mutating, &body).await
+    review(&admission, &plugin, Mode::Mutating, &body).await
 }
 
-async fn review(admission: &Admission, plugin: &str, kind: WebhookKind, body: &[u8]) -> Response {
+async fn review(admission: &Admission, plugin: &str, kind: Mode, body: &[u8]) -> Response {
     match admission.review(plugin, kind, body).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(ReviewError::Malformed(e)) => ApiError::new(

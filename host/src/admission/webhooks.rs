@@ -34,7 +34,7 @@ use crate::{
     plugin::{
         CallError, Plugin,
         admission::AdmissionRequest,
-        webhook::{Webhook, WebhookKind},
+        webhook::{Mode, Webhook},
     },
 };
 
@@ -206,7 +206,7 @@ impl Admission {
             .into_iter()
             .filter_map(|lane| {
                 let plugin = lane.plugin();
-                let declared = plugin.manifest().webhook.as_ref()?;
+                let declared = plugin.manifest().admission.as_ref()?;
                 let webhook = self.settings.effective(lane.name(), declared)?;
                 Some(Current {
                     plugin: lane.name().to_string(),
@@ -264,7 +264,7 @@ impl Admission {
     pub async fn review(
         &self,
         plugin: &str,
-        called: WebhookKind,
+        called: Mode,
         body: &[u8],
     ) -> Result<Vec<u8>, ReviewError> {
         let started = Instant::now();
@@ -283,13 +283,13 @@ impl Admission {
                 let p = lane.plugin();
                 let webhook = self
                     .settings
-                    .effective(plugin, p.manifest().webhook.as_ref()?)?;
+                    .effective(plugin, p.manifest().admission.as_ref()?)?;
                 Some((lane, p, webhook))
             });
             let (served, webhook, result) = match live {
                 Some((lane, p, webhook)) => {
                     let served = self.served_as(plugin, &webhook, lane.concurrency());
-                    let result = if webhook.kind != called {
+                    let result = if webhook.mode != called {
                         Err(Failure::WrongKind { called })
                     } else if !lane.started() {
                         Err(Failure::NotReady)
@@ -366,7 +366,7 @@ impl Admission {
                 let webhook = live.map_or_else(|| s.webhook.read().clone(), |c| c.webhook.clone());
                 WebhookView {
                     name: self.settings.webhook_name(&plugin),
-                    path: super::configuration::path(webhook.kind, &plugin),
+                    path: super::configuration::path(webhook.mode, &plugin),
                     state: match live {
                         Some(c) if c.ready => WebhookState::Ready,
                         Some(_) => WebhookState::Syncing,

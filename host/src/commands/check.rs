@@ -58,6 +58,28 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = resources.instances {
         asks.push(format!("at most {n} instance(s) at a time"));
     }
+    let state = &plugin.manifest().state;
+    if state.tier != crate::state::Tier::Memory {
+        asks.push(format!("a {} state store", state.tier));
+    }
+    for (quota, value) in [
+        ("keys", state.max_keys.map(u64::from)),
+        ("bytes per value", state.max_value_bytes.map(u64::from)),
+        ("bytes in all", state.max_total_bytes),
+    ] {
+        if let Some(n) = value {
+            asks.push(format!("a state quota of {n} {quota}"));
+        }
+    }
+    if let Some(webhook) = &plugin.manifest().admission {
+        asks.push(format!(
+            "a {} admission webhook",
+            match webhook.mode {
+                crate::plugin::webhook::Mode::Validating => "validating",
+                crate::plugin::webhook::Mode::Mutating => "mutating",
+            }
+        ));
+    }
     eprintln!(
         "{}: loads as informant run{} would load it: {} {} (informant:plugin@{}), {}",
         args.plugin.display(),

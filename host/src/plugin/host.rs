@@ -628,6 +628,14 @@ impl HostState {
         result
     }
 
+    /// Count and report a refused call to the store.
+    pub(crate) fn refused_state<T>(
+        &mut self,
+        result: Result<T, GuestError>,
+    ) -> Result<T, GuestError> {
+        self.refused("state call", result)
+    }
+
     pub(crate) fn get(&mut self, r: ObjectRef) -> Result<Option<String>, GuestError> {
         let result = self.get_inner(r);
         self.refused("cache read", result)

@@ -210,7 +210,27 @@ fn describe_with(engine: &Engine, pre: &ExportsPre, limits: &Limits) -> Result<M
         .describe(&mut store)
         .map_err(|e| Error::Describe(classify(&e, &store, &startup(limits)).to_string()))?;
     store.data_mut().end_call();
-    Ok(manifest?)
+    let manifest = manifest?;
+    check_admission(&manifest, pre)?;
+    Ok(manifest)
+}
+
+/// A component serves admission when, and only when, its manifest declares
+/// the webhook and it exports `admission`.
+fn check_admission(manifest: &Manifest, pre: &ExportsPre) -> Result<(), Error> {
+    match (manifest.admission.is_some(), pre.has_admission()) {
+        (true, false) => Err(Error::Admission(format!(
+            "the manifest declares an admission webhook (manifest.admission), but the component \
+             does not export {}: build it for the plugin-with-admission world",
+            super::contract::ADMISSION_EXPORT
+        ))),
+        (false, true) => Err(Error::Admission(format!(
+            "the component exports {} but its manifest declares no webhook: declare it in \
+             manifest.admission, or build for the plugin world",
+            super::contract::ADMISSION_EXPORT
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// How long instantiating a plugin and running `describe` or `init` may
@@ -355,9 +375,16 @@ impl Plugin {
     }
 
     /// The version of the WIT contract the component was built against:
-    /// `0.2.0` or `0.1.0`.
+    /// `0.3.0`, `0.2.0` or `0.1.0`.
     pub fn contract_version(&self) -> &'static str {
         self.pre.version()
+    }
+
+    /// Whether the component exports `admission` (the
+    /// `plugin-with-admission` world); its manifest then declares the
+    /// webhook.
+    pub fn serves_admission(&self) -> bool {
+        self.pre.has_admission()
     }
 
     /// The SHA-256 of the component's bytes, hex.

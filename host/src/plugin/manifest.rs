@@ -5,9 +5,13 @@ use std::{collections::HashSet, time::Duration};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::bindings::types as wit;
+use super::{
+    bindings::types as wit,
+    webhook::{self, Webhook},
+};
 use crate::{
     cache::FieldPath,
+    state::Tier,
     vocabulary::{EventType, KindKey, Verb},
 };
 use informant_k8s::selector::{self, FieldSelector, LabelSelector};
@@ -200,6 +204,23 @@ pub struct ResourceRequest {
     pub instances: Option<u32>,
 }
 
+/// What a plugin asks of its store (`manifest.state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateRequest {
+    /// The tier it asks for; the operator may narrow it.
+    pub tier: Tier,
+    /// The most keys, if it asks for other than the host's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_keys: Option<u32>,
+    /// The largest value in bytes, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_value_bytes: Option<u32>,
+    /// The most bytes of keys and values, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_total_bytes: Option<u64>,
+}
+
 /// A validated manifest.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -218,9 +239,11 @@ pub struct Manifest {
     pub writes: Vec<WriteGrant>,
     /// Limits it asks for.
     pub resources: ResourceRequest,
-    /// Its admission webhook, if it declares one (contract 0.3.0 and later).
+    /// What it asks of its store.
+    pub state: StateRequest,
+    /// The admission webhook it serves, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<super::webhook::Webhook>,
+    pub admission: Option<Webhook>,
 }
 
 const MAX_SUBSCRIPTIONS: usize = 64;
@@ -274,10 +297,10 @@ impl TryFrom<wit::Manifest> for Manifest {
             ));
         }
         check_text("version", &m.version, "version")?;
-        if m.subscriptions.is_empty() {
+        if m.subscriptions.is_empty() && m.admission.is_none() {
             return Err(invalid(
                 "subscriptions",
-                "a plugin needs at least one subscription",
+                "a plugin needs at least one subscription, or an admission webhook",
             ));
         }
         if m.subscriptions.len() > MAX_SUBSCRIPTIONS {
@@ -354,6 +377,11 @@ impl TryFrom<wit::Manifest> for Manifest {
             verbs.dedup();
             writes.push(WriteGrant { kind, verbs });
         }
+        let state = match m.state {
+            None => StateRequest::default(),
+            Some(s) => state_request(s)?,
+        };
+        let admission = m.admission.map(webhook::webhook).transpose()?;
         Ok(Self {
             name: m.name,
             version: m.version,
@@ -361,6 +389,8 @@ impl TryFrom<wit::Manifest> for Manifest {
             indexes,
             reads,
             writes,
+            state,
+            admission,
             resources: ResourceRequest {
                 memory_mib: m.resources.memory_mib,
                 deadline_ms: m.resources.deadline_ms,
@@ -374,9 +404,30 @@ impl TryFrom<wit::Manifest> for Manifest {
                     n => n,
                 },
             },
-            webhook: None,
         })
     }
+}
+
+fn state_request(s: wit::StateRequest) -> Result<StateRequest, ManifestError> {
+    let positive = |field: &str, v: Option<u64>| match v {
+        Some(0) => Err(invalid(
+            format!("state.{field}"),
+            "must be at least 1 (or none, for the host's default)",
+        )),
+        _ => Ok(()),
+    };
+    positive("maxKeys", s.max_keys.map(u64::from))?;
+    positive("maxValueBytes", s.max_value_bytes.map(u64::from))?;
+    positive("maxTotalBytes", s.max_total_bytes)?;
+    Ok(StateRequest {
+        tier: match s.tier {
+            wit::StateTier::Memory => Tier::Memory,
+            wit::StateTier::Durable => Tier::Durable,
+        },
+        max_keys: s.max_keys,
+        max_value_bytes: s.max_value_bytes,
+        max_total_bytes: s.max_total_bytes,
+    })
 }
 
 fn subscription(field: &str, s: wit::Subscription) -> Result<Subscription, ManifestError> {
@@ -498,6 +549,8 @@ mod tests {
                 deadline_ms: None,
                 instances: None,
             },
+            state: None,
+            admission: None,
         }
     }
 
@@ -570,5 +623,43 @@ mod tests {
             let err = Manifest::try_from(m).unwrap_err();
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn a_plugin_with_a_webhook_needs_no_subscription() {
+        let mut m = wit_manifest();
+        m.subscriptions.clear();
+        assert_eq!(
+            Manifest::try_from(m.clone()).unwrap_err().field,
+            "subscriptions"
+        );
+        m.admission = Some(super::webhook::tests::wit_webhook());
+        let m = Manifest::try_from(m).unwrap();
+        assert!(m.admission.is_some());
+    }
+
+    #[test]
+    fn a_state_request_is_read_and_zero_quotas_refused() {
+        let mut m = wit_manifest();
+        assert_eq!(
+            Manifest::try_from(m.clone()).unwrap().state.tier,
+            Tier::Memory
+        );
+        m.state = Some(wit::StateRequest {
+            tier: wit::StateTier::Durable,
+            max_keys: Some(100),
+            max_value_bytes: None,
+            max_total_bytes: None,
+        });
+        let state = Manifest::try_from(m.clone()).unwrap().state;
+        assert_eq!(state.tier, Tier::Durable);
+        assert_eq!(state.max_keys, Some(100));
+        if let Some(s) = m.state.as_mut() {
+            s.max_total_bytes = Some(0);
+        }
+        assert_eq!(
+            Manifest::try_from(m).unwrap_err().field,
+            "state.maxTotalBytes"
+        );
     }
 }
