@@ -218,6 +218,13 @@ impl Manifest {
         self
     }
 
+    /// Serve an admission webhook (export with `export_plugin!(P,
+    /// admission)`); a plugin with a webhook needs no subscription.
+    pub fn webhook(mut self, webhook: crate::admission::Webhook) -> Self {
+        self.0.admission = Some(webhook.into_wit());
+        self
+    }
+
     #[doc(hidden)]
     pub fn into_wit(self) -> wit::Manifest {
         self.0

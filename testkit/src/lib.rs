@@ -185,6 +185,17 @@ impl HostProcess {
     }
 }
 
+/// A host whose test panicked before it was terminated is killed, so no
+/// host outlives its test (one serving webhooks would keep answering).
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Send SIGTERM, as Kubernetes does, and wait up to 30 s for the exit;
 /// returns the exit status and everything the host wrote to stderr.
 ///

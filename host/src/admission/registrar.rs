@@ -135,14 +135,14 @@ pub async fn run(
             applied = None;
             admission.set_registration(|s| s.registering = false);
         }
+        // A channel whose sender is gone never changes again (a generated
+        // certificate is never renewed; a singleton nobody feeds any more
+        // keeps its last word): it is no reason to stop.
         tokio::select! {
             () = stop.cancelled() => break,
-            r = changes.changed() => if r.is_err() { break },
-            r = ca_bundle.changed() => if r.is_err() { break },
-            r = singleton.changed() => if r.is_err() {
-                // Nobody tells this replica any more: it keeps what it was.
-                singleton = watch::channel(registering).1;
-            },
+            () = changed(&mut changes) => {},
+            () = changed(&mut ca_bundle) => {},
+            () = changed(&mut singleton) => {},
             () = sleep(retry) => {}
         }
     }
@@ -159,6 +159,13 @@ pub async fn run(
                 tracing::warn!(configuration = %name, "webhook configurations not removed on shutdown: the API server did not answer within 5 s")
             }
         }
+    }
+}
+
+/// The next change, or never if nothing can change any more.
+async fn changed<T>(rx: &mut watch::Receiver<T>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

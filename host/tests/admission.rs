@@ -1,0 +1,601 @@
+//! Admission end to end: the `informant run` binary serves real plugins'
+//! webhooks over TLS with a certificate it generated, registers them with
+//! server-side apply, and the API server (the embedded one, or a real
+//! kube-apiserver on `INFORMANT_TEST_KUBECONFIG`, which calls the host over
+//! loopback) sends its requests there. Each test narrows the webhooks to
+//! namespaces of its own, so a shared cluster never sees them.
+
+// Tests fail loudly: unwrapping is the point.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    time::Duration,
+};
+
+use informant_testkit::{
+    HostProcess, TestCluster, eventually, host_command, plugin_path, terminate,
+};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap, core::v1::Namespace};
+use kube::{
+    Api,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+    core::{ApiResource, GroupVersionKind, Status},
+};
+use serde_json::{Value, json};
+
+/// A host serving webhooks, and where.
+struct Served {
+    host: HostProcess,
+    admin: String,
+    health: String,
+    webhooks: SocketAddr,
+    configuration: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The address in a line the host printed: `... at http(s)://ADDR/...`.
+fn address_in(line: &str) -> String {
+    let start = line.find("://").unwrap() + 3;
+    let rest = &line[start..];
+    rest[..rest.find('/').unwrap_or(rest.len())].to_string()
+}
+
+/// `informant run` with `plugins` (file name, compiled fixture) and the
+/// webhooks of each narrowed to `namespaces`; `extra` is YAML added under
+/// every plugin's `admission.plugins.NAME`.
+async fn serve(
+    cluster: &TestCluster,
+    plugins: &[(&str, &str)],
+    names: &[&str],
+    namespaces: &[&str],
+    extra: &str,
+) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).unwrap();
+    for (file, fixture) in plugins {
+        std::fs::copy(plugin_path(fixture), plugin_dir.join(file)).unwrap();
+    }
+    let configuration = TestCluster::unique_name("informant-test");
+    cluster.track("validatingwebhookconfiguration", &configuration);
+    cluster.track("mutatingwebhookconfiguration", &configuration);
+    let mut config = format!(
+        "admission:\n  addr: '127.0.0.1:0'\n  generateCertificate: true\n  configurationName: {configuration}\n  plugins:\n"
+    );
+    for name in names {
+        config.push_str(&format!(
+            "    {name}:\n      namespaceSelector: {{matchExpressions: [{{key: kubernetes.io/metadata.name, operator: In, values: [{}]}}]}}\n",
+            namespaces.join(", ")
+        ));
+        for line in extra.lines() {
+            config.push_str(&format!("      {line}\n"));
+        }
+    }
+    let config_file = dir.path().join("informant.yaml");
+    std::fs::write(&config_file, config).unwrap();
+    let mut host = HostProcess::spawn(
+        host_command(env!("CARGO_BIN_EXE_informant"), "run")
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .arg("--plugins")
+            .arg(&plugin_dir)
+            .arg("--config")
+            .arg(&config_file),
+    );
+    let stdout = host.stdout();
+    let printed: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .take(4)
+            .map(Result::unwrap)
+            .collect()
+    })
+    .await
+    .unwrap();
+    assert!(
+        printed[3].starts_with("admission webhooks at https://"),
+        "{printed:?}"
+    );
+    Served {
+        host,
+        health: address_in(&printed[1]),
+        admin: address_in(&printed[2]),
+        webhooks: address_in(&printed[3]).parse().unwrap(),
+        configuration,
+        _dir: dir,
+    }
+}
+
+fn status(e: kube::Error) -> Status {
+    match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+fn deployment(name: &str, labels: Value) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [
+                                  {"name": "app", "image": "busybox"},
+                                  {"name": "sidecar", "image": "busybox", "resources": {"requests": {"cpu": "1"}}},
+                              ]}}}
+    }))
+    .unwrap()
+}
+
+fn configmap(name: &str, gate: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": {"gate": gate}}})).unwrap()
+}
+
+async fn label_namespace(cluster: &TestCluster, ns: &str, labels: Value) {
+    let api: Api<Namespace> = Api::all(cluster.client.clone());
+    api.patch(
+        ns,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": labels}})),
+    )
+    .await
+    .unwrap();
+}
+
+/// A GET of the host's HTTP side, its body.
+async fn get(addr: &str, path: &str) -> String {
+    let (status, body) = informant_testkit::http_get(addr.parse().unwrap(), path).await;
+    assert!(status == 200 || status == 503, "{path}: {status} {body}");
+    body
+}
+
+/// The registered configuration of `kind`, if it exists.
+async fn configuration(cluster: &TestCluster, kind: &str, name: &str) -> Option<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "admissionregistration.k8s.io",
+        "v1",
+        kind,
+    ));
+    Api::<DynamicObject>::all_with(cluster.client.clone(), &resource)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+/// A kube client for the host's webhook server, trusting the CA the host
+/// registered.
+async fn webhook_client(cluster: &TestCluster, served: &Served) -> kube::Client {
+    use rustls_pki_types::{CertificateDer, pem::PemObject};
+    let registered = eventually(
+        "a registered configuration",
+        Duration::from_secs(30),
+        || async {
+            configuration(
+                cluster,
+                "ValidatingWebhookConfiguration",
+                &served.configuration,
+            )
+            .await
+        },
+    )
+    .await;
+    let bundle = registered.data["webhooks"][0]["clientConfig"]["caBundle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    use base64::Engine as _;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(bundle)
+        .unwrap();
+    let ders: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.unwrap().to_vec())
+        .collect();
+    let mut config = kube::Config::new(format!("https://{}", served.webhooks).parse().unwrap());
+    config.root_cert = Some(ders);
+    kube::Client::try_from(config).unwrap()
+}
+
+/// POST `body` to the webhook server: status and body.
+async fn post(client: &kube::Client, path: &str, body: Vec<u8>) -> (u16, Value) {
+    use http_body_util::BodyExt as _;
+    let request = http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(body))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn review(uid: &str, name: &str, ns: &str, gate: &str) -> Vec<u8> {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid,
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "name": name, "namespace": ns, "operation": "CREATE",
+        "userInfo": {"username": "test"},
+        "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns, "labels": {"gate": gate}}},
+        "oldObject": null, "dryRun": false}})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn owner_required_and_default_requests_answer_the_api_server() {
+    let cluster = TestCluster::start().await;
+    let strict = cluster.namespace("adm-strict").await;
+    let relaxed = cluster.namespace("adm-relaxed").await;
+    label_namespace(
+        &cluster,
+        &strict,
+        json!({"informant.dev/owner-required": "true"}),
+    )
+    .await;
+    let served = serve(
+        &cluster,
+        &[
+            ("owner-required.wasm", "owner_required"),
+            ("default-requests.wasm", "default_requests"),
+        ],
+        &["owner-required", "default-requests"],
+        &[&strict, &relaxed],
+        "",
+    )
+    .await;
+    let strict_api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &strict);
+    let relaxed_api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &relaxed);
+
+    // Once registered (a real API server picks configurations up from its
+    // informers, and the host registers a webhook once its plugin's cache
+    // has synced), a Deployment without an owner is refused in the
+    // labelled namespace, naming the Deployment and the namespace.
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let denial = eventually("owner-required in effect", Duration::from_secs(60), || {
+        let api = strict_api.clone();
+        let dry = dry.clone();
+        async move { api.create(&dry, &deployment("web", json!({}))).await.err() }
+    })
+    .await;
+    let s = status(denial);
+    assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        s.message,
+        format!(
+            "admission webhook \"owner-required.informant.dev\" denied the request: Deployment {strict}/web has no \"owner\" label, and namespace {strict} requires one (informant.dev/owner-required=true): add metadata.labels.owner"
+        )
+    );
+    // With an owner it passes, and default-requests (mutating, so first)
+    // gave the container without requests its defaults, and said so.
+    let created = strict_api
+        .create(
+            &PostParams::default(),
+            &deployment("owned", json!({"owner": "team-a"})),
+        )
+        .await
+        .unwrap();
+    let containers = created.spec.unwrap().template.spec.unwrap().containers;
+    let requests = |i: usize| {
+        serde_json::to_value(&containers[i].resources.as_ref().unwrap().requests).unwrap()
+    };
+    assert_eq!(requests(0), json!({"cpu": "10m", "memory": "32Mi"}));
+    assert_eq!(requests(1), json!({"cpu": "1"}), "requests it set are kept");
+    // Elsewhere, no owner is needed.
+    relaxed_api
+        .create(&PostParams::default(), &deployment("web", json!({})))
+        .await
+        .unwrap();
+    // An update that removes the owner is refused too.
+    let s = status(
+        strict_api
+            .patch(
+                "owned",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"owner": null}}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 403, "{}", s.message);
+
+    // Metrics by plugin and decision, the duration histogram, readiness.
+    let metrics = get(&served.health, "/metrics").await;
+    for expected in [
+        "informant_admission_requests_total{plugin=\"owner-required\",decision=\"denied\"}",
+        "informant_admission_requests_total{plugin=\"owner-required\",decision=\"allowed\"}",
+        "informant_admission_requests_total{plugin=\"default-requests\",decision=\"mutated\"}",
+        "informant_admission_duration_seconds_count{plugin=\"owner-required\"}",
+        "informant_webhook_ready{plugin=\"owner-required\"} 1",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing:\n{metrics}");
+    }
+    let ready = get(&served.health, "/readyz?verbose").await;
+    assert!(
+        ready.contains("[+] webhooks: every webhook answers"),
+        "{ready}"
+    );
+    // The admin API lists the webhooks, their counts and the registration.
+    let view: Value = serde_json::from_str(&get(&served.admin, "/api/v1/webhooks").await).unwrap();
+    assert_eq!(view["enabled"], true);
+    let owner = view["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["plugin"] == "owner-required")
+        .unwrap();
+    assert_eq!(owner["state"], "ready");
+    assert_eq!(owner["name"], "owner-required.informant.dev");
+    assert!(
+        owner["requests"]["denied"].as_u64().unwrap() >= 2,
+        "{owner}"
+    );
+    assert!(
+        owner["durations"]["count"].as_u64().unwrap() >= 3,
+        "{owner}"
+    );
+    let registered = view["registration"]["registered"].as_array().unwrap();
+    assert_eq!(registered.len(), 2, "{view}");
+
+    // The webhooks point at this process: on shutdown they go with it.
+    let (exit, _stderr) = terminate(served.host).await;
+    assert!(exit.success());
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        assert!(
+            configuration(&cluster, kind, &served.configuration)
+                .await
+                .is_none(),
+            "{kind} left behind"
+        );
+    }
+}
+
+/// Every way a plugin can fail to decide, under `failurePolicy: Fail`.
+#[tokio::test]
+async fn a_plugin_that_cannot_decide_is_answered_by_its_failure_policy() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("adm-fail").await;
+    let served = serve(
+        &cluster,
+        &[("gatekeeper.wasm", "gatekeeper")],
+        &["gatekeeper"],
+        &[&ns],
+        "",
+    )
+    .await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    eventually("gatekeeper in effect", Duration::from_secs(60), || {
+        let api = api.clone();
+        let dry = dry.clone();
+        async move { api.create(&dry, &configmap("probe", "deny")).await.err() }
+    })
+    .await;
+    for (gate, cause, says) in [
+        ("trap", "trap", "the plugin trapped: panicked at"),
+        ("loop", "timeout", "the call ran past its 100ms deadline"),
+        ("error", "failed", "gatekeeper failed on purpose"),
+        (
+            "read-secret",
+            "refused",
+            "cache read refused (forbidden): plugin gatekeeper may not read v1/Secret",
+        ),
+        (
+            "enqueue",
+            "refused",
+            "an admission call cannot enqueue actions",
+        ),
+    ] {
+        let s = status(
+            api.create(&PostParams::default(), &configmap(gate, gate))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(s.code, 500, "{gate}: {}", s.message);
+        let prefix = format!(
+            "admission webhook \"gatekeeper.informant.dev\" denied the request: plugin gatekeeper could not decide ({cause}): "
+        );
+        assert!(
+            s.message.starts_with(&prefix) && s.message.contains(says),
+            "{gate}: {}",
+            s.message
+        );
+        assert!(
+            s.message
+                .ends_with("; failurePolicy Fail refuses the request"),
+            "{}",
+            s.message
+        );
+    }
+    // A plain one still works: the host recovered from each.
+    api.create(&PostParams::default(), &configmap("fine", "fine"))
+        .await
+        .unwrap();
+    let metrics = get(&served.health, "/metrics").await;
+    for cause in ["trap", "timeout", "failed", "refused"] {
+        let line = format!(
+            "informant_admission_failures_total{{plugin=\"gatekeeper\",cause=\"{cause}\"}}"
+        );
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    let view: Value = serde_json::from_str(&get(&served.admin, "/api/v1/webhooks").await).unwrap();
+    let last = &view["webhooks"][0]["lastError"];
+    assert_eq!(last["cause"], "refused", "{view}");
+    assert!(
+        last["request"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("CREATE v1 configmaps {ns}/enqueue")),
+        "{last}"
+    );
+
+    // Malformed reviews get a 400 with a message; a request for a plugin
+    // that was never loaded, a 404.
+    let client = webhook_client(&cluster, &served).await;
+    let (code, body) = post(&client, "/validate/gatekeeper", b"{not json".to_vec()).await;
+    assert_eq!(code, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed AdmissionReview: the body is not an AdmissionReview"),
+        "{body}"
+    );
+    let (code, _) = post(&client, "/validate/nobody", review("u1", "x", &ns, "fine")).await;
+    assert_eq!(code, 404);
+    let (_, stderr) = terminate(served.host).await;
+    assert!(
+        stderr.contains("admission request answered by the failure policy")
+            && stderr.contains("cause=\"timeout\"")
+            && stderr.contains("malformed AdmissionReview answered with 400"),
+        "{stderr}"
+    );
+}
+
+/// The operator's configuration overrides a plugin's failure policy; a
+/// mutating webhook's bad patch never reaches the API server.
+#[tokio::test]
+async fn the_operator_overrides_the_failure_policy_and_bad_patches_stay_home() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("adm-ignore").await;
+    let served = serve(
+        &cluster,
+        &[("gatekeeper.wasm", "gatekeeper_mutating")],
+        &["gatekeeper"],
+        &[&ns],
+        "failurePolicy: Ignore",
+    )
+    .await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let patched = eventually("gatekeeper in effect", Duration::from_secs(60), || {
+        let api = api.clone();
+        let dry = dry.clone();
+        async move {
+            let cm = api.create(&dry, &configmap("probe", "patch")).await.ok()?;
+            cm.metadata.labels?.get("gated").cloned()
+        }
+    })
+    .await;
+    assert_eq!(patched, "yes");
+    // Ignore: a trap lets the request through, unchanged.
+    let created = api
+        .create(&PostParams::default(), &configmap("trap", "trap"))
+        .await
+        .unwrap();
+    assert!(!created.metadata.labels.unwrap().contains_key("gated"));
+    // A patch that does not apply is never sent: the host answers for it.
+    let created = api
+        .create(&PostParams::default(), &configmap("bad", "badpatch"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.labels.unwrap()["gate"], "badpatch");
+    let registered = configuration(
+        &cluster,
+        "MutatingWebhookConfiguration",
+        &served.configuration,
+    )
+    .await
+    .unwrap();
+    assert_eq!(registered.data["webhooks"][0]["failurePolicy"], "Ignore");
+    let metrics = get(&served.health, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "informant_admission_failures_total{plugin=\"gatekeeper\",cause=\"bad_patch\"} 1"
+        ),
+        "{metrics}"
+    );
+    terminate(served.host).await;
+}
+
+/// Registration follows the plugin directory: a webhook appears with its
+/// plugin and goes with it; a request that arrives for a plugin just
+/// unloaded is answered by the failure policy it had.
+#[tokio::test]
+async fn webhooks_follow_hot_reload() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("adm-reload").await;
+    let served = serve(&cluster, &[], &["gatekeeper"], &[&ns], "").await;
+    let plugins = served._dir.path().join("plugins");
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    std::fs::copy(plugin_path("gatekeeper"), plugins.join("gatekeeper.wasm")).unwrap();
+    eventually(
+        "the new plugin's webhook in effect",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                api.create(
+                    &PostParams::default(),
+                    &configmap(&TestCluster::unique_name("d"), "deny"),
+                )
+                .await
+                .err()
+            }
+        },
+    )
+    .await;
+    let client = webhook_client(&cluster, &served).await;
+    std::fs::remove_file(plugins.join("gatekeeper.wasm")).unwrap();
+    eventually(
+        "the configuration gone with the plugin",
+        Duration::from_secs(60),
+        || async {
+            configuration(
+                &cluster,
+                "ValidatingWebhookConfiguration",
+                &served.configuration,
+            )
+            .await
+            .is_none()
+            .then_some(())
+        },
+    )
+    .await;
+    // An API server that had not seen it go yet still calls; the host
+    // answers by the failure policy the webhook had (Fail).
+    let (code, body) = post(
+        &client,
+        "/validate/gatekeeper",
+        review("u-late", "late", &ns, "fine"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let response = &body["response"];
+    assert_eq!(response["uid"], "u-late");
+    assert_eq!(response["allowed"], false);
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("plugin gatekeeper could not decide (unloaded)"),
+        "{body}"
+    );
+    // And the API server no longer calls it.
+    eventually("no webhook any more", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            api.create(
+                &PostParams::default(),
+                &configmap(&TestCluster::unique_name("d"), "deny"),
+            )
+            .await
+            .ok()
+        }
+    })
+    .await;
+    let (_, stderr) = terminate(served.host).await;
+    assert!(stderr.contains("cause=\"unloaded\""), "{stderr}");
+}
