@@ -51,14 +51,18 @@ pub enum Command {
     /// Exits 0 if the plugin would load, non-zero with the reason otherwise.
     Check(CheckArgs),
 
-    /// Run a plugin offline against recorded events and print its actions.
+    /// Run a plugin offline against recorded events and print its actions,
+    /// or against AdmissionReviews and print its webhook's answers.
     ///
     /// The cache is seeded from the --objects files; then each line of the
     /// events file (JSON Lines, as `kubectl get -w -o json
     /// --output-watch-events` prints) updates the cache and goes to the
     /// plugin's matching subscriptions. Every committed action is printed to
     /// stdout as one JSON line; failed calls are reported on stderr, and make
-    /// the exit status non-zero.
+    /// the exit status non-zero. With --reviews, each AdmissionReview goes to
+    /// the plugin's webhook and the host's answer is printed; a review the
+    /// plugin could not decide is reported on stderr and makes the exit
+    /// status non-zero.
     Replay(ReplayArgs),
 
     /// Work with the configuration file.
@@ -282,8 +286,20 @@ pub struct ReplayArgs {
     pub plugin: PathBuf,
 
     /// The events, one JSON watch event per line (`-` for stdin).
-    #[arg(long, value_name = "EVENTS.jsonl")]
-    pub events: PathBuf,
+    #[arg(
+        long,
+        value_name = "EVENTS.jsonl",
+        required_unless_present = "reviews",
+        conflicts_with = "reviews"
+    )]
+    pub events: Option<PathBuf>,
+
+    /// AdmissionReviews for the plugin's webhook instead (`-` for stdin):
+    /// one per line, or pretty-printed one after the other, as the API
+    /// server posts them. Each answer the host would send is printed as a
+    /// JSON line (its decision, status, warnings and patch).
+    #[arg(long, value_name = "REVIEWS.json")]
+    pub reviews: Option<PathBuf>,
 
     /// Objects to put in the cache first: YAML (multi-document) or JSON,
     /// single objects or lists. Repeat for several files.

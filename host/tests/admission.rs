@@ -599,3 +599,147 @@ async fn webhooks_follow_hot_reload() {
     let (_, stderr) = terminate(served.host).await;
     assert!(stderr.contains("cause=\"unloaded\""), "{stderr}");
 }
+
+/// `informant` with `args`: exit code, stdout, stderr.
+fn informant(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_informant"))
+        .env_remove("INFORMANT_LOG")
+        .env_remove("INFORMANT_LOG_FORMAT")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `informant replay --reviews`: AdmissionReview fixtures in, the host's
+/// answers out, offline, for both admission examples.
+#[test]
+fn replay_answers_reviews_as_the_host_would() {
+    for (name, file) in [
+        ("owner-required", "owner_required"),
+        ("default-requests", "default_requests"),
+    ] {
+        let dir = informant_testkit::fixture(&format!("replay/{name}"));
+        let plugin = plugin_path(file);
+        let reviews = dir.join("reviews.json");
+        let objects = dir.join("objects.yaml");
+        let mut args = vec![
+            std::ffi::OsStr::new("replay"),
+            plugin.as_os_str(),
+            std::ffi::OsStr::new("--reviews"),
+            reviews.as_os_str(),
+        ];
+        if objects.exists() {
+            args.extend([std::ffi::OsStr::new("--objects"), objects.as_os_str()]);
+        }
+        let (code, stdout, stderr) = informant(&args);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let expected = json_lines(&std::fs::read_to_string(dir.join("expected.jsonl")).unwrap());
+        assert_eq!(json_lines(&stdout), expected, "{name}: {stderr}");
+    }
+    // What the fixtures show, said plainly.
+    let owner = json_lines(
+        &std::fs::read_to_string(informant_testkit::fixture(
+            "replay/owner-required/expected.jsonl",
+        ))
+        .unwrap(),
+    );
+    let decisions: Vec<&str> = owner
+        .iter()
+        .map(|a| a["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        decisions,
+        ["denied", "allowed", "allowed", "denied", "denied"]
+    );
+    let requests = json_lines(
+        &std::fs::read_to_string(informant_testkit::fixture(
+            "replay/default-requests/expected.jsonl",
+        ))
+        .unwrap(),
+    );
+    assert_eq!(requests[0]["decision"], "mutated");
+    assert_eq!(
+        requests[0]["patch"][0]["value"],
+        json!({"requests": {"cpu": "10m", "memory": "32Mi"}})
+    );
+}
+
+#[test]
+fn replay_reports_reviews_the_plugin_cannot_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let reviews = dir.path().join("reviews.json");
+    let lines: Vec<String> = ["trap", "fine", "read-secret"]
+        .iter()
+        .map(|gate| String::from_utf8(review(&format!("u-{gate}"), gate, "default", gate)).unwrap())
+        .collect();
+    std::fs::write(&reviews, lines.join("\n")).unwrap();
+    let plugin = plugin_path("gatekeeper");
+    let (code, stdout, stderr) = informant(&[
+        "replay".as_ref(),
+        plugin.as_os_str(),
+        "--reviews".as_ref(),
+        reviews.as_os_str(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let answers = json_lines(&stdout);
+    assert_eq!(answers.len(), 3, "{stdout}");
+    assert_eq!(answers[0]["decision"], "error");
+    assert_eq!(answers[0]["allowed"], false);
+    assert_eq!(answers[1]["decision"], "allowed");
+    assert_eq!(answers[2]["decision"], "error");
+    assert!(
+        stderr.contains("reviews.json:1: admission request answered by the failure policy: CREATE v1 configmaps default/trap (trap): the plugin trapped: panicked at")
+            && stderr.contains("reviews.json:3: admission request answered by the failure policy: CREATE v1 configmaps default/read-secret (refused): cache read refused (forbidden)"),
+        "{stderr}"
+    );
+    // A plugin without a webhook, and a review that is not one, say so.
+    let (code, _, stderr) = informant(&[
+        "replay".as_ref(),
+        plugin_path("label_enforcer").as_os_str(),
+        "--reviews".as_ref(),
+        reviews.as_os_str(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("declares no admission webhook"), "{stderr}");
+    std::fs::write(&reviews, "{\"apiVersion\": \"v1\", \"kind\": \"Pod\"}\n").unwrap();
+    let (code, _, stderr) = informant(&[
+        "replay".as_ref(),
+        plugin.as_os_str(),
+        "--reviews".as_ref(),
+        reviews.as_os_str(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("line 1: expected apiVersion admission.k8s.io/v1 kind AdmissionReview"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_says_what_webhook_a_plugin_serves() {
+    let plugin = plugin_path("owner_required");
+    let (code, stdout, stderr) = informant(&["check".as_ref(), plugin.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    let manifest: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(manifest["admission"]["mode"], "validating");
+    assert_eq!(
+        manifest["admission"]["rules"][0]["resources"][0],
+        "deployments"
+    );
+    assert!(
+        stderr.contains("a validating admission webhook"),
+        "{stderr}"
+    );
+}

@@ -157,7 +157,7 @@ impl std::fmt::Debug for Admission {
 
 /// How a request reads in logs and the admin API:
 /// `CREATE apps/v1 deployments shop/web`.
-fn describe(r: &AdmissionRequest) -> String {
+pub fn describe(r: &AdmissionRequest) -> String {
     let gv = if r.resource.group.is_empty() {
         r.resource.version.clone()
     } else {

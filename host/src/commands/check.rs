@@ -72,12 +72,21 @@ pub(super) fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(webhook) = &plugin.manifest().admission {
-        asks.push(format!(
-            "a {} admission webhook",
-            match webhook.mode {
-                crate::plugin::webhook::Mode::Validating => "validating",
-                crate::plugin::webhook::Mode::Mutating => "mutating",
+        let operator = config
+            .admission
+            .as_ref()
+            .map(|a| (a.effective(plugin.name(), webhook), a));
+        let changed = match &operator {
+            Some((None, _)) => " (disabled by the configuration: admission.plugins.NAME.enabled)",
+            Some((Some(w), _)) if w != webhook => {
+                " (changed by the configuration: admission.plugins.NAME)"
             }
+            _ => "",
+        };
+        asks.push(format!(
+            "a {} admission webhook{}",
+            webhook.mode,
+            changed.replace("NAME", plugin.name())
         ));
     }
     eprintln!(
