@@ -47,7 +47,7 @@ fn address_in(line: &str) -> String {
 /// every plugin's `admission.plugins.NAME`.
 async fn serve(
     cluster: &TestCluster,
-    plugins: &[(&str, &str)],
+    plugins: &[(&str, std::path::PathBuf)],
     names: &[&str],
     namespaces: &[&str],
     extra: &str,
@@ -55,8 +55,8 @@ async fn serve(
     let dir = tempfile::tempdir().unwrap();
     let plugin_dir = dir.path().join("plugins");
     std::fs::create_dir(&plugin_dir).unwrap();
-    for (file, fixture) in plugins {
-        std::fs::copy(plugin_path(fixture), plugin_dir.join(file)).unwrap();
+    for (file, path) in plugins {
+        std::fs::copy(path, plugin_dir.join(file)).unwrap();
     }
     let configuration = TestCluster::unique_name("informant-test");
     cluster.track("validatingwebhookconfiguration", &configuration);
@@ -82,7 +82,9 @@ async fn serve(
             .arg("--plugins")
             .arg(&plugin_dir)
             .arg("--config")
-            .arg(&config_file),
+            .arg(&config_file)
+            .arg("--compile-cache")
+            .arg(informant_testkit::compile_cache()),
     );
     let stdout = host.stdout();
     let printed: Vec<String> = tokio::task::spawn_blocking(move || {
@@ -224,6 +226,16 @@ fn review(uid: &str, name: &str, ns: &str, gate: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn owner_required_and_default_requests_answer_the_api_server() {
+    owner_required_end_to_end(plugin_path("owner_required")).await;
+}
+
+/// The Python twin of owner-required, through the API server.
+#[tokio::test]
+async fn the_python_owner_required_answers_the_api_server() {
+    owner_required_end_to_end(informant_testkit::guest_plugin("python", "owner-required")).await;
+}
+
+async fn owner_required_end_to_end(owner_required: std::path::PathBuf) {
     let cluster = TestCluster::start().await;
     let strict = cluster.namespace("adm-strict").await;
     let relaxed = cluster.namespace("adm-relaxed").await;
@@ -236,8 +248,8 @@ async fn owner_required_and_default_requests_answer_the_api_server() {
     let served = serve(
         &cluster,
         &[
-            ("owner-required.wasm", "owner_required"),
-            ("default-requests.wasm", "default_requests"),
+            ("owner-required.wasm", owner_required),
+            ("default-requests.wasm", plugin_path("default_requests")),
         ],
         &["owner-required", "default-requests"],
         &[&strict, &relaxed],
@@ -363,7 +375,7 @@ async fn a_plugin_that_cannot_decide_is_answered_by_its_failure_policy() {
     let ns = cluster.namespace("adm-fail").await;
     let served = serve(
         &cluster,
-        &[("gatekeeper.wasm", "gatekeeper")],
+        &[("gatekeeper.wasm", plugin_path("gatekeeper"))],
         &["gatekeeper"],
         &[&ns],
         "",
@@ -469,7 +481,7 @@ async fn the_operator_overrides_the_failure_policy_and_bad_patches_stay_home() {
     let ns = cluster.namespace("adm-ignore").await;
     let served = serve(
         &cluster,
-        &[("gatekeeper.wasm", "gatekeeper_mutating")],
+        &[("gatekeeper.wasm", plugin_path("gatekeeper_mutating"))],
         &["gatekeeper"],
         &[&ns],
         "failurePolicy: Ignore",
@@ -742,4 +754,38 @@ fn check_says_what_webhook_a_plugin_serves() {
         stderr.contains("a validating admission webhook"),
         "{stderr}"
     );
+}
+
+/// The Python owner-required declares what its Rust twin declares and
+/// answers the same reviews the same way.
+#[test]
+fn the_python_owner_required_is_the_twin_of_the_rust_one() {
+    let python = informant_testkit::guest_plugin("python", "owner-required");
+    let cache = informant_testkit::compile_cache();
+    let manifest = |plugin: &std::path::Path| -> Value {
+        let (code, stdout, stderr) = informant(&[
+            "check".as_ref(),
+            "--compile-cache".as_ref(),
+            cache.as_os_str(),
+            plugin.as_os_str(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    };
+    assert_eq!(manifest(&python), manifest(&plugin_path("owner_required")));
+    let dir = informant_testkit::fixture("replay/owner-required");
+    let (reviews, objects) = (dir.join("reviews.json"), dir.join("objects.yaml"));
+    let (code, stdout, stderr) = informant(&[
+        "replay".as_ref(),
+        "--compile-cache".as_ref(),
+        cache.as_os_str(),
+        python.as_os_str(),
+        "--reviews".as_ref(),
+        reviews.as_os_str(),
+        "--objects".as_ref(),
+        objects.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let expected = json_lines(&std::fs::read_to_string(dir.join("expected.jsonl")).unwrap());
+    assert_eq!(json_lines(&stdout), expected, "{stderr}");
 }
