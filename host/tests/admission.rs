@@ -789,3 +789,107 @@ fn the_python_owner_required_is_the_twin_of_the_rust_one() {
     let expected = json_lines(&std::fs::read_to_string(dir.join("expected.jsonl")).unwrap());
     assert_eq!(json_lines(&stdout), expected, "{stderr}");
 }
+
+/// `deploy/admission` (and its cert-manager component) over `deploy/`, as
+/// an operator turns it on: every replica serves webhooks on :9443 with the
+/// certificate from `informant-webhook-tls`, the Service has the port the
+/// registered webhooks point at, and the leader may register them.
+#[test]
+fn deploy_wires_admission_as_a_component() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("deploy");
+    let overlay = tempfile::tempdir().unwrap();
+    // kustomize takes relative paths only, and no overlay inside its base.
+    let up = "../".repeat(overlay.path().components().count() - 1);
+    let base = format!(
+        "{up}{}",
+        deploy.display().to_string().trim_start_matches('/')
+    );
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{base}]\ncomponents: [{base}/admission, {base}/admission/cert-manager]\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(overlay.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_norway::from_str(d).unwrap())
+        .collect();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    let deployment: Deployment = serde_json::from_value(find("Deployment", "informant")).unwrap();
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    let env: std::collections::BTreeMap<_, _> = container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.as_str(), e.value.clone()?)))
+        .collect();
+    assert_eq!(env["INFORMANT_WEBHOOK_ADDR"], "0.0.0.0:9443");
+    assert_eq!(
+        env["INFORMANT_WEBHOOK_CERT_DIR"],
+        "/etc/informant/webhook-certs"
+    );
+    assert!(
+        container
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.container_port == 9443 && p.name.as_deref() == Some("webhook"))
+    );
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "webhook-certs")
+        .unwrap();
+    assert_eq!(
+        volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("informant-webhook-tls")
+    );
+    let service: k8s_openapi::api::core::v1::Service =
+        serde_json::from_value(find("Service", "informant")).unwrap();
+    let ports = service.spec.unwrap().ports.unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.port == 443 && p.name.as_deref() == Some("webhook"))
+    );
+    assert!(
+        ports.iter().any(|p| p.port == 8080),
+        "the metrics port stays"
+    );
+    let role: k8s_openapi::api::rbac::v1::ClusterRole =
+        serde_json::from_value(find("ClusterRole", "informant-admission")).unwrap();
+    assert!(role.rules.unwrap().iter().any(|r| {
+        r.verbs.contains(&"patch".to_string())
+            && r.resource_names
+                .as_ref()
+                .is_some_and(|n| n == &["informant"])
+    }));
+    let certificate = find("Certificate", "informant-webhook");
+    assert_eq!(certificate["spec"]["secretName"], "informant-webhook-tls");
+    assert_eq!(
+        certificate["spec"]["dnsNames"][0], "informant.informant-system.svc",
+        "the name the registered webhooks' Service reference resolves to"
+    );
+}
