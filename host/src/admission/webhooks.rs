@@ -49,9 +49,10 @@ pub enum ReviewError {
     NoWebhook,
 }
 
-/// Histogram buckets for admission durations: 50 µs to about 3 s.
+/// Histogram buckets for admission durations: 25 µs to about 5 s, each
+/// 1.5 times the last, fine enough to read a p99 near a millisecond.
 fn duration_buckets() -> impl Iterator<Item = f64> {
-    prometheus_client::metrics::histogram::exponential_buckets(50e-6, 2.0, 17)
+    prometheus_client::metrics::histogram::exponential_buckets(25e-6, 1.5, 31)
 }
 
 /// The last failure of a webhook, for the admin API.
@@ -323,7 +324,7 @@ impl Admission {
                         .status
                         .as_ref()
                         .map_or("allowed by failurePolicy Ignore", |s| s.message.as_str());
-                    tracing::warn!(cause = failure.cause(), failure_policy = webhook.failure_policy.as_str(), allowed = answer.response.allowed, "admission request answered by the failure policy: {message}");
+                    tracing::warn!(plugin.name = %plugin, request = %what, request.uid = %request.uid, cause = failure.cause(), failure_policy = webhook.failure_policy.as_str(), allowed = answer.response.allowed, "admission request answered by the failure policy: {message}");
                 }
                 (None, Decision::Denied) => {
                     let message = answer
@@ -331,7 +332,7 @@ impl Admission {
                         .status
                         .as_ref()
                         .map_or("", |s| s.message.as_str());
-                    tracing::info!(took_us = micros, "admission request denied: {message}");
+                    tracing::info!(plugin.name = %plugin, request = %what, took_us = micros, "admission request denied: {message}");
                 }
                 (None, decision) => {
                     tracing::debug!(decision = decision.as_str(), took_us = micros, "admission request answered");
