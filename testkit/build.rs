@@ -27,7 +27,8 @@ fn main() {
     // reader's latest-state and one-instance builds, the hostile fixture
     // that sees only ConfigMaps labelled for it, the legacy fixture built
     // against contract 0.2.0, the webhook fixture's exports disagreeing
-    // with its manifest). Into the same target
+    // with its manifest, the state store's counter kept in the cluster, its
+    // version 0.2.0 and its benchmark build). Into the same target
     // directory, so they share every dependency; the full build after them
     // rebuilds the plain fixtures over them.
     let out = target_dir.join("wasm32-wasip2").join("release");
@@ -39,6 +40,9 @@ fn main() {
         ("legacy", "v2", "legacy_v2"),
         ("webhook", "undeclared", "webhook_undeclared"),
         ("webhook", "unexported", "webhook_unexported"),
+        ("counter", "durable", "counter_durable"),
+        ("counter", "v2", "counter_v2"),
+        ("counter", "bench", "counter_bench"),
     ] {
         let output = wasm_plugins::build_wasm(
             &plugins,

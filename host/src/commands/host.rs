@@ -31,7 +31,7 @@ pub(super) async fn start_host(
         let namespace = leader_config
             .lease_namespace
             .clone()
-            .unwrap_or_else(own_namespace);
+            .unwrap_or_else(crate::config::own_namespace);
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
             format!("informant-{}", uuid::Uuid::new_v4().simple())
         });
@@ -103,19 +103,6 @@ pub(super) struct Host {
     )>,
     /// How long a shutdown may take.
     grace: Duration,
-}
-
-/// The namespace this Pod runs in, or `default` outside a cluster.
-fn own_namespace() -> String {
-    std::env::var("POD_NAMESPACE")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".into())
 }
 
 /// Wait for SIGINT or SIGTERM.

@@ -20,10 +20,18 @@ use super::{
     host::{GuestError, HostState, PluginContext, truncate},
     manifest::Manifest,
 };
-use crate::{action::Action, cache::Store as Cache};
+use crate::{
+    action::Action,
+    cache::Store as Cache,
+    state::{self, Stores},
+};
 
 /// Longest error message kept from a guest.
 const MAX_GUEST_ERROR: usize = 4096;
+/// How many times a call runs when other instances keep changing what it
+/// read before it can commit; then it fails, and is retried like any
+/// failed call.
+const MAX_RUNS: u32 = 32;
 
 /// How a plugin is loaded.
 #[derive(Debug, Clone)]
@@ -32,6 +40,7 @@ pub struct LoadOptions {
     ceiling: Limits,
     settings: serde_json::Value,
     max_idle_instances: usize,
+    stores: Arc<Stores>,
 }
 
 impl Default for LoadOptions {
@@ -43,6 +52,7 @@ impl Default for LoadOptions {
                 .deadline(Duration::from_secs(10)),
             settings: serde_json::Value::Null,
             max_idle_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            stores: Arc::new(Stores::default()),
         }
     }
 }
@@ -75,6 +85,14 @@ impl LoadOptions {
         self.max_idle_instances = n.max(1);
         self
     }
+
+    /// Where the plugin's store comes from: by default a store of its own
+    /// in memory; the running host's [`Stores`] keep it across reloads.
+    #[must_use]
+    pub fn stores(mut self, stores: Arc<Stores>) -> Self {
+        self.stores = stores;
+        self
+    }
 }
 
 /// Counters of one plugin version's calls.
@@ -95,6 +113,9 @@ pub struct CallStats {
     /// Idle instances dropped to give memory back: a call had grown them
     /// far past their size after `init`.
     pub(crate) recycled: AtomicU64,
+    /// Calls run again because another instance changed what they read
+    /// from the store before they could commit.
+    pub(crate) reruns: AtomicU64,
 }
 
 /// A snapshot of [`CallStats`].
@@ -115,6 +136,8 @@ pub struct CallCounts {
     pub instances: u64,
     /// Idle instances dropped to give memory back.
     pub recycled: u64,
+    /// Calls run again after a conflict on the store.
+    pub reruns: u64,
 }
 
 struct Instance {
@@ -311,6 +334,18 @@ impl Plugin {
             added.push(cache_name.clone());
             indexes.insert(decl.name.clone(), cache_name);
         }
+        // Plugins of the contracts before 0.3.0 cannot reach a store.
+        let state = if pre.version() == super::contract::VERSIONS[0] {
+            match options.stores.open(&manifest.name, &manifest.state) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    added.iter().for_each(|n| cache.remove_index(n));
+                    return Err(Error::State(e));
+                }
+            }
+        } else {
+            None
+        };
         let ctx = Arc::new(PluginContext {
             name: manifest.name.as_str().into(),
             manifest: Arc::new(manifest),
@@ -318,6 +353,7 @@ impl Plugin {
             indexes,
             limits,
             refusals: super::host::Refusals::default(),
+            state,
         });
         let plugin = Self {
             ctx,
@@ -377,6 +413,11 @@ impl Plugin {
         &self.ctx.limits
     }
 
+    /// Its store: none for plugins of contracts before 0.3.0.
+    pub fn state(&self) -> Option<&Arc<state::Store>> {
+        self.ctx.state.as_ref()
+    }
+
     /// The call counters.
     pub fn counts(&self) -> CallCounts {
         let s = &self.stats;
@@ -388,6 +429,7 @@ impl Plugin {
             trapped: s.trapped.load(Ordering::Relaxed),
             instances: s.instances.load(Ordering::Relaxed),
             recycled: s.recycled.load(Ordering::Relaxed),
+            reruns: s.reruns.load(Ordering::Relaxed),
         }
     }
 
@@ -427,10 +469,13 @@ impl Plugin {
             ))
         })?;
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
-        store.data_mut().begin_call();
+        store
+            .data_mut()
+            .begin_call_with(super::store::INIT_READS_ONLY);
         let result = exports.init(&mut store, &self.settings);
-        // Actions enqueued by init are never committed.
+        // Actions enqueued by init are never committed; it cannot write the store.
         store.data_mut().end_call();
+        store.data_mut().take_transaction();
         match result {
             Ok(Ok(())) => {
                 let baseline = store.data().limiter.linear_bytes;
@@ -445,18 +490,59 @@ impl Plugin {
         }
     }
 
-    /// Handle one event on an idle instance (or a fresh one), and return the
-    /// actions the call committed.
+    /// Handle one event on an idle instance (or a fresh one), commit what
+    /// it wrote to its store, and return the actions the call committed.
     ///
-    /// An instance that trapped is dropped, never reused.
+    /// An instance that trapped is dropped, never reused. A call whose
+    /// reads of the store another instance changed before it could commit
+    /// runs again (up to 32 times), its first run's actions dropped. The
+    /// durable tier's commit waits for the API server: call this from a
+    /// blocking thread.
     ///
     /// # Errors
-    /// [`CallError`] says how the call failed; its actions are discarded.
+    /// [`CallError`] says how the call failed; its actions and its writes
+    /// are discarded.
     pub fn handle(&self, event: &Event) -> Result<Vec<Action>, CallError> {
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let (actions, txn) = self.run(event).inspect_err(|e| self.count(e))?;
+            let committed = match txn {
+                Some(txn) => txn.commit(),
+                None => Ok(()),
+            };
+            match committed {
+                Ok(()) => {
+                    self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                    return Ok(actions);
+                }
+                Err(state::CommitError::Conflict) if runs < MAX_RUNS => {
+                    self.stats.reruns.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let err = CallError::Failed {
+                        code: super::host::Code::Failed.name().into(),
+                        message: match e {
+                            state::CommitError::Conflict => format!(
+                                "other instances changed what the call read from the store before it could commit, {MAX_RUNS} runs in a row"
+                            ),
+                            state::CommitError::Failed(why) => why,
+                        },
+                    };
+                    self.count(&err);
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// One run of `handle`: its actions and its transaction, if the plugin
+    /// returned ok. Counts nothing but recycled instances.
+    fn run(&self, event: &Event) -> Result<(Vec<Action>, Option<state::Transaction>), CallError> {
         let pooled = self.idle.lock().pop();
         let mut instance = match pooled {
             Some(i) => i,
-            None => self.instance().inspect_err(|e| self.count(e))?,
+            None => self.instance()?,
         };
         let limits = &self.ctx.limits;
         instance.store.data_mut().begin_call();
@@ -470,40 +556,31 @@ impl Plugin {
             .err()
             .and_then(|_| panic_message(&instance.store.data().stderr_recent()));
         let actions = instance.store.data_mut().end_call();
+        let txn = instance.store.data_mut().take_transaction();
         let outcome = match result {
-            Ok(Ok(())) => {
-                self.stats.ok.fetch_add(1, Ordering::Relaxed);
-                Ok(actions)
-            }
+            Ok(Ok(())) => Ok((actions, txn)),
             // A language runtime turns a refused growth into its own error
             // (Python's MemoryError) and returns it: still out of memory, and
             // an instance at its cap is not worth keeping.
             Ok(Err(e)) if instance.store.data().limiter.refused => {
-                let err = CallError::OutOfMemory {
+                return Err(CallError::OutOfMemory {
                     limit_bytes: limits.memory_bytes,
                     trap: format!(
                         "the plugin returned an error ({}): {}",
                         e.code.name(),
                         truncate(e.message, MAX_GUEST_ERROR)
                     ),
-                };
-                self.count(&err);
-                return Err(err);
+                });
             }
             Ok(Err(e)) => Err(failed(e)),
             Err(e) => {
-                let err = match (e.downcast_ref::<Trap>(), panic) {
+                // A trapped instance may be in any state: drop it.
+                return Err(match (e.downcast_ref::<Trap>(), panic) {
                     (Some(Trap::UnreachableCodeReached), Some(panic)) => CallError::Trap(panic),
                     _ => classify(&e, &instance.store, limits),
-                };
-                self.count(&err);
-                // A trapped instance may be in any state: drop it.
-                return Err(err);
+                });
             }
         };
-        if let Err(e) = &outcome {
-            self.count(e);
-        }
         if !instance.fit_to_keep() {
             self.stats.recycled.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(plugin.name = %self.ctx.name, linear_mib = instance.store.data().limiter.linear_bytes >> 20, at_rest_mib = instance.baseline >> 20, "instance dropped to give memory back");
