@@ -27,7 +27,9 @@ fn main() {
     // reader's latest-state and one-instance builds, the hostile fixture
     // that sees only ConfigMaps labelled for it, the legacy fixture built
     // against contract 0.2.0, the webhook fixture's exports disagreeing
-    // with its manifest, the gatekeeper as a mutating webhook). Into the same target
+    // with its manifest, the gatekeeper as a mutating webhook, the state
+    // store's counter kept in the cluster, its version 0.2.0 and its
+    // benchmark build). Into the same target
     // directory, so they share every dependency; the full build after them
     // rebuilds the plain fixtures over them.
     let out = target_dir.join("wasm32-wasip2").join("release");
@@ -40,6 +42,9 @@ fn main() {
         ("webhook", "undeclared", "webhook_undeclared"),
         ("webhook", "unexported", "webhook_unexported"),
         ("gatekeeper", "mutating", "gatekeeper_mutating"),
+        ("counter", "durable", "counter_durable"),
+        ("counter", "v2", "counter_v2"),
+        ("counter", "bench", "counter_bench"),
     ] {
         let output = wasm_plugins::build_wasm(
             &plugins,

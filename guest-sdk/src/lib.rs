@@ -32,7 +32,8 @@
 //! informant_sdk::export_plugin!(Hello);
 //! ```
 //!
-//! Actions are committed only if `handle` returns `Ok`.
+//! Actions, and writes to the plugin's [`state`] store, are committed only if
+//! `handle` returns `Ok`.
 
 pub mod action;
 pub mod admission;
@@ -41,6 +42,7 @@ mod error;
 mod event;
 pub mod log;
 mod manifest;
+pub mod state;
 
 #[cfg(feature = "k8s-openapi")]
 pub use k8s_openapi;
@@ -48,13 +50,13 @@ pub use serde_json::{self, Value, json};
 
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, EventType, Object, ObjectRef};
-pub use manifest::{Delivery, Index, Manifest, Subscription, Verb};
+pub use manifest::{Delivery, Index, Manifest, StateTier, Subscription, Verb};
 
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::{
         Delivery, Error, ErrorCode, Event, EventType, Index, Manifest, Object, ObjectRef, Plugin,
-        Result, Settings, Subscription, Value, Verb, json,
+        Result, Settings, StateTier, Subscription, Value, Verb, json,
     };
 }
 

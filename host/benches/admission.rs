@@ -32,7 +32,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use informant_testkit::{HostProcess, compile_cache, host_command, http_get, plugin_path, terminate};
+use informant_testkit::{
+    HostProcess, compile_cache, host_command, http_get, plugin_path, terminate,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{
     Api,
@@ -267,7 +269,10 @@ async fn run() {
         json!({"metadata": {"name": NAMESPACE, "labels": {"team": "bench"}}}),
     )
     .unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let policy: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "gate-policy"}, "data": {"deny": "false"}}),
@@ -324,10 +329,9 @@ async fn run() {
         .unwrap()
         .to_string();
     // In effect once a create the gatekeeper would deny is denied.
-    let deny: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "probe", "labels": {"gate": "deny"}}}),
-    )
-    .unwrap();
+    let deny: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "probe", "labels": {"gate": "deny"}}}))
+            .unwrap();
     let dry = PostParams {
         dry_run: true,
         ..PostParams::default()
@@ -405,9 +409,7 @@ async fn run() {
     if stderr.contains("WARN") || stderr.contains("ERROR") {
         println!("  host log:\n{stderr}");
     }
-    let _ = namespaces
-        .delete(NAMESPACE, &DeleteParams::default())
-        .await;
+    let _ = namespaces.delete(NAMESPACE, &DeleteParams::default()).await;
 }
 
 /// `after` with each `metric` sample reduced by its value in `before`.

@@ -69,6 +69,13 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
 
+    /// Read plugins' stores (the state interface) through a running host's
+    /// admin API: list a plugin's keys, read one.
+    ///
+    /// In a cluster, run it in the host's Pod:
+    /// `kubectl exec -n informant-system deploy/informant -- informant state keys restarter`.
+    State(StateArgs),
+
     /// Run the host against a cluster: watch what the plugins in --plugins
     /// subscribe to, call them with each event, execute their actions.
     ///
@@ -94,6 +101,49 @@ pub enum ConfigCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+/// Arguments of `informant state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// What to read.
+    #[command(subcommand)]
+    pub command: StateCommand,
+
+    /// The host's admin API.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8081",
+        env = "INFORMANT_ADMIN_ADDR",
+        global = true
+    )]
+    pub admin_addr: std::net::SocketAddr,
+}
+
+/// `informant state ...`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List a plugin's keys, one per line, in order.
+    Keys {
+        /// The plugin.
+        plugin: String,
+        /// Only keys that start with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print one key's value, version and expiry as JSON.
+    Get {
+        /// The plugin.
+        plugin: String,
+        /// The key.
+        key: String,
+    },
+    /// Print every plugin's store: tier, usage, quotas, operations, commits.
+    Usage,
 }
 
 /// What the host runs with, for `run` and `dev`.

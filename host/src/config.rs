@@ -16,6 +16,7 @@ use crate::{
     action::{Allowlist, QueueConfig, Rule},
     dispatch,
     plugin::Limits,
+    state::{self, Quota, Tier},
 };
 
 /// Why a configuration file is not valid.
@@ -85,6 +86,9 @@ pub struct File {
     /// Admission webhooks: serving, registration, the operator's changes.
     #[serde(default)]
     pub admission: AdmissionFile,
+    /// Plugins' stores.
+    #[serde(default)]
+    pub state: StateFile,
 }
 
 /// `admission:`.
@@ -151,6 +155,48 @@ pub struct WebhookFile {
     pub failure_policy: Option<crate::plugin::webhook::FailurePolicy>,
     /// 1 to 30.
     pub timeout_seconds: Option<u32>,
+}
+
+/// `state:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateFile {
+    /// Where the durable tier's objects live (default: the host's namespace).
+    pub namespace: Option<String>,
+    /// The most any plugin gets: `memory` keeps every store in memory.
+    pub max_tier: Option<Tier>,
+    /// Every plugin's default quotas.
+    #[serde(default)]
+    pub quota: QuotaFile,
+    /// The most a manifest may ask for.
+    #[serde(default)]
+    pub max: QuotaFile,
+    /// One plugin's tier cap and quotas, by name.
+    #[serde(default)]
+    pub plugins: HashMap<String, PluginStateFile>,
+}
+
+/// `state.quota:` and `state.max:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaFile {
+    /// The most keys.
+    pub max_keys: Option<u64>,
+    /// The largest value, in bytes.
+    pub max_value_bytes: Option<u64>,
+    /// The most bytes of keys and values.
+    pub max_total_bytes: Option<u64>,
+}
+
+/// `state.plugins.NAME:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginStateFile {
+    /// The most this plugin gets.
+    pub max_tier: Option<Tier>,
+    /// Its quotas (its defaults; they raise its ceiling).
+    #[serde(flatten)]
+    pub quota: QuotaFile,
 }
 
 /// `resync:`.
@@ -271,6 +317,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Admission webhooks, when served.
     pub admission: Option<crate::admission::Settings>,
+    /// Plugins' stores: tiers and quotas.
+    pub state: state::Config,
 }
 
 /// How long running calls and pending actions get on shutdown unless told
@@ -376,6 +424,7 @@ impl Default for Config {
             dry_run: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             admission: None,
+            state: state::Config::default(),
         })
     }
 }
@@ -651,6 +700,7 @@ impl Config {
             dispatch = dispatch.queue_capacity(n);
         }
         positive("resync.defaultSeconds", file.resync.default_seconds)?;
+        let state = state_config(&file.state, &invalid)?;
         dispatch.default_resync = file.resync.default_seconds.map(Duration::from_secs);
         if let (Some(cache), Some(plugins)) = (&file.compile_cache_dir, &file.plugin_dir)
             && cache == plugins
@@ -675,6 +725,7 @@ impl Config {
             dry_run: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             admission: admission(&file.admission, path)?,
+            state,
         })
     }
 }
@@ -846,6 +897,90 @@ fn admission(
         );
     }
     Ok(Some(settings))
+}
+
+/// `state:`, validated: every quota above zero, the ceiling not below the
+/// defaults, a namespace that can be one.
+fn state_config(
+    file: &StateFile,
+    invalid: &dyn Fn(&str, &str) -> Error,
+) -> Result<state::Config, Error> {
+    let quota = |key: &str, q: &QuotaFile, base: Quota| -> Result<Quota, Error> {
+        for (field, v) in [
+            ("maxKeys", q.max_keys),
+            ("maxValueBytes", q.max_value_bytes),
+            ("maxTotalBytes", q.max_total_bytes),
+        ] {
+            if v == Some(0) {
+                return Err(invalid(&format!("{key}.{field}"), "must be greater than 0"));
+            }
+        }
+        Ok(Quota {
+            max_keys: q.max_keys.unwrap_or(base.max_keys),
+            max_value_bytes: q.max_value_bytes.unwrap_or(base.max_value_bytes),
+            max_total_bytes: q.max_total_bytes.unwrap_or(base.max_total_bytes),
+        })
+    };
+    let defaults = quota("state.quota", &file.quota, Quota::default())?;
+    // A ceiling not given is at least the defaults.
+    let ceiling = quota("state.max", &file.max, Quota::ceiling().max(defaults))?;
+    for (field, below) in [
+        ("maxKeys", ceiling.max_keys < defaults.max_keys),
+        (
+            "maxValueBytes",
+            ceiling.max_value_bytes < defaults.max_value_bytes,
+        ),
+        (
+            "maxTotalBytes",
+            ceiling.max_total_bytes < defaults.max_total_bytes,
+        ),
+    ] {
+        if below {
+            return Err(invalid(
+                &format!("state.max.{field}"),
+                &format!("is below state.quota.{field}"),
+            ));
+        }
+    }
+    if let Some(ns) = &file.namespace
+        && !informant_k8s::selector::is_dns1123_label(ns)
+    {
+        return Err(invalid("state.namespace", "is not a valid namespace name"));
+    }
+    let mut plugins = HashMap::new();
+    for (name, p) in &file.plugins {
+        let own = quota(&format!("state.plugins.{name}"), &p.quota, defaults)?;
+        plugins.insert(
+            name.clone(),
+            state::PluginConfig {
+                max_tier: p.max_tier,
+                quota: own,
+                // What the operator grants one plugin raises its ceiling too.
+                ceiling: ceiling.max(own),
+            },
+        );
+    }
+    Ok(state::Config {
+        namespace: file.namespace.clone(),
+        max_tier: file.max_tier.unwrap_or(Tier::Durable),
+        quota: defaults,
+        ceiling,
+        plugins,
+    })
+}
+
+/// The namespace this Pod runs in (POD_NAMESPACE, or the service
+/// account's), or `default` outside a cluster.
+pub fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
 }
 
 #[cfg(test)]
@@ -1034,6 +1169,37 @@ mod tests {
             let err = Config::parse(text, "c.yaml").unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn state_tiers_and_quotas_are_read_and_checked() {
+        let c = Config::parse(
+            "state:\n  namespace: ops\n  maxTier: durable\n  quota: {maxKeys: 100}\n  max: {maxKeys: 1000}\n  plugins:\n    restarter: {maxTier: memory, maxKeys: 5000}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.state.namespace.as_deref(), Some("ops"));
+        assert_eq!(c.state.quota.max_keys, 100);
+        assert_eq!(
+            c.state.quota.max_value_bytes,
+            Quota::default().max_value_bytes
+        );
+        let (tier, quota, ceiling) = c.state.for_plugin("restarter");
+        assert_eq!(
+            (tier, quota.max_keys, ceiling.max_keys),
+            (Tier::Memory, 5000, 5000)
+        );
+        assert_eq!(c.state.for_plugin("other").0, Tier::Durable);
+        let err = Config::parse(
+            "state: {quota: {maxKeys: 10}, max: {maxKeys: 5}}\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("state.max.maxKeys"), "{err}");
+        let err = Config::parse("state: {maxTier: disk}\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("disk"), "{err}");
+        let err = Config::parse("state: {plugins: {p: {maxKeys: 0}}}\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("state.plugins.p.maxKeys"), "{err}");
     }
 
     #[test]

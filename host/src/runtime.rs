@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     action::{ActionQueue, Executor},
     cache::{self, Store},
@@ -16,6 +18,7 @@ use crate::{
     informer::subscriptions::Subscriptions,
     plugin::{self, Engine, LoadOptions, Plugin},
     settings::{self, SettingsError},
+    state::{self, Leadership, Stores},
 };
 
 /// Why a plugin file was not put in service. Every variant names the file.
@@ -69,6 +72,13 @@ pub struct Runtime {
     subscriptions: Arc<Subscriptions>,
     dispatcher: Arc<Dispatcher>,
     actions: Arc<ActionQueue>,
+    /// Every plugin's store, by name.
+    stores: Arc<Stores>,
+    /// Whether this replica writes the durable tier: fed by leader election
+    /// (see `set_leading`).
+    leadership: Arc<Leadership>,
+    /// Stops the background work of the stores.
+    stop: CancellationToken,
     config: Config,
 }
 
@@ -93,6 +103,7 @@ impl Runtime {
         let instance = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "informant".into());
+        let state_client = client.clone();
         let executor = Executor::new(client, config.dry_run, instance);
         let actions =
             ActionQueue::start(executor, config.allowlist.clone(), config.actions.clone());
@@ -102,14 +113,44 @@ impl Runtime {
             actions.clone(),
             config.dispatch.clone(),
         ));
+        // The durable tier writes while this replica leads (always, without
+        // leader election): the gate is the one seam between the two.
+        let leadership = Arc::new(Leadership::default());
+        let stop = CancellationToken::new();
+        let stores = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let cluster = state::Cluster {
+                    client: state_client,
+                    subscriptions: subscriptions.clone(),
+                    namespace: crate::config::own_namespace(),
+                    runtime: runtime.clone(),
+                };
+                let stores = Arc::new(Stores::new(
+                    config.state.clone(),
+                    cluster,
+                    leadership.clone(),
+                ));
+                runtime.spawn(stores.clone().sweep(stop.clone()));
+                stores
+            }
+            Err(_) => Arc::new(Stores::offline(config.state.clone())),
+        };
         Ok(Self {
             engine,
             cache,
             subscriptions,
             dispatcher,
             actions,
+            stores,
+            leadership,
+            stop,
             config,
         })
+    }
+
+    /// Every plugin's store.
+    pub fn stores(&self) -> &Arc<Stores> {
+        &self.stores
     }
 
     /// The cache.
@@ -165,9 +206,9 @@ impl Runtime {
         settings: serde_json::Value,
     ) -> Result<Plugin, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let config = self.config.clone();
+        let (config, stores) = (self.config.clone(), self.stores.clone());
         let loaded = tokio::task::spawn_blocking(move || {
-            let options = load_options(&config, &engine, &bytes, settings);
+            let options = load_options(&config, &engine, &bytes, settings).stores(stores);
             Plugin::load(&engine, &bytes, cache, options)
         })
         .await
@@ -205,6 +246,7 @@ impl Runtime {
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let events_dropped = self.dispatcher.shutdown(grace).await;
         let left = self.actions.shutdown(grace).await;
+        self.stop.cancel();
         self.subscriptions.shutdown();
         ShutdownReport {
             events_dropped,
@@ -213,12 +255,15 @@ impl Runtime {
     }
 }
 
-/// Actions execute only while this replica leads. On becoming leader the
-/// plugins get a fresh initial sync, so the new leader acts on the current
-/// state, including whatever happened while another replica led.
+/// Actions execute, and the durable state tier is written, only while this
+/// replica leads. On becoming leader the plugins get a fresh initial sync,
+/// so the new leader acts on the current state, including whatever happened
+/// while another replica led; the store reads each of its objects afresh
+/// before its first write in the new term.
 impl crate::leader::Follower for Runtime {
     fn set_leading(&self, leading: bool) {
         let was = self.actions.is_active();
+        self.leadership.set_leading(leading);
         self.actions.set_active(leading);
         if leading && !was {
             let dispatcher = self.dispatcher.clone();

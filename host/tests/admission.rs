@@ -893,3 +893,315 @@ fn deploy_wires_admission_as_a_component() {
         "the name the registered webhooks' Service reference resolves to"
     );
 }
+
+/// A certificate directory as cert-manager writes one (`tls.crt`,
+/// `tls.key`, `ca.crt`), for 127.0.0.1.
+fn certificate_dir(dir: &std::path::Path) -> Vec<u8> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    ca.der().to_vec()
+}
+
+/// A kube client for a webhook server at `addr`, trusting `ca` (DER).
+fn client_for(addr: SocketAddr, ca: &[u8]) -> kube::Client {
+    let mut config = kube::Config::new(format!("https://{addr}").parse().unwrap());
+    config.root_cert = Some(vec![ca.to_vec()]);
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A webhook answers only once its plugin's cache has synced: before, its
+/// failure policy answers and readiness says why. The API server is down
+/// (a closed gate) while the host starts, on either backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_is_ready_only_once_its_plugin_has_synced() {
+    let cluster = TestCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certificate_dir(&dir.path().join("certs"));
+    let mut gate = informant_testkit::Gate::closed(&cluster.kubeconfig);
+    let kubeconfig = dir.path().join("kubeconfig");
+    gate.kubeconfig(&cluster.kubeconfig, &kubeconfig);
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(plugin_path("gatekeeper"), plugins.join("gatekeeper.wasm")).unwrap();
+    let config = dir.path().join("informant.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "admission:\n  addr: '127.0.0.1:0'\n  certDir: {}\n  register: false\n",
+            dir.path().join("certs").display()
+        ),
+    )
+    .unwrap();
+    let mut host = HostProcess::spawn(
+        host_command(env!("CARGO_BIN_EXE_informant"), "run")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--plugins")
+            .arg(&plugins)
+            .arg("--config")
+            .arg(&config),
+    );
+    let stdout = host.stdout();
+    let printed: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .take(4)
+            .map(Result::unwrap)
+            .collect()
+    })
+    .await
+    .unwrap();
+    let health = address_in(&printed[1]);
+    let webhooks: SocketAddr = address_in(&printed[3]).parse().unwrap();
+    let client = client_for(webhooks, &ca);
+
+    let (status, ready) =
+        informant_testkit::http_get(health.parse().unwrap(), "/readyz?verbose").await;
+    assert_eq!(status, 503);
+    assert!(
+        ready
+            .contains("[-] webhooks: waiting for their plugins' subscriptions to sync: gatekeeper"),
+        "{ready}"
+    );
+    let (code, body) = post(
+        &client,
+        "/validate/gatekeeper",
+        review("u1", "a", "default", "fine"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    assert!(
+        body["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("plugin gatekeeper could not decide (not_ready): it is not ready: its subscriptions have not synced yet"),
+        "{body}"
+    );
+
+    gate.open().await;
+    eventually("the webhook ready", Duration::from_secs(60), || async {
+        let (status, _) = informant_testkit::http_get(health.parse().unwrap(), "/readyz").await;
+        (status == 200).then_some(())
+    })
+    .await;
+    let (_, body) = post(
+        &client,
+        "/validate/gatekeeper",
+        review("u2", "a", "default", "fine"),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+    let (_, body) = post(
+        &client,
+        "/validate/gatekeeper",
+        review("u3", "b", "default", "deny"),
+    )
+    .await;
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    assert_eq!(body["response"]["status"]["code"], 403, "{body}");
+    terminate(host).await;
+}
+
+/// With leader election, every replica serves the webhooks and exactly one
+/// registers them; when it stops, the other takes over the registration.
+/// Both mount the same certificate, as replicas of one Deployment do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_serves_and_the_leader_registers() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("adm-leader").await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let ca = certificate_dir(&certs);
+    let name = TestCluster::unique_name("informant-test");
+    cluster.track("validatingwebhookconfiguration", &name);
+    let lease = TestCluster::unique_name("lease");
+    let mut replicas = Vec::new();
+    for i in 0..2 {
+        let port = free_port();
+        let plugins = dir.path().join(format!("plugins-{i}"));
+        std::fs::create_dir(&plugins).unwrap();
+        std::fs::copy(plugin_path("gatekeeper"), plugins.join("gatekeeper.wasm")).unwrap();
+        let config = dir.path().join(format!("informant-{i}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "admission:\n  addr: '127.0.0.1:{port}'\n  certDir: {}\n  url: 'https://127.0.0.1:{port}'\n  configurationName: {name}\n  plugins:\n    gatekeeper:\n      namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}\n",
+                certs.display()
+            ),
+        )
+        .unwrap();
+        let mut host = HostProcess::spawn(
+            host_command(env!("CARGO_BIN_EXE_informant"), "run")
+                .arg("--kubeconfig")
+                .arg(&cluster.kubeconfig)
+                .arg("--plugins")
+                .arg(&plugins)
+                .arg("--config")
+                .arg(&config)
+                .args([
+                    "--leader-elect",
+                    "--lease-name",
+                    &lease,
+                    "--lease-namespace",
+                    &ns,
+                ])
+                .env("POD_NAME", format!("replica-{i}")),
+        );
+        let stdout = host.stdout();
+        let printed: Vec<String> = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .take(4)
+                .map(Result::unwrap)
+                .collect()
+        })
+        .await
+        .unwrap();
+        replicas.push((host, address_in(&printed[2]), port));
+    }
+    // Both answer.
+    for (_, _, port) in &replicas {
+        let client = client_for(SocketAddr::from(([127, 0, 0, 1], *port)), &ca);
+        let body = eventually(
+            "a replica's webhook answers",
+            Duration::from_secs(60),
+            || {
+                let client = client.clone();
+                let ns = ns.clone();
+                async move {
+                    let (_, body) = post(
+                        &client,
+                        "/validate/gatekeeper",
+                        review("u", "x", &ns, "deny"),
+                    )
+                    .await;
+                    (body["response"]["status"]["code"] == 403).then_some(body)
+                }
+            },
+        )
+        .await;
+        assert_eq!(body["response"]["allowed"], false);
+    }
+    // Exactly one registers, and the configuration points at it.
+    let registering = |admin: String| async move {
+        let view: Value = serde_json::from_str(&get(&admin, "/api/v1/webhooks").await).unwrap();
+        view["registration"]["registering"] == true
+    };
+    let leader = eventually("one replica registers", Duration::from_secs(60), || {
+        let admins: Vec<String> = replicas.iter().map(|r| r.1.clone()).collect();
+        async move {
+            let mut leaders = Vec::new();
+            for (i, admin) in admins.into_iter().enumerate() {
+                if registering(admin).await {
+                    leaders.push(i);
+                }
+            }
+            (leaders.len() == 1).then(|| leaders[0])
+        }
+    })
+    .await;
+    let url_of = |port: u16| format!("https://127.0.0.1:{port}/validate/gatekeeper");
+    let registered_url = || async {
+        configuration(&cluster, "ValidatingWebhookConfiguration", &name)
+            .await
+            .and_then(|c| {
+                c.data["webhooks"][0]["clientConfig"]["url"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+    };
+    let leader_port = replicas[leader].2;
+    eventually(
+        "the leader's URL registered",
+        Duration::from_secs(30),
+        || async { (registered_url().await == Some(url_of(leader_port))).then_some(()) },
+    )
+    .await;
+    // The leader stops; the other replica takes the Lease and registers
+    // itself.
+    let (host, _, _) = replicas.remove(leader);
+    terminate(host).await;
+    let other_port = replicas[0].2;
+    eventually(
+        "the other replica registered",
+        Duration::from_secs(60),
+        || async { (registered_url().await == Some(url_of(other_port))).then_some(()) },
+    )
+    .await;
+    let (host, _, _) = replicas.remove(0);
+    terminate(host).await;
+}
+
+/// A certificate file that is missing or unreadable stops start-up, naming
+/// the file.
+#[test]
+fn missing_certificate_files_fail_start_up_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\nusers: [{name: u, user: {}}]\n",
+    )
+    .unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::write(certs.join("tls.key"), "not a key").unwrap();
+    let run = |certs: &std::path::Path| {
+        informant(&[
+            "run".as_ref(),
+            "--kubeconfig".as_ref(),
+            kubeconfig.as_os_str(),
+            "--http-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--admin-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--webhook-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--webhook-cert-dir".as_ref(),
+            certs.as_os_str(),
+        ])
+    };
+    let (code, _, stderr) = run(&certs);
+    assert_ne!(code, 0);
+    let missing = certs.join("tls.crt");
+    assert!(
+        stderr.contains(&format!(
+            "{}: cannot read the webhook certificate file",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    // A certificate, but a key that is not one.
+    certificate_dir(&dir.path().join("good"));
+    std::fs::copy(dir.path().join("good/tls.crt"), &missing).unwrap();
+    let (code, _, stderr) = run(&certs);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(&format!(
+            "{}: no usable PEM private key in it",
+            certs.join("tls.key").display()
+        )),
+        "{stderr}"
+    );
+}

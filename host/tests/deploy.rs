@@ -14,6 +14,7 @@ use k8s_openapi::api::{
     core::v1::{ConfigMap, Namespace, Service, ServiceAccount},
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use serde_json::Value;
 
@@ -88,6 +89,7 @@ fn every_manifest_parses_into_its_kubernetes_type() {
             "ConfigMap" => round_trip::<ConfigMap>(name, value),
             "Deployment" => round_trip::<Deployment>(name, value),
             "Service" => round_trip::<Service>(name, value),
+            "CustomResourceDefinition" => round_trip::<CustomResourceDefinition>(name, value),
             other => panic!("{name}: kind {other:?} has no check here; add one"),
         }
     }
@@ -101,6 +103,35 @@ fn every_manifest_parses_into_its_kubernetes_type() {
         "configmap.yaml",
     )
     .unwrap();
+}
+
+/// The durable state tier reads, watches, creates and patches its
+/// PluginState objects in the host's namespace, and does nothing else.
+#[test]
+fn the_state_role_grants_exactly_what_the_durable_tier_does() {
+    let role = manifests()
+        .into_iter()
+        .find(|(_, v)| v["kind"] == "Role" && v["metadata"]["name"] == "informant-state")
+        .map(|(_, v)| serde_json::from_value::<Role>(v).unwrap())
+        .expect("deploy/role-state.yaml");
+    let rules = role.rules.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].api_groups.as_deref(),
+        Some(&["informant.dev".to_string()][..])
+    );
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["pluginstates".to_string()][..])
+    );
+    assert_eq!(rules[0].verbs, ["get", "list", "watch", "create", "patch"]);
+    let binding = manifests()
+        .into_iter()
+        .find(|(_, v)| v["kind"] == "RoleBinding" && v["roleRef"]["name"] == "informant-state");
+    assert!(
+        binding.is_some(),
+        "the Role is bound to the host's ServiceAccount"
+    );
 }
 
 #[test]

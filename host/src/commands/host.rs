@@ -49,7 +49,7 @@ pub(super) async fn start_host(
         let namespace = leader_config
             .lease_namespace
             .clone()
-            .unwrap_or_else(own_namespace);
+            .unwrap_or_else(crate::config::own_namespace);
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
             format!("informant-{}", uuid::Uuid::new_v4().simple())
         });
@@ -145,7 +145,7 @@ async fn start_admission(
     singleton: admission::Singleton,
 ) -> anyhow::Result<Webhooks> {
     use admission::{Endpoint, configuration::Client, server};
-    let namespace = own_namespace();
+    let namespace = crate::config::own_namespace();
     let endpoint = settings.endpoint();
     let hosts: Vec<String> = match &endpoint {
         Endpoint::Service {
@@ -256,19 +256,6 @@ pub(super) struct Host {
     grace: Duration,
     /// The webhook server and its registrar, if admission is on.
     webhooks: Option<Webhooks>,
-}
-
-/// The namespace this Pod runs in, or `default` outside a cluster.
-fn own_namespace() -> String {
-    std::env::var("POD_NAMESPACE")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".into())
 }
 
 /// Wait for SIGINT or SIGTERM.

@@ -8,6 +8,7 @@ mod dev;
 mod host;
 mod replay;
 mod run;
+mod state;
 
 use std::{io::IsTerminal, path::Path, process::ExitCode};
 
@@ -29,6 +30,7 @@ pub fn main() -> ExitCode {
         Command::Dev(args) => dev::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Config(ConfigCommand::Check { file }) => config_check::run(&file),
+        Command::State(args) => state::run(&args),
     };
     match result {
         Ok(code) => code,

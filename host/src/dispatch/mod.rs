@@ -190,6 +190,7 @@ impl Dispatcher {
     async fn build(&self, plugin: Plugin) -> Arc<Lane> {
         let subs = plugin.manifest().subscriptions.clone();
         let reads = cached_kinds(plugin.manifest());
+        let store = plugin.state().cloned();
         let lane = Arc::new(Lane::new(
             plugin,
             self.config.clone(),
@@ -200,6 +201,7 @@ impl Dispatcher {
         lane.state.lock().unsynced = (0..subs.len() + reads.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
+        wait_for_store(&lane, store);
         for (index, s) in subs.iter().enumerate() {
             let (tx, rx) = mpsc::channel(self.config.intake_buffer);
             let request = Request {
@@ -269,6 +271,9 @@ impl Dispatcher {
         if same_watches(old.manifest(), plugin.manifest()) {
             let digest = plugin.digest().to_string();
             let subs = plugin.manifest().subscriptions.clone();
+            // A new version whose store is not loaded yet (it asks for the
+            // durable tier now) waits for it, like a fresh lane.
+            wait_for_store(&lane, plugin.state().cloned());
             *lane.plugin.write() = Arc::new(plugin);
             old.release_indexes();
             self.replay(&lane, &subs).await;
@@ -424,6 +429,24 @@ impl Dispatcher {
 /// Tell whoever follows the plugins that something changed.
 pub(crate) fn changed(changes: &watch::Sender<u64>) {
     changes.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// The lane's "watch" that stands for its store: a durable store must be
+/// loaded before the plugin's first call.
+const STORE_WATCH: u32 = u32::MAX;
+
+/// Hold the lane's calls until `store` is loaded (a durable store reads its
+/// objects first; a memory store is loaded from the start).
+fn wait_for_store(lane: &Arc<Lane>, store: Option<Arc<crate::state::Store>>) {
+    let Some(store) = store.filter(|s| s.load() != crate::state::Load::Loaded) else {
+        return;
+    };
+    lane.state.lock().unsynced.insert(STORE_WATCH);
+    let lane = lane.clone();
+    tokio::spawn(async move {
+        store.loaded().await;
+        lane.synced(STORE_WATCH);
+    });
 }
 
 /// Kinds a plugin reads from the cache without subscribing to all of them:

@@ -124,13 +124,18 @@ pub fn health_router(state: AppState) -> Router {
 }
 
 /// The admin API: `/api/v1/plugins`, `/api/v1/subscriptions`,
-/// `/api/v1/dead-letters`, `/api/v1/webhooks`.
+/// `/api/v1/dead-letters`, `/api/v1/webhooks`, `/api/v1/state` (every store's usage),
+/// `/api/v1/state/{plugin}/keys?prefix=&cursor=&limit=` and
+/// `/api/v1/state/{plugin}/value?key=`.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/plugins", get(admin::plugins))
         .route("/api/v1/subscriptions", get(admin::subscriptions))
         .route("/api/v1/dead-letters", get(admin::dead_letters))
         .route("/api/v1/webhooks", get(admin::webhooks))
+        .route("/api/v1/state", get(admin::stores))
+        .route("/api/v1/state/{plugin}/keys", get(admin::state_keys))
+        .route("/api/v1/state/{plugin}/value", get(admin::state_value))
         .fallback(not_found)
         .with_state(state)
 }
@@ -171,6 +176,26 @@ async fn checks(state: &AppState) -> Vec<Check> {
         .iter()
         .filter(|l| !l.started())
         .map(|l| l.name().to_string())
+        .collect();
+    // Durable stores of plugins in service that are not loaded yet.
+    let in_service: Vec<String> = state
+        .runtime
+        .dispatcher()
+        .lanes()
+        .iter()
+        .map(|l| l.name().to_string())
+        .collect();
+    let unloaded: Vec<String> = state
+        .runtime
+        .stores()
+        .all()
+        .iter()
+        .filter(|s| in_service.iter().any(|n| n == s.plugin()))
+        .filter_map(|s| match s.load() {
+            crate::state::Load::Loaded => None,
+            crate::state::Load::Loading => Some(format!("{} (loading)", s.plugin())),
+            crate::state::Load::Unavailable(why) => Some(format!("{} ({why})", s.plugin())),
+        })
         .collect();
     let mut unsynced: Vec<String> = state
         .runtime
@@ -214,6 +239,15 @@ async fn checks(state: &AppState) -> Vec<Check> {
                 "every watch has synced".into()
             } else {
                 format!("not synced yet: {}", unsynced.join(", "))
+            },
+        },
+        Check {
+            name: "state",
+            ok: unloaded.is_empty(),
+            reason: if unloaded.is_empty() {
+                "every durable store is loaded".into()
+            } else {
+                format!("durable stores not loaded yet: {}", unloaded.join(", "))
             },
         },
         Check {

@@ -37,6 +37,9 @@ pub(crate) struct PluginContext {
     pub(crate) limits: Limits,
     /// Reads and actions refused to the plugin, by the code it got back.
     pub(crate) refusals: Refusals,
+    /// Its store (0.3.0 plugins): the same for every version of the
+    /// plugin, so it survives reloads.
+    pub(crate) state: Option<Arc<crate::state::Store>>,
 }
 
 /// Cache reads and actions the host refused a plugin, by the error code the
@@ -148,7 +151,12 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     /// None while `describe` runs: the manifest is not known yet, so every
     /// import refuses.
-    ctx: Option<Arc<PluginContext>>,
+    pub(crate) ctx: Option<Arc<PluginContext>>,
+    /// The current call's transaction on the store, from its first store
+    /// call; committed by the caller only if the call returns ok.
+    pub(crate) txn: Option<crate::state::Transaction>,
+    /// What the current call may do with the store.
+    pub(crate) access: crate::state::Access,
     /// Actions enqueued by the current call, committed only if it returns ok.
     pending: Vec<Action>,
     /// Bytes the cache has returned during the current call.
@@ -187,6 +195,8 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             ctx,
+            txn: None,
+            access: crate::state::Access::ReadWrite,
             pending: Vec::new(),
             result_bytes: 0,
             stdout,
@@ -201,18 +211,29 @@ impl HostState {
         self.stderr.lock().recent().to_string()
     }
 
-    /// Reset per-call state before a call.
+    /// Reset per-call state before a call that may write the store.
     pub(crate) fn begin_call(&mut self) {
+        self.begin_call_with(crate::state::Access::ReadWrite);
+    }
+
+    /// Reset per-call state before a call, saying what it may do with the
+    /// store (`init` and admission reviews only read).
+    pub(crate) fn begin_call_with(&mut self, access: crate::state::Access) {
         self.pending.clear();
+        self.txn = None;
+        self.access = access;
         self.result_bytes = 0;
         self.limiter.refused = false;
         self.admission = false;
         self.refused_in_call = None;
     }
 
-    /// Reset per-call state before an admission call.
+    /// Reset per-call state before an admission call: it reads, and writes
+    /// nothing (no actions, no store writes).
     pub(crate) fn begin_admission(&mut self) {
-        self.begin_call();
+        self.begin_call_with(crate::state::Access::ReadOnly(
+            "an admission review has no side effects; write from handle",
+        ));
         self.admission = true;
     }
 
@@ -228,7 +249,7 @@ impl HostState {
         std::mem::take(&mut self.pending)
     }
 
-    fn plugin_ctx(&self) -> Result<&Arc<PluginContext>, GuestError> {
+    pub(crate) fn plugin_ctx(&self) -> Result<&Arc<PluginContext>, GuestError> {
         self.ctx.as_ref().ok_or_else(|| {
             error(
                 Code::Forbidden,
@@ -253,7 +274,7 @@ impl HostState {
     }
 
     /// Account for `bytes` more returned to the guest in this call.
-    fn charge(&mut self, bytes: usize, items: usize) -> Result<(), GuestError> {
+    pub(crate) fn charge(&mut self, bytes: usize, items: usize) -> Result<(), GuestError> {
         let limits = &self.plugin_ctx()?.limits;
         let (max_bytes, max_items) = (limits.max_host_result_bytes, limits.max_list_items);
         if items > max_items {

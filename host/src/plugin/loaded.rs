@@ -21,17 +21,20 @@ use super::{
     host::{GuestError, HostState, PluginContext, truncate},
     manifest::Manifest,
 };
-use crate::{action::Action, cache::Store as Cache};
+use crate::{
+    action::Action,
+    cache::Store as Cache,
+    state::{self, Stores},
+};
 
 /// Longest error message kept from a guest.
 const MAX_GUEST_ERROR: usize = 4096;
-
 /// What kind of call runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// `handle`: may enqueue actions; counted in [`CallStats`].
+    /// `handle`: may enqueue actions and write the store.
     Event,
-    /// `admit`: reads only; counted by admission.
+    /// `review`: reads only.
     Admission,
 }
 
@@ -40,10 +43,19 @@ enum Mode {
 pub struct Admitted {
     /// The plugin's verdict.
     pub verdict: Verdict,
-    /// The first cache read (or action) refused during the call, if any: the
-    /// verdict then rests on what the plugin could not see.
+    /// The first cache read (or action, or store write) refused during the
+    /// call, if any: the verdict then rests on what the plugin could not see.
     pub refused: Option<String>,
 }
+
+/// One run of a call: its value, its actions, its transaction (if the
+/// plugin returned ok), and the first refusal of an admission call.
+type Ran<T> = (T, Vec<Action>, Option<state::Transaction>, Option<String>);
+
+/// How many times a call runs when other instances keep changing what it
+/// read before it can commit; then it fails, and is retried like any
+/// failed call.
+const MAX_RUNS: u32 = 32;
 
 /// How a plugin is loaded.
 #[derive(Debug, Clone)]
@@ -52,6 +64,7 @@ pub struct LoadOptions {
     ceiling: Limits,
     settings: serde_json::Value,
     max_idle_instances: usize,
+    stores: Arc<Stores>,
 }
 
 impl Default for LoadOptions {
@@ -63,6 +76,7 @@ impl Default for LoadOptions {
                 .deadline(Duration::from_secs(10)),
             settings: serde_json::Value::Null,
             max_idle_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            stores: Arc::new(Stores::default()),
         }
     }
 }
@@ -95,6 +109,14 @@ impl LoadOptions {
         self.max_idle_instances = n.max(1);
         self
     }
+
+    /// Where the plugin's store comes from: by default a store of its own
+    /// in memory; the running host's [`Stores`] keep it across reloads.
+    #[must_use]
+    pub fn stores(mut self, stores: Arc<Stores>) -> Self {
+        self.stores = stores;
+        self
+    }
 }
 
 /// Counters of one plugin version's calls.
@@ -115,6 +137,9 @@ pub struct CallStats {
     /// Idle instances dropped to give memory back: a call had grown them
     /// far past their size after `init`.
     pub(crate) recycled: AtomicU64,
+    /// Calls run again because another instance changed what they read
+    /// from the store before they could commit.
+    pub(crate) reruns: AtomicU64,
 }
 
 /// A snapshot of [`CallStats`].
@@ -135,6 +160,8 @@ pub struct CallCounts {
     pub instances: u64,
     /// Idle instances dropped to give memory back.
     pub recycled: u64,
+    /// Calls run again after a conflict on the store.
+    pub reruns: u64,
 }
 
 struct Instance {
@@ -331,6 +358,18 @@ impl Plugin {
             added.push(cache_name.clone());
             indexes.insert(decl.name.clone(), cache_name);
         }
+        // Plugins of the contracts before 0.3.0 cannot reach a store.
+        let state = if pre.version() == super::contract::VERSIONS[0] {
+            match options.stores.open(&manifest.name, &manifest.state) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    added.iter().for_each(|n| cache.remove_index(n));
+                    return Err(Error::State(e));
+                }
+            }
+        } else {
+            None
+        };
         let ctx = Arc::new(PluginContext {
             name: manifest.name.as_str().into(),
             manifest: Arc::new(manifest),
@@ -338,6 +377,7 @@ impl Plugin {
             indexes,
             limits,
             refusals: super::host::Refusals::default(),
+            state,
         });
         let plugin = Self {
             ctx,
@@ -397,6 +437,11 @@ impl Plugin {
         &self.ctx.limits
     }
 
+    /// Its store: none for plugins of contracts before 0.3.0.
+    pub fn state(&self) -> Option<&Arc<state::Store>> {
+        self.ctx.state.as_ref()
+    }
+
     /// The call counters.
     pub fn counts(&self) -> CallCounts {
         let s = &self.stats;
@@ -408,6 +453,7 @@ impl Plugin {
             trapped: s.trapped.load(Ordering::Relaxed),
             instances: s.instances.load(Ordering::Relaxed),
             recycled: s.recycled.load(Ordering::Relaxed),
+            reruns: s.reruns.load(Ordering::Relaxed),
         }
     }
 
@@ -447,10 +493,13 @@ impl Plugin {
             ))
         })?;
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
-        store.data_mut().begin_call();
+        store
+            .data_mut()
+            .begin_call_with(super::store::INIT_READS_ONLY);
         let result = exports.init(&mut store, &self.settings);
-        // Actions enqueued by init are never committed.
+        // Actions enqueued by init are never committed; it cannot write the store.
         store.data_mut().end_call();
+        store.data_mut().take_transaction();
         match result {
             Ok(Ok(())) => {
                 let baseline = store.data().limiter.linear_bytes;
@@ -465,25 +514,62 @@ impl Plugin {
         }
     }
 
-    /// Handle one event on an idle instance (or a fresh one), and return the
-    /// actions the call committed.
+    /// Handle one event on an idle instance (or a fresh one), commit what
+    /// it wrote to its store, and return the actions the call committed.
     ///
-    /// An instance that trapped is dropped, never reused.
+    /// An instance that trapped is dropped, never reused. A call whose
+    /// reads of the store another instance changed before it could commit
+    /// runs again (up to 32 times), its first run's actions dropped. The
+    /// durable tier's commit waits for the API server: call this from a
+    /// blocking thread.
     ///
     /// # Errors
-    /// [`CallError`] says how the call failed; its actions are discarded.
+    /// [`CallError`] says how the call failed; its actions and its writes
+    /// are discarded.
     pub fn handle(&self, event: &Event) -> Result<Vec<Action>, CallError> {
-        let limits = self.ctx.limits.clone();
-        self.call(&limits, Mode::Event, |exports, store| {
-            exports.handle(store, event)
-        })
-        .map(|((), actions, _)| actions)
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let limits = &self.ctx.limits;
+            let ((), actions, txn, _) = self
+                .run(limits, Mode::Event, |exports, store| {
+                    exports.handle(store, event)
+                })
+                .inspect_err(|e| self.count(e))?;
+            let committed = match txn {
+                Some(txn) => txn.commit(),
+                None => Ok(()),
+            };
+            match committed {
+                Ok(()) => {
+                    self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                    return Ok(actions);
+                }
+                Err(state::CommitError::Conflict) if runs < MAX_RUNS => {
+                    self.stats.reruns.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let err = CallError::Failed {
+                        code: super::host::Code::Failed.name().into(),
+                        message: match e {
+                            state::CommitError::Conflict => format!(
+                                "other instances changed what the call read from the store before it could commit, {MAX_RUNS} runs in a row"
+                            ),
+                            state::CommitError::Failed(why) => why,
+                        },
+                    };
+                    self.count(&err);
+                    return Err(err);
+                }
+            }
+        }
     }
 
     /// Ask the plugin about one admission request, under `deadline` (or
-    /// its own deadline, if shorter). The call reads the cache as `handle`
-    /// does and cannot enqueue actions. Its outcome is not counted with the
-    /// event calls: admission has its own counters.
+    /// its own deadline, if shorter). The call reads the cache (and the
+    /// store) as `handle` does, and can neither enqueue actions nor write
+    /// the store. Its outcome is not counted with the event calls:
+    /// admission has its own counters.
     ///
     /// # Errors
     /// [`CallError`] says how the call failed.
@@ -497,29 +583,25 @@ impl Plugin {
             .limits
             .clone()
             .deadline(deadline.min(self.ctx.limits.deadline));
-        self.call(&limits, Mode::Admission, |exports, store| {
+        self.run(&limits, Mode::Admission, |exports, store| {
             exports.admit(store, request)
         })
-        .map(|(verdict, _, refused)| Admitted { verdict, refused })
+        .map(|(verdict, _, _, refused)| Admitted { verdict, refused })
     }
 
-    /// One call on an idle instance (or a fresh one): the call's result,
-    /// the actions it committed and, for admission calls, its first refusal.
-    fn call<T>(
+    /// One run of a call: its value, its actions, its transaction (if the
+    /// plugin returned ok) and, for an admission call, its first refusal.
+    /// Counts nothing but recycled instances.
+    fn run<T>(
         &self,
         limits: &Limits,
         mode: Mode,
-        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<Result<T, GuestError>>,
-    ) -> Result<(T, Vec<Action>, Option<String>), CallError> {
-        let counted = mode == Mode::Event;
+        call: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<Result<T, GuestError>>,
+    ) -> Result<Ran<T>, CallError> {
         let pooled = self.idle.lock().pop();
         let mut instance = match pooled {
             Some(i) => i,
-            None => self.instance().inspect_err(|e| {
-                if counted {
-                    self.count(e)
-                }
-            })?,
+            None => self.instance()?,
         };
         match mode {
             Mode::Event => instance.store.data_mut().begin_call(),
@@ -528,7 +610,7 @@ impl Plugin {
         instance
             .store
             .set_epoch_deadline(Engine::ticks_for(limits.deadline));
-        let result = f(&instance.exports, &mut instance.store);
+        let result = call(&instance.exports, &mut instance.store);
         // Before the call's output is flushed: a panic's message is in it.
         let panic = result
             .as_ref()
@@ -536,48 +618,31 @@ impl Plugin {
             .and_then(|_| panic_message(&instance.store.data().stderr_recent()));
         let refused = instance.store.data().refused_in_call().map(str::to_string);
         let actions = instance.store.data_mut().end_call();
+        let txn = instance.store.data_mut().take_transaction();
         let outcome = match result {
-            Ok(Ok(value)) => {
-                if counted {
-                    self.stats.ok.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok((value, actions, refused))
-            }
+            Ok(Ok(value)) => Ok((value, actions, txn, refused)),
             // A language runtime turns a refused growth into its own error
             // (Python's MemoryError) and returns it: still out of memory, and
             // an instance at its cap is not worth keeping.
             Ok(Err(e)) if instance.store.data().limiter.refused => {
-                let err = CallError::OutOfMemory {
+                return Err(CallError::OutOfMemory {
                     limit_bytes: limits.memory_bytes,
                     trap: format!(
                         "the plugin returned an error ({}): {}",
                         e.code.name(),
                         truncate(e.message, MAX_GUEST_ERROR)
                     ),
-                };
-                if counted {
-                    self.count(&err);
-                }
-                return Err(err);
+                });
             }
             Ok(Err(e)) => Err(failed(e)),
             Err(e) => {
-                let err = match (e.downcast_ref::<Trap>(), panic) {
+                // A trapped instance may be in any state: drop it.
+                return Err(match (e.downcast_ref::<Trap>(), panic) {
                     (Some(Trap::UnreachableCodeReached), Some(panic)) => CallError::Trap(panic),
                     _ => classify(&e, &instance.store, limits),
-                };
-                if counted {
-                    self.count(&err);
-                }
-                // A trapped instance may be in any state: drop it.
-                return Err(err);
+                });
             }
         };
-        if let Err(e) = &outcome
-            && counted
-        {
-            self.count(e);
-        }
         if !instance.fit_to_keep() {
             self.stats.recycled.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(plugin.name = %self.ctx.name, linear_mib = instance.store.data().limiter.linear_bytes >> 20, at_rest_mib = instance.baseline >> 20, "instance dropped to give memory back");

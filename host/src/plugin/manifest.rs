@@ -205,21 +205,7 @@ pub struct ResourceRequest {
 }
 
 /// What a plugin asks of its store (`manifest.state`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StateRequest {
-    /// The tier it asks for; the operator may narrow it.
-    pub tier: Tier,
-    /// The most keys, if it asks for other than the host's default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_keys: Option<u32>,
-    /// The largest value in bytes, likewise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_value_bytes: Option<u32>,
-    /// The most bytes of keys and values, likewise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_total_bytes: Option<u64>,
-}
+pub use crate::state::Request as StateRequest;
 
 /// A validated manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -280,6 +266,18 @@ fn check_api_version(field: &str, value: &str) -> Result<(), ManifestError> {
 fn kind_key(field: &str, api_version: &str, kind: &str) -> Result<KindKey, ManifestError> {
     check_api_version(&format!("{field}.apiVersion"), api_version)?;
     check_text(&format!("{field}.kind"), kind, "kind")?;
+    // The durable state tier's objects are the host's: a plugin that could
+    // watch or write them could read or break every plugin's store.
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    if group == "informant.dev"
+        && ["pluginstate", "pluginstates", "pst"].contains(&kind.to_ascii_lowercase().as_str())
+    {
+        return Err(invalid(
+            format!("{field}.kind"),
+            "PluginState objects are the host's own (the durable state tier); a plugin keeps \
+             its state through the state interface",
+        ));
+    }
     Ok(KindKey::new(api_version, kind))
 }
 
@@ -604,6 +602,15 @@ mod tests {
             (
                 Box::new(|m| m.permissions.writes[0].verbs.clear()),
                 "permissions.writes[0].verbs",
+            ),
+            (
+                Box::new(|m| {
+                    m.permissions.reads.push(wit::KindRef {
+                        api_version: "informant.dev/v1alpha1".into(),
+                        kind: "PluginState".into(),
+                    })
+                }),
+                "permissions.reads[0].kind",
             ),
             (
                 Box::new(|m| {

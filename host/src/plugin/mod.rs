@@ -56,6 +56,9 @@ pub enum Error {
     /// The manifest's admission webhook and the component's exports disagree.
     #[error("{0}")]
     Admission(String),
+    /// The manifest asks of its store what the operator does not allow.
+    #[error("state: {0}")]
+    State(String),
     /// The component could not be instantiated.
     #[error("the component could not be instantiated: {0}")]
     Instantiate(String),
