@@ -14,8 +14,8 @@
 //!   (`apiserver_admission_webhook_admission_duration_seconds`), the same way.
 //!
 //! The server: the cluster of `INFORMANT_BENCH_KUBECONFIG` if set, else a
-//! fresh kit from `../shared/realk8s` on ports of its own, stopped
-//! afterwards; without the kit, the embedded server.
+//! fresh kit from `../shared/realk8s` (or `INFORMANT_BENCH_KIT`) on ports of
+//! its own, stopped afterwards; without the kit, the embedded server.
 //!
 //! `cargo bench -p informant --bench admission`; `INFORMANT_BENCH_CREATES`
 //! (default 2,000 with the webhook, after 200 to warm up) and
@@ -73,7 +73,10 @@ async fn server() -> Server {
             _dir: dir,
         };
     }
-    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realk8s");
+    let kit = std::env::var_os("INFORMANT_BENCH_KIT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realk8s"),
+        PathBuf::from,
+    );
     if kit.join("start.sh").is_file() {
         let _ = kit_command(&kit, "stop.sh").output();
         let out = kit_command(&kit, "start.sh")

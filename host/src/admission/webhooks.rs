@@ -2,8 +2,9 @@
 //! declares one, as the operator's configuration has it, with counters and
 //! last errors for the admin API and metrics.
 //!
-//! A review runs the plugin on a blocking thread, bounded per plugin like
-//! its event calls, within a budget of half the webhook's `timeoutSeconds`
+//! A review runs the plugin in place (the runtime moves the worker's other
+//! tasks away meanwhile), bounded per plugin like its event calls, within a
+//! budget of half the webhook's `timeoutSeconds`
 //! (its own deadline, if shorter, bounds the call itself), so the host always
 //! answers before the API server gives up on it. A plugin is asked only once
 //! its subscriptions have synced. A plugin that was just unloaded (the API
@@ -405,12 +406,23 @@ async fn call(
         .map_err(|_| Failure::Busy(budget))?
         .map_err(|_| Failure::Busy(budget))?;
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let admitted = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        plugin.admit(&request, left)
-    })
-    .await
-    .map_err(|e| Failure::Call(CallError::Trap(format!("the call failed in the host: {e}"))))?;
+    // The call is short and bounded by its deadline: run it on this worker,
+    // telling the runtime to hand the worker's other tasks to another one
+    // meanwhile, rather than hop to the blocking pool and back (a thread
+    // switch each way is most of the host's share on a busy machine). A
+    // current-thread runtime cannot do that; there, the blocking pool.
+    let admitted = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => {
+            let _permit = permit;
+            tokio::task::block_in_place(|| plugin.admit(&request, left))
+        }
+        _ => tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            plugin.admit(&request, left)
+        })
+        .await
+        .map_err(|e| Failure::Call(CallError::Trap(format!("the call failed in the host: {e}"))))?,
+    };
     match admitted {
         Ok(a) => match a.refused {
             Some(refused) => Err(Failure::Refused(refused)),
