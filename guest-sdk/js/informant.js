@@ -23,9 +23,9 @@
 // only if `handle` returns normally; throwing discards them. Throw an
 // `InformantError` to choose the error code the host logs.
 
-import * as witCache from "informant:plugin/cache@0.2.0";
-import * as witActions from "informant:plugin/actions@0.2.0";
-import { log as witLog } from "informant:plugin/log@0.2.0";
+import * as witCache from "informant:plugin/cache@0.3.0";
+import * as witActions from "informant:plugin/actions@0.3.0";
+import { log as witLog } from "informant:plugin/log@0.3.0";
 
 const ERROR_CODES = ["invalid", "forbidden", "limit-exceeded", "not-found", "failed"];
 const EVENT_TYPES = ["added", "modified", "deleted", "synced", "resync"];
@@ -219,6 +219,8 @@ export class Manifest {
       indexes: [],
       permissions: { reads: [], writes: [] },
       resources: { memoryMib: undefined, deadlineMs: undefined, instances: undefined },
+      state: undefined,
+      admission: undefined,
     };
   }
 

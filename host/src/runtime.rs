@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     action::{ActionQueue, Executor},
     cache::{self, Store},
@@ -17,6 +19,7 @@ use crate::{
     plugin::{self, Engine, LoadOptions, Plugin},
     settings::{self, SettingsError},
     source::Sources,
+    state::{self, Leadership, Stores},
 };
 
 /// Why a plugin file was not put in service. Every variant names the file.
@@ -80,6 +83,13 @@ pub struct Runtime {
     dispatcher: Arc<Dispatcher>,
     actions: Arc<ActionQueue>,
     sources: Sources,
+    /// Every plugin's store, by name.
+    stores: Arc<Stores>,
+    /// Whether this replica writes the durable tier: fed by leader election
+    /// (see `set_leading`).
+    leadership: Arc<Leadership>,
+    /// Stops the background work of the stores.
+    stop: CancellationToken,
     config: Config,
 }
 
@@ -104,6 +114,7 @@ impl Runtime {
         let instance = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "informant".into());
+        let state_client = client.clone();
         let executor = Executor::new(client, config.dry_run, instance);
         let actions =
             ActionQueue::start(executor, config.allowlist.clone(), config.actions.clone());
@@ -113,6 +124,28 @@ impl Runtime {
             actions.clone(),
             config.dispatch.clone(),
         ));
+        // The durable tier writes while this replica leads (always, without
+        // leader election): the gate is the one seam between the two.
+        let leadership = Arc::new(Leadership::default());
+        let stop = CancellationToken::new();
+        let stores = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let cluster = state::Cluster {
+                    client: state_client,
+                    subscriptions: subscriptions.clone(),
+                    namespace: crate::config::own_namespace(),
+                    runtime: runtime.clone(),
+                };
+                let stores = Arc::new(Stores::new(
+                    config.state.clone(),
+                    cluster,
+                    leadership.clone(),
+                ));
+                runtime.spawn(stores.clone().sweep(stop.clone()));
+                stores
+            }
+            Err(_) => Arc::new(Stores::offline(config.state.clone())),
+        };
         Ok(Self {
             engine,
             cache,
@@ -120,6 +153,9 @@ impl Runtime {
             dispatcher,
             actions,
             sources: Sources::default(),
+            stores,
+            leadership,
+            stop,
             config,
         })
     }
@@ -137,6 +173,11 @@ impl Runtime {
     /// The compiling engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Every plugin's store.
+    pub fn stores(&self) -> &Arc<Stores> {
+        &self.stores
     }
 
     /// The cache.
@@ -213,8 +254,9 @@ impl Runtime {
         grants: Option<&crate::action::Allowlist>,
     ) -> Result<Plugin, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        let stores = self.stores.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            let options = options(&bytes);
+            let options = options(&bytes).stores(stores);
             Plugin::load(&engine, &bytes, cache, options)
         })
         .await
@@ -276,6 +318,7 @@ impl Runtime {
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let events_dropped = self.dispatcher.shutdown(grace).await;
         let left = self.actions.shutdown(grace).await;
+        self.stop.cancel();
         self.subscriptions.shutdown();
         ShutdownReport {
             events_dropped,
@@ -284,12 +327,15 @@ impl Runtime {
     }
 }
 
-/// Actions execute only while this replica leads. On becoming leader the
-/// plugins get a fresh initial sync, so the new leader acts on the current
-/// state, including whatever happened while another replica led.
+/// Actions execute, and the durable state tier is written, only while this
+/// replica leads. On becoming leader the plugins get a fresh initial sync,
+/// so the new leader acts on the current state, including whatever happened
+/// while another replica led; the store reads each of its objects afresh
+/// before its first write in the new term.
 impl crate::leader::Follower for Runtime {
     fn set_leading(&self, leading: bool) {
         let was = self.actions.is_active();
+        self.leadership.set_leading(leading);
         self.actions.set_active(leading);
         if leading && !was {
             let dispatcher = self.dispatcher.clone();

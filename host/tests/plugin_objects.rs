@@ -551,8 +551,14 @@ async fn a_moved_tag_reloads_and_failures_keep_the_running_version() {
     .await;
     let (_, reason, message) = condition(&status);
     assert_eq!(reason, "Unauthorized", "{message}");
-    assert!(message.contains(&format!("Secret {ns}/missing: not found")), "{message}");
-    let auth = base64_of(&format!("{{\"auths\":{{\"{registry}\":{{\"auth\":\"{}\"}}}}}}", base64_of("tester:secret")));
+    assert!(
+        message.contains(&format!("Secret {ns}/missing: not found")),
+        "{message}"
+    );
+    let auth = base64_of(&format!(
+        "{{\"auths\":{{\"{registry}\":{{\"auth\":\"{}\"}}}}}}",
+        base64_of("tester:secret")
+    ));
     let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
         "metadata": {"name": "regcred"},
         "type": "kubernetes.io/dockerconfigjson",
@@ -583,7 +589,11 @@ async fn a_moved_tag_reloads_and_failures_keep_the_running_version() {
         condition(s).0 == "True"
     })
     .await;
-    assert_eq!(status["digest"], d1.as_str(), "loaded from the content cache");
+    assert_eq!(
+        status["digest"],
+        d1.as_str(),
+        "loaded from the content cache"
+    );
 
     // Deleted: unloaded.
     plugins_api(&cluster)

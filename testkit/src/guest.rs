@@ -36,6 +36,7 @@ pub(crate) static LANGUAGES: [Guest; 3] = [
         plugins: &[
             ("label-enforcer", "python/label-enforcer"),
             ("replicator", "python/replicator"),
+            ("owner-required", "python/owner-required"),
             ("sdk-tour", "testing/python-sdk-tour"),
         ],
         sdk: "guest-sdk/python",

@@ -251,6 +251,17 @@ impl HostProcess {
     }
 }
 
+/// A host whose test panicked before it was terminated is killed, so no
+/// host outlives its test (one serving webhooks would keep answering).
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Send SIGTERM, as Kubernetes does, and wait up to 30 s for the exit;
 /// returns the exit status and everything the host wrote to stderr.
 ///
@@ -433,6 +444,44 @@ impl TestCluster {
             .lock()
             .expect("the list of created objects")
             .push((resource.into(), name.into()));
+    }
+}
+
+impl TestCluster {
+    /// Install the CRD of the durable state tier
+    /// (deploy/base/crd-pluginstate.yaml) with server-side apply, and wait until
+    /// it is served. It stays: on a shared cluster other tests use it at
+    /// the same time, as a host's installation would.
+    ///
+    /// # Panics
+    /// If the server refuses it, or does not serve it within 30 s.
+    pub async fn install_state_crd(&self) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let text = include_str!("../../deploy/base/crd-pluginstate.yaml");
+        let crd: CustomResourceDefinition =
+            serde_norway::from_str(text).expect("deploy/base/crd-pluginstate.yaml is a CRD");
+        let api: kube::Api<CustomResourceDefinition> = kube::Api::all(self.client.clone());
+        let name = "pluginstates.informant.dev";
+        api.patch(
+            name,
+            &kube::api::PatchParams::apply("informant-tests").force(),
+            &kube::api::Patch::Apply(&crd),
+        )
+        .await
+        .expect("the PluginState CRD is applied");
+        eventually(
+            "the PluginState CRD to be established",
+            std::time::Duration::from_secs(30),
+            || async {
+                let crd = api.get(name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            },
+        )
+        .await;
     }
 }
 

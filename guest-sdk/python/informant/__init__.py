@@ -22,6 +22,7 @@ Actions are committed only if ``handle`` returns normally; raising discards
 them. Raise :class:`Error` to choose the error code the host logs.
 """
 
+from .admission import Request, Response, Rule, Webhook
 from .error import Error
 from .event import Event, EventType, Object, ObjectRef
 from .manifest import Index, Manifest, Subscription, Verb
@@ -37,8 +38,12 @@ __all__ = [
     "Object",
     "ObjectRef",
     "Plugin",
+    "Request",
+    "Response",
+    "Rule",
     "Subscription",
     "Verb",
+    "Webhook",
     "action",
     "cache",
     "log",

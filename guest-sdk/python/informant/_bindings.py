@@ -8,7 +8,7 @@ there raises a ``RuntimeError`` that says why.
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["AVAILABLE", "Err", "actions", "cache", "log", "types", "member", "name_of"]
+__all__ = ["AVAILABLE", "Err", "actions", "admission", "cache", "log", "types", "member", "name_of"]
 
 
 class _Unavailable:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     Err = _Err
     AVAILABLE: bool
     actions: Any
+    admission: Any
     cache: Any
     log: Any
     types: Any
@@ -52,6 +53,11 @@ else:
         cache = _Unavailable("cache")
         log = _Unavailable("log")
         types = _Unavailable("types")
+    # Only in a component of the plugin-with-admission world.
+    try:
+        from wit_world.exports import admission
+    except ImportError:  # pragma: no cover - a plugin without a webhook
+        admission = _Unavailable("admission")
 
 
 def member(enum: Any, name: str) -> Any:

@@ -77,6 +77,7 @@ class Manifest:
         self.memory_mib: Optional[int] = None
         self.deadline_ms: Optional[int] = None
         self.max_instances: Optional[int] = None
+        self.admission: Optional[Any] = None
 
     def subscribe(self, subscription: Subscription) -> "Manifest":
         self.subscriptions.append(subscription)
@@ -122,6 +123,13 @@ class Manifest:
         self.max_instances = n
         return self
 
+    def webhook(self, webhook: Any) -> "Manifest":
+        """Serve an admission webhook (an :class:`informant.Webhook`); the
+        plugin class then defines ``review(self, request)``. A plugin with a
+        webhook needs no subscription."""
+        self.admission = webhook
+        return self
+
     def to_wit(self) -> Any:
         return wit.Manifest(
             self.name,
@@ -130,4 +138,6 @@ class Manifest:
             [i.to_wit() for i in self.indexes],
             wit.Permissions(self.read_kinds, self.write_grants),
             wit.ResourceRequest(self.memory_mib, self.deadline_ms, self.max_instances),
+            None,
+            self.admission.to_wit() if self.admission is not None else None,
         )

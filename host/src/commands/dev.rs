@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use informant_apiserver::{self as devserver, ApiServer};
 
-use super::host::{host_config, say, shutdown_signal, start_host, stop_host};
+use super::host::{resolve, say, shutdown_signal, start_host, stop_host};
 use crate::{cli::DevArgs, informer};
 
 pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
@@ -13,7 +13,16 @@ pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.manifests.as_ref().filter(|d| !d.is_dir()) {
         bail!("--manifests {}: not a directory", dir.display());
     }
-    let mut host_config = host_config(&args.host)?;
+    // The embedded server calls the plugins' webhooks, served on a free
+    // loopback port with a certificate made at start, unless told otherwise.
+    let mut overrides = args.host.overrides();
+    if overrides.webhook_addr.is_none() {
+        overrides.webhook_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    if overrides.webhook_cert_dir.is_none() {
+        overrides.webhook_generate_cert = true;
+    }
+    let mut host_config = resolve(&args.host, overrides)?;
     if args.server_only {
         host_config.plugin_dir = None;
     } else if host_config.plugin_dir.is_none() && crate::examples::available() {

@@ -207,6 +207,8 @@ pub struct Lane {
     pub(super) cache: Arc<Store>,
     pub(super) runtime: Handle,
     pub(super) subscriptions: Mutex<Vec<SubscriptionId>>,
+    /// The dispatcher's change counter: told when the plugin starts.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl fmt::Debug for Lane {
@@ -235,6 +237,7 @@ impl Lane {
         config: Config,
         actions: Arc<ActionQueue>,
         cache: Arc<Store>,
+        changes: Arc<tokio::sync::watch::Sender<u64>>,
     ) -> Self {
         let breaker = Breaker::new(
             config.breaker_threshold,
@@ -263,6 +266,7 @@ impl Lane {
             cache,
             runtime: Handle::current(),
             subscriptions: Mutex::new(Vec::new()),
+            changes,
         }
     }
 
@@ -552,6 +556,8 @@ impl Lane {
         if st.unsynced.remove(&watch) && st.unsynced.is_empty() {
             tracing::debug!(plugin.name = %self.name, "every watch of the plugin has synced; calls start");
             self.kick(&mut st);
+            drop(st);
+            super::changed(&self.changes);
         }
     }
 

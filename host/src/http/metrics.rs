@@ -81,6 +81,84 @@ impl HostCollector {
 
 type Labels = Vec<(&'static str, String)>;
 
+impl HostCollector {
+    /// The plugins' stores: operations, commits, usage, durable writes.
+    fn encode_state(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stores = self.runtime.stores().all();
+        let plugin = |s: &crate::state::Store| vec![("plugin", s.plugin().to_string())];
+        let mut ops = Vec::new();
+        let mut commits = Vec::new();
+        for store in &stores {
+            for (op, outcome, n) in store.stats().ops() {
+                let mut labels = plugin(store);
+                labels.push(("operation", op.as_str().to_string()));
+                labels.push(("outcome", outcome.as_str().to_string()));
+                ops.push((labels, counter(n)));
+            }
+            for (outcome, n) in store.stats().commits() {
+                let mut labels = plugin(store);
+                labels.push(("outcome", outcome.as_str().to_string()));
+                commits.push((labels, counter(n)));
+            }
+        }
+        family(
+            encoder,
+            "informant_state_operations",
+            "Calls of plugins to their stores, by operation and outcome: ok, or the error code the plugin got (invalid, forbidden, limit-exceeded).",
+            MetricType::Counter,
+            ops,
+        )?;
+        family(
+            encoder,
+            "informant_state_commits",
+            "Calls' writes to their stores by outcome: committed; conflict (another instance changed what the call read: it runs again); failed (the durable tier could not write); standby (durable writes of a replica that does not lead, dropped).",
+            MetricType::Counter,
+            commits,
+        )?;
+        let usage = |f: &dyn Fn(crate::state::Usage) -> u64| {
+            stores
+                .iter()
+                .map(|s| {
+                    (
+                        plugin(s),
+                        gauge(usize::try_from(f(s.usage())).unwrap_or(usize::MAX)),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            encoder,
+            "informant_state_keys",
+            "Keys in a plugin's store.",
+            MetricType::Gauge,
+            usage(&|u| u.keys),
+        )?;
+        family(
+            encoder,
+            "informant_state_bytes",
+            "Bytes of keys and values in a plugin's store.",
+            MetricType::Gauge,
+            usage(&|u| u.bytes),
+        )?;
+        let mut histograms = encoder.encode_descriptor(
+            "informant_state_write_duration_seconds",
+            "Writes of the durable tier to the API server, from request to answer.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for store in stores
+            .iter()
+            .filter(|s| s.tier() == crate::state::Tier::Durable)
+        {
+            store
+                .stats()
+                .write_seconds
+                .encode(histograms.encode_family(&plugin(store))?)?;
+        }
+        Ok(())
+    }
+}
+
 /// One family of labelled values.
 fn family<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
@@ -412,6 +490,8 @@ impl Collector for HostCollector {
                 .map(|(r, sums)| (vec![("resource", r.clone())], gauge(sums.4)))
                 .collect(),
         )?;
+
+        self.encode_state(&mut encoder)?;
 
         if let Some(reloader) = &self.reloader {
             let files = reloader.statuses();
