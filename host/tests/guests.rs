@@ -21,9 +21,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
 
-const GUESTS: [(&str, &str); 4] = [
+const GUESTS: [(&str, &str); 5] = [
     ("python", "label-enforcer"),
     ("python", "replicator"),
+    ("python", "restarter"),
     ("js", "label-enforcer"),
     ("js", "replicator"),
 ];

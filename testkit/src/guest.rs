@@ -40,6 +40,7 @@ pub(crate) static LANGUAGES: [Guest; 2] = [
         plugins: &[
             ("label-enforcer", "python/label-enforcer"),
             ("replicator", "python/replicator"),
+            ("restarter", "python/restarter"),
             ("sdk-tour", "testing/python-sdk-tour"),
         ],
         sdk: "guest-sdk/python",

@@ -706,7 +706,11 @@ impl Durable {
         let mut reads = HashMap::new();
         let mut writes = BTreeMap::new();
         for shard in store.shards() {
-            for (k, _) in shard.read().entries.iter().filter(|(_, e)| !e.live(now)) {
+            let shard = shard.read();
+            if shard.expiring == 0 {
+                continue;
+            }
+            for (k, _) in shard.entries.iter().filter(|(_, e)| !e.live(now)) {
                 reads.insert(k.clone(), None);
                 writes.insert(k.clone(), Write::Delete);
             }

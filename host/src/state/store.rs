@@ -110,6 +110,8 @@ pub(crate) struct Shard {
     pub(crate) owned: Option<u64>,
     /// About how large the durable object is (`object::entry_size`).
     pub(crate) object_bytes: u64,
+    /// Entries with an expiry: none, and a sweep has nothing to look at.
+    pub(crate) expiring: usize,
 }
 
 impl Shard {
@@ -123,9 +125,11 @@ impl Shard {
         let key_len = key.len() as u64;
         let added = key_len + entry.value.len() as u64;
         self.object_bytes += entry_size(key.len(), &entry.value);
+        self.expiring += usize::from(entry.expires_at.is_some());
         let (keys, removed) = match self.entries.insert(key, entry) {
             Some(old) => {
                 self.object_bytes -= entry_size(key_len as usize, &old.value);
+                self.expiring -= usize::from(old.expires_at.is_some());
                 (0, key_len + old.value.len() as u64)
             }
             None => (1, 0),
@@ -141,6 +145,7 @@ impl Shard {
                 let removed = footprint(key, &old.value);
                 self.bytes -= removed;
                 self.object_bytes -= entry_size(key.len(), &old.value);
+                self.expiring -= usize::from(old.expires_at.is_some());
                 (-1, -(removed as i64))
             }
             None => (0, 0),
@@ -155,6 +160,7 @@ impl Shard {
             .iter()
             .map(|(k, e)| entry_size(k.len(), &e.value))
             .sum();
+        self.expiring = entries.values().filter(|e| e.expires_at.is_some()).count();
         let delta = (
             entries.len() as i64 - self.entries.len() as i64,
             bytes as i64 - self.bytes as i64,
@@ -405,6 +411,9 @@ impl Store {
         let _commit = self.commit_lock();
         let mut removed = 0;
         for shard in self.shards() {
+            if shard.read().expiring == 0 {
+                continue;
+            }
             let mut shard = shard.write();
             let expired: Vec<String> = shard
                 .entries
