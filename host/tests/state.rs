@@ -418,6 +418,75 @@ async fn a_commit_the_api_server_refuses_leaves_the_store_as_it_was() {
     runtime.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A durable store whose kind is not served (the CRD is not installed)
+/// holds its plugin's calls, and readiness says why; once the CRD appears,
+/// the store loads and the calls start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_store_waits_for_its_crd_and_readiness_says_why() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let _logs = logs();
+    let cluster = TestCluster::start().await;
+    // Removing the CRD would break every other user of a shared cluster.
+    if cluster
+        .embedded("a_durable_store_waits_for_its_crd_and_readiness_says_why")
+        .is_none()
+    {
+        return;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    crds.delete("pluginstates.informant.dev", &Default::default())
+        .await
+        .unwrap();
+    let ns = cluster.namespace("state-crd").await;
+    let runtime = host(&cluster, &ns, "");
+    let store = counter(&runtime, "counter_durable", json!({"namespace": ns})).await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    create(&api, "x", "count").await;
+    let stop = CancellationToken::new();
+    let health = http::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        http::health_router(http::AppState::new(runtime.clone(), None)),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let (code, body) = eventually("readiness to name the missing CRD", LONG, || async {
+        let (code, body) = http_get(health, "/readyz?verbose").await;
+        body.contains("[-] state: durable stores not loaded yet: counter (the PluginState kind")
+            .then_some((code, body))
+    })
+    .await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        matches!(store.load(), Load::Unavailable(why) if why.contains("deploy/crd-pluginstate.yaml"))
+    );
+    assert_eq!(
+        int(&store, "total"),
+        None,
+        "no call before the store is loaded"
+    );
+    assert_eq!(
+        runtime
+            .dispatcher()
+            .lane("counter")
+            .unwrap()
+            .stats()
+            .counts()
+            .handled,
+        0
+    );
+
+    cluster.install_state_crd().await;
+    until_int(&store, "total", 1, LONG).await;
+    let (_, body) = http_get(health, "/readyz?verbose").await;
+    assert!(
+        body.contains("[+] state: every durable store is loaded"),
+        "{body}"
+    );
+    stop.cancel();
+    runtime.shutdown(Duration::from_secs(5)).await;
+}
+
 struct Replica {
     identity: String,
     runtime: Arc<Runtime>,
