@@ -83,6 +83,9 @@ pub(crate) fn now_ms() -> u64 {
 /// that never changes between builds or platforms (the key's place in the
 /// cluster depends on it), written out because it is five lines.
 pub(crate) fn shard_of(key: &str, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key.bytes() {
         hash ^= u64::from(b);
@@ -470,7 +473,8 @@ mod tests {
     fn keys_stay_in_their_shard_on_every_build() {
         // Where a key lives in the cluster must never change: these are
         // FNV-1a values, fixed.
-        assert_eq!(shard_of("", 16), 0xcbf2_9ce4_8422_2325_u64 as usize % 16);
+        assert_eq!(shard_of("", 16), (0xcbf2_9ce4_8422_2325_u64 % 16) as usize);
+        assert_eq!(shard_of("a", 16), (0xaf63_dc4c_8601_ec8c_u64 % 16) as usize);
         assert_eq!(shard_of("a", 1), 0);
         let spread: BTreeSet<usize> = (0..200).map(|i| shard_of(&format!("k{i}"), 16)).collect();
         assert_eq!(spread.len(), 16, "200 keys reach every one of 16 shards");
