@@ -45,6 +45,7 @@ fn main() {
         ("counter", "durable", "counter_durable"),
         ("counter", "v2", "counter_v2"),
         ("counter", "bench", "counter_bench"),
+        ("counter", "bench,durable", "counter_bench_durable"),
     ] {
         let output = wasm_plugins::build_wasm(
             &plugins,

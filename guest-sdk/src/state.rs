@@ -35,7 +35,7 @@
 //!   writes count).
 //! - **Limits.** Quotas on keys, value size and total bytes: a write past
 //!   them fails with [`ErrorCode::LimitExceeded`](crate::ErrorCode). Keys
-//!   are 1-512 bytes. `init` may only read.
+//!   are 1-512 bytes. `init` cannot use the store; `handle` can.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The state store end to end: the counter fixture (a real compiled plugin,
 //! two instances at once) against the embedded API server or a real one,
 //! in the memory tier and in the durable tier, whose objects live in the
-//! cluster (the PluginState CRD, installed by the test kit).
+//! cluster (the PluginState CRD, which every test cluster has).
 
 // Tests fail loudly: unwrapping is the point.
 #![allow(clippy::unwrap_used)]
@@ -256,7 +256,6 @@ async fn objects(cluster: &TestCluster, ns: &str) -> Vec<DynamicObject> {
 async fn the_durable_tier_survives_a_host_restart() {
     let _logs = logs();
     let cluster = TestCluster::start().await;
-    cluster.install_state_crd().await;
     let ns = cluster.namespace("state-restart").await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     for name in ["x", "y", "z"] {
@@ -308,6 +307,186 @@ async fn the_durable_tier_survives_a_host_restart() {
     second.shutdown(Duration::from_secs(5)).await;
 }
 
+/// The durable tier writes against the resourceVersion it read: when
+/// someone else changed the object meanwhile (a replica that led before, a
+/// person), the API server says 409, the store reads the object again, and
+/// the call whose read no longer holds runs again on what the cluster holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_an_object_someone_else_changed_runs_the_call_again() {
+    let _logs = logs();
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("state-409").await;
+    let runtime = host(&cluster, &ns, "");
+    let store = counter(
+        &runtime,
+        "counter_durable",
+        json!({"namespace": ns, "rounds": 1}),
+    )
+    .await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    create(&api, "x", "count").await;
+    until_int(&store, "total", 1, LONG).await;
+    // Someone else sets total to 100 behind the host's back.
+    let shards: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), &ns, &object::api_resource());
+    let holder = objects(&cluster, &ns)
+        .await
+        .into_iter()
+        .find(|o| o.data["spec"]["entries"].get("total").is_some())
+        .unwrap();
+    let name = holder.metadata.name.clone().unwrap();
+    let patch = json!({"spec": {"entries": {"total": {"value": "100", "version": "elsewhere"}}}});
+    shards
+        .patch(&name, &Default::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    // The host's view of its own object still says 1; its next write is
+    // refused, and the call runs again from 100.
+    assert_eq!(int(&store, "total"), Some(1));
+    create(&api, "y", "count").await;
+    until_int(&store, "total", 101, LONG).await;
+    assert!(runtime.dispatcher().wait_idle(LONG).await);
+    let lane = runtime.dispatcher().lane("counter").unwrap();
+    assert!(lane.plugin().counts().reruns >= 1, "the call ran again");
+    let total = shards.get(&name).await.unwrap().data["spec"]["entries"]["total"]["value"].clone();
+    assert_eq!(total, "101");
+    runtime.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A commit the API server refuses leaves the store as it was: the call
+/// fails (and is retried, then given up), the shards it had already written
+/// are put back, and the next call commits from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_the_api_server_refuses_leaves_the_store_as_it_was() {
+    let _logs = logs();
+    let cluster = TestCluster::start().await;
+    let Some(server) =
+        cluster.embedded("a_commit_the_api_server_refuses_leaves_the_store_as_it_was")
+    else {
+        return;
+    };
+    let ns = cluster.namespace("state-refused").await;
+    let runtime = host(&cluster, &ns, "");
+    let store = counter(&runtime, "counter_durable", json!({"namespace": ns})).await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    create(&api, "x", "count").await;
+    until_int(&store, "total", 1, LONG).await;
+    assert!(runtime.dispatcher().wait_idle(LONG).await);
+    // The call for y writes total, per/<ns>/y and first/<ns>/y, shard after
+    // shard: the last one's writes are refused (403, not retried).
+    let shards = store.shard_count();
+    let last = [
+        "total".to_string(),
+        format!("per/{ns}/y"),
+        format!("first/{ns}/y"),
+    ]
+    .iter()
+    .map(|k| object::shard_of_key(k, shards))
+    .max()
+    .unwrap();
+    let refused = object::name("counter", last);
+    server.faults().fail(informant_apiserver::FailRule {
+        path_prefix: format!("/apis/informant.dev/v1alpha1/namespaces/{ns}/pluginstates/{refused}"),
+        method: Some("PATCH".into()),
+        query_contains: None,
+        code: 403,
+        count: 1_000,
+    });
+    create(&api, "y", "count").await;
+    let lane = runtime.dispatcher().lane("counter").unwrap();
+    eventually("the call for y to be given up", LONG, || async {
+        (lane.stats().counts().given_up == 1).then_some(())
+    })
+    .await;
+    assert_eq!(int(&store, "total"), Some(1), "the store is as it was");
+    assert_eq!(store.read(&format!("per/{ns}/y")), None);
+    let in_cluster = objects(&cluster, &ns).await.into_iter().find_map(|o| {
+        o.data["spec"]["entries"]["total"]["value"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert_eq!(in_cluster.as_deref(), Some("1"), "and so is the cluster");
+    let error = lane.status().last_call_error.unwrap().error;
+    assert!(error.contains(&refused) && error.contains("403"), "{error}");
+    assert!(
+        store.stats().commits()[2].1 >= 3,
+        "failed commits are counted"
+    );
+    server.faults().reset();
+    create(&api, "z", "count").await;
+    until_int(&store, "total", 2, LONG).await;
+    runtime.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A durable store whose kind is not served (the CRD is not installed)
+/// holds its plugin's calls, and readiness says why; once the CRD appears,
+/// the store loads and the calls start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_store_waits_for_its_crd_and_readiness_says_why() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let _logs = logs();
+    let cluster = TestCluster::start().await;
+    // Removing the CRD would break every other user of a shared cluster.
+    if cluster
+        .embedded("a_durable_store_waits_for_its_crd_and_readiness_says_why")
+        .is_none()
+    {
+        return;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    crds.delete("pluginstates.informant.dev", &Default::default())
+        .await
+        .unwrap();
+    let ns = cluster.namespace("state-crd").await;
+    let runtime = host(&cluster, &ns, "");
+    let store = counter(&runtime, "counter_durable", json!({"namespace": ns})).await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    create(&api, "x", "count").await;
+    let stop = CancellationToken::new();
+    let health = http::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        http::health_router(http::AppState::new(runtime.clone(), None)),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let (code, body) = eventually("readiness to name the missing CRD", LONG, || async {
+        let (code, body) = http_get(health, "/readyz?verbose").await;
+        body.contains("[-] state: durable stores not loaded yet: counter (the PluginState kind")
+            .then_some((code, body))
+    })
+    .await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        matches!(store.load(), Load::Unavailable(why) if why.contains("deploy/base/crd-pluginstate.yaml"))
+    );
+    assert_eq!(
+        int(&store, "total"),
+        None,
+        "no call before the store is loaded"
+    );
+    assert_eq!(
+        runtime
+            .dispatcher()
+            .lane("counter")
+            .unwrap()
+            .stats()
+            .counts()
+            .handled,
+        0
+    );
+
+    cluster.install_state_crd().await;
+    until_int(&store, "total", 1, LONG).await;
+    let (_, body) = http_get(health, "/readyz?verbose").await;
+    assert!(
+        body.contains("[+] state: every durable store is loaded"),
+        "{body}"
+    );
+    stop.cancel();
+    runtime.shutdown(Duration::from_secs(5)).await;
+}
+
 struct Replica {
     identity: String,
     runtime: Arc<Runtime>,
@@ -353,7 +532,6 @@ async fn replica(cluster: &TestCluster, ns: &str, identity: &str) -> Replica {
 async fn the_durable_tier_follows_the_leader_and_survives_a_leader_change() {
     let _logs = logs();
     let cluster = TestCluster::start().await;
-    cluster.install_state_crd().await;
     let ns = cluster.namespace("state-leader").await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let a = replica(&cluster, &ns, "a").await;

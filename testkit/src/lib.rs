@@ -341,7 +341,9 @@ pub struct TestCluster {
 
 impl TestCluster {
     /// Start the embedded server (with 1 s bookmarks, so tests need not
-    /// wait a minute), or connect to `INFORMANT_TEST_KUBECONFIG`.
+    /// wait a minute), or connect to `INFORMANT_TEST_KUBECONFIG`; either
+    /// way with the PluginState CRD of the durable state tier installed, as
+    /// a cluster running Informant has it.
     ///
     /// # Panics
     /// If neither can be had: the tests cannot run.
@@ -359,13 +361,15 @@ impl TestCluster {
             .await
             .expect("the kubeconfig has a usable context");
             let client = kube::Client::try_from(config).expect("a client");
-            return Self {
+            let cluster = Self {
                 server: None,
                 client,
                 kubeconfig: path,
                 created: std::sync::Mutex::default(),
                 _dir: dir,
             };
+            cluster.install_state_crd().await;
+            return cluster;
         }
         let config = dev::Config::default().bookmark_interval(std::time::Duration::from_secs(1));
         let server = ApiServer::start(config)
@@ -377,13 +381,15 @@ impl TestCluster {
             .expect("the kubeconfig is written");
         let config = kube::Config::new(server.url().parse().expect("the server URL parses"));
         let client = kube::Client::try_from(config).expect("a client");
-        Self {
+        let cluster = Self {
             server: Some(server),
             client,
             kubeconfig,
             created: std::sync::Mutex::default(),
             _dir: dir,
-        }
+        };
+        cluster.install_state_crd().await;
+        cluster
     }
 
     /// Whether the tests run against a real cluster

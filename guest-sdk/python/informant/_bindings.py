@@ -8,7 +8,7 @@ there raises a ``RuntimeError`` that says why.
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["AVAILABLE", "Err", "actions", "admission", "cache", "log", "types", "member", "name_of"]
+__all__ = ["AVAILABLE", "Err", "actions", "admission", "cache", "log", "state", "types", "member", "name_of"]
 
 
 class _Unavailable:
@@ -39,11 +39,12 @@ if TYPE_CHECKING:
     admission: Any
     cache: Any
     log: Any
+    state: Any
     types: Any
 else:
     try:
         from componentize_py_types import Err
-        from wit_world.imports import actions, cache, log, types
+        from wit_world.imports import actions, cache, log, state, types
 
         AVAILABLE = True
     except ImportError:  # pragma: no cover - exercised outside a build
@@ -52,6 +53,7 @@ else:
         actions = _Unavailable("actions")
         cache = _Unavailable("cache")
         log = _Unavailable("log")
+        state = _Unavailable("state")
         types = _Unavailable("types")
     # Only in a component of the plugin-with-admission world.
     try:

@@ -48,6 +48,13 @@ pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
             }
         };
         server.write_kubeconfig(&path)?;
+        // The durable state tier's kind, as deploy/ installs it in a cluster.
+        devserver::seed::Seeder::new(server.storage().clone())
+            .sync_text(
+                std::path::Path::new("deploy/base/crd-pluginstate.yaml"),
+                include_str!("../../../deploy/base/crd-pluginstate.yaml"),
+            )
+            .context("installing the PluginState CRD")?;
         let mut seeder = devserver::seed::Seeder::new(server.storage().clone());
         let stop = tokio_util::sync::CancellationToken::new();
         match &args.manifests {

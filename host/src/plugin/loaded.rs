@@ -371,9 +371,9 @@ impl Plugin {
             indexes.insert(decl.name.clone(), cache_name);
         }
         // Plugins of the contracts before 0.3.0 cannot reach a store.
-        let state = if pre.version() == super::contract::VERSIONS[0] {
+        let opened = if pre.version() == super::contract::VERSIONS[0] {
             match options.stores.open(&manifest.name, &manifest.state) {
-                Ok(store) => Some(store),
+                Ok(opened) => Some(opened),
                 Err(e) => {
                     added.iter().for_each(|n| cache.remove_index(n));
                     return Err(Error::State(e));
@@ -382,6 +382,7 @@ impl Plugin {
         } else {
             None
         };
+        let state = opened.as_ref().map(|o| o.store.clone());
         let ctx = Arc::new(PluginContext {
             name: options
                 .name
@@ -416,6 +417,9 @@ impl Plugin {
                 added.iter().for_each(|n| plugin.ctx.cache.remove_index(n));
                 return Err(e);
             }
+        }
+        if let Some(opened) = &opened {
+            options.stores.keep(opened);
         }
         Ok(plugin)
     }
@@ -509,11 +513,9 @@ impl Plugin {
             ))
         })?;
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
-        store
-            .data_mut()
-            .begin_call_with(super::store::INIT_READS_ONLY);
+        store.data_mut().begin_call_with(super::store::INIT_CLOSED);
         let result = exports.init(&mut store, &self.settings);
-        // Actions enqueued by init are never committed; it cannot write the store.
+        // Actions enqueued by init are never committed; it cannot use the store.
         store.data_mut().end_call();
         store.data_mut().take_transaction();
         match result {

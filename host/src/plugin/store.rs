@@ -4,8 +4,6 @@
 //! nothing. What the store returns counts against the call's read budget,
 //! like the cache's; refusals are counted and logged like every other.
 
-use std::sync::Arc;
-
 use super::host::{Code, GuestError, HostState, error};
 use crate::state::{self, Access, Transaction};
 
@@ -137,14 +135,10 @@ impl HostState {
     pub(crate) fn take_transaction(&mut self) -> Option<Transaction> {
         self.txn.take()
     }
-
-    /// Whether this plugin has a store (a 0.3.0 plugin).
-    #[allow(dead_code)]
-    pub(crate) fn store(&self) -> Option<&Arc<state::Store>> {
-        self.ctx.as_ref().and_then(|c| c.state.as_ref())
-    }
 }
 
-/// Why `init` may not write: it runs on every fresh instance.
-pub(crate) const INIT_READS_ONLY: Access =
-    Access::ReadOnly("init runs on every fresh instance; write from handle");
+/// Why `init` may not use the store: it runs on every fresh instance, and,
+/// at load, before a durable store is loaded.
+pub(crate) const INIT_CLOSED: Access = Access::Closed(
+    "init runs on every fresh instance, before the store is loaded; use it from handle",
+);

@@ -227,6 +227,10 @@ impl Durable {
         };
         let id = subscriptions.subscribe(request, tx).await;
         let mut state = subscriptions.state_changes(id).await;
+        let now = state.as_mut().map(|s| s.borrow_and_update().clone());
+        if let Some(now) = now {
+            durable.follow_state(now);
+        }
         loop {
             tokio::select! {
                 n = rx.recv() => match n {
@@ -239,12 +243,19 @@ impl Durable {
                         None => std::future::pending().await,
                     }
                 } => match changed {
-                    Ok(State::Pending) => durable.set_load(Load::Unavailable(NO_CRD.into())),
-                    Ok(State::Unreachable { error }) => durable.set_load(Load::Unavailable(error)),
-                    Ok(State::Active { .. }) => durable.set_load(Load::Loading),
+                    Ok(now) => durable.follow_state(now),
                     Err(_) => state = None,
                 },
             }
+        }
+    }
+
+    /// Where the watch of the objects stands, as the store's load.
+    fn follow_state(&self, state: State) {
+        match state {
+            State::Pending => self.set_load(Load::Unavailable(NO_CRD.into())),
+            State::Unreachable { error } => self.set_load(Load::Unavailable(error)),
+            State::Active { .. } => self.set_load(Load::Loading),
         }
     }
 
@@ -706,7 +717,11 @@ impl Durable {
         let mut reads = HashMap::new();
         let mut writes = BTreeMap::new();
         for shard in store.shards() {
-            for (k, _) in shard.read().entries.iter().filter(|(_, e)| !e.live(now)) {
+            let shard = shard.read();
+            if shard.expiring == 0 {
+                continue;
+            }
+            for (k, _) in shard.entries.iter().filter(|(_, e)| !e.live(now)) {
                 reads.insert(k.clone(), None);
                 writes.insert(k.clone(), Write::Delete);
             }

@@ -30,7 +30,7 @@ pub use gate::{Leadership, WriteGate};
 pub use quota::{Quota, Usage};
 pub use stats::{CommitOutcome, Op, OpOutcome, Stats};
 pub use store::{Load, Store, Version};
-pub use stores::{Cluster, Config, PluginConfig, Stores};
+pub use stores::{Cluster, Config, Opened, PluginConfig, Stores};
 pub use transaction::{Access, MAX_KEY_BYTES, Transaction};
 
 /// Where a plugin's store is kept.

@@ -56,6 +56,11 @@ pub fn name(plugin: &str, shard: usize) -> String {
     format!("{plugin}-state-{shard:03}")
 }
 
+/// The shard that holds `key` in a store of `shards` shards.
+pub fn shard_of_key(key: &str, shards: usize) -> usize {
+    super::store::shard_of(key, shards)
+}
+
 /// One object, read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Decoded {

@@ -85,6 +85,17 @@ pub struct Cluster {
     pub runtime: Handle,
 }
 
+/// A store opened for a version of a plugin being loaded, kept by
+/// [`Stores::keep`] once the version has loaded: a version that fails to
+/// load changes nothing.
+#[derive(Debug)]
+pub struct Opened {
+    /// The store.
+    pub store: Arc<Store>,
+    quota: Quota,
+    fresh: bool,
+}
+
 /// Every plugin's store.
 pub struct Stores {
     config: Config,
@@ -136,13 +147,14 @@ impl Stores {
     }
 
     /// The store of plugin `name`, as a version of it being loaded asks
-    /// for it: the one its previous version used, with the quotas of this
-    /// one, or a new one. A change of tier starts a new store (the old
-    /// one's data stays where it was: in the cluster, or gone with memory).
+    /// for it: the one its previous version used (its quotas change when
+    /// the version is kept), or a new one. A change of tier starts a new
+    /// store (the old one's data stays where it was: in the cluster, or gone
+    /// with memory).
     ///
     /// # Errors
     /// What the request asks beyond what the operator allows.
-    pub fn open(&self, name: &str, request: &Request) -> Result<Arc<Store>, String> {
+    pub fn open(&self, name: &str, request: &Request) -> Result<Opened, String> {
         let (max_tier, quota, ceiling) = self.config.for_plugin(name);
         let quota = quota.with_request(
             request.max_keys,
@@ -174,36 +186,55 @@ impl Stores {
                 ));
             }
         }
-        let mut stores = self.stores.lock();
-        if let Some(store) = stores.get(name) {
-            if store.tier() == tier {
-                store.set_quota(quota);
-                return Ok(store.clone());
-            }
-            tracing::warn!(plugin.name = %name, from = %store.tier(), to = %tier, "the plugin's state tier changed: it starts with the store of its new tier");
+        if let Some(store) = self.get(name).filter(|s| s.tier() == tier) {
+            return Ok(Opened {
+                store,
+                quota,
+                fresh: false,
+            });
         }
         let store = match (tier, &self.cluster) {
             (Tier::Durable, Some(cluster)) => {
-                let namespace = self.namespace(cluster);
                 let link = Durable::new(
                     name,
-                    &namespace,
+                    &self.namespace(cluster),
                     cluster.client.clone(),
                     self.gate.clone(),
                     cluster.runtime.clone(),
                     quota.max_total_bytes,
                 );
-                let store = Arc::new(Store::durable(name, quota, link));
-                cluster.runtime.spawn(Durable::follow(
-                    store.clone(),
-                    cluster.subscriptions.clone(),
-                ));
-                store
+                Store::durable(name, quota, link)
             }
-            _ => Arc::new(Store::memory(name, quota)),
+            _ => Store::memory(name, quota),
         };
-        stores.insert(name.to_string(), store.clone());
-        Ok(store)
+        Ok(Opened {
+            store: Arc::new(store),
+            quota,
+            fresh: true,
+        })
+    }
+
+    /// Keep a store opened for a version that has loaded: its quotas, and a
+    /// new store in place of the old one (a durable one starts loading).
+    pub fn keep(&self, opened: &Opened) {
+        let store = &opened.store;
+        store.set_quota(opened.quota);
+        if !opened.fresh {
+            return;
+        }
+        let old = self
+            .stores
+            .lock()
+            .insert(store.plugin().to_string(), store.clone());
+        if let Some(old) = old.filter(|o| !Arc::ptr_eq(o, store)) {
+            tracing::warn!(plugin.name = %store.plugin(), from = %old.tier(), to = %store.tier(), "the plugin's state tier changed: it starts with the store of its new tier");
+        }
+        if let (Some(_), Some(cluster)) = (&store.durable, &self.cluster) {
+            cluster.runtime.spawn(Durable::follow(
+                store.clone(),
+                cluster.subscriptions.clone(),
+            ));
+        }
     }
 
     fn namespace(&self, cluster: &Cluster) -> String {
@@ -258,17 +289,20 @@ mod tests {
     fn a_store_outlives_the_version_that_opened_it() {
         let stores = Stores::default();
         let a = stores.open("p", &Request::default()).unwrap();
-        let b = stores
-            .open(
-                "p",
-                &Request {
-                    max_keys: Some(5),
-                    ..Request::default()
-                },
-            )
-            .unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "the same store");
-        assert_eq!(a.quota().max_keys, 5, "with the new version's quotas");
+        stores.keep(&a);
+        let asks = Request {
+            max_keys: Some(5),
+            ..Request::default()
+        };
+        let b = stores.open("p", &asks).unwrap();
+        assert!(Arc::ptr_eq(&a.store, &b.store), "the same store");
+        assert_ne!(
+            a.store.quota().max_keys,
+            5,
+            "a version not kept changes nothing"
+        );
+        stores.keep(&b);
+        assert_eq!(a.store.quota().max_keys, 5, "the kept version's quotas");
     }
 
     #[test]
@@ -310,6 +344,9 @@ mod tests {
             tier: Tier::Durable,
             ..Request::default()
         };
-        assert_eq!(stores.open("small", &durable).unwrap().tier(), Tier::Memory);
+        assert_eq!(
+            stores.open("small", &durable).unwrap().store.tier(),
+            Tier::Memory
+        );
     }
 }

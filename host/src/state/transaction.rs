@@ -27,8 +27,11 @@ pub const MAX_PAGE: usize = 10_000;
 pub enum Access {
     /// Read and write (`handle`).
     ReadWrite,
-    /// Only read, and why writes are refused (`init`, admission reviews).
+    /// Only read, and why writes are refused (admission reviews).
     ReadOnly(&'static str),
+    /// Nothing, and why (`init`: it runs on every fresh instance, and
+    /// before a durable store is loaded).
+    Closed(&'static str),
 }
 
 /// When a written key expires.
@@ -148,15 +151,25 @@ impl Transaction {
     fn writable(&self) -> Result<(), Error> {
         match self.access {
             Access::ReadWrite => Ok(()),
-            Access::ReadOnly(why) => Err(Error::Forbidden(format!(
+            Access::ReadOnly(why) | Access::Closed(why) => Err(Error::Forbidden(format!(
                 "the store cannot be written here: {why}"
             ))),
+        }
+    }
+
+    fn readable(&self) -> Result<(), Error> {
+        match self.access {
+            Access::Closed(why) => Err(Error::Forbidden(format!(
+                "the store cannot be used here: {why}"
+            ))),
+            _ => Ok(()),
         }
     }
 
     /// The value of `key` as this call sees it: its own write, else the
     /// store's, whose version is remembered for the commit.
     fn read(&mut self, key: &str) -> Result<Option<(Bytes, Option<Version>)>, Error> {
+        self.readable()?;
         check_key(key)?;
         if let Some(w) = self.writes.get(key) {
             return Ok(match w {
@@ -405,6 +418,7 @@ impl Transaction {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<String>, Option<String>), Error> {
+        self.readable()?;
         let limit = match limit {
             0 => DEFAULT_PAGE,
             n => (n as usize).min(MAX_PAGE),
@@ -685,15 +699,23 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_store_refuses_reads_too() {
+        let store = store();
+        let mut t = Transaction::new(store, Access::Closed("init runs on every instance"));
+        assert!(matches!(t.get("a"), Err(Error::Forbidden(m)) if m.contains("init runs")));
+        assert!(matches!(t.list_keys("", None, 0), Err(Error::Forbidden(_))));
+    }
+
+    #[test]
     fn read_only_calls_cannot_write() {
         let store = store();
         let mut t = Transaction::new(
             store.clone(),
-            Access::ReadOnly("init runs on every instance"),
+            Access::ReadOnly("a review has no side effects"),
         );
         assert!(matches!(
             t.set("a".into(), vec![], None),
-            Err(Error::Forbidden(m)) if m.contains("init runs")
+            Err(Error::Forbidden(m)) if m.contains("no side effects")
         ));
         assert!(t.get("a").unwrap().is_none());
         assert!(
