@@ -20,4 +20,5 @@ pub mod reload;
 mod replay;
 pub mod runtime;
 pub mod settings;
+pub mod shard;
 pub mod vocabulary;

@@ -16,6 +16,7 @@ use crate::{
     informer::subscriptions::Subscriptions,
     plugin::{self, Engine, LoadOptions, Plugin},
     settings::{self, SettingsError},
+    shard::Scope,
 };
 
 /// Why a plugin file was not put in service. Every variant names the file.
@@ -70,6 +71,7 @@ pub struct Runtime {
     dispatcher: Arc<Dispatcher>,
     actions: Arc<ActionQueue>,
     config: Config,
+    scope: Scope,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -87,6 +89,19 @@ impl Runtime {
     /// # Errors
     /// If the wasm engine cannot be set up.
     pub fn start(client: kube::Client, config: Config) -> Result<Self, plugin::Error> {
+        Self::start_scoped(client, config, Scope::all())
+    }
+
+    /// [`Self::start`], working only on what `scope` admits: dispatch and
+    /// the action queue pass through it (sharded mode).
+    ///
+    /// # Errors
+    /// If the wasm engine cannot be set up.
+    pub fn start_scoped(
+        client: kube::Client,
+        config: Config,
+        scope: Scope,
+    ) -> Result<Self, plugin::Error> {
         let engine = Engine::new(config.compile_cache_dir.as_deref())?;
         let cache = Arc::new(Store::new(cache::Config::default()));
         let subscriptions = Subscriptions::start(client.clone(), cache.clone());
@@ -94,14 +109,21 @@ impl Runtime {
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "informant".into());
         let executor = Executor::new(client, config.dry_run, instance);
-        let actions =
-            ActionQueue::start(executor, config.allowlist.clone(), config.actions.clone());
-        let dispatcher = Arc::new(Dispatcher::new(
-            subscriptions.clone(),
-            cache.clone(),
-            actions.clone(),
-            config.dispatch.clone(),
-        ));
+        let actions = ActionQueue::start_fenced(
+            executor,
+            config.allowlist.clone(),
+            config.actions.clone(),
+            scope.clone(),
+        );
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                subscriptions.clone(),
+                cache.clone(),
+                actions.clone(),
+                config.dispatch.clone(),
+            )
+            .scope(scope.clone()),
+        );
         Ok(Self {
             engine,
             cache,
@@ -109,7 +131,18 @@ impl Runtime {
             dispatcher,
             actions,
             config,
+            scope,
         })
+    }
+
+    /// What this replica works on: everything, or its buckets.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Whether it runs with leader election (unsharded).
+    pub fn leader_election(&self) -> bool {
+        self.config.leader.enabled && self.scope.shards().is_none()
     }
 
     /// The cache.
@@ -224,6 +257,28 @@ impl crate::leader::Follower for Runtime {
             let dispatcher = self.dispatcher.clone();
             tokio::spawn(async move { dispatcher.replay_all().await });
         }
+    }
+}
+
+/// Sharded mode: plugins are called only for the objects of the buckets
+/// this replica holds. It joins once every plugin has started (its watches
+/// synced), so that a bucket's replay sees the whole bucket; a bucket taken
+/// is replayed to the plugins from the cache, like a new leader's initial
+/// sync but for that bucket's objects only.
+impl crate::shard::Follower for Runtime {
+    fn ready(&self) -> bool {
+        self.dispatcher.lanes().iter().all(|l| l.started())
+    }
+
+    fn gained(&self, buckets: &[u16]) {
+        let dispatcher = self.dispatcher.clone();
+        let buckets = buckets.to_vec();
+        tokio::spawn(async move { dispatcher.replay_buckets(&buckets).await });
+    }
+
+    fn lost(&self, buckets: &[u16]) {
+        // The fence already keeps their events and actions out.
+        tracing::debug!(?buckets, "sharding: no longer working on these buckets");
     }
 }
 

@@ -21,7 +21,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Action, Allowlist, Done, Executor, Failure, Severity};
-use crate::vocabulary::ObjectRef;
+use crate::{
+    shard::{Claim, Scope},
+    vocabulary::ObjectRef,
+};
 
 /// How the queue behaves.
 #[derive(Debug, Clone)]
@@ -176,6 +179,10 @@ pub struct Stats {
     pub(crate) dead_lettered: AtomicU64,
     /// Actions not queued because this replica does not lead.
     pub(crate) standby: AtomicU64,
+    /// Actions not written because this replica no longer holds the bucket
+    /// of the object they came from (sharded mode); its new holder redoes
+    /// the work from its own cache.
+    pub(crate) fenced: AtomicU64,
 }
 
 /// A snapshot of the queue's counters.
@@ -203,6 +210,8 @@ pub struct QueueCounts {
     pub dead_lettered: u64,
     /// Actions not queued because this replica does not lead.
     pub standby: u64,
+    /// Actions not written because this replica no longer held their bucket.
+    pub fenced: u64,
 }
 
 impl Stats {
@@ -219,6 +228,7 @@ impl Stats {
             failed: self.failed.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             standby: self.standby.load(Ordering::Relaxed),
+            fenced: self.fenced.load(Ordering::Relaxed),
         }
     }
 }
@@ -230,6 +240,8 @@ struct Item {
     action: Action,
     /// Attempts made so far.
     attempts: u32,
+    /// What it is about, for the fence.
+    claim: Claim,
 }
 
 /// Pending actions per key. A key is in `busy` while one of its actions
@@ -291,6 +303,8 @@ pub struct ActionQueue {
     stop: CancellationToken,
     /// Whether actions may run: false on a replica that does not lead.
     active: AtomicBool,
+    /// Checked right before each write (sharded mode).
+    scope: Scope,
 }
 
 impl std::fmt::Debug for ActionQueue {
@@ -305,6 +319,17 @@ impl std::fmt::Debug for ActionQueue {
 impl ActionQueue {
     /// Start the queue's workers.
     pub fn start(executor: Arc<Executor>, allowlist: Allowlist, config: Config) -> Arc<Self> {
+        Self::start_fenced(executor, allowlist, config, Scope::all())
+    }
+
+    /// Start the queue's workers, writing each action only while `scope`
+    /// holds its claim, checked right before the write.
+    pub fn start_fenced(
+        executor: Arc<Executor>,
+        allowlist: Allowlist,
+        config: Config,
+        scope: Scope,
+    ) -> Arc<Self> {
         let quota = Quota::per_second(config.qps).allow_burst(config.burst);
         let this = Arc::new(Self {
             executor,
@@ -319,6 +344,7 @@ impl ActionQueue {
             stop: CancellationToken::new(),
             active: AtomicBool::new(true),
             config,
+            scope,
         });
         for _ in 0..this.config.workers {
             tokio::spawn(this.clone().work());
@@ -396,6 +422,12 @@ impl ActionQueue {
     /// action never reaches the API: it is logged, counted and kept as a
     /// dead letter. Returns how many were queued.
     pub fn submit(&self, plugin: &str, actions: Vec<Action>) -> usize {
+        self.submit_claimed(plugin, Claim::Any, actions)
+    }
+
+    /// [`Self::submit`] for actions of work with `claim`: each is written
+    /// only if the claim still holds right before the write.
+    pub fn submit_claimed(&self, plugin: &str, claim: Claim, actions: Vec<Action>) -> usize {
         let plugin: Arc<str> = plugin.into();
         let mut queued = 0;
         for action in actions {
@@ -409,6 +441,12 @@ impl ActionQueue {
             if !self.active.load(Ordering::SeqCst) {
                 self.stats.standby.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not queued: this replica does not lead");
+                continue;
+            }
+            if !self.scope.holds(claim) {
+                self.stats
+                    .count(&self.stats.fenced, action.name(), "fenced");
+                tracing::debug!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), ?claim, "action not queued: this replica no longer holds its bucket");
                 continue;
             }
             if self.closed.load(Ordering::SeqCst) {
@@ -435,6 +473,7 @@ impl ActionQueue {
             pending.push_back(Item {
                 action,
                 attempts: 0,
+                claim,
             });
             st.outstanding += 1;
             if first && !st.busy.contains(&key) {
@@ -481,6 +520,15 @@ impl ActionQueue {
     }
 
     async fn run(self: &Arc<Self>, key: Key, mut item: Item) {
+        // The fence, right before the write: a bucket given up (or lapsed)
+        // since the action was queued is another replica's now.
+        if !self.scope.holds(item.claim) {
+            self.stats
+                .count(&self.stats.fenced, item.action.name(), "fenced");
+            tracing::info!(claim = ?item.claim, "action fenced: this replica no longer holds its bucket; its new holder redoes the work");
+            self.finish(&key);
+            return;
+        }
         item.attempts += 1;
         let result = self.executor.execute(&key.0, &item.action).await;
         match result {
@@ -537,7 +585,8 @@ impl ActionQueue {
         // itself an Event (or the object is gone): one try, no retry.
         let tell = !(matches!(item.action, Action::EmitEvent { .. })
             || failure.code == 404
-            || failure.code == 403);
+            || failure.code == 403)
+            && self.scope.holds(item.claim);
         if tell {
             let event = Action::EmitEvent {
                 regarding: key.1.clone(),
@@ -701,6 +750,7 @@ mod tests {
                 delay_ms: n,
             },
             attempts: 0,
+            claim: Claim::Any,
         };
         let mut st = State::default();
         st.items

@@ -5,7 +5,16 @@ use std::{io::Write, sync::Arc, time::Duration};
 
 use anyhow::Context;
 
-use crate::{cli::HostArgs, config::Config, http, leader, reload::Reloader, runtime::Runtime};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cli::HostArgs,
+    config::Config,
+    http, leader,
+    reload::Reloader,
+    runtime::Runtime,
+    shard::{self, Scope, Shards},
+};
 
 /// Check the host arguments before anything starts: a bad config or a
 /// missing plugin directory is an error now, not after a server is up.
@@ -19,32 +28,55 @@ pub(super) fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
 pub(super) async fn start_host(
     client: kube::Client,
     config: Config,
-    stop: &tokio_util::sync::CancellationToken,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Host> {
     let dir = config.plugin_dir.clone();
     let (dry_run, grace) = (config.dry_run, config.shutdown_grace);
     let leader_config = config.leader.clone();
     let (http_addr, admin_addr) = (config.http_addr, config.admin_addr);
-    let runtime = Arc::new(Runtime::start(client.clone(), config).context("starting the host")?);
-    let elector = leader_config.enabled.then(|| {
-        let lease_name = leader_config.lease_name.clone();
-        let namespace = leader_config
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(own_namespace);
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-            format!("informant-{}", uuid::Uuid::new_v4().simple())
-        });
-        // Nothing executes until the election says this replica leads.
-        leader::Follower::set_leading(&*runtime, false);
-        let token = tokio_util::sync::CancellationToken::new();
-        let election = leader::Config::new(&lease_name, &namespace, &identity).timing(
-            leader_config.lease_duration,
-            leader_config.renew_deadline,
-            leader_config.retry_period,
-        );
-        tracing::info!(lease = %lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
-        let task = tokio::spawn(leader::run(client, election, runtime.clone(), token.clone()));
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("informant-{}", uuid::Uuid::new_v4().simple()));
+    let namespace = leader_config
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(own_namespace);
+    let election = leader::Config::new(&leader_config.lease_name, &namespace, &identity).timing(
+        leader_config.lease_duration,
+        leader_config.renew_deadline,
+        leader_config.retry_period,
+    );
+    let shards = config
+        .sharding
+        .clone()
+        .map(|sharding| Shards::new(sharding, &identity));
+    let scope = shards.clone().map_or_else(Scope::all, Scope::sharded);
+    let runtime = Arc::new(
+        Runtime::start_scoped(client.clone(), config, scope).context("starting the host")?,
+    );
+    // Sharded, the leader Lease's holder is the singleton: it does the
+    // cluster-wide work (`Shards::singleton`). Otherwise, with
+    // --leader-elect, only the leader executes actions.
+    let follower: Option<Arc<dyn leader::Follower>> = match &shards {
+        Some(shards) => {
+            tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, buckets = shards.config().buckets, "sharding: replicas share the work on bucket Leases; the leader Lease's holder does the cluster-wide work");
+            Some(shards.clone())
+        }
+        None if leader_config.enabled => {
+            // Nothing executes until the election says this replica leads.
+            leader::Follower::set_leading(&*runtime, false);
+            tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
+            Some(runtime.clone())
+        }
+        None => None,
+    };
+    let elector = follower.map(|follower| {
+        let token = CancellationToken::new();
+        let task = tokio::spawn(leader::run(
+            client.clone(),
+            election.clone(),
+            follower,
+            token.clone(),
+        ));
         (task, token)
     });
     let mut reloader = None;
@@ -78,12 +110,28 @@ pub(super) async fn start_host(
         "plugins: {}\nhealth and metrics at http://{health}/healthz /readyz /metrics\nadmin API at http://{admin}/api/v1/plugins",
         names.join(", ")
     ));
+    // Joins once the plugins loaded above have synced their watches.
+    let coordinator = shards.map(|shards| {
+        let token = CancellationToken::new();
+        let task = tokio::spawn(shard::coordinator::run(
+            client,
+            election,
+            shards,
+            runtime.clone(),
+            token.clone(),
+        ));
+        (task, token)
+    });
     Ok(Host {
         runtime,
         elector,
+        coordinator,
         grace,
     })
 }
+
+/// A task of the host's and the token that stops it.
+type Task = (tokio::task::JoinHandle<()>, CancellationToken);
 
 /// Tell whoever started the host where it listens, on stdout. A long-running
 /// host outlives its reader: a closed stdout is not a reason to stop.
@@ -94,13 +142,12 @@ pub(super) fn say(lines: &str) {
     }
 }
 
-/// The running host and its leader election, if any.
+/// The running host, its leader election and its bucket coordinator, if any.
 pub(super) struct Host {
     runtime: Arc<Runtime>,
-    elector: Option<(
-        tokio::task::JoinHandle<()>,
-        tokio_util::sync::CancellationToken,
-    )>,
+    elector: Option<Task>,
+    /// Sharded mode: the Lease holder for buckets and membership.
+    coordinator: Option<Task>,
     /// How long a shutdown may take.
     grace: Duration,
 }
@@ -137,11 +184,15 @@ pub(super) async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Shut the host down within the grace period and say what was left; then
-/// release the Lease, so another replica leads at once.
+/// hand the buckets over and release the Lease, so other replicas take over
+/// at once.
 pub(super) async fn stop_host(host: &mut Host) {
     tracing::info!("shutting down");
     let report = host.runtime.shutdown(host.grace).await;
-    if let Some((task, token)) = host.elector.take() {
+    for (task, token) in [host.coordinator.take(), host.elector.take()]
+        .into_iter()
+        .flatten()
+    {
         token.cancel();
         let _ = task.await;
     }

@@ -98,12 +98,13 @@ pub fn health_router(state: AppState) -> Router {
 }
 
 /// The admin API: `/api/v1/plugins`, `/api/v1/subscriptions`,
-/// `/api/v1/dead-letters`.
+/// `/api/v1/dead-letters`, `/api/v1/shards`.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/plugins", get(admin::plugins))
         .route("/api/v1/subscriptions", get(admin::subscriptions))
         .route("/api/v1/dead-letters", get(admin::dead_letters))
+        .route("/api/v1/shards", get(admin::shards))
         .fallback(not_found)
         .with_state(state)
 }
