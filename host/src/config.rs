@@ -177,6 +177,12 @@ pub struct ActionsFile {
     pub max_retries: Option<u32>,
     /// Concurrent executions.
     pub workers: Option<usize>,
+    /// How long an action the API server refuses (403) is retried before it
+    /// becomes a dead letter.
+    pub forbidden_retry_seconds: Option<u64>,
+    /// The longest delay between retries of a refused action: how soon a
+    /// granted RBAC rule is noticed.
+    pub forbidden_backoff_seconds: Option<u64>,
 }
 
 /// `dispatch:`.
@@ -448,6 +454,14 @@ impl Config {
         positive("actions.qps", file.actions.qps.map(u64::from))?;
         positive("actions.burst", file.actions.burst.map(u64::from))?;
         positive("actions.workers", as_u64(file.actions.workers))?;
+        positive(
+            "actions.forbiddenRetrySeconds",
+            file.actions.forbidden_retry_seconds,
+        )?;
+        positive(
+            "actions.forbiddenBackoffSeconds",
+            file.actions.forbidden_backoff_seconds,
+        )?;
         positive("dispatch.concurrency", as_u64(file.dispatch.concurrency))?;
         positive(
             "dispatch.queueCapacity",
@@ -583,6 +597,19 @@ impl Config {
         if let Some(n) = file.actions.workers {
             actions = actions.workers(n);
         }
+        if file.actions.forbidden_retry_seconds.is_some()
+            || file.actions.forbidden_backoff_seconds.is_some()
+        {
+            let retry = actions.retry;
+            actions = actions.forbidden(
+                file.actions
+                    .forbidden_backoff_seconds
+                    .map_or(retry.forbidden_backoff, Duration::from_secs),
+                file.actions
+                    .forbidden_retry_seconds
+                    .map_or(retry.forbidden_retry_for, Duration::from_secs),
+            );
+        }
         let mut dispatch = dispatch::Config::default();
         if let Some(n) = file.dispatch.concurrency {
             dispatch = dispatch.concurrency(n);
@@ -633,7 +660,7 @@ mod tests {
         assert_eq!(c.limits.deadline, Duration::from_millis(50));
         assert_eq!(c.ceiling.memory_bytes, 256 << 20);
         assert_eq!(c.actions.qps.get(), 5);
-        assert_eq!(c.actions.max_retries, 2);
+        assert_eq!(c.actions.retry.max_retries, 2);
         assert_eq!(c.dispatch.queue_capacity, 10);
         assert!(c.allowlist.covers("enforcer"));
     }

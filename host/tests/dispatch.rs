@@ -355,16 +355,22 @@ async fn a_refused_action_never_reaches_the_server() {
 }
 
 #[tokio::test]
-async fn server_errors_are_retried_and_forbidden_is_not() {
+async fn server_errors_are_retried_and_forbidden_is_retried_slowly_then_redriven() {
     let cluster = TestCluster::start().await;
-    let Some(server) = cluster.embedded("server_errors_are_retried_and_forbidden_is_not") else {
+    let Some(server) =
+        cluster.embedded("server_errors_are_retried_and_forbidden_is_retried_slowly_then_redriven")
+    else {
         return;
     };
     let ns = cluster.namespace("retry").await;
-    let config = confined(&[(
+    let mut config = confined(&[(
         "label-enforcer",
         vec![rule("v1", "ConfigMap", &[Verb::Patch], &[&ns])],
     )]);
+    // Refused actions are retried for 3 s here (an hour by default).
+    config.actions = config
+        .actions
+        .forbidden(Duration::from_secs(1), Duration::from_secs(3));
     let runtime = host(&cluster, config, &["label_enforcer"], &ns).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let fail = |name: &str, code, count| FailRule {
@@ -390,30 +396,53 @@ async fn server_errors_are_retried_and_forbidden_is_not() {
     let stats = runtime.actions().stats();
     assert!(stats.counts().retries >= 3);
 
-    // A 403 is final: one attempt, then a dead letter.
-    server.faults().fail(fail("denied", 403, 100));
-    server.clear_requests();
+    // Two 403s (an RBAC rule missing, then granted): retried slowly, done.
+    server.faults().fail(fail("granted", 403, 2));
+    create_cm(&api, "granted", json!({}), json!({})).await;
+    eventually(
+        "the label once the permission is granted",
+        Duration::from_secs(15),
+        || async {
+            let cm = api.get("granted").await.unwrap();
+            label(&cm, "owner").map(|_| ())
+        },
+    )
+    .await;
+    assert!(stats.counts().forbidden_retries >= 2);
+
+    // Refused for longer than the window: a dead letter, which the admin
+    // API's re-drive queues again once the permission is there.
+    server.faults().fail(fail("denied", 403, 1000));
     create_cm(&api, "denied", json!({}), json!({})).await;
     let actions = runtime.actions().clone();
-    let dead = eventually("the 403 dead letter", Duration::from_secs(10), || async {
+    let dead = eventually("the 403 dead letter", Duration::from_secs(20), || async {
         actions
             .dead_letters()
             .into_iter()
             .find(|d| d.action.target().name == "denied")
     })
     .await;
-    assert_eq!(
-        (dead.reason, dead.attempts, dead.code),
-        (Reason::Terminal, 1, 403)
+    assert_eq!((dead.reason, dead.code), (Reason::Forbidden, 403));
+    assert!(
+        dead.attempts >= 2,
+        "retried before it was given up: {dead:?}"
     );
-    let path = format!("/api/v1/namespaces/{ns}/configmaps/denied");
-    let patches = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == path && r.method == "PATCH")
-        .count();
-    assert_eq!(patches, 1, "a 403 must not be retried");
+    assert_eq!(label(&api.get("denied").await.unwrap(), "owner"), None);
     server.faults().reset();
+    let (requeued, _) = actions.redrive(Some("label-enforcer"));
+    assert!(requeued >= 1);
+    eventually("the re-driven label", Duration::from_secs(10), || async {
+        let cm = api.get("denied").await.unwrap();
+        label(&cm, "owner").map(|_| ())
+    })
+    .await;
+    assert!(
+        actions
+            .dead_letters()
+            .iter()
+            .all(|d| d.action.target().name != "denied"),
+        "a re-driven letter leaves the record"
+    );
     runtime.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -117,8 +117,14 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
     let health = http(&health);
     assert_eq!(get(&health, "/healthz").await.unwrap(), "ok\n");
     let ready = get(&health, "/readyz?verbose").await.unwrap();
+    // The broken file does not make the replica unready, but readiness
+    // says it did not load.
     assert!(
         ready.contains("[+] plugins") && ready.ends_with("ready\n"),
+        "{ready}"
+    );
+    assert!(
+        ready.contains("not loaded: broken.wasm: ") && ready.contains("not a WebAssembly file"),
         "{ready}"
     );
     let metrics = get(&health, "/metrics").await.unwrap();
@@ -163,6 +169,17 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
     let dead: serde_json::Value =
         serde_json::from_str(&get(&admin, "/api/v1/dead-letters").await.unwrap()).unwrap();
     assert!(dead["deadLetters"].is_array());
+    // Re-driving dead letters is a POST, answered with what it queued.
+    let retried = admin
+        .request_text(
+            http::Request::post("/api/v1/dead-letters/retry?plugin=label-enforcer")
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let retried: serde_json::Value = serde_json::from_str(&retried).unwrap();
+    assert_eq!(retried["requeued"], 0, "{retried}");
     let missing = admin
         .send(
             http::Request::get("/api/v1/nothing")

@@ -14,6 +14,7 @@ pub fn plugin_dir() -> PathBuf {
 
 mod gate;
 mod guest;
+pub mod image;
 pub mod widgets;
 
 pub use gate::Gate;
@@ -116,6 +117,14 @@ fn guest_toolchain(language: &str) -> (&'static guest::Guest, PathBuf, PathBuf) 
 /// directory), so each large Python or JavaScript component compiles once.
 pub fn compile_cache() -> PathBuf {
     wasm_dir().join("compile-cache")
+}
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    wasm_dir()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .expect("the wasm directory is inside the target directory")
 }
 
 /// The plugins workspace's target directory, `<target>/wasm-plugins`.

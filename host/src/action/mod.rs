@@ -10,12 +10,14 @@ mod allowlist;
 mod executor;
 mod queue;
 pub mod recorder;
+mod retry;
 
 pub use allowlist::{Allowlist, Rule};
 pub use executor::{Done, Executor, Failure};
 pub use queue::{
     ActionQueue, Config as QueueConfig, DeadLetter, QueueCounts, Reason, Stats as QueueStats,
 };
+pub use retry::Policy as RetryPolicy;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -20,7 +20,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Action, Allowlist, Done, Executor, Failure, Severity};
+use super::{
+    Action, Allowlist, Done, Executor, Failure, Severity,
+    retry::{Decision, GiveUp, Policy},
+};
 use crate::{
     shard::{Claim, Scope},
     vocabulary::ObjectRef,
@@ -33,12 +36,8 @@ pub struct Config {
     pub qps: NonZeroU32,
     /// Requests allowed in a burst above `qps`.
     pub burst: NonZeroU32,
-    /// Retries after the first attempt, for retryable failures.
-    pub max_retries: u32,
-    /// First retry delay; doubles per attempt.
-    pub min_backoff: Duration,
-    /// Longest retry delay.
-    pub max_backoff: Duration,
+    /// When and how long failed actions are retried.
+    pub retry: Policy,
     /// Actions executed at once.
     pub workers: usize,
     /// Dead letters kept for the admin view; older ones are forgotten.
@@ -52,9 +51,7 @@ impl Default for Config {
         Self {
             qps: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
             burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
-            max_retries: 10,
-            min_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_secs(300),
+            retry: Policy::default(),
             workers: 8,
             dead_letters: 1000,
             event_flush: Duration::from_secs(5),
@@ -71,18 +68,27 @@ impl Config {
         self
     }
 
-    /// Set the number of retries.
+    /// Set the number of retries of transient failures.
     #[must_use]
     pub fn max_retries(mut self, n: u32) -> Self {
-        self.max_retries = n;
+        self.retry.max_retries = n;
         self
     }
 
-    /// Set the backoff bounds.
+    /// Set the backoff bounds of transient failures.
     #[must_use]
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.min_backoff = min;
-        self.max_backoff = max.max(min);
+        self.retry.min_backoff = min;
+        self.retry.max_backoff = max.max(min);
+        self
+    }
+
+    /// Set how forbidden (403) actions are retried: the longest delay
+    /// between tries, and how long before they are given up.
+    #[must_use]
+    pub fn forbidden(mut self, max_backoff: Duration, retry_for: Duration) -> Self {
+        self.retry.forbidden_backoff = max_backoff;
+        self.retry.forbidden_retry_for = retry_for;
         self
     }
 
@@ -92,18 +98,6 @@ impl Config {
         self.workers = n.max(1);
         self
     }
-
-    /// The delay before retry number `retry` (1-based): exponential, capped,
-    /// with "equal jitter" (half fixed, half random) so that actions failing
-    /// together do not retry together.
-    pub fn backoff_for(&self, retry: u32) -> Duration {
-        let exp = self
-            .min_backoff
-            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
-            .min(self.max_backoff);
-        let half = exp / 2;
-        half + half.mul_f64(fastrand::f64())
-    }
 }
 
 /// Why an action ended in the dead-letter record.
@@ -112,8 +106,11 @@ impl Config {
 pub enum Reason {
     /// It kept failing with retryable errors until the retries ran out.
     RetriesExhausted,
-    /// It failed in a way no retry fixes (403, 404, 422).
+    /// It failed in a way no retry fixes (404, 422).
     Terminal,
+    /// The API server refused it (403: RBAC) for longer than
+    /// `actions.forbiddenRetrySeconds`.
+    Forbidden,
     /// The plugin's declared permissions or the operator's allowlist refuse it.
     Refused,
     /// The host shut down before it could run.
@@ -138,6 +135,9 @@ pub struct DeadLetter {
     pub code: u16,
     /// The last error.
     pub message: String,
+    /// What it was about, for the fence when it is queued again.
+    #[serde(skip)]
+    pub claim: Claim,
 }
 
 impl Stats {
@@ -173,6 +173,8 @@ pub struct Stats {
     pub(crate) aggregated: AtomicU64,
     /// Retries scheduled.
     pub(crate) retries: AtomicU64,
+    /// Of those, retries of actions the API server refused (403).
+    pub(crate) forbidden_retries: AtomicU64,
     /// Actions that failed for good (terminal or retries exhausted).
     pub(crate) failed: AtomicU64,
     /// Actions recorded as dead letters.
@@ -204,6 +206,8 @@ pub struct QueueCounts {
     pub aggregated: u64,
     /// Retries scheduled.
     pub retries: u64,
+    /// Of those, retries of actions the API server refused (403).
+    pub forbidden_retries: u64,
     /// Actions that failed for good (terminal or retries exhausted).
     pub failed: u64,
     /// Actions recorded as dead letters.
@@ -225,6 +229,7 @@ impl Stats {
             already_done: self.already_done.load(Ordering::Relaxed),
             aggregated: self.aggregated.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            forbidden_retries: self.forbidden_retries.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             standby: self.standby.load(Ordering::Relaxed),
@@ -242,6 +247,8 @@ struct Item {
     attempts: u32,
     /// What it is about, for the fence.
     claim: Claim,
+    /// When the API server first refused it (403), if it did.
+    forbidden_since: Option<tokio::time::Instant>,
 }
 
 /// Pending actions per key. A key is in `busy` while one of its actions
@@ -416,6 +423,29 @@ impl ActionQueue {
         self.dead.lock().iter().cloned().collect()
     }
 
+    /// Queue the dead letters again (of one plugin, or all), as new
+    /// actions with fresh retries: for an operator who fixed what made them
+    /// fail (an RBAC rule, a webhook). Letters the operator's allowlist
+    /// refused stay: only a configuration change can let them through.
+    /// Returns how many were queued again and how many stayed.
+    pub fn redrive(&self, plugin: Option<&str>) -> (usize, usize) {
+        let taken: Vec<DeadLetter> = {
+            let mut dead = self.dead.lock();
+            let (take, keep): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *dead)
+                .into_iter()
+                .partition(|d| plugin.is_none_or(|p| d.plugin == p) && d.reason != Reason::Refused);
+            *dead = keep;
+            take.into_iter().collect()
+        };
+        let stayed = self.dead.lock().len();
+        let mut queued = 0;
+        for letter in taken {
+            tracing::info!(plugin.name = %letter.plugin, action = letter.action.name(), object.ref = %letter.action.target(), reason = ?letter.reason, "dead letter queued again");
+            queued += self.submit_claimed(&letter.plugin, letter.claim, vec![letter.action]);
+        }
+        (queued, stayed)
+    }
+
     /// Queue the actions one call of `plugin` committed, after checking each
     /// against the operator's allowlist. (What the plugin declared was
     /// checked when it enqueued them: the guest got the refusal.) A refused
@@ -435,7 +465,7 @@ impl ActionQueue {
                 self.stats
                     .count(&self.stats.refused, action.name(), "refused");
                 tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), %reason, "action refused");
-                self.bury(&plugin, action, Reason::Refused, 0, 403, reason);
+                self.bury(&plugin, claim, action, Reason::Refused, 0, 403, reason);
                 continue;
             }
             if !self.active.load(Ordering::SeqCst) {
@@ -453,6 +483,7 @@ impl ActionQueue {
                 tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not queued: the host is shutting down");
                 self.bury(
                     &plugin,
+                    claim,
                     action,
                     Reason::Shutdown,
                     0,
@@ -474,6 +505,7 @@ impl ActionQueue {
                 action,
                 attempts: 0,
                 claim,
+                forbidden_since: None,
             });
             st.outstanding += 1;
             if first && !st.busy.contains(&key) {
@@ -531,7 +563,7 @@ impl ActionQueue {
         }
         item.attempts += 1;
         let result = self.executor.execute(&key.0, &item.action).await;
-        match result {
+        let failure = match result {
             Ok(done) => {
                 let (counter, outcome) = match done {
                     Done::Applied | Done::Requeue => (&self.stats.applied, "applied"),
@@ -542,43 +574,71 @@ impl ActionQueue {
                 self.stats.count(counter, item.action.name(), outcome);
                 if self.executor.dry_run() {
                     tracing::info!(outcome = ?done, "dry run: the API server accepted the action; nothing was changed");
+                } else if let Some(since) = item.forbidden_since {
+                    tracing::info!(outcome = ?done, forbidden_s = since.elapsed().as_secs(), attempts = item.attempts, "action done: the permission it lacked has been granted");
                 } else {
                     tracing::debug!(outcome = ?done, "action done");
                 }
                 self.finish(&key);
+                return;
             }
-            Err(failure) if failure.retryable && item.attempts <= self.config.max_retries => {
-                self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                let delay = self.config.backoff_for(item.attempts);
+            Err(failure) => failure,
+        };
+        let now = tokio::time::Instant::now();
+        let forbidden_for = item
+            .forbidden_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        let delay = match self
+            .config
+            .retry
+            .decide(&failure, item.attempts, forbidden_for)
+        {
+            Decision::Retry(delay) => {
                 tracing::debug!(error = %failure, delay_ms = delay.as_millis() as u64, "action failed; will retry");
-                self.state
-                    .lock()
-                    .items
-                    .entry(key.clone())
-                    .or_default()
-                    .push_front(item);
-                let this = self.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = this.stop.cancelled() => {}
-                    }
-                    if this.state.lock().release(&key) {
-                        this.wake.notify_one();
-                    }
-                });
+                delay
             }
-            Err(failure) => self.fail(&key, item, failure).await,
-        }
+            Decision::RetryForbidden(delay) => {
+                if item.forbidden_since.is_none() {
+                    item.forbidden_since = Some(now);
+                    tracing::warn!(
+                        error = %failure,
+                        retry_for_s = self.config.retry.forbidden_retry_for.as_secs(),
+                        "action forbidden: the host's service account lacks an RBAC rule for it; retrying with backoff until the rule is granted (see deploy/base/clusterrole.yaml)"
+                    );
+                } else {
+                    tracing::debug!(error = %failure, delay_ms = delay.as_millis() as u64, "action still forbidden; will retry");
+                }
+                self.stats.forbidden_retries.fetch_add(1, Ordering::Relaxed);
+                delay
+            }
+            Decision::GiveUp(why) => return self.fail(&key, item, failure, why).await,
+        };
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .lock()
+            .items
+            .entry(key.clone())
+            .or_default()
+            .push_front(item);
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = this.stop.cancelled() => {}
+            }
+            if this.state.lock().release(&key) {
+                this.wake.notify_one();
+            }
+        });
     }
 
-    async fn fail(&self, key: &Key, item: Item, failure: Failure) {
+    async fn fail(&self, key: &Key, item: Item, failure: Failure, why: GiveUp) {
         self.stats
             .count(&self.stats.failed, item.action.name(), "failed");
-        let reason = if failure.retryable {
-            Reason::RetriesExhausted
-        } else {
-            Reason::Terminal
+        let reason = match why {
+            GiveUp::RetriesExhausted => Reason::RetriesExhausted,
+            GiveUp::Terminal => Reason::Terminal,
+            GiveUp::Forbidden => Reason::Forbidden,
         };
         tracing::error!(error = %failure, attempts = item.attempts, reason = ?reason, "action failed; given up");
         // Tell whoever looks at the object, unless the failed action was
@@ -607,6 +667,7 @@ impl ActionQueue {
         }
         self.bury(
             &key.0,
+            item.claim,
             item.action,
             reason,
             item.attempts,
@@ -630,9 +691,11 @@ impl ActionQueue {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn bury(
         &self,
         plugin: &str,
+        claim: Claim,
         action: Action,
         reason: Reason,
         attempts: u32,
@@ -652,6 +715,7 @@ impl ActionQueue {
             attempts,
             code,
             message,
+            claim,
         });
     }
 
@@ -684,14 +748,15 @@ impl ActionQueue {
             tracing::info!("action queue drained");
             return Vec::new();
         }
-        let left: Vec<(String, Action)> = {
+        let left: Vec<(String, Claim, Action)> = {
             let mut st = self.state.lock();
             let items = std::mem::take(&mut st.items);
             st.outstanding = 0;
             items
                 .into_iter()
                 .flat_map(|((plugin, _), q)| {
-                    q.into_iter().map(move |i| (plugin.to_string(), i.action))
+                    q.into_iter()
+                        .map(move |i| (plugin.to_string(), i.claim, i.action))
                 })
                 .collect()
         };
@@ -701,10 +766,11 @@ impl ActionQueue {
             grace_ms = grace.as_millis() as u64,
             "shutdown: actions not executed within the grace period"
         );
-        for (plugin, action) in &left {
+        for (plugin, claim, action) in &left {
             tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not executed: shutdown");
             self.bury(
                 plugin,
+                *claim,
                 action.clone(),
                 Reason::Shutdown,
                 0,
@@ -712,26 +778,13 @@ impl ActionQueue {
                 "not executed before shutdown".into(),
             );
         }
-        left
+        left.into_iter().map(|(p, _, a)| (p, a)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_minimum_up_to_the_cap_with_jitter() {
-        let c = Config::default();
-        for _ in 0..100 {
-            let first = c.backoff_for(1);
-            assert!(first >= Duration::from_micros(2500) && first <= Duration::from_millis(5));
-            let fifth = c.backoff_for(5);
-            assert!(fifth >= Duration::from_millis(40) && fifth <= Duration::from_millis(80));
-            let late = c.backoff_for(40);
-            assert!(late >= Duration::from_secs(150) && late <= Duration::from_secs(300));
-        }
-    }
 
     #[test]
     fn one_key_runs_one_action_at_a_time_in_order() {
@@ -751,6 +804,7 @@ mod tests {
             },
             attempts: 0,
             claim: Claim::Any,
+            forbidden_since: None,
         };
         let mut st = State::default();
         st.items

@@ -350,6 +350,47 @@ pub struct ShardsView {
     actions_fenced: Option<u64>,
 }
 
+/// Which dead letters `POST /api/v1/dead-letters/retry` queues again.
+#[derive(Debug, serde::Deserialize)]
+pub struct RetryQuery {
+    /// Only this plugin's; all without it.
+    plugin: Option<String>,
+}
+
+/// `POST /api/v1/dead-letters/retry[?plugin=NAME]`: queue the dead letters
+/// again with fresh retries, once what made them fail is fixed (an RBAC
+/// rule granted, a webhook repaired). Letters the operator's allowlist
+/// refused stay. Only where actions run: on a replica that does not lead,
+/// a 409 says so.
+///
+/// # Errors
+/// 409 on a replica that does not execute actions.
+pub async fn retry_dead_letters(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<RetryQuery>,
+) -> Result<Json<Retried>, super::ApiError> {
+    let actions = state.runtime.actions();
+    if !actions.is_active() {
+        return Err(super::ApiError::conflict(
+            "this replica does not lead, so it executes no actions and holds no dead letters to retry; ask the leader (the holder of the Lease)",
+        ));
+    }
+    let (requeued, remaining) = actions.redrive(q.plugin.as_deref());
+    Ok(Json(Retried {
+        requeued,
+        remaining,
+    }))
+}
+
+/// The body of `POST /api/v1/dead-letters/retry`.
+#[derive(Debug, Serialize)]
+pub struct Retried {
+    /// Dead letters queued again.
+    requeued: usize,
+    /// Dead letters left (other plugins', or refused by the allowlist).
+    remaining: usize,
+}
+
 /// The body of `/api/v1/plugins`.
 #[derive(Debug, Serialize)]
 pub struct Plugins {

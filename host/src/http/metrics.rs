@@ -290,6 +290,13 @@ impl Collector for HostCollector {
         )?;
         family(
             &mut encoder,
+            "informant_action_forbidden_retries",
+            "Retries of actions the API server refused (403): a missing RBAC rule.",
+            MetricType::Counter,
+            vec![(Vec::new(), counter(q.counts().forbidden_retries))],
+        )?;
+        family(
+            &mut encoder,
             "informant_dead_letters",
             "Actions recorded as dead letters.",
             MetricType::Counter,

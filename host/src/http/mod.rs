@@ -44,6 +44,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A 409: the request cannot be served by this replica now.
+    pub fn conflict(what: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            error: what.into(),
+        }
+    }
+
     /// A 404 for a path that does not exist.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self {
@@ -98,12 +106,17 @@ pub fn health_router(state: AppState) -> Router {
 }
 
 /// The admin API: `/api/v1/plugins`, `/api/v1/subscriptions`,
-/// `/api/v1/dead-letters`, `/api/v1/shards`.
+/// `/api/v1/dead-letters` (and `POST /api/v1/dead-letters/retry`),
+/// `/api/v1/shards`.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/plugins", get(admin::plugins))
         .route("/api/v1/subscriptions", get(admin::subscriptions))
         .route("/api/v1/dead-letters", get(admin::dead_letters))
+        .route(
+            "/api/v1/dead-letters/retry",
+            axum::routing::post(admin::retry_dead_letters),
+        )
         .route("/api/v1/shards", get(admin::shards))
         .fallback(not_found)
         .with_state(state)
@@ -157,14 +170,41 @@ async fn checks(state: &AppState) -> Vec<Check> {
         .map(|(k, _, _)| format!("{}/{}", k.api_version, k.plural))
         .collect();
     unsynced.dedup();
+    // A file that does not load leaves the replica ready: what ran before
+    // it keeps running, and an unready replica would stop serving metrics
+    // (and, behind a Service, everything else) for one bad file. It is said
+    // here, beside the log line and the admin API's file status.
+    let not_loaded: Vec<String> = state
+        .reloader
+        .as_ref()
+        .map(|r| r.statuses())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| {
+            let error = f.error?;
+            let file = f.file.file_name().map_or_else(
+                || f.file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            Some(match f.plugin {
+                Some(plugin) => {
+                    format!("{file} (plugin {plugin} keeps its running version): {error}")
+                }
+                None => format!("{file}: {error}"),
+            })
+        })
+        .collect();
     vec![
         Check {
             name: "plugins",
             ok: scanned,
-            reason: if scanned {
-                "first scan of the plugin directory done".into()
-            } else {
-                "first scan of the plugin directory in progress".into()
+            reason: match (scanned, not_loaded.is_empty()) {
+                (false, _) => "first scan of the plugin directory in progress".into(),
+                (true, true) => "first scan of the plugin directory done".into(),
+                (true, false) => format!(
+                    "first scan of the plugin directory done; not loaded: {}",
+                    not_loaded.join("; ")
+                ),
             },
         },
         Check {
