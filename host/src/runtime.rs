@@ -72,6 +72,9 @@ pub struct Runtime {
     actions: Arc<ActionQueue>,
     config: Config,
     scope: Scope,
+    /// The runtime the host runs on: where a replay goes, whichever thread
+    /// asks for it.
+    handle: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -132,6 +135,7 @@ impl Runtime {
             actions,
             config,
             scope,
+            handle: tokio::runtime::Handle::current(),
         })
     }
 
@@ -273,7 +277,8 @@ impl crate::shard::Follower for Runtime {
     fn gained(&self, buckets: &[u16]) {
         let dispatcher = self.dispatcher.clone();
         let buckets = buckets.to_vec();
-        tokio::spawn(async move { dispatcher.replay_buckets(&buckets).await });
+        self.handle
+            .spawn(async move { dispatcher.replay_buckets(&buckets).await });
     }
 
     fn lost(&self, buckets: &[u16]) {

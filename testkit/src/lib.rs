@@ -186,11 +186,38 @@ impl HostProcess {
         self.child.stdout.take().expect("stdout is piped, once")
     }
 
+    /// Kill the host with SIGKILL, as a node that dies does: no shutdown,
+    /// no Lease released. Returns everything it wrote to stderr.
+    ///
+    /// # Panics
+    /// If the process cannot be killed or waited for.
+    pub fn kill(mut self) -> String {
+        self.child.kill().expect("the host can be killed");
+        self.child.wait().expect("the host can be waited for");
+        self.stderr()
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     fn stderr(&mut self) -> String {
         self.stderr
             .take()
             .and_then(|reader| reader.join().ok())
             .unwrap_or_default()
+    }
+}
+
+/// A host a failed test leaves behind is killed, not left running against
+/// the cluster.
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -26,10 +26,12 @@ pub(super) fn host_config(args: &HostArgs) -> anyhow::Result<Config> {
 /// it, and serve health, metrics and the admin API. Plugins that fail to
 /// load are reported and skipped; the others run.
 pub(super) async fn start_host(
-    client: kube::Client,
+    kube_config: kube::Config,
     config: Config,
     stop: &CancellationToken,
 ) -> anyhow::Result<Host> {
+    let client =
+        kube::Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
     let dir = config.plugin_dir.clone();
     let (dry_run, grace) = (config.dry_run, config.shutdown_grace);
     let leader_config = config.leader.clone();
@@ -53,28 +55,16 @@ pub(super) async fn start_host(
     let runtime = Arc::new(
         Runtime::start_scoped(client.clone(), config, scope).context("starting the host")?,
     );
-    // Sharded, the leader Lease's holder is the singleton: it does the
-    // cluster-wide work (`Shards::singleton`). Otherwise, with
-    // --leader-elect, only the leader executes actions.
-    let follower: Option<Arc<dyn leader::Follower>> = match &shards {
-        Some(shards) => {
-            tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, buckets = shards.config().buckets, "sharding: replicas share the work on bucket Leases; the leader Lease's holder does the cluster-wide work");
-            Some(shards.clone())
-        }
-        None if leader_config.enabled => {
-            // Nothing executes until the election says this replica leads.
-            leader::Follower::set_leading(&*runtime, false);
-            tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
-            Some(runtime.clone())
-        }
-        None => None,
-    };
-    let elector = follower.map(|follower| {
+    // With --leader-elect (unsharded), only the leader executes actions.
+    let elector = (shards.is_none() && leader_config.enabled).then(|| {
+        // Nothing executes until the election says this replica leads.
+        leader::Follower::set_leading(&*runtime, false);
+        tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
         let token = CancellationToken::new();
         let task = tokio::spawn(leader::run(
             client.clone(),
             election.clone(),
-            follower,
+            runtime.clone(),
             token.clone(),
         ));
         (task, token)
@@ -110,22 +100,23 @@ pub(super) async fn start_host(
         "plugins: {}\nhealth and metrics at http://{health}/healthz /readyz /metrics\nadmin API at http://{admin}/api/v1/plugins",
         names.join(", ")
     ));
-    // Joins once the plugins loaded above have synced their watches.
-    let coordinator = shards.map(|shards| {
-        let token = CancellationToken::new();
-        let task = tokio::spawn(shard::coordinator::run(
-            client,
-            election,
-            shards,
-            runtime.clone(),
-            token.clone(),
-        ));
-        (task, token)
-    });
+    // Sharded: the bucket coordinator joins once the plugins loaded above
+    // have synced their watches; the leader Lease's holder is the singleton,
+    // which does the cluster-wide work (`Shards::singleton`).
+    let coordination = match shards {
+        Some(shards) => {
+            tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, buckets = shards.config().buckets, "sharding: replicas share the work on bucket Leases; the leader Lease's holder does the cluster-wide work");
+            Some(
+                shard::Coordination::start(kube_config, election, shards, runtime.clone())
+                    .context("starting sharded mode")?,
+            )
+        }
+        None => None,
+    };
     Ok(Host {
         runtime,
         elector,
-        coordinator,
+        coordination,
         grace,
     })
 }
@@ -146,8 +137,8 @@ pub(super) fn say(lines: &str) {
 pub(super) struct Host {
     runtime: Arc<Runtime>,
     elector: Option<Task>,
-    /// Sharded mode: the Lease holder for buckets and membership.
-    coordinator: Option<Task>,
+    /// Sharded mode: the bucket and membership Leases, and the singleton.
+    coordination: Option<shard::Coordination>,
     /// How long a shutdown may take.
     grace: Duration,
 }
@@ -189,10 +180,10 @@ pub(super) async fn shutdown_signal() -> anyhow::Result<()> {
 pub(super) async fn stop_host(host: &mut Host) {
     tracing::info!("shutting down");
     let report = host.runtime.shutdown(host.grace).await;
-    for (task, token) in [host.coordinator.take(), host.elector.take()]
-        .into_iter()
-        .flatten()
-    {
+    if let Some(coordination) = host.coordination.take() {
+        coordination.stop().await;
+    }
+    if let Some((task, token)) = host.elector.take() {
         token.cancel();
         let _ = task.await;
     }

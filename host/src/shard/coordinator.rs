@@ -258,8 +258,9 @@ pub async fn run(
         .boxed();
     let mut c = Coordinator {
         api,
-        // A request that hangs must not hold the loop past a renewal.
-        timeout: config.retry_period.max(Duration::from_millis(500)),
+        // A request that hangs must not hold the loop past the renew
+        // deadline.
+        timeout: (config.renew_deadline / 2).max(Duration::from_millis(500)),
         config,
         shards,
         follower,
@@ -341,15 +342,8 @@ impl<F: Follower> Coordinator<F> {
         if !self.leases.synced {
             return;
         }
-        if self.member.is_none() {
-            if self.follower.ready() {
-                self.join().await;
-            }
-        } else if renew {
-            self.renew_member().await;
-        }
-        if renew {
-            self.renew_buckets().await;
+        if self.member.is_none() && self.follower.ready() {
+            self.join().await;
         }
         let plan = self.plan(Instant::now());
         match &plan.conflict {
@@ -361,7 +355,29 @@ impl<F: Follower> Coordinator<F> {
             Some(_) => {}
         }
         self.release(&plan.release).await;
-        self.acquire(&plan.acquire).await;
+        // Renewals and acquisitions at once: on a slow API server, taking
+        // a dead replica's bucket does not wait for our own renewals.
+        let (member, renewals, acquisitions) = {
+            let this: &Self = self;
+            tokio::join!(
+                async {
+                    match renew {
+                        true => this.member_renewal().await,
+                        false => None,
+                    }
+                },
+                async {
+                    match renew {
+                        true => this.renewals().await,
+                        false => Vec::new(),
+                    }
+                },
+                this.acquisitions(&plan.acquire),
+            )
+        };
+        self.renewed_member(member).await;
+        self.renewed(renewals);
+        self.acquired(acquisitions);
         if renew && self.shards.fence().singleton() {
             self.collect_members().await;
         }
@@ -515,54 +531,66 @@ impl<F: Follower> Coordinator<F> {
         }
     }
 
-    async fn renew_member(&mut self) {
-        let Some(mut lease) = self.member.clone() else {
-            return;
-        };
+    /// Renew the membership Lease; none before joining.
+    async fn member_renewal(&self) -> Option<Result<Lease, RequestError>> {
+        let mut lease = self.member.clone()?;
         let name = lease.metadata.name.clone().unwrap_or_default();
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(now_micro());
             spec.lease_duration_seconds = Some(self.lease_secs());
         }
-        match self
-            .bounded(self.api.replace(&name, &PostParams::default(), &lease))
-            .await
-        {
-            Ok(written) => self.member = Some(written),
+        Some(
+            self.bounded(self.api.replace(&name, &PostParams::default(), &lease))
+                .await,
+        )
+    }
+
+    async fn renewed_member(&mut self, result: Option<Result<Lease, RequestError>>) {
+        match result {
+            None => {}
+            Some(Ok(written)) => self.member = Some(written),
             // Changed or removed under us (the singleton collects the
             // Leases of replicas it thought gone): announce again.
-            Err(RequestError::Conflict | RequestError::NotFound) => {
-                tracing::info!(lease = %name, "sharding: the membership Lease changed under this replica; joining again");
+            Some(Err(RequestError::Conflict | RequestError::NotFound)) => {
+                tracing::info!(
+                    "sharding: the membership Lease changed under this replica; joining again"
+                );
                 self.member = None;
                 self.join().await;
             }
-            Err(e) => {
-                tracing::debug!(lease = %name, error = %e, "sharding: membership renewal failed")
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "sharding: membership renewal failed");
             }
         }
     }
 
-    /// Renew every held bucket at once. A bucket whose Lease changed under
-    /// us is lost; one whose renewals keep failing lapses by itself (the
-    /// fence), and is replayed if a later renewal still finds it ours.
-    async fn renew_buckets(&mut self) {
-        let this: &Self = self;
-        let renewals = this.held.iter().map(|(b, lease)| {
+    /// Renew every held bucket at once.
+    async fn renewals(&self) -> Vec<Attempt> {
+        let renewals = self.held.iter().map(|(b, lease)| {
             let mut lease = lease.clone();
             if let Some(spec) = lease.spec.as_mut() {
                 spec.renew_time = Some(now_micro());
-                spec.lease_duration_seconds = Some(this.lease_secs());
+                spec.lease_duration_seconds = Some(self.lease_secs());
             }
-            let name = bucket_lease(&this.config.name, *b);
+            let name = bucket_lease(&self.config.name, *b);
             async move {
                 let sent = Instant::now();
-                let result = this
-                    .bounded(this.api.replace(&name, &PostParams::default(), &lease))
+                let mut result = self
+                    .bounded(self.api.replace(&name, &PostParams::default(), &lease))
                     .await;
+                if matches!(result, Err(RequestError::Conflict)) {
+                    result = self.renew_again(&name).await;
+                }
                 (*b, sent, result)
             }
         });
-        let results = futures::future::join_all(renewals).await;
+        futures::future::join_all(renewals).await
+    }
+
+    /// What the renewals did. A bucket whose Lease changed under us is
+    /// lost; one whose renewals keep failing lapses by itself (the fence),
+    /// and is replayed if a later renewal still finds it ours.
+    fn renewed(&mut self, results: Vec<Attempt>) {
         let mut regained = Vec::new();
         let mut lost = Vec::new();
         let fence = self.shards.fence();
@@ -609,6 +637,30 @@ impl<F: Follower> Coordinator<F> {
         }
     }
 
+    /// A renewal found the Lease changed: an earlier write of ours may have
+    /// landed after we stopped waiting for it. If the Lease still names this
+    /// replica, renew what it is now; otherwise it is lost.
+    async fn renew_again(&self, name: &str) -> Result<Lease, RequestError> {
+        let current = self.bounded(self.api.get_opt(name)).await?;
+        let Some(mut lease) = current else {
+            return Err(RequestError::NotFound);
+        };
+        let ours = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(self.config.identity.as_str());
+        if !ours {
+            return Err(RequestError::Conflict);
+        }
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.renew_time = Some(now_micro());
+            spec.lease_duration_seconds = Some(self.lease_secs());
+        }
+        self.bounded(self.api.replace(name, &PostParams::default(), &lease))
+            .await
+    }
+
     /// Give buckets up: stop acting on them first, then clear their Leases
     /// so their new holders take them at once.
     async fn release(&mut self, buckets: &[u16]) {
@@ -653,9 +705,12 @@ impl<F: Follower> Coordinator<F> {
     /// Take buckets that are free (no Lease, no holder, or expired) or ours
     /// from an earlier run, then replay them.
     async fn acquire(&mut self, buckets: &[u16]) {
-        if buckets.is_empty() {
-            return;
-        }
+        let results = self.acquisitions(buckets).await;
+        self.acquired(results);
+    }
+
+    /// Try to take each of `buckets`.
+    async fn acquisitions(&self, buckets: &[u16]) -> Vec<Attempt> {
         let secs = self.lease_secs();
         let this: &Self = self;
         let attempts = buckets.iter().map(|b| {
@@ -709,7 +764,12 @@ impl<F: Follower> Coordinator<F> {
                 (*b, sent, result)
             }
         });
-        let results = futures::future::join_all(attempts).await;
+        futures::future::join_all(attempts).await
+    }
+
+    /// What the acquisitions did: the buckets taken are held from the
+    /// moment their write was sent, and replayed.
+    fn acquired(&mut self, results: Vec<Attempt>) {
         let mut gained = Vec::new();
         for (b, sent, result) in results {
             match result {
@@ -845,6 +905,9 @@ impl<F: Follower> Coordinator<F> {
         });
     }
 }
+
+/// One bucket's write: the bucket, when it was sent, what came back.
+type Attempt = (u16, Instant, Result<Lease, RequestError>);
 
 /// Why a Lease request failed.
 #[derive(Debug, thiserror::Error)]

@@ -29,11 +29,13 @@ mod assign;
 mod bucket;
 pub mod coordinator;
 mod fence;
+mod thread;
 
 pub use assign::assign;
 pub use bucket::{ShardKey, bucket, bucket_of};
 pub use coordinator::Follower;
 pub use fence::Fence;
+pub use thread::{Coordination, Error};
 
 use std::{
     collections::HashMap,
