@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::MicroTime,
@@ -45,6 +45,10 @@ pub const SET_LABEL: &str = "informant.dev/lease-set";
 pub const ROLE_LABEL: &str = "informant.dev/lease-role";
 /// The annotation on a membership Lease with the replica's bucket count.
 pub const BUCKETS_ANNOTATION: &str = "informant.dev/buckets";
+
+/// How long after a Lease changes the coordinator waits for more changes
+/// before it acts on them together.
+const BURST: Duration = Duration::from_millis(20);
 
 /// A membership Lease nobody renewed for this many lease durations is
 /// deleted by the singleton: the replica is long gone.
@@ -284,9 +288,13 @@ pub async fn run(
             event = events.next() => match event {
                 Some(Ok(event)) => {
                     c.leases.apply(event, &c.config.name, Instant::now());
-                    // What else has arrived is acted on in the same round:
-                    // a replica leaving releases its buckets in one burst.
-                    while let Some(Some(Ok(event))) = events.next().now_or_never() {
+                    // What else arrives within a few milliseconds is acted
+                    // on in the same round: a replica leaving releases its
+                    // buckets in one burst, taken (and replayed) at once.
+                    let burst = tokio::time::Instant::now() + BURST;
+                    while let Ok(Some(Ok(event))) =
+                        tokio::time::timeout_at(burst, events.next()).await
+                    {
                         c.leases.apply(event, &c.config.name, Instant::now());
                     }
                     // A relist is acted on once it is complete.

@@ -342,3 +342,90 @@ impl Scope {
         self.retain(key, snapshot, move |b| s.fence.holds_at(b, now))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cache::{Config as CacheConfig, Store},
+        informer::Purpose,
+    };
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    fn snapshot(names: &[&str]) -> Snapshot {
+        let store = Store::new(CacheConfig::default());
+        Snapshot {
+            kind: KindKey::new("v1", "ConfigMap"),
+            purpose: Purpose::Initial,
+            objects: names
+                .iter()
+                .map(|n| {
+                    let o = store.prepare(json!({"metadata": {"name": n, "namespace": "a"}}));
+                    (Arc::new(ObjectKey::new(Some("a"), n)), Arc::new(o))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn unsharded_everything_is_in_scope_and_nothing_is_hashed() {
+        let scope = Scope::all();
+        let kind = KindKey::new("v1", "ConfigMap");
+        let claim = scope.claim(
+            ShardKey::Object,
+            &kind,
+            &ObjectKey::new(Some("a"), "x"),
+            None,
+        );
+        assert_eq!(claim, Claim::Any);
+        assert_eq!(scope.cluster_claim(), Claim::Any);
+        assert!(scope.holds(Claim::Bucket(3)) && scope.holds(Claim::Singleton));
+        assert_eq!(
+            scope
+                .retain_held(ShardKey::Object, snapshot(&["x", "y"]))
+                .objects
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn sharded_only_the_held_buckets_and_the_singleton_are_in_scope() {
+        let shards = Shards::new(
+            Config {
+                buckets: 4,
+                keys: HashMap::from([("p".to_string(), ShardKey::Namespace)]),
+            },
+            "me",
+        );
+        let scope = Scope::sharded(shards.clone());
+        assert_eq!(scope.key_for("p"), ShardKey::Namespace);
+        assert_eq!(scope.key_for("other"), ShardKey::Object);
+        let names: Vec<String> = (0..40).map(|i| format!("cm-{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert!(
+            scope
+                .retain_held(ShardKey::Object, snapshot(&refs))
+                .objects
+                .is_empty()
+        );
+        let now = Instant::now();
+        shards.fence().grant(1, now + Duration::from_secs(60), now);
+        let kept = scope.retain_held(ShardKey::Object, snapshot(&refs));
+        assert!(!kept.objects.is_empty() && kept.objects.len() < 40);
+        for (key, _) in kept.objects.iter() {
+            assert_eq!(bucket(4, "a", &key.name), 1);
+            let claim = scope.claim(ShardKey::Object, &kept.kind, key, None);
+            assert_eq!(claim, Claim::Bucket(1));
+            assert!(scope.holds(claim));
+        }
+        assert!(!scope.holds(Claim::Bucket(0)));
+        assert_eq!(scope.cluster_claim(), Claim::Singleton);
+        assert!(!scope.holds(Claim::Singleton));
+        let mut singleton = shards.singleton();
+        crate::leader::Follower::set_leading(&*shards, true);
+        assert!(scope.holds(Claim::Singleton));
+        assert!(*singleton.borrow_and_update());
+    }
+}
