@@ -461,6 +461,57 @@ async fn two_coordinators_split_the_buckets_and_a_clean_stop_hands_them_over_at_
     b.task.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_in_leader_election_mode_holds_the_sharded_ones_back() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("shard-rollout").await;
+    // A replica of the configuration being replaced: --leader-elect, on the
+    // same Lease name, acting on every object while it leads.
+    let (tx, leading) = tokio::sync::watch::channel(false);
+    let stop_old = CancellationToken::new();
+    let config = leader::Config::new("set", &ns, "old-leader").timing(
+        Duration::from_secs(3),
+        Duration::from_secs(2),
+        Duration::from_millis(500),
+    );
+    let old = tokio::spawn(leader::run(
+        cluster.client.clone(),
+        config,
+        tx,
+        stop_old.clone(),
+    ));
+    eventually(
+        "the old replica to lead",
+        Duration::from_secs(20),
+        async || leading.borrow().then_some(()),
+    )
+    .await;
+    let new = member(&cluster, &ns, "replica-new", 8, true);
+    let conflict = eventually(
+        "the new replica to see it",
+        Duration::from_secs(20),
+        async || {
+            let view = new.shards.view();
+            view.joined.then_some(view.conflict).flatten()
+        },
+    )
+    .await;
+    assert!(conflict.contains("old-leader"), "{conflict}");
+    assert!(held(&new).is_empty(), "no bucket while the old leader acts");
+    // Gone (it releases the Lease): the new replica takes everything.
+    stop_old.cancel();
+    old.await.unwrap();
+    eventually(
+        "the new replica to take every bucket",
+        Duration::from_secs(20),
+        async || (held(&new).len() == 8).then_some(()),
+    )
+    .await;
+    assert!(new.shards.view().conflict.is_none());
+    new.stop.cancel();
+    new.task.await.unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // Host processes.
 

@@ -98,13 +98,16 @@ pub fn member_lease(set: &str, identity: &str) -> String {
     format!("{set}-member-{:016x}", std::hash::Hasher::finish(&h))
 }
 
-/// What a Lease of the set is for.
+/// What a Lease is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     /// Bucket `b`.
     Bucket(u16),
     /// A replica's membership.
     Member,
+    /// The leader Lease: the singleton's, or a replica's in `--leader-elect`
+    /// mode.
+    Leader,
 }
 
 /// A Lease as last seen, and when (by our clock) it last changed.
@@ -121,6 +124,7 @@ struct Seen {
 }
 
 impl Seen {
+    /// A Lease of the set, by its labels; none if it is not one.
     fn new(lease: Lease, set: &str, before: Option<&Seen>, now: Instant) -> Option<Self> {
         let name = lease.metadata.name.clone()?;
         let labels = lease.metadata.labels.as_ref();
@@ -131,6 +135,11 @@ impl Seen {
             }
             _ => return None,
         };
+        Some(Self::observe(lease, role, before, now))
+    }
+
+    /// A Lease with `role`, as seen at `now` after `before`.
+    fn observe(lease: Lease, role: Role, before: Option<&Seen>, now: Instant) -> Self {
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.filter(|h| !h.is_empty());
         let renew = spec.renew_time;
@@ -147,7 +156,7 @@ impl Seen {
             .as_ref()
             .and_then(|a| a.get(BUCKETS_ANNOTATION))
             .and_then(|v| v.parse().ok());
-        Some(Self {
+        Self {
             lease,
             role,
             holder,
@@ -155,7 +164,7 @@ impl Seen {
             duration,
             buckets,
             at,
-        })
+        }
     }
 
     /// Its holder, if it has one and the Lease has not expired at `now`.
@@ -179,6 +188,12 @@ struct Leases {
     relisting: Option<HashMap<String, Seen>>,
     /// Whether a first list has completed.
     synced: bool,
+    /// The leader Lease, watched on its own.
+    leader: Option<Seen>,
+    /// A relist of the leader Lease is in progress and has not found it yet.
+    leader_relisting: bool,
+    /// Whether the leader Lease's first list has completed.
+    leader_synced: bool,
 }
 
 impl Leases {
@@ -218,6 +233,28 @@ impl Leases {
         }
     }
 
+    fn apply_leader(&mut self, event: watcher::Event<Lease>, now: Instant) {
+        match event {
+            watcher::Event::Init => self.leader_relisting = true,
+            watcher::Event::InitApply(lease) | watcher::Event::Apply(lease) => {
+                self.leader_relisting = false;
+                self.leader = Some(Seen::observe(
+                    lease,
+                    Role::Leader,
+                    self.leader.as_ref(),
+                    now,
+                ));
+            }
+            watcher::Event::InitDone => {
+                if std::mem::take(&mut self.leader_relisting) {
+                    self.leader = None;
+                }
+                self.leader_synced = true;
+            }
+            watcher::Event::Delete(_) => self.leader = None,
+        }
+    }
+
     fn bucket(&self, set: &str, b: u16) -> Option<&Seen> {
         self.by_name.get(&bucket_lease(set, b))
     }
@@ -230,6 +267,7 @@ impl Leases {
     fn next_expiry(&self, now: Instant) -> Option<Instant> {
         self.by_name
             .values()
+            .chain(self.leader.as_ref())
             .filter_map(Seen::expires)
             .filter(|at| *at > now)
             .min()
@@ -241,8 +279,43 @@ impl Leases {
 struct Plan {
     release: Vec<u16>,
     acquire: Vec<u16>,
-    /// A live replica with another bucket count, and its count.
-    conflict: Option<(String, Option<u16>)>,
+    /// Why this replica takes no new bucket, if it does not.
+    conflict: Option<Conflict>,
+}
+
+/// A live replica that does not share the work the way this one does:
+/// while it lives, this replica takes no new bucket, so that no object has
+/// two replicas acting on it (a configuration being rolled out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Conflict {
+    /// It shares the work with another bucket count.
+    Buckets {
+        /// The replica.
+        replica: String,
+        /// Its bucket count, if it says.
+        buckets: Option<u16>,
+    },
+    /// It leads in `--leader-elect` mode (it holds the leader Lease without
+    /// a membership Lease), so it acts on every object.
+    Unsharded {
+        /// The replica.
+        replica: String,
+    },
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Buckets { replica, buckets } => match buckets {
+                Some(n) => write!(f, "replica {replica} shares the work in {n} buckets"),
+                None => write!(f, "replica {replica} does not say how many buckets it uses"),
+            },
+            Self::Unsharded { replica } => write!(
+                f,
+                "replica {replica} holds the leader Lease without sharding (--leader-elect mode) and acts on every object"
+            ),
+        }
+    }
 }
 
 /// Run the coordinator until `stop`; then hand every bucket over and leave
@@ -260,6 +333,12 @@ pub async fn run(
     let mut events = watcher(api.clone(), watcher::Config::default().labels(&selector))
         .default_backoff()
         .boxed();
+    let mut leader_events = watcher(
+        api.clone(),
+        watcher::Config::default().fields(&format!("metadata.name={}", config.name)),
+    )
+    .default_backoff()
+    .boxed();
     let mut c = Coordinator {
         api,
         // A request that hangs must not hold the loop past the renew
@@ -308,6 +387,14 @@ pub async fn run(
                 }
                 None => break,
             },
+            event = leader_events.next() => match event {
+                Some(Ok(event)) => c.leases.apply_leader(event, Instant::now()),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "sharding: the leader Lease watch failed; it retries");
+                    continue;
+                }
+                None => break,
+            },
             () = tokio::time::sleep_until(wake) => {}
         }
         let renew = tokio::time::Instant::now() >= next_round;
@@ -347,7 +434,8 @@ impl<F: Follower> Coordinator<F> {
     /// One round: join when ready, renew when due, hand over and take what
     /// the assignment says, publish what was seen.
     async fn round(&mut self, renew: bool) {
-        if !self.leases.synced {
+        // Nothing is decided on half a picture.
+        if !(self.leases.synced && self.leases.leader_synced) {
             return;
         }
         if self.member.is_none() && self.follower.ready() {
@@ -355,9 +443,12 @@ impl<F: Follower> Coordinator<F> {
         }
         let plan = self.plan(Instant::now());
         match &plan.conflict {
-            Some((who, count)) if !self.conflict_told => {
+            Some(conflict) if !self.conflict_told => {
                 self.conflict_told = true;
-                tracing::warn!(replica = %who, their_buckets = ?count, buckets = self.buckets(), "sharding: a live replica uses another bucket count; this replica takes no new bucket until it is gone");
+                tracing::warn!(
+                    buckets = self.buckets(),
+                    "sharding: {conflict}; this replica takes no new bucket until it is gone"
+                );
             }
             None => self.conflict_told = false,
             Some(_) => {}
@@ -408,12 +499,25 @@ impl<F: Follower> Coordinator<F> {
             if seen.buckets == Some(ours) {
                 members.push(holder);
             } else {
-                conflict = Some((holder.to_string(), seen.buckets));
+                conflict = Some(Conflict::Buckets {
+                    replica: holder.to_string(),
+                    buckets: seen.buckets,
+                });
             }
         }
         let joined = self.member.is_some();
         if joined {
             members.push(me);
+        }
+        // A replica with another bucket count is a conflict already.
+        if let Some(leader) = self.leases.leader.as_ref().and_then(|s| s.live(now))
+            && leader != me
+            && conflict.is_none()
+            && !self.leases.members().any(|s| s.live(now) == Some(leader))
+        {
+            conflict = Some(Conflict::Unsharded {
+                replica: leader.to_string(),
+            });
         }
         let holders: Vec<Option<&str>> = (0..ours)
             .map(|b| {
@@ -910,7 +1014,9 @@ impl<F: Follower> Coordinator<F> {
             joined: self.member.is_some(),
             members,
             holders,
+            conflict: self.plan(now).conflict.map(|c| c.to_string()),
         });
+        self.shards.set_joined(self.member.is_some());
     }
 }
 

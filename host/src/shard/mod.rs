@@ -159,6 +159,11 @@ pub struct View {
     pub members: Vec<Member>,
     /// Per bucket, the replica holding its Lease (none: free or expired).
     pub holders: Vec<Option<String>>,
+    /// Why this replica takes no new bucket, if it does not: a live replica
+    /// that shares the work otherwise (another bucket count, or
+    /// `--leader-elect` mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
 }
 
 /// The sharded mode's shared state: the configuration, the fence, what the
@@ -172,6 +177,9 @@ pub struct Shards {
     handoffs: Handoffs,
     /// Whether this replica does the cluster-wide work, for whoever does it.
     singleton: tokio::sync::watch::Sender<bool>,
+    /// Whether this replica has announced itself: it stands for the
+    /// singleton only then.
+    joined: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shards {
@@ -185,6 +193,7 @@ impl Shards {
             view: Mutex::new(View::default()),
             handoffs: Handoffs::default(),
             singleton: tokio::sync::watch::Sender::new(false),
+            joined: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -215,6 +224,16 @@ impl Shards {
 
     pub(crate) fn set_view(&self, view: View) {
         *self.view.lock() = view;
+    }
+
+    pub(crate) fn set_joined(&self, joined: bool) {
+        self.joined
+            .send_if_modified(|j| std::mem::replace(j, joined) != joined);
+    }
+
+    /// Whether this replica has announced itself, as it changes.
+    pub(crate) fn joined(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.joined.subscribe()
     }
 
     /// Whether this replica holds the singleton: the one that does the

@@ -59,8 +59,25 @@ impl Coordination {
                             return;
                         }
                     };
-                    // Both let go on stop: the buckets first, since they
-                    // are released in one round, and the leader Lease.
+                    // A replica stands for the singleton once it has
+                    // joined: a leader Lease held by a replica that is not
+                    // a member is one in --leader-elect mode, and the
+                    // members take no bucket while it acts on everything.
+                    let mut joined = shards.joined();
+                    let singleton = async {
+                        // The guard `wait_for` returns is dropped here, not
+                        // held while the election runs.
+                        let joined = tokio::select! {
+                            () = token.cancelled() => false,
+                            result = joined.wait_for(|j| *j) => result.is_ok(),
+                        };
+                        if joined {
+                            let (c, e, s, t) =
+                                (client.clone(), election.clone(), shards.clone(), token.clone());
+                            leader::run(c, e, s, t).await;
+                        }
+                    };
+                    // Both let go on stop: the buckets, and the leader Lease.
                     tokio::join!(
                         coordinator::run(
                             client.clone(),
@@ -69,7 +86,7 @@ impl Coordination {
                             follower,
                             token.clone(),
                         ),
-                        leader::run(client, election, shards, token),
+                        singleton,
                     );
                 });
             })
