@@ -16,6 +16,7 @@ use crate::{
     action::{Allowlist, QueueConfig, Rule},
     dispatch,
     plugin::Limits,
+    shard,
     state::{self, Quota, Tier},
 };
 
@@ -95,6 +96,9 @@ pub struct File {
     /// Plugins' stores.
     #[serde(default)]
     pub state: StateFile,
+    /// Share the work between replicas on bucket Leases (sharded mode).
+    #[serde(default)]
+    pub sharding: Option<ShardingFile>,
 }
 
 /// `admission:`.
@@ -203,6 +207,20 @@ pub struct PluginStateFile {
     /// Its quotas (its defaults; they raise its ceiling).
     #[serde(flatten)]
     pub quota: QuotaFile,
+}
+
+/// `sharding:`. Present, the replicas share the work; `leaderElection`'s
+/// Lease name, namespace and timing apply to the bucket Leases too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardingFile {
+    /// How many buckets the objects fall into (32 by default, at most 1024).
+    pub buckets: Option<u16>,
+    /// What a plugin's objects are bucketed by, by plugin name: `object`
+    /// (namespace and name, the default), `namespace` or `owner` (the
+    /// controller owner), so that related objects stay on one replica.
+    #[serde(default)]
+    pub keys: HashMap<String, shard::ShardKey>,
 }
 
 /// `resync:`.
@@ -335,6 +353,8 @@ pub struct Config {
     pub admission: Option<crate::admission::Settings>,
     /// Plugins' stores: tiers and quotas.
     pub state: state::Config,
+    /// Sharded mode, if configured.
+    pub sharding: Option<shard::Config>,
 }
 
 /// How long running calls and pending actions get on shutdown unless told
@@ -443,6 +463,7 @@ impl Default for Config {
             plugin_objects: crate::catalog::Config::default(),
             admission: None,
             state: state::Config::default(),
+            sharding: None,
         })
     }
 }
@@ -534,6 +555,17 @@ impl Config {
         config.admin_addr = admin_addr.unwrap_or(config.admin_addr);
         config.leader.enabled |= leader_elect;
         if let Some(name) = lease_name {
+            if config.sharding.is_some()
+                && let Err(reason) = informant_k8s::selector::validate_value(&name)
+            {
+                return Err(invalid(
+                    Some("--lease-name"),
+                    "leaderElection.leaseName",
+                    format!(
+                        "names the bucket Leases in sharded mode, so it must be a valid label value: {reason}"
+                    ),
+                ));
+            }
             config.leader.lease_name = name;
         }
         if lease_namespace.is_some() {
@@ -652,6 +684,31 @@ impl Config {
                 "must be shorter than renewDeadlineSeconds",
             ));
         }
+        let sharding = match &file.sharding {
+            None => None,
+            Some(f) => {
+                let buckets = f.buckets.unwrap_or(shard::DEFAULT_BUCKETS);
+                if buckets == 0 || buckets > shard::MAX_BUCKETS {
+                    return Err(invalid(
+                        "sharding.buckets",
+                        &format!("must be between 1 and {}", shard::MAX_BUCKETS),
+                    ));
+                }
+                // The set's Leases are selected by a label with this value.
+                if let Err(reason) = informant_k8s::selector::validate_value(&leader.lease_name) {
+                    return Err(invalid(
+                        "leaderElection.leaseName",
+                        &format!(
+                            "names the bucket Leases in sharded mode, so it must be a valid label value: {reason}"
+                        ),
+                    ));
+                }
+                Some(shard::Config {
+                    buckets,
+                    keys: f.keys.clone(),
+                })
+            }
+        };
 
         let mut limits = Limits::default();
         if let Some(ms) = file.limits.deadline_ms {
@@ -780,6 +837,7 @@ impl Config {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             admission: admission(&file.admission, path)?,
             state,
+            sharding,
         })
     }
 }
@@ -1254,6 +1312,41 @@ mod tests {
         assert!(err.to_string().contains("disk"), "{err}");
         let err = Config::parse("state: {plugins: {p: {maxKeys: 0}}}\n", "c.yaml").unwrap_err();
         assert!(err.to_string().contains("state.plugins.p.maxKeys"), "{err}");
+    }
+
+    #[test]
+    fn sharding_is_off_unless_configured_and_its_values_are_checked() {
+        assert_eq!(Config::parse("{}\n", "c.yaml").unwrap().sharding, None);
+        let c = Config::parse(
+            "sharding: {buckets: 64, keys: {restarter: owner, replicator: namespace}}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let s = c.sharding.unwrap();
+        assert_eq!(s.buckets, 64);
+        assert_eq!(s.keys["restarter"], shard::ShardKey::Owner);
+        assert_eq!(s.keys["replicator"], shard::ShardKey::Namespace);
+        let defaults = Config::parse("sharding: {}\n", "c.yaml").unwrap();
+        assert_eq!(defaults.sharding.unwrap().buckets, shard::DEFAULT_BUCKETS);
+        let err = Config::parse("sharding: {buckets: 0}\n", "c.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yaml: sharding.buckets: must be between 1 and 1024"
+        );
+        let err = Config::parse("sharding: {keys: {x: uid}}\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("uid"), "{err}");
+        let err = Config::parse(
+            &format!(
+                "sharding: {{}}\nleaderElection: {{leaseName: {}}}\n",
+                "a".repeat(64)
+            ),
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("leaderElection.leaseName"),
+            "{err}"
+        );
     }
 
     #[test]

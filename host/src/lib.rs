@@ -24,6 +24,7 @@ pub mod reload;
 mod replay;
 pub mod runtime;
 pub mod settings;
+pub mod shard;
 pub mod source;
 pub mod state;
 pub mod tls;

@@ -18,6 +18,7 @@ use crate::{
     informer::subscriptions::Subscriptions,
     plugin::{self, Engine, LoadOptions, Plugin},
     settings::{self, SettingsError},
+    shard::Scope,
     source::Sources,
     state::{self, Leadership, Stores},
 };
@@ -91,6 +92,10 @@ pub struct Runtime {
     /// Stops the background work of the stores.
     stop: CancellationToken,
     config: Config,
+    scope: Scope,
+    /// The runtime the host runs on: where a replay goes, whichever thread
+    /// asks for it.
+    handle: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -108,6 +113,19 @@ impl Runtime {
     /// # Errors
     /// If the wasm engine cannot be set up.
     pub fn start(client: kube::Client, config: Config) -> Result<Self, plugin::Error> {
+        Self::start_scoped(client, config, Scope::all())
+    }
+
+    /// [`Self::start`], working only on what `scope` admits: dispatch and
+    /// the action queue pass through it (sharded mode).
+    ///
+    /// # Errors
+    /// If the wasm engine cannot be set up.
+    pub fn start_scoped(
+        client: kube::Client,
+        config: Config,
+        scope: Scope,
+    ) -> Result<Self, plugin::Error> {
         let engine = Engine::new(config.compile_cache_dir.as_deref())?;
         let cache = Arc::new(Store::new(cache::Config::default()));
         let subscriptions = Subscriptions::start(client.clone(), cache.clone());
@@ -116,14 +134,21 @@ impl Runtime {
             .unwrap_or_else(|_| "informant".into());
         let state_client = client.clone();
         let executor = Executor::new(client, config.dry_run, instance);
-        let actions =
-            ActionQueue::start(executor, config.allowlist.clone(), config.actions.clone());
-        let dispatcher = Arc::new(Dispatcher::new(
-            subscriptions.clone(),
-            cache.clone(),
-            actions.clone(),
-            config.dispatch.clone(),
-        ));
+        let actions = ActionQueue::start_fenced(
+            executor,
+            config.allowlist.clone(),
+            config.actions.clone(),
+            scope.clone(),
+        );
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                subscriptions.clone(),
+                cache.clone(),
+                actions.clone(),
+                config.dispatch.clone(),
+            )
+            .scope(scope.clone()),
+        );
         // The durable tier writes while this replica leads (always, without
         // leader election): the gate is the one seam between the two.
         let leadership = Arc::new(Leadership::default());
@@ -157,6 +182,8 @@ impl Runtime {
             leadership,
             stop,
             config,
+            scope,
+            handle: tokio::runtime::Handle::current(),
         })
     }
 
@@ -178,6 +205,23 @@ impl Runtime {
     /// Every plugin's store.
     pub fn stores(&self) -> &Arc<Stores> {
         &self.stores
+    }
+
+    /// Whether this replica writes the durable state tier: set by leader
+    /// election through [`crate::leader::Follower`], or in sharded mode by
+    /// whoever holds the singleton.
+    pub fn state_leadership(&self) -> &Arc<Leadership> {
+        &self.leadership
+    }
+
+    /// What this replica works on: everything, or its buckets.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Whether it runs with leader election (unsharded).
+    pub fn leader_election(&self) -> bool {
+        self.config.leader.enabled && self.scope.shards().is_none()
     }
 
     /// The cache.
@@ -341,6 +385,29 @@ impl crate::leader::Follower for Runtime {
             let dispatcher = self.dispatcher.clone();
             tokio::spawn(async move { dispatcher.replay_all().await });
         }
+    }
+}
+
+/// Sharded mode: plugins are called only for the objects of the buckets
+/// this replica holds. It joins once every plugin has started (its watches
+/// synced), so that a bucket's replay sees the whole bucket; a bucket taken
+/// is replayed to the plugins from the cache, like a new leader's initial
+/// sync but for that bucket's objects only.
+impl crate::shard::Follower for Runtime {
+    fn ready(&self) -> bool {
+        self.dispatcher.lanes().iter().all(|l| l.started())
+    }
+
+    fn gained(&self, buckets: &[u16]) {
+        let dispatcher = self.dispatcher.clone();
+        let buckets = buckets.to_vec();
+        self.handle
+            .spawn(async move { dispatcher.replay_buckets(&buckets).await });
+    }
+
+    fn lost(&self, buckets: &[u16]) {
+        // The fence already keeps their events and actions out.
+        tracing::debug!(?buckets, "sharding: no longer working on these buckets");
     }
 }
 

@@ -34,7 +34,7 @@ fn logs() -> LogCapture {
 /// `state:` section.
 fn host(cluster: &TestCluster, ns: &str, extra: &str) -> Arc<Runtime> {
     let yaml = format!(
-        "allow:\n  counter:\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{ns}]}}\n\
+        "allow:\n  counter:\n  - {{apiVersion: '*', kind: '*', verbs: [read]}}\n  - {{apiVersion: v1, kind: ConfigMap, verbs: [patch], namespaces: [{ns}]}}\n\
          dispatch: {{concurrency: 2}}\nstate:\n  namespace: {ns}\n{extra}"
     );
     let config = Config::parse(&yaml, "test config").unwrap();

@@ -243,6 +243,22 @@ impl HostProcess {
         self.child.stdout.take().expect("stdout is piped, once")
     }
 
+    /// Kill the host with SIGKILL, as a node that dies does: no shutdown,
+    /// no Lease released. Returns everything it wrote to stderr.
+    ///
+    /// # Panics
+    /// If the process cannot be killed or waited for.
+    pub fn kill(mut self) -> String {
+        self.child.kill().expect("the host can be killed");
+        self.child.wait().expect("the host can be waited for");
+        self.stderr()
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     fn stderr(&mut self) -> String {
         self.stderr
             .take()

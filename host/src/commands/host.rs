@@ -5,6 +5,8 @@ use std::{io::Write, sync::Arc, time::Duration};
 
 use anyhow::Context;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     admission::{self, Admission},
     cli::HostArgs,
@@ -12,6 +14,7 @@ use crate::{
     http, leader,
     reload::Reloader,
     runtime::Runtime,
+    shard::{self, Scope, Shards},
 };
 
 /// Check the host arguments before anything starts: a bad config or a
@@ -32,39 +35,57 @@ pub(super) fn resolve(
 /// it, and serve health, metrics and the admin API. Plugins that fail to
 /// load are reported and skipped; the others run.
 pub(super) async fn start_host(
-    client: kube::Client,
+    kube_config: kube::Config,
     config: Config,
-    stop: &tokio_util::sync::CancellationToken,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Host> {
+    let client =
+        kube::Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
     let dir = config.plugin_dir.clone();
     let (dry_run, grace) = (config.dry_run, config.shutdown_grace);
     let leader_config = config.leader.clone();
     let (http_addr, admin_addr) = (config.http_addr, config.admin_addr);
     let admission_settings = config.admission.clone();
-    let runtime = Arc::new(Runtime::start(client.clone(), config).context("starting the host")?);
-    // Who registers webhooks: the leader, or this replica when it is alone.
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("informant-{}", uuid::Uuid::new_v4().simple()));
+    let namespace = leader_config
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(own_namespace);
+    let election = leader::Config::new(&leader_config.lease_name, &namespace, &identity).timing(
+        leader_config.lease_duration,
+        leader_config.renew_deadline,
+        leader_config.retry_period,
+    );
+    let shards = config
+        .sharding
+        .clone()
+        .map(|sharding| Shards::new(sharding, &identity));
+    let scope = shards.clone().map_or_else(Scope::all, Scope::sharded);
+    let runtime = Arc::new(
+        Runtime::start_scoped(client.clone(), config, scope).context("starting the host")?,
+    );
+    // Who does the work that must happen once (registering webhooks,
+    // writing durable plugin state): the leader Lease's holder, with leader
+    // election or sharding; otherwise this replica, alone.
     let (singleton_tx, singleton) = tokio::sync::watch::channel(!leader_config.enabled);
-    let elector = leader_config.enabled.then(|| {
-        let lease_name = leader_config.lease_name.clone();
-        let namespace = leader_config
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(crate::config::own_namespace);
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-            format!("informant-{}", uuid::Uuid::new_v4().simple())
-        });
+    let singleton = match &shards {
+        Some(shards) => {
+            runtime.state_leadership().set_leading(false);
+            follow_singleton(shards.singleton(), runtime.clone(), stop.clone());
+            shards.singleton()
+        }
+        None => singleton,
+    };
+    // With --leader-elect (unsharded), only the leader executes actions.
+    let elector = (shards.is_none() && leader_config.enabled).then(|| {
         // Nothing executes until the election says this replica leads.
         leader::Follower::set_leading(&*runtime, false);
-        let token = tokio_util::sync::CancellationToken::new();
-        let election = leader::Config::new(&lease_name, &namespace, &identity).timing(
-            leader_config.lease_duration,
-            leader_config.renew_deadline,
-            leader_config.retry_period,
-        );
-        tracing::info!(lease = %lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
+        tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, "leader election: actions run only while this replica leads");
+        let token = CancellationToken::new();
         let task = tokio::spawn(leader::run(
             client.clone(),
-            election,
+            election.clone(),
             (runtime.clone(), singleton_tx),
             token.clone(),
         ));
@@ -126,9 +147,23 @@ pub(super) async fn start_host(
             w.addr
         ));
     }
+    // Sharded: the bucket coordinator joins once the plugins loaded above
+    // have synced their watches; the leader Lease's holder is the singleton,
+    // which does the cluster-wide work (`Shards::singleton`).
+    let coordination = match shards {
+        Some(shards) => {
+            tracing::info!(lease = %leader_config.lease_name, %namespace, %identity, buckets = shards.config().buckets, "sharding: replicas share the work on bucket Leases; the leader Lease's holder does the cluster-wide work");
+            Some(
+                shard::Coordination::start(kube_config, election, shards, runtime.clone())
+                    .context("starting sharded mode")?,
+            )
+        }
+        None => None,
+    };
     Ok(Host {
         runtime,
         elector,
+        coordination,
         grace,
         webhooks,
     })
@@ -246,6 +281,27 @@ fn url_host(url: &str) -> Option<String> {
     };
     (!host.is_empty()).then(|| host.to_string())
 }
+/// Sharded mode: the durable state tier writes while this replica holds
+/// the singleton, as it follows the leader in --leader-elect mode.
+fn follow_singleton(
+    mut singleton: admission::Singleton,
+    runtime: Arc<Runtime>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let leading = *singleton.borrow_and_update();
+            runtime.state_leadership().set_leading(leading);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                changed = singleton.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+}
+
+/// A task of the host's and the token that stops it.
+type Task = (tokio::task::JoinHandle<()>, CancellationToken);
 
 /// Tell whoever started the host where it listens, on stdout. A long-running
 /// host outlives its reader: a closed stdout is not a reason to stop.
@@ -256,13 +312,12 @@ pub(super) fn say(lines: &str) {
     }
 }
 
-/// The running host and its leader election, if any.
+/// The running host, its leader election and its bucket coordinator, if any.
 pub(super) struct Host {
     runtime: Arc<Runtime>,
-    elector: Option<(
-        tokio::task::JoinHandle<()>,
-        tokio_util::sync::CancellationToken,
-    )>,
+    elector: Option<Task>,
+    /// Sharded mode: the bucket and membership Leases, and the singleton.
+    coordination: Option<shard::Coordination>,
     /// How long a shutdown may take.
     grace: Duration,
     /// The webhook server and its registrar, if admission is on.
@@ -288,7 +343,8 @@ pub(super) async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Shut the host down within the grace period and say what was left; then
-/// release the Lease, so another replica leads at once.
+/// hand the buckets over and release the Lease, so other replicas take over
+/// at once.
 pub(super) async fn stop_host(host: &mut Host) {
     tracing::info!("shutting down");
     // Webhooks that point at this process go first, while it still serves.
@@ -297,6 +353,9 @@ pub(super) async fn stop_host(host: &mut Host) {
         let _ = task.await;
     }
     let report = host.runtime.shutdown(host.grace).await;
+    if let Some(coordination) = host.coordination.take() {
+        coordination.stop().await;
+    }
     if let Some(w) = &host.webhooks {
         w.serving.cancel();
     }

@@ -42,6 +42,7 @@ use crate::{
         subscriptions::{Request, State, Subscriptions},
     },
     plugin::{Manifest, Plugin},
+    shard::Scope,
     vocabulary::KindKey,
 };
 
@@ -116,6 +117,8 @@ pub struct Dispatcher {
     /// replaced or removed) and when a plugin starts (its watches synced):
     /// what follows the plugins (the webhook registrar) waits on it.
     changes: Arc<watch::Sender<u64>>,
+    /// What this replica works on (every object, unless sharded).
+    scope: Scope,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -141,6 +144,7 @@ impl Dispatcher {
             cache,
             actions,
             changes: Arc::new(watch::Sender::new(0)),
+            scope: Scope::all(),
         }
     }
 
@@ -148,6 +152,13 @@ impl Dispatcher {
     /// replaced, removed or starts.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// The same dispatcher, working only on what `scope` admits.
+    #[must_use]
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// The action queue behind the lanes.
@@ -197,6 +208,7 @@ impl Dispatcher {
             self.actions.clone(),
             self.cache.clone(),
             self.changes.clone(),
+            self.scope.clone(),
         ));
         lane.state.lock().unsynced = (0..subs.len() + reads.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
@@ -342,6 +354,26 @@ impl Dispatcher {
         for lane in self.lanes() {
             let subs = lane.plugin().manifest().subscriptions.clone();
             self.replay(&lane, &subs).await;
+        }
+    }
+
+    /// Give every plugin the cached objects of `buckets`, which this replica
+    /// just took, as `added` (no `synced`): they decide on the current state
+    /// of what they now work on, including whatever happened while another
+    /// replica held it.
+    pub async fn replay_buckets(&self, buckets: &[u16]) {
+        let wanted: std::collections::HashSet<u16> = buckets.iter().copied().collect();
+        for lane in self.lanes() {
+            let subs = lane.plugin().manifest().subscriptions.clone();
+            let ids: Vec<_> = lane.subscriptions.lock().clone();
+            let key = self.scope.key_for(lane.name());
+            for (index, (id, spec)) in ids.iter().zip(&subs).enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                if let Some(snapshot) = self.subscriptions.replay(*id).await {
+                    let part = self.scope.retain(key, snapshot, |b| wanted.contains(&b));
+                    lane.replay_part(index, spec, part);
+                }
+            }
         }
     }
 

@@ -279,6 +279,100 @@ pub async fn dead_letters(State(state): State<AppState>) -> Json<DeadLetters> {
     })
 }
 
+/// `/api/v1/shards`: how the work is shared. Without sharding, this
+/// replica works on everything (`mode: all`), or does while it leads
+/// (`mode: leader`).
+pub async fn shards(State(state): State<AppState>) -> Json<ShardsView> {
+    let runtime = &state.runtime;
+    let fenced = runtime.actions().stats().counts().fenced;
+    let Some(shards) = runtime.scope().shards() else {
+        let leading = runtime.actions().is_active();
+        return Json(ShardsView {
+            mode: if runtime.leader_election() {
+                ShardMode::Leader
+            } else {
+                ShardMode::All
+            },
+            acting: leading,
+            ..ShardsView::default()
+        });
+    };
+    let now = std::time::Instant::now();
+    let fence = shards.fence();
+    let held = fence.held_at(now);
+    let view = shards.view();
+    Json(ShardsView {
+        mode: ShardMode::Sharded,
+        acting: !held.is_empty(),
+        identity: Some(shards.identity().to_string()),
+        buckets: Some(shards.config().buckets),
+        keys: shards
+            .config()
+            .keys
+            .iter()
+            .map(|(plugin, key)| (plugin.clone(), key.as_str()))
+            .collect(),
+        held: Some(held),
+        singleton: Some(fence.singleton()),
+        joined: Some(view.joined),
+        members: Some(view.members),
+        holders: Some(view.holders),
+        handoffs: Some(shards.handoffs().counts()),
+        actions_fenced: Some(fenced),
+    })
+}
+
+/// How the work is shared.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ShardMode {
+    /// One replica does everything.
+    #[default]
+    All,
+    /// `--leader-elect`: the leader executes the actions.
+    Leader,
+    /// Replicas share the work on bucket Leases.
+    Sharded,
+}
+
+/// The body of `/api/v1/shards`.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardsView {
+    mode: ShardMode,
+    /// Whether this replica executes anything now: it leads, or holds a
+    /// bucket.
+    acting: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
+    /// How many buckets there are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buckets: Option<u16>,
+    /// Plugins bucketed by something else than the object.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    keys: BTreeMap<String, &'static str>,
+    /// The buckets this replica holds now (its fence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<Vec<u16>>,
+    /// Whether it does the cluster-wide work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    singleton: Option<bool>,
+    /// Whether it has announced itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    joined: Option<bool>,
+    /// The live replicas and how many buckets each holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    members: Option<Vec<crate::shard::Member>>,
+    /// Per bucket, its holder as this replica sees the Leases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holders: Option<Vec<Option<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handoffs: Option<crate::shard::HandoffCounts>,
+    /// Actions not written because their bucket had moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actions_fenced: Option<u64>,
+}
+
 /// Which dead letters `POST /api/v1/dead-letters/retry` queues again.
 #[derive(Debug, serde::Deserialize)]
 pub struct RetryQuery {

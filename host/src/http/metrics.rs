@@ -388,16 +388,67 @@ impl Collector for HostCollector {
             vec![(Vec::new(), gauge(self.runtime.actions().outstanding()))],
         )?;
 
+        let shards = self.runtime.scope().shards();
         family(
             &mut encoder,
             "informant_leader",
-            "1 while this replica executes actions (always, without leader election).",
+            "1 while this replica executes actions (always, without leader election); sharded, while it holds the leader Lease and does the cluster-wide work.",
             MetricType::Gauge,
             vec![(
                 Vec::new(),
-                gauge(usize::from(self.runtime.actions().is_active())),
+                gauge(usize::from(shards.map_or_else(
+                    || self.runtime.actions().is_active(),
+                    |s| s.fence().singleton(),
+                ))),
             )],
         )?;
+        family(
+            &mut encoder,
+            "informant_actions_fenced",
+            "Actions not written because this replica no longer held the bucket of the object they came from (sharded mode); its new holder redoes the work.",
+            MetricType::Counter,
+            vec![(Vec::new(), counter(q.counts().fenced))],
+        )?;
+        if let Some(shards) = shards {
+            let held = shards.fence().held_at(std::time::Instant::now()).len();
+            family(
+                &mut encoder,
+                "informant_shard_buckets_held",
+                "Buckets this replica holds (sharded mode).",
+                MetricType::Gauge,
+                vec![(Vec::new(), gauge(held))],
+            )?;
+            family(
+                &mut encoder,
+                "informant_shard_buckets",
+                "Buckets the objects fall into (sharded mode).",
+                MetricType::Gauge,
+                vec![(Vec::new(), gauge(usize::from(shards.config().buckets)))],
+            )?;
+            family(
+                &mut encoder,
+                "informant_shard_members",
+                "Live replicas sharing the work, as this replica sees their membership Leases.",
+                MetricType::Gauge,
+                vec![(Vec::new(), gauge(shards.view().members.len()))],
+            )?;
+            let h = shards.handoffs().counts();
+            family(
+                &mut encoder,
+                "informant_shard_handoffs",
+                "Buckets changing hands here: acquired (taken), released (handed over on purpose), lost (taken by another replica after renewals failed), lapsed (no renewal within the renew deadline).",
+                MetricType::Counter,
+                [
+                    ("acquired", h.acquired),
+                    ("released", h.released),
+                    ("lost", h.lost),
+                    ("lapsed", h.lapsed),
+                ]
+                .into_iter()
+                .map(|(d, v)| (vec![("direction", d.to_string())], counter(v)))
+                .collect(),
+            )?;
+        }
         family(
             &mut encoder,
             "informant_actions_standby",

@@ -134,7 +134,7 @@ pub fn health_router(state: AppState) -> Router {
 /// The admin API: `/api/v1/plugins`, `/api/v1/subscriptions`,
 /// `/api/v1/dead-letters` (and `POST /api/v1/dead-letters/retry`), `/api/v1/webhooks`,
 /// `/api/v1/state` (every store's usage), `/api/v1/state/{plugin}/keys?prefix=&cursor=&limit=`
-/// and `/api/v1/state/{plugin}/value?key=`.
+/// `/api/v1/state/{plugin}/value?key=` and `/api/v1/shards`.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/plugins", get(admin::plugins))
@@ -148,6 +148,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/api/v1/state", get(admin::stores))
         .route("/api/v1/state/{plugin}/keys", get(admin::state_keys))
         .route("/api/v1/state/{plugin}/value", get(admin::state_value))
+        .route("/api/v1/shards", get(admin::shards))
         .fallback(not_found)
         .with_state(state)
 }
