@@ -407,12 +407,14 @@ async fn python_and_javascript_enforcers_by_reference_label_objects() {
         .await;
         names.push((name, digest, key));
     }
+    let started = Instant::now();
     let host = host(&cluster, &registry, &label, ("", ""), None);
     for (name, digest, _) in &names {
         let status = ready(&cluster, name, Duration::from_secs(240), |s| {
             condition(s).0 == "True"
         })
         .await;
+        eprintln!("{name}: Ready {:?} after the host started", started.elapsed());
         assert_eq!(status["digest"], digest.as_str());
         assert!(condition(&status).2.contains(digest.as_str()), "{status}");
         assert!(status["loadedAt"].is_string());
