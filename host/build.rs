@@ -1,4 +1,4 @@
-//! With the `examples` feature (on by default), build the four example
+//! With the `examples` feature (on by default), build the six example
 //! plugins for wasm32-wasip2 so that `informant dev` carries them: the demo
 //! is the binary alone, with no plugin directory to prepare. Builds without
 //! the feature (`--no-default-features`) need no wasm toolchain.
@@ -10,11 +10,13 @@ use std::{env, path::PathBuf};
 
 /// The example plugins: their packages in `plugins/` and the names they
 /// are built under.
-const EXAMPLES: [(&str, &str); 4] = [
+const EXAMPLES: [(&str, &str); 6] = [
     ("label-enforcer", "label_enforcer"),
     ("replicator", "replicator"),
     ("restarter", "restarter"),
     ("tenant-namespaces", "tenant_namespaces"),
+    ("owner-required", "owner_required"),
+    ("default-requests", "default_requests"),
 ];
 
 fn main() {

@@ -25,7 +25,11 @@ fn main() {
     // First the feature builds: other versions of a fixture, under other
     // names (the sequencer with other watches for the reload tests, the
     // reader's latest-state and one-instance builds, the hostile fixture
-    // that sees only ConfigMaps labelled for it). Into the same target
+    // that sees only ConfigMaps labelled for it, the legacy fixture built
+    // against contract 0.2.0, the webhook fixture's exports disagreeing
+    // with its manifest, the gatekeeper as a mutating webhook, the state
+    // store's counter kept in the cluster, its version 0.2.0 and its
+    // benchmark build). Into the same target
     // directory, so they share every dependency; the full build after them
     // rebuilds the plain fixtures over them.
     let out = target_dir.join("wasm32-wasip2").join("release");
@@ -34,6 +38,14 @@ fn main() {
         ("reader", "latest", "reader_latest"),
         ("reader", "single", "reader_single"),
         ("hostile", "labelled", "hostile_labelled"),
+        ("legacy", "v2", "legacy_v2"),
+        ("webhook", "undeclared", "webhook_undeclared"),
+        ("webhook", "unexported", "webhook_unexported"),
+        ("gatekeeper", "mutating", "gatekeeper_mutating"),
+        ("counter", "durable", "counter_durable"),
+        ("counter", "v2", "counter_v2"),
+        ("counter", "bench", "counter_bench"),
+        ("counter", "bench,durable", "counter_bench_durable"),
     ] {
         let output = wasm_plugins::build_wasm(
             &plugins,

@@ -6,6 +6,7 @@
 //! server-side apply as real clients rely on them, and fault injection for
 //! tests. It is not a mock: kubectl and kube-rs talk to it as to a cluster.
 
+mod admission;
 mod discovery_documents;
 mod faults;
 mod openapi;
@@ -17,6 +18,7 @@ pub mod seed;
 mod status;
 mod storage;
 mod watch;
+mod webhook_client;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -140,6 +142,7 @@ impl LoggedRequest {
 /// Shared state of the running server.
 pub(crate) struct App {
     store: Arc<Storage>,
+    webhooks: admission::Webhooks,
     faults: Arc<Faults>,
     log: Mutex<Vec<LoggedRequest>>,
     config: Config,
@@ -177,6 +180,7 @@ impl ApiServer {
         }));
         let app = Arc::new(App {
             store,
+            webhooks: admission::Webhooks::default(),
             faults: Arc::new(Faults::default()),
             log: Mutex::new(Vec::new()),
             config,

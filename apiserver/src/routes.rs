@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
 use crate::{
-    App, LoggedRequest, discovery_documents, openapi,
+    App, LoggedRequest,
+    admission::{Attributes, Operation, Webhooks},
+    discovery_documents, openapi,
     patch::{self, Ownership},
     protobuf,
     registry::ResourceType,
@@ -292,10 +294,186 @@ fn route(app: &App, path: &str) -> Result<Result<Target, (String, String)>, Stat
 }
 
 async fn resource(State(app): State<Arc<App>>, request: Request) -> Response {
-    match handle(&app, request).await {
+    let mut warnings = Vec::new();
+    let mut response = match handle(&app, request, &mut warnings).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    // Admission webhooks' warnings, as `Warning: 299 - "text"` headers.
+    for w in warnings {
+        let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, v);
+        }
     }
+    response
+}
+
+/// Create, through admission when any webhook is configured: mutating
+/// webhooks see the object as sent, validating ones as it will be stored
+/// (its name generated, its uid and creation time set), and exactly that is
+/// stored.
+async fn create(
+    app: &App,
+    t: &ResourceType,
+    ns: Option<&str>,
+    body: Value,
+    opts: &WriteOptions,
+    field_manager: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<Arc<Value>, StatusError> {
+    if !Webhooks::any(&app.store) {
+        return app.store.create(t, ns, body, opts);
+    }
+    let name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut attrs = Attributes {
+        t,
+        namespace: ns,
+        name: &name,
+        subresource: None,
+        operation: Operation::Create,
+        old: None,
+        dry_run: opts.dry_run,
+        options: Operation::Create.options(opts.dry_run, field_manager),
+    };
+    let mut object = Some(body);
+    app.webhooks
+        .mutate(&app.store, &attrs, &mut object, warnings)
+        .await?;
+    let dry = WriteOptions {
+        dry_run: true,
+        ..opts.clone()
+    };
+    let stored = app
+        .store
+        .create(t, ns, object.unwrap_or(Value::Null), &dry)?;
+    let stored_name = stored
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    attrs.name = &stored_name;
+    // As it will be stored, before it has a resourceVersion.
+    let mut shown = (*stored).clone();
+    if let Some(meta) = shown.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    app.webhooks
+        .validate(&app.store, &attrs, Some(&shown), warnings)
+        .await?;
+    if opts.dry_run {
+        return Ok(stored);
+    }
+    app.store.create_admitted(t, ns, (*stored).clone(), opts)
+}
+
+/// Update with `update(current)`, through admission when any webhook is
+/// configured, as kube-apiserver does inside its update loop: mutating
+/// webhooks see the updated object, validating ones what will be stored;
+/// if the object changed meanwhile, it all runs again on the new state.
+#[allow(clippy::too_many_arguments)]
+async fn update(
+    app: &App,
+    t: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    subresource: Option<&str>,
+    opts: &WriteOptions,
+    field_manager: Option<&str>,
+    warnings: &mut Vec<String>,
+    update: impl Fn(&Value) -> Result<Value, StatusError>,
+) -> Result<Arc<Value>, StatusError> {
+    if !Webhooks::any(&app.store) {
+        return app
+            .store
+            .update_with(t, ns, name, subresource, opts, update);
+    }
+    for _ in 0..5 {
+        let current = app.store.get(t, ns, name)?;
+        let rv = current.pointer("/metadata/resourceVersion").cloned();
+        let attrs = Attributes {
+            t,
+            namespace: ns,
+            name,
+            subresource,
+            operation: Operation::Update,
+            old: Some(&current),
+            dry_run: opts.dry_run,
+            options: Operation::Update.options(opts.dry_run, field_manager),
+        };
+        let mut object = Some(update(&current)?);
+        app.webhooks
+            .mutate(&app.store, &attrs, &mut object, warnings)
+            .await?;
+        let admitted = object.unwrap_or(Value::Null);
+        let moved = std::sync::atomic::AtomicBool::new(false);
+        let same_state = |cur: &Value| {
+            if cur.pointer("/metadata/resourceVersion").cloned() == rv {
+                Ok(admitted.clone())
+            } else {
+                moved.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(StatusError::conflict(t, name))
+            }
+        };
+        let dry = WriteOptions {
+            dry_run: true,
+            ..opts.clone()
+        };
+        let stored = match app
+            .store
+            .update_with(t, ns, name, subresource, &dry, same_state)
+        {
+            Err(_) if moved.load(std::sync::atomic::Ordering::Relaxed) => continue,
+            other => other?,
+        };
+        app.webhooks
+            .validate(&app.store, &attrs, Some(&stored), warnings)
+            .await?;
+        match app
+            .store
+            .update_with(t, ns, name, subresource, opts, same_state)
+        {
+            Err(_) if moved.load(std::sync::atomic::Ordering::Relaxed) => {}
+            other => return other,
+        }
+    }
+    Err(StatusError::conflict(t, name))
+}
+
+/// Admission for a delete: webhooks see the stored object as `oldObject`.
+async fn admit_delete(
+    app: &App,
+    t: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    dry_run: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), StatusError> {
+    if !Webhooks::any(&app.store) {
+        return Ok(());
+    }
+    let current = app.store.get(t, ns, name)?;
+    let attrs = Attributes {
+        t,
+        namespace: ns,
+        name,
+        subresource: None,
+        operation: Operation::Delete,
+        old: Some(&current),
+        dry_run,
+        options: Operation::Delete.options(dry_run, None),
+    };
+    let mut none = None;
+    app.webhooks
+        .mutate(&app.store, &attrs, &mut none, warnings)
+        .await?;
+    app.webhooks
+        .validate(&app.store, &attrs, None, warnings)
+        .await
 }
 
 fn field_manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
@@ -411,7 +589,11 @@ async fn read_body(body: Body) -> Result<Bytes, StatusError> {
         .map_err(|_| StatusError::too_large(MAX_BODY))
 }
 
-async fn handle(app: &Arc<App>, request: Request) -> Result<Response, StatusError> {
+async fn handle(
+    app: &Arc<App>,
+    request: Request,
+    warnings: &mut Vec<String>,
+) -> Result<Response, StatusError> {
     let (parts, body) = request.into_parts();
     let q = query(parts.uri.query());
     let headers = parts.headers;
@@ -440,6 +622,7 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, StatusErro
         manager: field_manager(&q, &headers),
         dry_run,
     };
+    let manager_param = q.get("fieldManager").map(String::as_str);
     match (&method, target.name.as_deref()) {
         (&Method::GET, None) => {
             let (labels, fields) = selectors(&q)?;
@@ -491,20 +674,24 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, StatusErro
         (&Method::POST, None) => {
             let bytes = read_body(body).await?;
             let v = parse_body(&content_type(&headers), &bytes, &t.kind)?;
-            let created = app.store.create(&t, ns, v, &opts)?;
+            let created = create(app, &t, ns, v, &opts, manager_param, warnings).await?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (&Method::PUT, Some(name)) => {
             let bytes = read_body(body).await?;
             let v = parse_body(&content_type(&headers), &bytes, &t.kind)?;
-            let updated = app.store.update_with(
+            let updated = update(
+                app,
                 &t,
                 ns,
                 name,
                 target.subresource.as_deref(),
                 &opts,
-                |_| Ok(v),
-            )?;
+                manager_param,
+                warnings,
+                |_| Ok(v.clone()),
+            )
+            .await?;
             Ok(json_response(StatusCode::OK, &updated))
         }
         (&Method::PATCH, Some(name)) => {
@@ -519,7 +706,9 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, StatusErro
                 &bytes,
                 &q,
                 opts,
+                warnings,
             )
+            .await
         }
         (&Method::DELETE, Some(name)) => {
             let bytes = read_body(body).await?;
@@ -540,6 +729,7 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, StatusErro
                     .get("dryRun")
                     .and_then(Value::as_array)
                     .is_some_and(|d| d.iter().any(|x| x == "All"));
+            admit_delete(app, &t, ns, name, dry_run, warnings).await?;
             let (last, gone) = app.store.delete(&t, ns, name, uid, rv, dry_run)?;
             if !gone || t.kind == "Namespace" || t.kind == "CustomResourceDefinition" {
                 let mut shown = (*last).clone();
@@ -577,6 +767,7 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<Response, StatusErro
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str);
+                admit_delete(app, &t, item_ns, name, dry_run, warnings).await?;
                 if let Ok((last, _)) = app.store.delete(&t, item_ns, name, None, None, dry_run) {
                     deleted.push(last);
                 }
@@ -635,7 +826,7 @@ fn watch_response(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn patch_request(
+async fn patch_request(
     app: &Arc<App>,
     t: &Arc<ResourceType>,
     ns: Option<&str>,
@@ -645,7 +836,9 @@ fn patch_request(
     bytes: &[u8],
     q: &HashMap<String, String>,
     opts: WriteOptions,
+    warnings: &mut Vec<String>,
 ) -> Result<Response, StatusError> {
+    let manager_param = q.get("fieldManager").map(String::as_str);
     match ct {
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
             if ct == "application/strategic-merge-patch+json" && t.custom {
@@ -658,20 +851,36 @@ fn patch_request(
             }
             let mut p = parse_body(ct, bytes, "the patch")?;
             strip_directives(&mut p);
-            let updated = app
-                .store
-                .update_with(t, ns, name, subresource, &opts, |cur| {
+            let updated = update(
+                app,
+                t,
+                ns,
+                name,
+                subresource,
+                &opts,
+                manager_param,
+                warnings,
+                |cur| {
                     let mut v = cur.clone();
                     patch::merge(&mut v, &p);
                     Ok(v)
-                })?;
+                },
+            )
+            .await?;
             Ok(json_response(StatusCode::OK, &updated))
         }
         "application/json-patch+json" => {
             let p = parse_body(ct, bytes, "the patch")?;
-            let updated = app
-                .store
-                .update_with(t, ns, name, subresource, &opts, |cur| {
+            let updated = update(
+                app,
+                t,
+                ns,
+                name,
+                subresource,
+                &opts,
+                manager_param,
+                warnings,
+                |cur| {
                     let mut v = cur.clone();
                     patch::json_patch(&mut v, &p).map_err(|(code, reason)| {
                         if code == 422 {
@@ -682,7 +891,9 @@ fn patch_request(
                         }
                     })?;
                     Ok(v)
-                })?;
+                },
+            )
+            .await?;
             Ok(json_response(StatusCode::OK, &updated))
         }
         "application/apply-patch+yaml" => {
@@ -715,34 +926,44 @@ fn patch_request(
                     let mut own = Ownership::default();
                     let mut body = own.apply(&manager, None, &applied);
                     own.write(&mut body, &t.api_version(), &now);
-                    let created = app.store.create(t, ns, body, &raw_opts)?;
+                    let created =
+                        create(app, t, ns, body, &raw_opts, Some(&manager), warnings).await?;
                     Ok(json_response(StatusCode::CREATED, &created))
                 }
                 Err(e) => Err(e),
                 Ok(_) => {
-                    let updated =
-                        app.store
-                            .update_with(t, ns, name, subresource, &raw_opts, |cur| {
-                                let mut own = Ownership::of(cur);
-                                let conflicts: Vec<_> = own
-                                    .conflicts(&manager, cur, &applied)
-                                    .into_iter()
-                                    .filter(|(owner, field)| {
-                                        !upgraded_from_client_side_apply(cur, owner, field)
-                                    })
-                                    .collect();
-                                if !conflicts.is_empty() && !force {
-                                    return Err(StatusError::apply_conflict(t, name, &conflicts));
-                                }
-                                let mut v = own.apply(&manager, Some(cur), &applied);
-                                // An apply never carries a resourceVersion precondition unless given.
-                                if applied.pointer("/metadata/resourceVersion").is_none() {
-                                    v["metadata"]["resourceVersion"] =
-                                        cur["metadata"]["resourceVersion"].clone();
-                                }
-                                own.write(&mut v, &t.api_version(), &now);
-                                Ok(v)
-                            })?;
+                    let updated = update(
+                        app,
+                        t,
+                        ns,
+                        name,
+                        subresource,
+                        &raw_opts,
+                        Some(&manager),
+                        warnings,
+                        |cur| {
+                            let mut own = Ownership::of(cur);
+                            let conflicts: Vec<_> = own
+                                .conflicts(&manager, cur, &applied)
+                                .into_iter()
+                                .filter(|(owner, field)| {
+                                    !upgraded_from_client_side_apply(cur, owner, field)
+                                })
+                                .collect();
+                            if !conflicts.is_empty() && !force {
+                                return Err(StatusError::apply_conflict(t, name, &conflicts));
+                            }
+                            let mut v = own.apply(&manager, Some(cur), &applied);
+                            // An apply never carries a resourceVersion precondition unless given.
+                            if applied.pointer("/metadata/resourceVersion").is_none() {
+                                v["metadata"]["resourceVersion"] =
+                                    cur["metadata"]["resourceVersion"].clone();
+                            }
+                            own.write(&mut v, &t.api_version(), &now);
+                            Ok(v)
+                        },
+                    )
+                    .await?;
                     Ok(json_response(StatusCode::OK, &updated))
                 }
             }

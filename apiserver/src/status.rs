@@ -242,7 +242,11 @@ impl StatusError {
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut s = json!({"kind": "Status", "apiVersion": "v1", "metadata": self.metadata.clone().unwrap_or_else(|| json!({})),
-                           "status": "Failure", "message": self.message, "reason": self.reason});
+                           "status": "Failure", "message": self.message});
+        // A webhook's denial may carry no reason; the field is then absent.
+        if !self.reason.is_empty() {
+            s["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

@@ -427,8 +427,35 @@ impl Storage {
         &self,
         t: &ResourceType,
         namespace: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<Value>, StatusError> {
+        self.create_as(t, namespace, body, opts, false)
+    }
+
+    /// Create an object that admission has seen as a dry run of
+    /// [`Self::create`] returned it: it keeps the uid and creation time the
+    /// validating webhooks were shown.
+    ///
+    /// # Errors
+    /// As [`Self::create`].
+    pub fn create_admitted(
+        &self,
+        t: &ResourceType,
+        namespace: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<Value>, StatusError> {
+        self.create_as(t, namespace, body, opts, true)
+    }
+
+    fn create_as(
+        &self,
+        t: &ResourceType,
+        namespace: Option<&str>,
         mut body: Value,
         opts: &WriteOptions,
+        keep_identity: bool,
     ) -> Result<Arc<Value>, StatusError> {
         prepare_body(t, namespace, &mut body)?;
         let mut s = self.state.lock();
@@ -453,6 +480,7 @@ impl Storage {
                 }
             },
         };
+        label_namespace(t, &name, &mut body);
         validate(t, &name, &body)?;
         let key = (namespace.unwrap_or("").to_string(), name.clone());
         let collection_key = (t.group.clone(), t.plural.clone());
@@ -463,12 +491,18 @@ impl Storage {
             return Err(StatusError::already_exists(t, &name));
         }
         let rv = s.rv + 1;
-        let stamp = now();
+        let kept = |field: &str| {
+            keep_identity
+                .then(|| meta_str(&body, field).map(str::to_string))
+                .flatten()
+        };
+        let uid = kept("uid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let stamp = kept("creationTimestamp").unwrap_or_else(now);
         {
             let meta = body["metadata"]
                 .as_object_mut()
                 .ok_or_else(|| StatusError::bad_request("metadata must be an object"))?;
-            meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            meta.insert("uid".into(), json!(uid));
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
             meta.insert("creationTimestamp".into(), json!(stamp));
             meta.remove("deletionTimestamp");
@@ -612,6 +646,7 @@ impl Storage {
                 }
             }
         }
+        label_namespace(t, name, &mut new);
         validate(t, name, &new)?;
         // Server-owned metadata is kept from the current object.
         for field in [
@@ -903,6 +938,24 @@ fn prepare_body(
         merge_string_data(map);
     }
     Ok(())
+}
+
+/// The label kube-apiserver puts on every namespace: its own name, whatever
+/// a client wrote there. Webhooks' namespace selectors rely on it.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn label_namespace(t: &ResourceType, name: &str, body: &mut Value) {
+    if t.kind != "Namespace" || !t.group.is_empty() {
+        return;
+    }
+    let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    labels[NAMESPACE_NAME_LABEL] = json!(name);
 }
 
 /// A Secret's `stringData` is write-only: the real server encodes it into

@@ -128,7 +128,12 @@ export class Manifest {
   deadline(ms: number): this;
   /** How many instances may run calls at once; 1 keeps in-memory state consistent. */
   instances(n: number): this;
+  /** Where to keep the plugin's store, and quotas other than the host's defaults. */
+  state(tier?: StateTier, quotas?: { maxKeys?: number; maxValueBytes?: number; maxTotalBytes?: number }): this;
 }
+
+/** Where the plugin's store is kept. */
+export type StateTier = "memory" | "durable";
 
 /** Actions, committed only if `handle` returns normally. */
 export const action: {
@@ -158,6 +163,30 @@ export const cache: {
   byIndex(index: string, value: string): KubeObject[];
   byIndexKeys(index: string, value: string): ObjectRef[];
   indexValues(index: string): string[];
+};
+
+/**
+ * The plugin's own store, kept by the host, like a `Map` of JSON values.
+ * Writes are committed only if `handle` returns normally; a call whose reads
+ * another instance changed before it committed runs again.
+ */
+export const state: {
+  get(key: string): Json | undefined;
+  set(key: string, value: Json, options?: { ttlMs?: number }): typeof state;
+  has(key: string): boolean;
+  delete(key: string): boolean;
+  getBytes(key: string): Uint8Array | undefined;
+  setBytes(key: string, bytes: Uint8Array, options?: { ttlMs?: number }): typeof state;
+  getVersioned(key: string): { value: Json; version: string } | undefined;
+  compareAndSwap(key: string, expected: string | undefined, value: Json, options?: { ttlMs?: number }): boolean;
+  /** The sum: a number, or a bigint past Number.MAX_SAFE_INTEGER. */
+  increment(key: string, delta?: number): number | bigint;
+  getMany(keys: Iterable<string>): (Json | undefined)[];
+  setMany(entries: Record<string, Json> | Map<string, Json> | [string, Json][], options?: { ttlMs?: number }): void;
+  deleteMany(keys: Iterable<string>): void;
+  keys(prefix?: string): IterableIterator<string>;
+  entries(prefix?: string): IterableIterator<[string, Json]>;
+  [Symbol.iterator](): IterableIterator<[string, Json]>;
 };
 
 /** Logging into the host's structured log, tagged with the plugin's name. */

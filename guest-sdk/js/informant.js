@@ -23,13 +23,15 @@
 // only if `handle` returns normally; throwing discards them. Throw an
 // `InformantError` to choose the error code the host logs.
 
-import * as witCache from "informant:plugin/cache@0.2.0";
-import * as witActions from "informant:plugin/actions@0.2.0";
-import { log as witLog } from "informant:plugin/log@0.2.0";
+import * as witCache from "informant:plugin/cache@0.3.0";
+import * as witActions from "informant:plugin/actions@0.3.0";
+import { log as witLog } from "informant:plugin/log@0.3.0";
+import * as witState from "informant:plugin/state@0.3.0";
 
 const ERROR_CODES = ["invalid", "forbidden", "limit-exceeded", "not-found", "failed"];
 const EVENT_TYPES = ["added", "modified", "deleted", "synced", "resync"];
 const VERBS = ["apply", "create", "patch", "patch-status", "delete"];
+const STATE_TIERS = ["memory", "durable"];
 
 /** An error with a code: thrown by the host's calls, or by the plugin. */
 export class InformantError extends Error {
@@ -219,6 +221,8 @@ export class Manifest {
       indexes: [],
       permissions: { reads: [], writes: [] },
       resources: { memoryMib: undefined, deadlineMs: undefined, instances: undefined },
+      state: undefined,
+      admission: undefined,
     };
   }
 
@@ -275,6 +279,21 @@ export class Manifest {
    */
   instances(n) {
     this.manifest.resources.instances = n;
+    return this;
+  }
+
+  /**
+   * Where to keep the plugin's store (`state`): "memory" (the default; lost
+   * when the host stops) or "durable" (in the cluster), and quotas other
+   * than the host's defaults, within the operator's maximum.
+   */
+  state(tier = "memory", { maxKeys, maxValueBytes, maxTotalBytes } = {}) {
+    this.manifest.state = {
+      tier: check(STATE_TIERS, tier, "state tier"),
+      maxKeys,
+      maxValueBytes,
+      maxTotalBytes: maxTotalBytes === undefined ? undefined : BigInt(maxTotalBytes),
+    };
     return this;
   }
 }
@@ -361,6 +380,113 @@ export const cache = {
   /** Every key present in the index, sorted. */
   indexValues(index) {
     return hostCall(witCache.indexValues, index);
+  },
+};
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const encode = (value) => encoder.encode(JSON.stringify(value));
+const decode = (bytes) => JSON.parse(decoder.decode(bytes));
+const ttlOf = (ttlMs) => (ttlMs === undefined ? undefined : BigInt(Math.max(1, Math.round(ttlMs))));
+/** A 64-bit integer from the host: a number when it is safe as one. */
+const int64 = (n) => (Number.isSafeInteger(Number(n)) ? Number(n) : n);
+
+/**
+ * The plugin's own key-value store, kept by the host, used like a `Map`
+ * whose values are kept as JSON:
+ *
+ *     const key = `restarts/${event.object.ref()}`;
+ *     if (!state.has(key)) state.set(key, 0, { ttlMs: 3_600_000 });
+ *     if (state.increment(key) > 3) return; // over budget this hour
+ *
+ * The guarantees: one store per plugin, shared by all its instances, kept
+ * across instance recycling and hot reload. Writes take effect only if
+ * `handle` returns normally, like actions; throwing, a trap or a timeout
+ * leaves the store as it was, and reads see the call's own writes. A call
+ * whose reads another instance changed before it committed runs again with
+ * the same event (its actions from the first run are dropped), so
+ * `increment`, `compareAndSwap` and a read followed by a write are atomic
+ * across instances; calls that only read never run again. The tier
+ * (`Manifest.state`) is "memory" (the default; lost when the host stops) or
+ * "durable" (kept in the cluster; with leader election only the leader's
+ * writes count). Quotas on keys, value size and total bytes refuse a write
+ * with an `InformantError` whose code is "limit-exceeded". Keys are 1-512
+ * bytes; `init` cannot use the store, `handle` can.
+ */
+export const state = {
+  /** The value of `key`, or `undefined` if it does not exist. */
+  get(key) {
+    const bytes = hostCall(witState.get, key);
+    return bytes == null ? undefined : decode(bytes);
+  },
+  /** Set `key` to `value` (as JSON); with `ttlMs`, it expires that long after the call commits. */
+  set(key, value, { ttlMs } = {}) {
+    hostCall(witState.set, key, encode(value), ttlOf(ttlMs));
+    return this;
+  },
+  /** Whether `key` exists. */
+  has(key) {
+    return hostCall(witState.exists, key);
+  },
+  /** Remove `key`; returns whether it existed, as `Map.delete` does. */
+  delete(key) {
+    const had = hostCall(witState.exists, key);
+    if (had) hostCall(witState.delete, key);
+    return had;
+  },
+  /** The raw bytes of `key` (a `Uint8Array`), or `undefined`. */
+  getBytes(key) {
+    return hostCall(witState.get, key) ?? undefined;
+  },
+  /** Set `key` to raw bytes. */
+  setBytes(key, bytes, { ttlMs } = {}) {
+    hostCall(witState.set, key, bytes, ttlOf(ttlMs));
+    return this;
+  },
+  /** `{ value, version }` of `key`, for `compareAndSwap`, or `undefined`. */
+  getVersioned(key) {
+    const found = hostCall(witState.getVersioned, key);
+    return found == null ? undefined : { value: decode(found.value), version: found.version };
+  },
+  /** Set `key` only if its version is still `expected` (`undefined`: only if absent). */
+  compareAndSwap(key, expected, value, { ttlMs } = {}) {
+    return hostCall(witState.compareAndSwap, key, expected ?? undefined, encode(value), ttlOf(ttlMs));
+  },
+  /** Add `delta` to the integer at `key` (0 if absent) and return the sum. */
+  increment(key, delta = 1) {
+    return int64(hostCall(witState.increment, key, BigInt(delta)));
+  },
+  /** The values of several keys (`undefined` where absent), in order. */
+  getMany(keys) {
+    return hostCall(witState.getMany, [...keys]).map((b) => (b == null ? undefined : decode(b)));
+  },
+  /** Set several keys, all or none: an object, a `Map` or `[key, value]` pairs. */
+  setMany(entries, { ttlMs } = {}) {
+    const pairs = entries instanceof Map || Array.isArray(entries) ? [...entries] : Object.entries(entries);
+    hostCall(witState.setMany, pairs.map(([k, v]) => [k, encode(v)]), ttlOf(ttlMs));
+  },
+  /** Remove several keys. */
+  deleteMany(keys) {
+    hostCall(witState.deleteMany, [...keys]);
+  },
+  /** Every key that starts with `prefix`, in byte order, a page at a time. */
+  *keys(prefix = "") {
+    let cursor;
+    do {
+      const page = hostCall(witState.listKeys, prefix, cursor, 0);
+      yield* page.keys;
+      cursor = page.cursor ?? undefined;
+    } while (cursor !== undefined);
+  },
+  /** `[key, value]` for every key that starts with `prefix`. */
+  *entries(prefix = "") {
+    for (const key of this.keys(prefix)) {
+      const value = this.get(key);
+      if (value !== undefined) yield [key, value];
+    }
+  },
+  [Symbol.iterator]() {
+    return this.entries();
   },
 };
 

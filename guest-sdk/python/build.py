@@ -29,6 +29,10 @@ APP = """\
 import {module}  # noqa: F401  (defines the plugin class)
 from informant.plugin import World as WitWorld  # noqa: F401
 """
+# A plugin class that defines `review` serves an admission webhook: the
+# component is built for the plugin-with-admission world and exports it.
+ADMISSION = "from informant.plugin import Admission  # noqa: F401\n"
+ADMISSION_WORLD = "plugin-with-admission"
 
 
 def fail(message):
@@ -58,6 +62,19 @@ def componentize_py():
     )
 
 
+def defines_review(source):
+    """Whether a class in the plugin file defines ``review``: then it serves
+    an admission webhook."""
+    import ast
+    tree = ast.parse(Path(source).read_text(), filename=str(source))
+    return any(
+        isinstance(node, ast.ClassDef)
+        and any(isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == "review"
+                for f in node.body)
+        for node in ast.walk(tree)
+    )
+
+
 def build(source, output, wit):
     source = Path(source).resolve()
     if not source.is_file():
@@ -73,11 +90,14 @@ def build(source, output, wit):
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
 
+    admission = defines_review(source)
+    world = ADMISSION_WORLD if admission else WORLD
     command = componentize_py()
     with tempfile.TemporaryDirectory(prefix="informant-py-") as tmp:
-        (Path(tmp) / "informant_main.py").write_text(APP.format(module=module))
+        app = APP.format(module=module) + (ADMISSION if admission else "")
+        (Path(tmp) / "informant_main.py").write_text(app)
         argv = command + [
-            "-d", str(wit), "-w", WORLD, "componentize", "informant_main",
+            "-d", str(wit), "-w", world, "componentize", "informant_main",
             "-p", tmp, "-p", str(SDK), "-p", str(source.parent),
             "-o", str(output),
         ]

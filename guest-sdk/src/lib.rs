@@ -32,14 +32,17 @@
 //! informant_sdk::export_plugin!(Hello);
 //! ```
 //!
-//! Actions are committed only if `handle` returns `Ok`.
+//! Actions, and writes to the plugin's [`state`] store, are committed only if
+//! `handle` returns `Ok`.
 
 pub mod action;
+pub mod admission;
 pub mod cache;
 mod error;
 mod event;
 pub mod log;
 mod manifest;
+pub mod state;
 
 #[cfg(feature = "k8s-openapi")]
 pub use k8s_openapi;
@@ -47,13 +50,13 @@ pub use serde_json::{self, Value, json};
 
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, EventType, Object, ObjectRef};
-pub use manifest::{Delivery, Index, Manifest, Subscription, Verb};
+pub use manifest::{Delivery, Index, Manifest, StateTier, Subscription, Verb};
 
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::{
         Delivery, Error, ErrorCode, Event, EventType, Index, Manifest, Object, ObjectRef, Plugin,
-        Result, Settings, Subscription, Value, Verb, json,
+        Result, Settings, StateTier, Subscription, Value, Verb, json,
     };
 }
 
@@ -70,6 +73,26 @@ pub mod bindings {
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "informant_sdk::bindings",
     });
+
+    /// The `plugin-with-admission` world: the same imports, and the
+    /// `admission` export.
+    pub mod with_admission {
+        #![allow(unsafe_code, missing_docs, clippy::too_many_arguments)]
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "plugin-with-admission",
+            with: {
+                "informant:plugin/types@0.3.0": crate::bindings::informant::plugin::types,
+                "informant:plugin/cache@0.3.0": crate::bindings::informant::plugin::cache,
+                "informant:plugin/actions@0.3.0": crate::bindings::informant::plugin::actions,
+                "informant:plugin/log@0.3.0": crate::bindings::informant::plugin::log,
+                "informant:plugin/state@0.3.0": crate::bindings::informant::plugin::state,
+            },
+            pub_export_macro: true,
+            export_macro_name: "__export_plugin_with_admission_world",
+            default_bindings_module: "informant_sdk::bindings::with_admission",
+        });
+    }
 }
 
 /// The plugin's settings: the JSON given to the host (`null` when none).
@@ -129,6 +152,48 @@ pub mod __export {
     /// Adapts a [`Plugin`] to the generated `Guest` trait.
     pub struct Exporter<P>(PhantomData<P>);
 
+    /// The `plugin-with-admission` world's functions: the same as the
+    /// `plugin` world's.
+    impl<P: Plugin> bindings::with_admission::Guest for Exporter<P> {
+        fn describe() -> bindings::informant::plugin::types::Manifest {
+            <Self as bindings::Guest>::describe()
+        }
+
+        fn init(settings: String) -> Result<(), bindings::informant::plugin::types::Error> {
+            <Self as bindings::Guest>::init(settings)
+        }
+
+        fn handle(
+            event: bindings::informant::plugin::types::Event,
+        ) -> Result<(), bindings::informant::plugin::types::Error> {
+            <Self as bindings::Guest>::handle(event)
+        }
+    }
+
+    impl<P: crate::admission::Admission>
+        bindings::with_admission::exports::informant::plugin::admission::Guest for Exporter<P>
+    {
+        fn review(
+            request: bindings::with_admission::exports::informant::plugin::admission::Request,
+        ) -> Result<
+            bindings::with_admission::exports::informant::plugin::admission::Response,
+            bindings::informant::plugin::types::Error,
+        > {
+            let request = crate::admission::Request::from_wit(request);
+            STATE.with(|s| {
+                let mut state = s.borrow_mut();
+                let plugin = state
+                    .as_mut()
+                    .and_then(|p| p.downcast_mut::<P>())
+                    .ok_or_else(|| Error::new(ErrorCode::Failed, "review called before init"))?;
+                plugin
+                    .review(request)
+                    .map(crate::admission::Response::into_wit)
+                    .map_err(Into::into)
+            })
+        }
+    }
+
     impl<P: Plugin> bindings::Guest for Exporter<P> {
         fn describe() -> bindings::informant::plugin::types::Manifest {
             P::describe().into_wit()
@@ -177,11 +242,17 @@ pub mod __export {
     }
 }
 
-/// Export a [`Plugin`] implementation as the component's `plugin` world.
+/// Export a [`Plugin`] implementation as the component's `plugin` world;
+/// `export_plugin!(MyPlugin, admission)` for one that also implements
+/// [`admission::Admission`] (the `plugin-with-admission` world).
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
         type __InformantExporter = $crate::__export::Exporter<$plugin>;
         $crate::bindings::__export_plugin_world!(__InformantExporter with_types_in $crate::bindings);
+    };
+    ($plugin:ty, admission) => {
+        type __InformantExporter = $crate::__export::Exporter<$plugin>;
+        $crate::bindings::with_admission::__export_plugin_with_admission_world!(__InformantExporter with_types_in $crate::bindings::with_admission);
     };
 }

@@ -12,6 +12,16 @@ pub enum Delivery {
     LatestState,
 }
 
+/// Where the plugin's [`state`](crate::state) store is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateTier {
+    /// In the host's memory: lost when the host stops.
+    #[default]
+    Memory,
+    /// In the cluster: kept across host restarts and leader changes.
+    Durable,
+}
+
 /// A write verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -148,6 +158,8 @@ impl Manifest {
                 deadline_ms: None,
                 instances: None,
             },
+            state: None,
+            admission: None,
         })
     }
 
@@ -187,6 +199,40 @@ impl Manifest {
         self
     }
 
+    /// Keep the plugin's [`state`](crate::state) store in this tier
+    /// (`Memory` unless asked).
+    pub fn state(mut self, tier: StateTier) -> Self {
+        self.state_request().tier = match tier {
+            StateTier::Memory => wit::StateTier::Memory,
+            StateTier::Durable => wit::StateTier::Durable,
+        };
+        self
+    }
+
+    /// Ask for store quotas other than the host's defaults, within the
+    /// operator's maximum: keys, bytes per value, bytes in all.
+    pub fn state_quota(
+        mut self,
+        max_keys: Option<u32>,
+        max_value_bytes: Option<u32>,
+        max_total_bytes: Option<u64>,
+    ) -> Self {
+        let request = self.state_request();
+        request.max_keys = max_keys;
+        request.max_value_bytes = max_value_bytes;
+        request.max_total_bytes = max_total_bytes;
+        self
+    }
+
+    fn state_request(&mut self) -> &mut wit::StateRequest {
+        self.0.state.get_or_insert(wit::StateRequest {
+            tier: wit::StateTier::Memory,
+            max_keys: None,
+            max_value_bytes: None,
+            max_total_bytes: None,
+        })
+    }
+
     /// Emit Kubernetes Events (grants `create` on `events.k8s.io/v1` Event).
     pub fn emits_events(self) -> Self {
         self.writes("events.k8s.io/v1", "Event", [Verb::Create])
@@ -213,6 +259,13 @@ impl Manifest {
     /// (until the instance is replaced after a trap or a reload).
     pub fn instances(mut self, n: u32) -> Self {
         self.0.resources.instances = Some(n);
+        self
+    }
+
+    /// Serve an admission webhook (export with `export_plugin!(P,
+    /// admission)`); a plugin with a webhook needs no subscription.
+    pub fn webhook(mut self, webhook: crate::admission::Webhook) -> Self {
+        self.0.admission = Some(webhook.into_wit());
         self
     }
 

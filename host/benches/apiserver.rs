@@ -31,6 +31,7 @@ fn configmap(i: usize) -> ConfigMap {
 
 #[tokio::main]
 async fn main() {
+    informant::tls::install_crypto_provider();
     let server = ApiServer::start(Config::default().history(50_000))
         .await
         .unwrap();

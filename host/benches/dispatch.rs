@@ -51,6 +51,7 @@ async fn wait_handled(runtime: &Runtime, plugin: &str, n: u64) {
 }
 
 fn main() {
+    informant::tls::install_crypto_provider();
     let capture = LogCapture::global("warn,informant::plugin=info");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -76,6 +76,7 @@ async fn sync(client: &kube::Client, ns: &str) -> (Duration, usize, Arc<Store>) 
 
 #[tokio::main]
 async fn main() {
+    informant::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let manifests = dir.path().join("empty");

@@ -42,6 +42,7 @@ const NAMESPACE: &str = "bench-sync";
 const RUNS: usize = 5;
 
 fn main() {
+    informant::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
         let mode = args[at + 1].clone();

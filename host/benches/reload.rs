@@ -65,6 +65,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    informant::tls::install_crypto_provider();
     let capture = LogCapture::global("warn,informant::plugin=info");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -46,20 +46,24 @@ pub enum Command {
     /// Check that a file is a valid Informant plugin and print its manifest as JSON.
     ///
     /// Compiles the component, links it against the contract it was built for
-    /// (informant:plugin@0.2.0 or 0.1.0), calls `describe` and `init` and
+    /// (informant:plugin@0.3.0, 0.2.0 or 0.1.0), calls `describe` and `init` and
     /// validates the manifest against the limits `--config` sets, as `run`
     /// does. Prints what the manifest asks for beyond the defaults on stderr.
     /// Exits 0 if the plugin would load, non-zero with the reason otherwise.
     Check(CheckArgs),
 
-    /// Run a plugin offline against recorded events and print its actions.
+    /// Run a plugin offline against recorded events and print its actions,
+    /// or against AdmissionReviews and print its webhook's answers.
     ///
     /// The cache is seeded from the --objects files; then each line of the
     /// events file (JSON Lines, as `kubectl get -w -o json
     /// --output-watch-events` prints) updates the cache and goes to the
     /// plugin's matching subscriptions. Every committed action is printed to
     /// stdout as one JSON line; failed calls are reported on stderr, and make
-    /// the exit status non-zero.
+    /// the exit status non-zero. With --reviews, each AdmissionReview goes to
+    /// the plugin's webhook and the host's answer is printed; a review the
+    /// plugin could not decide is reported on stderr and makes the exit
+    /// status non-zero.
     Replay(ReplayArgs),
 
     /// Work with the configuration file.
@@ -118,6 +122,13 @@ pub enum Command {
     /// expected.jsonl. A case fails with a diff when they differ, or when a
     /// call fails.
     Test(TestArgs),
+
+    /// Read plugins' stores (the state interface) through a running host's
+    /// admin API: list a plugin's keys, read one.
+    ///
+    /// In a cluster, run it in the host's Pod:
+    /// `kubectl exec -n informant-system deploy/informant -- informant state keys restarter`.
+    State(StateArgs),
 
     /// Run the host against a cluster: watch what the plugins in --plugins
     /// subscribe to, call them with each event, execute their actions.
@@ -206,6 +217,49 @@ pub struct TestArgs {
     pub update: bool,
 }
 
+/// Arguments of `informant state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// What to read.
+    #[command(subcommand)]
+    pub command: StateCommand,
+
+    /// The host's admin API.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8081",
+        env = "INFORMANT_ADMIN_ADDR",
+        global = true
+    )]
+    pub admin_addr: std::net::SocketAddr,
+}
+
+/// `informant state ...`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List a plugin's keys, one per line, in order.
+    Keys {
+        /// The plugin.
+        plugin: String,
+        /// Only keys that start with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print one key's value, version and expiry as JSON.
+    Get {
+        /// The plugin.
+        plugin: String,
+        /// The key.
+        key: String,
+    },
+    /// Print every plugin's store: tier, usage, quotas, operations, commits.
+    Usage,
+}
+
 /// What the host runs with, for `run` and `dev`.
 #[derive(Debug, Args)]
 pub struct HostArgs {
@@ -259,6 +313,42 @@ pub struct HostArgs {
     /// Where compiled plugins are kept between runs.
     #[command(flatten)]
     pub compile_cache: CompileCacheArgs,
+
+    /// Admission webhooks.
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Serving plugins' admission webhooks.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Serve the plugins' admission webhooks over HTTPS here; every replica
+    /// serves them [default: the file's `admission.addr`; `dev`:
+    /// 127.0.0.1 on a free port; otherwise admission is off].
+    #[arg(long, value_name = "ADDR", env = "INFORMANT_WEBHOOK_ADDR")]
+    pub webhook_addr: Option<std::net::SocketAddr>,
+
+    /// The webhook server's certificate: `tls.crt`, `tls.key` and
+    /// optionally `ca.crt` in DIR, as a cert-manager Secret is mounted;
+    /// reloaded when they change.
+    #[arg(long, value_name = "DIR", env = "INFORMANT_WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+
+    /// Generate a CA and a certificate at start instead (for dev and tests:
+    /// each replica would make its own, so one replica only).
+    #[arg(
+        long,
+        env = "INFORMANT_WEBHOOK_GENERATE_CERT",
+        conflicts_with = "webhook_cert_dir"
+    )]
+    pub webhook_generate_cert: bool,
+
+    /// The base URL the API server calls the webhooks at
+    /// (`https://host:port`) instead of the `informant` Service: for a host
+    /// outside the cluster [default with a generated certificate: the
+    /// server's own address].
+    #[arg(long, value_name = "URL", env = "INFORMANT_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
 }
 
 impl HostArgs {
@@ -275,6 +365,10 @@ impl HostArgs {
             lease_namespace: self.lease_namespace.clone(),
             dry_run: self.dry_run,
             shutdown_grace: self.shutdown_grace.map(std::time::Duration::from_secs),
+            webhook_addr: self.webhooks.webhook_addr,
+            webhook_cert_dir: self.webhooks.webhook_cert_dir.clone(),
+            webhook_generate_cert: self.webhooks.webhook_generate_cert,
+            webhook_url: self.webhooks.webhook_url.clone(),
         }
     }
 }
@@ -435,8 +529,20 @@ pub struct ReplayArgs {
     pub plugin: PathBuf,
 
     /// The events, one JSON watch event per line (`-` for stdin).
-    #[arg(long, value_name = "EVENTS.jsonl")]
-    pub events: PathBuf,
+    #[arg(
+        long,
+        value_name = "EVENTS.jsonl",
+        required_unless_present = "reviews",
+        conflicts_with = "reviews"
+    )]
+    pub events: Option<PathBuf>,
+
+    /// AdmissionReviews for the plugin's webhook instead (`-` for stdin):
+    /// one per line, or pretty-printed one after the other, as the API
+    /// server posts them. Each answer the host would send is printed as a
+    /// JSON line (its decision, status, warnings and patch).
+    #[arg(long, value_name = "REVIEWS.json")]
+    pub reviews: Option<PathBuf>,
 
     /// Objects to put in the cache first: YAML (multi-document) or JSON,
     /// single objects or lists. Repeat for several files.

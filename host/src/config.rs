@@ -16,6 +16,8 @@ use crate::{
     action::{Allowlist, QueueConfig, Rule},
     dispatch,
     plugin::Limits,
+    shard,
+    state::{self, Quota, Tier},
 };
 
 /// Why a configuration file is not valid.
@@ -88,6 +90,137 @@ pub struct File {
     /// Plugin objects.
     #[serde(default)]
     pub plugin_objects: crate::catalog::File,
+    /// Admission webhooks: serving, registration, the operator's changes.
+    #[serde(default)]
+    pub admission: AdmissionFile,
+    /// Plugins' stores.
+    #[serde(default)]
+    pub state: StateFile,
+    /// Share the work between replicas on bucket Leases (sharded mode).
+    #[serde(default)]
+    pub sharding: Option<ShardingFile>,
+}
+
+/// `admission:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdmissionFile {
+    /// Serve admission webhooks over HTTPS here (as `--webhook-addr`);
+    /// without it, admission is off (`dev` turns it on).
+    pub addr: Option<SocketAddr>,
+    /// A directory with `tls.crt`, `tls.key` and (optionally) `ca.crt`, as
+    /// a cert-manager Secret mounts them (as `--webhook-cert-dir`).
+    pub cert_dir: Option<PathBuf>,
+    /// Generate a CA and certificate at start (as `--webhook-generate-cert`;
+    /// `dev` and tests, one replica only).
+    pub generate_certificate: Option<bool>,
+    /// The Service the API server calls in a cluster.
+    pub service: Option<ServiceFile>,
+    /// The base URL the API server calls instead (as `--webhook-url`).
+    pub url: Option<String>,
+    /// The name of the two webhook configurations (`informant`).
+    pub configuration_name: Option<String>,
+    /// Webhooks are named `<plugin>.<group>` (`informant.dev`).
+    pub group: Option<String>,
+    /// Namespaces no webhook is called for, beyond the host's own and
+    /// `kube-system`.
+    #[serde(default)]
+    pub exclude_namespaces: Vec<String>,
+    /// Register the configurations (true); false when they are managed
+    /// elsewhere.
+    pub register: Option<bool>,
+    /// A plugin's webhook, narrowed or overridden.
+    #[serde(default)]
+    pub plugins: HashMap<String, WebhookFile>,
+}
+
+/// `admission.service:`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceFile {
+    /// The Service's name.
+    pub name: String,
+    /// Its namespace: the host's own by default.
+    pub namespace: Option<String>,
+    /// Its port (443).
+    pub port: Option<u16>,
+}
+
+/// `admission.plugins.NAME:` what the operator changes about a plugin's
+/// webhook. Fields override the plugin's; selectors narrow it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookFile {
+    /// False: not registered, not served.
+    pub enabled: Option<bool>,
+    /// Replaces the plugin's rules.
+    pub rules: Option<Vec<crate::plugin::webhook::RuleSpec>>,
+    /// Required as well as the plugin's (`matchLabels`, `matchExpressions`).
+    pub namespace_selector: Option<serde_json::Value>,
+    /// Required as well as the plugin's.
+    pub object_selector: Option<serde_json::Value>,
+    /// Replaces the plugin's CEL match conditions.
+    pub match_conditions: Option<Vec<crate::plugin::webhook::MatchCondition>>,
+    /// `Fail` or `Ignore`.
+    pub failure_policy: Option<crate::plugin::webhook::FailurePolicy>,
+    /// 1 to 30.
+    pub timeout_seconds: Option<u32>,
+}
+
+/// `state:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateFile {
+    /// Where the durable tier's objects live (default: the host's namespace).
+    pub namespace: Option<String>,
+    /// The most any plugin gets: `memory` keeps every store in memory.
+    pub max_tier: Option<Tier>,
+    /// Every plugin's default quotas.
+    #[serde(default)]
+    pub quota: QuotaFile,
+    /// The most a manifest may ask for.
+    #[serde(default)]
+    pub max: QuotaFile,
+    /// One plugin's tier cap and quotas, by name.
+    #[serde(default)]
+    pub plugins: HashMap<String, PluginStateFile>,
+}
+
+/// `state.quota:` and `state.max:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaFile {
+    /// The most keys.
+    pub max_keys: Option<u64>,
+    /// The largest value, in bytes.
+    pub max_value_bytes: Option<u64>,
+    /// The most bytes of keys and values.
+    pub max_total_bytes: Option<u64>,
+}
+
+/// `state.plugins.NAME:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginStateFile {
+    /// The most this plugin gets.
+    pub max_tier: Option<Tier>,
+    /// Its quotas (its defaults; they raise its ceiling).
+    #[serde(flatten)]
+    pub quota: QuotaFile,
+}
+
+/// `sharding:`. Present, the replicas share the work; `leaderElection`'s
+/// Lease name, namespace and timing apply to the bucket Leases too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShardingFile {
+    /// How many buckets the objects fall into (32 by default, at most 1024).
+    pub buckets: Option<u16>,
+    /// What a plugin's objects are bucketed by, by plugin name: `object`
+    /// (namespace and name, the default), `namespace` or `owner` (the
+    /// controller owner), so that related objects stay on one replica.
+    #[serde(default)]
+    pub keys: HashMap<String, shard::ShardKey>,
 }
 
 /// `resync:`.
@@ -216,6 +349,12 @@ pub struct Config {
     pub oci: crate::oci::Config,
     /// Plugin objects.
     pub plugin_objects: crate::catalog::Config,
+    /// Admission webhooks, when served.
+    pub admission: Option<crate::admission::Settings>,
+    /// Plugins' stores: tiers and quotas.
+    pub state: state::Config,
+    /// Sharded mode, if configured.
+    pub sharding: Option<shard::Config>,
 }
 
 /// How long running calls and pending actions get on shutdown unless told
@@ -253,6 +392,14 @@ pub struct Overrides {
     pub dry_run: bool,
     /// `--shutdown-grace`.
     pub shutdown_grace: Option<Duration>,
+    /// `--webhook-addr`.
+    pub webhook_addr: Option<SocketAddr>,
+    /// `--webhook-cert-dir`.
+    pub webhook_cert_dir: Option<PathBuf>,
+    /// `--webhook-generate-cert`.
+    pub webhook_generate_cert: bool,
+    /// `--webhook-url`.
+    pub webhook_url: Option<String>,
 }
 
 impl Config {
@@ -314,6 +461,9 @@ impl Default for Config {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             oci: crate::oci::Config::default(),
             plugin_objects: crate::catalog::Config::default(),
+            admission: None,
+            state: state::Config::default(),
+            sharding: None,
         })
     }
 }
@@ -353,7 +503,44 @@ impl Config {
             lease_namespace,
             dry_run,
             shutdown_grace,
+            webhook_addr,
+            webhook_cert_dir,
+            webhook_generate_cert,
+            webhook_url,
         } = overrides;
+        let flagged = webhook_addr.is_some()
+            || webhook_cert_dir.is_some()
+            || webhook_generate_cert
+            || webhook_url.is_some();
+        if flagged {
+            let settings = config.admission.get_or_insert_with(|| {
+                let mut s = crate::admission::Settings::generated(DEFAULT_WEBHOOK_ADDR);
+                s.certificates = crate::admission::CertSource::Unset;
+                s
+            });
+            if let Some(addr) = webhook_addr {
+                settings.addr = addr;
+            }
+            if let Some(dir) = webhook_cert_dir {
+                settings.certificates = crate::admission::CertSource::in_dir(&dir);
+            } else if webhook_generate_cert {
+                settings.certificates = crate::admission::CertSource::Generate;
+            }
+            if let Some(url) = webhook_url {
+                settings.endpoint = Some(crate::admission::Endpoint::Url(Some(
+                    check_url(&url).map_err(|reason| invalid(Some("--webhook-url"), "", reason))?,
+                )));
+            }
+        }
+        if let Some(a) = &config.admission
+            && a.certificates == crate::admission::CertSource::Unset
+        {
+            return Err(invalid(
+                None,
+                "admission.certDir",
+                "the webhook server needs a certificate: --webhook-cert-dir DIR (tls.crt and tls.key, as a cert-manager Secret mounts them), or --webhook-generate-cert for dev and tests (one replica)".into(),
+            ));
+        }
         config.dry_run |= dry_run;
         config.shutdown_grace = shutdown_grace.unwrap_or(config.shutdown_grace);
         let plugins_flag = plugin_dir.is_some().then_some("--plugins");
@@ -368,6 +555,17 @@ impl Config {
         config.admin_addr = admin_addr.unwrap_or(config.admin_addr);
         config.leader.enabled |= leader_elect;
         if let Some(name) = lease_name {
+            if config.sharding.is_some()
+                && let Err(reason) = informant_k8s::selector::validate_value(&name)
+            {
+                return Err(invalid(
+                    Some("--lease-name"),
+                    "leaderElection.leaseName",
+                    format!(
+                        "names the bucket Leases in sharded mode, so it must be a valid label value: {reason}"
+                    ),
+                ));
+            }
             config.leader.lease_name = name;
         }
         if lease_namespace.is_some() {
@@ -486,6 +684,31 @@ impl Config {
                 "must be shorter than renewDeadlineSeconds",
             ));
         }
+        let sharding = match &file.sharding {
+            None => None,
+            Some(f) => {
+                let buckets = f.buckets.unwrap_or(shard::DEFAULT_BUCKETS);
+                if buckets == 0 || buckets > shard::MAX_BUCKETS {
+                    return Err(invalid(
+                        "sharding.buckets",
+                        &format!("must be between 1 and {}", shard::MAX_BUCKETS),
+                    ));
+                }
+                // The set's Leases are selected by a label with this value.
+                if let Err(reason) = informant_k8s::selector::validate_value(&leader.lease_name) {
+                    return Err(invalid(
+                        "leaderElection.leaseName",
+                        &format!(
+                            "names the bucket Leases in sharded mode, so it must be a valid label value: {reason}"
+                        ),
+                    ));
+                }
+                Some(shard::Config {
+                    buckets,
+                    keys: f.keys.clone(),
+                })
+            }
+        };
 
         let mut limits = Limits::default();
         if let Some(ms) = file.limits.deadline_ms {
@@ -573,6 +796,7 @@ impl Config {
             dispatch = dispatch.queue_capacity(n);
         }
         positive("resync.defaultSeconds", file.resync.default_seconds)?;
+        let state = state_config(&file.state, &invalid)?;
         dispatch.default_resync = file.resync.default_seconds.map(Duration::from_secs);
         if let (Some(cache), Some(plugins)) = (&file.compile_cache_dir, &file.plugin_dir)
             && cache == plugins
@@ -611,8 +835,264 @@ impl Config {
             admin_addr: file.http.admin_addr.unwrap_or(DEFAULT_ADMIN_ADDR),
             dry_run: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            admission: admission(&file.admission, path)?,
+            state,
+            sharding,
         })
     }
+}
+
+/// Where the webhook server listens when only a certificate or URL is given.
+pub const DEFAULT_WEBHOOK_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9443);
+
+/// An https URL without a trailing slash, query or fragment.
+fn check_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{url:?}: the API server calls webhooks over https:// only"))?;
+    if rest.is_empty() || rest.contains(['?', '#', '@']) {
+        return Err(format!(
+            "{url:?}: a base URL like https://host:port (no query, fragment or user)"
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The `admission:` section, validated; none without an address.
+fn admission(
+    file: &AdmissionFile,
+    path: &str,
+) -> Result<Option<crate::admission::Settings>, Error> {
+    use crate::admission::{CertSource, Endpoint, Override, Settings};
+    use informant_k8s::selector::{LabelSelector, is_dns1123_label, is_dns1123_subdomain};
+    let invalid = |key: String, reason: String| Error::Invalid {
+        path: path.into(),
+        key,
+        reason,
+    };
+    let Some(addr) = file.addr else {
+        let stray = file.cert_dir.is_some()
+            || file.service.is_some()
+            || file.url.is_some()
+            || !file.plugins.is_empty();
+        if stray {
+            return Err(invalid(
+                "admission.addr".into(),
+                "admission is off without an address to serve webhooks on (or --webhook-addr); the rest of admission: means nothing without it".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let mut settings = Settings::generated(addr);
+    settings.certificates = match (&file.cert_dir, file.generate_certificate) {
+        (Some(_), Some(true)) => {
+            return Err(invalid(
+                "admission.generateCertificate".into(),
+                "a certificate directory and a generated certificate exclude each other".into(),
+            ));
+        }
+        (Some(dir), _) => CertSource::in_dir(dir),
+        (None, Some(true)) => CertSource::Generate,
+        (None, _) => CertSource::Unset,
+    };
+    settings.endpoint = match (&file.service, &file.url) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "admission.url".into(),
+                "a Service and a URL exclude each other: the API server calls one".into(),
+            ));
+        }
+        (Some(s), None) => {
+            if !is_dns1123_label(&s.name) {
+                return Err(invalid(
+                    "admission.service.name".into(),
+                    format!("{:?} is not a Service name", s.name),
+                ));
+            }
+            Some(Endpoint::Service {
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+                port: s.port.unwrap_or(443),
+            })
+        }
+        (None, Some(url)) => Some(Endpoint::Url(Some(
+            check_url(url).map_err(|r| invalid("admission.url".into(), r))?,
+        ))),
+        (None, None) => None,
+    };
+    if let Some(name) = &file.configuration_name {
+        if !is_dns1123_subdomain(name) {
+            return Err(invalid(
+                "admission.configurationName".into(),
+                format!("{name:?} is not a valid object name"),
+            ));
+        }
+        settings.configuration_name.clone_from(name);
+    }
+    if let Some(group) = &file.group {
+        if !is_dns1123_subdomain(group) || !group.contains('.') {
+            return Err(invalid(
+                "admission.group".into(),
+                format!(
+                    "{group:?}: webhook names are <plugin>.<group> and need three parts, so a domain like example.com"
+                ),
+            ));
+        }
+        settings.group.clone_from(group);
+    }
+    for (i, ns) in file.exclude_namespaces.iter().enumerate() {
+        if !is_dns1123_label(ns) {
+            return Err(invalid(
+                format!("admission.excludeNamespaces[{i}]"),
+                format!("{ns:?} is not a namespace name"),
+            ));
+        }
+    }
+    settings
+        .exclude_namespaces
+        .clone_from(&file.exclude_namespaces);
+    settings.register = file.register.unwrap_or(true);
+    for (plugin, w) in &file.plugins {
+        let key = |k: &str| format!("admission.plugins.{plugin}.{k}");
+        let selector = |k: &str, v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|v| {
+                    LabelSelector::from_structured(v).map_err(|e| invalid(key(k), e.to_string()))
+                })
+                .transpose()
+        };
+        let rules = match &w.rules {
+            Some(rules) if rules.is_empty() => {
+                return Err(invalid(
+                    key("rules"),
+                    "an empty list never matches; use enabled: false to turn the webhook off"
+                        .into(),
+                ));
+            }
+            Some(rules) => Some(
+                rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| r.to_rule(&key(&format!("rules[{i}]"))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(e.field, e.reason))?,
+            ),
+            None => None,
+        };
+        let match_conditions = w
+            .match_conditions
+            .clone()
+            .map(|c| crate::plugin::webhook::match_conditions(&key("matchConditions"), c))
+            .transpose()
+            .map_err(|e| invalid(e.field, e.reason))?;
+        if let Some(t) = w.timeout_seconds
+            && !(1..=crate::plugin::webhook::MAX_TIMEOUT_SECONDS).contains(&t)
+        {
+            return Err(invalid(
+                key("timeoutSeconds"),
+                format!("{t} is not between 1 and 30 seconds"),
+            ));
+        }
+        settings.overrides.insert(
+            plugin.clone(),
+            Override {
+                enabled: w.enabled,
+                rules,
+                namespace_selector: selector("namespaceSelector", &w.namespace_selector)?,
+                object_selector: selector("objectSelector", &w.object_selector)?,
+                match_conditions,
+                failure_policy: w.failure_policy,
+                timeout_seconds: w.timeout_seconds,
+            },
+        );
+    }
+    Ok(Some(settings))
+}
+
+/// `state:`, validated: every quota above zero, the ceiling not below the
+/// defaults, a namespace that can be one.
+fn state_config(
+    file: &StateFile,
+    invalid: &dyn Fn(&str, &str) -> Error,
+) -> Result<state::Config, Error> {
+    let quota = |key: &str, q: &QuotaFile, base: Quota| -> Result<Quota, Error> {
+        for (field, v) in [
+            ("maxKeys", q.max_keys),
+            ("maxValueBytes", q.max_value_bytes),
+            ("maxTotalBytes", q.max_total_bytes),
+        ] {
+            if v == Some(0) {
+                return Err(invalid(&format!("{key}.{field}"), "must be greater than 0"));
+            }
+        }
+        Ok(Quota {
+            max_keys: q.max_keys.unwrap_or(base.max_keys),
+            max_value_bytes: q.max_value_bytes.unwrap_or(base.max_value_bytes),
+            max_total_bytes: q.max_total_bytes.unwrap_or(base.max_total_bytes),
+        })
+    };
+    let defaults = quota("state.quota", &file.quota, Quota::default())?;
+    // A ceiling not given is at least the defaults.
+    let ceiling = quota("state.max", &file.max, Quota::ceiling().max(defaults))?;
+    for (field, below) in [
+        ("maxKeys", ceiling.max_keys < defaults.max_keys),
+        (
+            "maxValueBytes",
+            ceiling.max_value_bytes < defaults.max_value_bytes,
+        ),
+        (
+            "maxTotalBytes",
+            ceiling.max_total_bytes < defaults.max_total_bytes,
+        ),
+    ] {
+        if below {
+            return Err(invalid(
+                &format!("state.max.{field}"),
+                &format!("is below state.quota.{field}"),
+            ));
+        }
+    }
+    if let Some(ns) = &file.namespace
+        && !informant_k8s::selector::is_dns1123_label(ns)
+    {
+        return Err(invalid("state.namespace", "is not a valid namespace name"));
+    }
+    let mut plugins = HashMap::new();
+    for (name, p) in &file.plugins {
+        let own = quota(&format!("state.plugins.{name}"), &p.quota, defaults)?;
+        plugins.insert(
+            name.clone(),
+            state::PluginConfig {
+                max_tier: p.max_tier,
+                quota: own,
+                // What the operator grants one plugin raises its ceiling too.
+                ceiling: ceiling.max(own),
+            },
+        );
+    }
+    Ok(state::Config {
+        namespace: file.namespace.clone(),
+        max_tier: file.max_tier.unwrap_or(Tier::Durable),
+        quota: defaults,
+        ceiling,
+        plugins,
+    })
+}
+
+/// The namespace this Pod runs in (POD_NAMESPACE, or the service
+/// account's), or `default` outside a cluster.
+pub fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
 }
 
 #[cfg(test)]
@@ -722,6 +1202,149 @@ mod tests {
         let err = Config::resolve(None, missing).unwrap_err().to_string();
         assert!(
             err.contains("--plugins") && err.contains("not a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn admission_is_configured_in_the_file_and_by_flags() {
+        use crate::admission::{CertSource, Endpoint};
+        let c = Config::parse(
+            "admission:\n  addr: '0.0.0.0:9443'\n  certDir: /certs\n  service: {name: informant-webhook, port: 8443}\n  configurationName: acme\n  group: acme.example.com\n  plugins:\n    owner-required:\n      failurePolicy: Ignore\n      timeoutSeconds: 3\n      namespaceSelector: {matchLabels: {team: a}}\n      rules: [{operations: [CREATE], apiGroups: [apps], apiVersions: [v1], resources: [deployments]}]\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let a = c.admission.unwrap();
+        assert_eq!(a.addr, "0.0.0.0:9443".parse().unwrap());
+        assert!(
+            matches!(&a.certificates, CertSource::Files { cert, .. } if cert.ends_with("tls.crt"))
+        );
+        assert_eq!(
+            a.endpoint(),
+            Endpoint::Service {
+                name: "informant-webhook".into(),
+                namespace: None,
+                port: 8443
+            }
+        );
+        assert_eq!(
+            a.webhook_name("owner-required"),
+            "owner-required.acme.example.com"
+        );
+        let o = &a.overrides["owner-required"];
+        assert_eq!(o.timeout_seconds, Some(3));
+        assert_eq!(o.namespace_selector.as_ref().unwrap().to_string(), "team=a");
+        assert!(Config::parse("", "c.yaml").unwrap().admission.is_none());
+
+        let flags = Overrides {
+            webhook_addr: Some("127.0.0.1:0".parse().unwrap()),
+            webhook_generate_cert: true,
+            ..Overrides::default()
+        };
+        let a = Config::resolve(None, flags).unwrap().admission.unwrap();
+        assert_eq!(a.certificates, CertSource::Generate);
+        assert_eq!(a.endpoint(), Endpoint::Url(None));
+        let no_cert = Overrides {
+            webhook_addr: Some("127.0.0.1:0".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(None, no_cert).unwrap_err().to_string();
+        assert!(err.contains("needs a certificate"), "{err}");
+    }
+
+    #[test]
+    fn bad_admission_settings_name_their_key() {
+        let cases = [
+            ("admission: {certDir: /certs}\n", "admission.addr"),
+            (
+                "admission: {addr: '0.0.0.0:1', certDir: /c, url: 'http://x'}\n",
+                "admission.url",
+            ),
+            (
+                "admission: {addr: '0.0.0.0:1', certDir: /c, group: nodots}\n",
+                "admission.group",
+            ),
+            (
+                "admission: {addr: '0.0.0.0:1', certDir: /c, plugins: {p: {timeoutSeconds: 60}}}\n",
+                "admission.plugins.p.timeoutSeconds",
+            ),
+            (
+                "admission: {addr: '0.0.0.0:1', certDir: /c, plugins: {p: {objectSelector: {matchExpressions: [{key: a, operator: Equals}]}}}}\n",
+                "admission.plugins.p.objectSelector",
+            ),
+            (
+                "admission: {addr: '0.0.0.0:1', certDir: /c, plugins: {p: {rules: [{operations: [], apiGroups: [''], apiVersions: [v1], resources: [pods]}]}}}\n",
+                "admission.plugins.p.rules[0].operations",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(text, "c.yaml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn state_tiers_and_quotas_are_read_and_checked() {
+        let c = Config::parse(
+            "state:\n  namespace: ops\n  maxTier: durable\n  quota: {maxKeys: 100}\n  max: {maxKeys: 1000}\n  plugins:\n    restarter: {maxTier: memory, maxKeys: 5000}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.state.namespace.as_deref(), Some("ops"));
+        assert_eq!(c.state.quota.max_keys, 100);
+        assert_eq!(
+            c.state.quota.max_value_bytes,
+            Quota::default().max_value_bytes
+        );
+        let (tier, quota, ceiling) = c.state.for_plugin("restarter");
+        assert_eq!(
+            (tier, quota.max_keys, ceiling.max_keys),
+            (Tier::Memory, 5000, 5000)
+        );
+        assert_eq!(c.state.for_plugin("other").0, Tier::Durable);
+        let err = Config::parse(
+            "state: {quota: {maxKeys: 10}, max: {maxKeys: 5}}\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("state.max.maxKeys"), "{err}");
+        let err = Config::parse("state: {maxTier: disk}\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("disk"), "{err}");
+        let err = Config::parse("state: {plugins: {p: {maxKeys: 0}}}\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("state.plugins.p.maxKeys"), "{err}");
+    }
+
+    #[test]
+    fn sharding_is_off_unless_configured_and_its_values_are_checked() {
+        assert_eq!(Config::parse("{}\n", "c.yaml").unwrap().sharding, None);
+        let c = Config::parse(
+            "sharding: {buckets: 64, keys: {restarter: owner, replicator: namespace}}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let s = c.sharding.unwrap();
+        assert_eq!(s.buckets, 64);
+        assert_eq!(s.keys["restarter"], shard::ShardKey::Owner);
+        assert_eq!(s.keys["replicator"], shard::ShardKey::Namespace);
+        let defaults = Config::parse("sharding: {}\n", "c.yaml").unwrap();
+        assert_eq!(defaults.sharding.unwrap().buckets, shard::DEFAULT_BUCKETS);
+        let err = Config::parse("sharding: {buckets: 0}\n", "c.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yaml: sharding.buckets: must be between 1 and 1024"
+        );
+        let err = Config::parse("sharding: {keys: {x: uid}}\n", "c.yaml").unwrap_err();
+        assert!(err.to_string().contains("uid"), "{err}");
+        let err = Config::parse(
+            &format!(
+                "sharding: {{}}\nleaderElection: {{leaseName: {}}}\n",
+                "a".repeat(64)
+            ),
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("leaderElection.leaseName"),
             "{err}"
         );
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// The examples, by file name.
 #[cfg(feature = "examples")]
-const EXAMPLES: [(&str, &[u8]); 4] = [
+const EXAMPLES: [(&str, &[u8]); 6] = [
     (
         "label-enforcer.wasm",
         include_bytes!(concat!(env!("OUT_DIR"), "/label-enforcer.wasm")),
@@ -22,6 +22,14 @@ const EXAMPLES: [(&str, &[u8]); 4] = [
     (
         "tenant-namespaces.wasm",
         include_bytes!(concat!(env!("OUT_DIR"), "/tenant-namespaces.wasm")),
+    ),
+    (
+        "owner-required.wasm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/owner-required.wasm")),
+    ),
+    (
+        "default-requests.wasm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/default-requests.wasm")),
     ),
 ];
 

@@ -110,7 +110,18 @@ pub async fn run(
     let mut last_renew: Option<Instant> = None;
     let mut leading = false;
     loop {
-        let result = try_acquire_or_renew(&api, &config, &mut observed).await;
+        // A request that hangs (a half-open connection) fails like any
+        // other within the renew deadline, so a leader cut off from its API
+        // server stops acting in time.
+        let result = match tokio::time::timeout(
+            config.renew_deadline,
+            try_acquire_or_renew(&api, &config, &mut observed),
+        )
+        .await
+        {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", config.renew_deadline)),
+        };
         let now = Instant::now();
         match result {
             Ok(true) => {

@@ -2,9 +2,10 @@
 //!
 //! The host watches what its plugins subscribe to, keeps it in an indexed
 //! [`cache`], calls the sandboxed [`plugin`]s with each event, and executes
-//! the [`action`]s they commit.
+//! the [`action`]s they commit and keeps each plugin's [`state`].
 
 pub mod action;
+pub mod admission;
 pub mod authoring;
 pub mod cache;
 pub mod catalog;
@@ -23,6 +24,8 @@ pub mod reload;
 mod replay;
 pub mod runtime;
 pub mod settings;
+pub mod shard;
 pub mod source;
+pub mod state;
 pub mod tls;
 pub mod vocabulary;

@@ -6,6 +6,11 @@
 //! `initial`, `finalStateUnknown` and, for `SYNCED`, `subscription`.
 //! Like the informer, replay updates the cache with each event before the
 //! plugin sees it, so the plugin reads a cache consistent with the event.
+//!
+//! A plugin's admission webhook replays the same way from AdmissionReviews
+//! ([`reviews`]): one review per line, as the API server posts it, and the
+//! answer the host would send back, decided exactly as the host decides it
+//! (the patch checked, the failure policy applied).
 
 use std::{io::BufRead, sync::Arc};
 
@@ -274,6 +279,102 @@ pub fn action_line(line: usize, action: &Action) -> Value {
     let mut v = serde_json::to_value(action).unwrap_or(Value::Null);
     if let Some(map) = v.as_object_mut() {
         map.insert("event".into(), Value::from(line));
+    }
+    v
+}
+
+/// What the host answered one review of the file.
+#[derive(Debug)]
+pub struct Reviewed {
+    /// 1-based line number.
+    pub line: usize,
+    /// The request, as the host names it in logs: `CREATE apps/v1
+    /// deployments shop/web`.
+    pub request: String,
+    /// The answer.
+    pub answer: crate::admission::decision::Answer,
+}
+
+/// Replay every AdmissionReview of `reviews` (one per line, or
+/// pretty-printed one after the other) through `plugin`'s webhook, and
+/// report each answer. The cache is as the caller seeded it.
+///
+/// # Errors
+/// [`Error`] for a line that is not an AdmissionReview, or a plugin that
+/// serves no webhook; lines before it have already been reported.
+pub fn reviews(
+    plugin: &Plugin,
+    reviews: impl BufRead,
+    mut report: impl FnMut(Reviewed),
+) -> Result<(), Error> {
+    use crate::admission::decision::{Failure, Judge};
+    let Some(webhook) = plugin.manifest().admission.as_ref() else {
+        return Err(Error::Line {
+            line: 0,
+            reason: format!(
+                "plugin {} declares no admission webhook (manifest.admission)",
+                plugin.name()
+            ),
+        });
+    };
+    let judge = Judge {
+        plugin: plugin.name(),
+        kind: webhook.mode,
+        failure_policy: webhook.failure_policy,
+    };
+    // The host's budget: half the webhook's timeout, or the plugin's own
+    // deadline if shorter.
+    let budget = std::time::Duration::from_secs(u64::from(webhook.timeout_seconds)) / 2;
+    let mut text = String::new();
+    let mut reviews = reviews;
+    reviews.read_to_string(&mut text)?;
+    let mut stream =
+        serde_json::Deserializer::from_str(&text).into_iter::<&serde_json::value::RawValue>();
+    loop {
+        // The line a review starts on: after the whitespace before it.
+        let offset = stream.byte_offset();
+        let skipped = text[offset..].len() - text[offset..].trim_start().len();
+        let line = text[..offset + skipped].matches('\n').count() + 1;
+        let Some(raw) = stream.next() else { break };
+        let bad = |reason: String| Error::Line { line, reason };
+        let raw = raw.map_err(|e| bad(format!("not JSON: {e}")))?;
+        let request = crate::admission::review::parse(raw.get().as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
+        let result = match plugin.admit(&request, budget) {
+            Ok(a) => match a.refused {
+                Some(refused) => Err(Failure::Refused(refused)),
+                None => Ok(a.verdict),
+            },
+            Err(e) => Err(Failure::Call(e)),
+        };
+        report(Reviewed {
+            line,
+            request: crate::admission::webhooks::describe(&request),
+            answer: judge.answer(&request, result),
+        });
+    }
+    Ok(())
+}
+
+/// A review's answer as `informant replay --reviews` prints it: the line,
+/// the decision, and the response the API server would get, its patch as
+/// JSON rather than base64.
+pub fn review_line(r: &Reviewed) -> Value {
+    let response = &r.answer.response;
+    let mut v = serde_json::json!({
+        "review": r.line,
+        "uid": response.uid,
+        "decision": r.answer.decision.as_str(),
+        "allowed": response.allowed,
+    });
+    if let Some(status) = &response.status {
+        v["status"] = serde_json::to_value(status).unwrap_or(Value::Null);
+    }
+    if let Some(patch) = &response.patch {
+        v["patch"] = serde_json::from_str(patch).unwrap_or(Value::Null);
+    }
+    if !response.warnings.is_empty() {
+        v["warnings"] = serde_json::json!(response.warnings);
     }
     v
 }

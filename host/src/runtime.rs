@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     action::{ActionQueue, Executor},
     cache::{self, Store},
@@ -16,7 +18,9 @@ use crate::{
     informer::subscriptions::Subscriptions,
     plugin::{self, Engine, LoadOptions, Plugin},
     settings::{self, SettingsError},
+    shard::Scope,
     source::Sources,
+    state::{self, Leadership, Stores},
 };
 
 /// Why a plugin file was not put in service. Every variant names the file.
@@ -80,7 +84,18 @@ pub struct Runtime {
     dispatcher: Arc<Dispatcher>,
     actions: Arc<ActionQueue>,
     sources: Sources,
+    /// Every plugin's store, by name.
+    stores: Arc<Stores>,
+    /// Whether this replica writes the durable tier: fed by leader election
+    /// (see `set_leading`).
+    leadership: Arc<Leadership>,
+    /// Stops the background work of the stores.
+    stop: CancellationToken,
     config: Config,
+    scope: Scope,
+    /// The runtime the host runs on: where a replay goes, whichever thread
+    /// asks for it.
+    handle: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -98,21 +113,64 @@ impl Runtime {
     /// # Errors
     /// If the wasm engine cannot be set up.
     pub fn start(client: kube::Client, config: Config) -> Result<Self, plugin::Error> {
+        Self::start_scoped(client, config, Scope::all())
+    }
+
+    /// [`Self::start`], working only on what `scope` admits: dispatch and
+    /// the action queue pass through it (sharded mode).
+    ///
+    /// # Errors
+    /// If the wasm engine cannot be set up.
+    pub fn start_scoped(
+        client: kube::Client,
+        config: Config,
+        scope: Scope,
+    ) -> Result<Self, plugin::Error> {
         let engine = Engine::new(config.compile_cache_dir.as_deref())?;
         let cache = Arc::new(Store::new(cache::Config::default()));
         let subscriptions = Subscriptions::start(client.clone(), cache.clone());
         let instance = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "informant".into());
+        let state_client = client.clone();
         let executor = Executor::new(client, config.dry_run, instance);
-        let actions =
-            ActionQueue::start(executor, config.allowlist.clone(), config.actions.clone());
-        let dispatcher = Arc::new(Dispatcher::new(
-            subscriptions.clone(),
-            cache.clone(),
-            actions.clone(),
-            config.dispatch.clone(),
-        ));
+        let actions = ActionQueue::start_fenced(
+            executor,
+            config.allowlist.clone(),
+            config.actions.clone(),
+            scope.clone(),
+        );
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                subscriptions.clone(),
+                cache.clone(),
+                actions.clone(),
+                config.dispatch.clone(),
+            )
+            .scope(scope.clone()),
+        );
+        // The durable tier writes while this replica leads (always, without
+        // leader election): the gate is the one seam between the two.
+        let leadership = Arc::new(Leadership::default());
+        let stop = CancellationToken::new();
+        let stores = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let cluster = state::Cluster {
+                    client: state_client,
+                    subscriptions: subscriptions.clone(),
+                    namespace: crate::config::own_namespace(),
+                    runtime: runtime.clone(),
+                };
+                let stores = Arc::new(Stores::new(
+                    config.state.clone(),
+                    cluster,
+                    leadership.clone(),
+                ));
+                runtime.spawn(stores.clone().sweep(stop.clone()));
+                stores
+            }
+            Err(_) => Arc::new(Stores::offline(config.state.clone())),
+        };
         Ok(Self {
             engine,
             cache,
@@ -120,7 +178,12 @@ impl Runtime {
             dispatcher,
             actions,
             sources: Sources::default(),
+            stores,
+            leadership,
+            stop,
             config,
+            scope,
+            handle: tokio::runtime::Handle::current(),
         })
     }
 
@@ -137,6 +200,28 @@ impl Runtime {
     /// The compiling engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Every plugin's store.
+    pub fn stores(&self) -> &Arc<Stores> {
+        &self.stores
+    }
+
+    /// Whether this replica writes the durable state tier: set by leader
+    /// election through [`crate::leader::Follower`], or in sharded mode by
+    /// whoever holds the singleton.
+    pub fn state_leadership(&self) -> &Arc<Leadership> {
+        &self.leadership
+    }
+
+    /// What this replica works on: everything, or its buckets.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Whether it runs with leader election (unsharded).
+    pub fn leader_election(&self) -> bool {
+        self.config.leader.enabled && self.scope.shards().is_none()
     }
 
     /// The cache.
@@ -213,8 +298,9 @@ impl Runtime {
         grants: Option<&crate::action::Allowlist>,
     ) -> Result<Plugin, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        let stores = self.stores.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            let options = options(&bytes);
+            let options = options(&bytes).stores(stores);
             Plugin::load(&engine, &bytes, cache, options)
         })
         .await
@@ -276,6 +362,7 @@ impl Runtime {
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let events_dropped = self.dispatcher.shutdown(grace).await;
         let left = self.actions.shutdown(grace).await;
+        self.stop.cancel();
         self.subscriptions.shutdown();
         ShutdownReport {
             events_dropped,
@@ -284,17 +371,43 @@ impl Runtime {
     }
 }
 
-/// Actions execute only while this replica leads. On becoming leader the
-/// plugins get a fresh initial sync, so the new leader acts on the current
-/// state, including whatever happened while another replica led.
+/// Actions execute, and the durable state tier is written, only while this
+/// replica leads. On becoming leader the plugins get a fresh initial sync,
+/// so the new leader acts on the current state, including whatever happened
+/// while another replica led; the store reads each of its objects afresh
+/// before its first write in the new term.
 impl crate::leader::Follower for Runtime {
     fn set_leading(&self, leading: bool) {
         let was = self.actions.is_active();
+        self.leadership.set_leading(leading);
         self.actions.set_active(leading);
         if leading && !was {
             let dispatcher = self.dispatcher.clone();
             tokio::spawn(async move { dispatcher.replay_all().await });
         }
+    }
+}
+
+/// Sharded mode: plugins are called only for the objects of the buckets
+/// this replica holds. It joins once every plugin has started (its watches
+/// synced), so that a bucket's replay sees the whole bucket; a bucket taken
+/// is replayed to the plugins from the cache, like a new leader's initial
+/// sync but for that bucket's objects only.
+impl crate::shard::Follower for Runtime {
+    fn ready(&self) -> bool {
+        self.dispatcher.lanes().iter().all(|l| l.started())
+    }
+
+    fn gained(&self, buckets: &[u16]) {
+        let dispatcher = self.dispatcher.clone();
+        let buckets = buckets.to_vec();
+        self.handle
+            .spawn(async move { dispatcher.replay_buckets(&buckets).await });
+    }
+
+    fn lost(&self, buckets: &[u16]) {
+        // The fence already keeps their events and actions out.
+        tracing::debug!(?buckets, "sharding: no longer working on these buckets");
     }
 }
 

@@ -51,6 +51,36 @@ fn check_prints_the_manifest_of_every_example() {
     }
 }
 
+/// Contract 0.3.0: a component of the `plugin-with-admission` world that
+/// declares its webhook loads, and says so; one whose `admission` export
+/// and manifest disagree does not, and the error says which way.
+#[test]
+fn check_tells_a_plugin_that_serves_admission_and_refuses_a_mismatch() {
+    let (code, stdout, stderr) = run(informant().arg("check").arg(plugin_path("webhook")));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("(informant:plugin@0.3.0), asks for a validating admission webhook"),
+        "{stderr}"
+    );
+    let manifest: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(manifest["admission"]["mode"], "validating");
+    assert_eq!(
+        manifest["admission"]["rules"][0]["resources"][0],
+        "deployments"
+    );
+    assert_eq!(manifest["admission"]["rules"][0]["scope"], "Namespaced");
+    assert_eq!(manifest["admission"]["timeoutSeconds"], 5);
+    assert_eq!(manifest["state"]["tier"], "memory");
+    check_fails(
+        &plugin_path("webhook_undeclared"),
+        "exports informant:plugin/admission@0.3.0 but its manifest declares no webhook",
+    );
+    check_fails(
+        &plugin_path("webhook_unexported"),
+        "does not export informant:plugin/admission@0.3.0: build it for the plugin-with-admission world",
+    );
+}
+
 fn check_fails(file: &Path, reason: &str) {
     let (code, stdout, stderr) = run(informant().arg("check").arg(file));
     assert_ne!(code, 0, "check accepted {}", file.display());
@@ -75,16 +105,20 @@ fn check_validates_as_run_does_and_says_what_a_plugin_asks_for() {
     assert_eq!(manifest["resources"]["instances"], 1);
     assert!(
         stderr.contains(
-            "reader-single 0.1.0 (informant:plugin@0.2.0), asks for at most 1 instance(s) at a time"
+            "reader-single 0.1.0 (informant:plugin@0.3.0), asks for at most 1 instance(s) at a time"
         ),
         "{stderr}"
     );
-    let (code, _, stderr) = run(informant().arg("check").arg(plugin_path("legacy")));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("(informant:plugin@0.1.0), asks for nothing beyond the host's defaults"),
-        "{stderr}"
-    );
+    for (fixture, version) in [("legacy", "0.1.0"), ("legacy_v2", "0.2.0")] {
+        let (code, _, stderr) = run(informant().arg("check").arg(plugin_path(fixture)));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "(informant:plugin@{version}), asks for nothing beyond the host's defaults"
+            )),
+            "{stderr}"
+        );
+    }
 
     // An operator who allows 1 MiB per instance: too little for the plugin
     // to start, and `check --config` says so, as `run` would.

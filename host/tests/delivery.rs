@@ -236,32 +236,39 @@ async fn a_plugin_slower_than_the_cluster_gets_merged_events_and_every_final_sta
     runtime.shutdown(Duration::from_secs(5)).await;
 }
 
-/// A plugin built against informant:plugin@0.1.0 loads and runs unchanged.
+/// Plugins built against informant:plugin@0.1.0 and 0.2.0 load and run
+/// unchanged beside 0.3.0 ones.
 #[tokio::test]
-async fn a_plugin_built_against_the_previous_contract_still_runs() {
+async fn plugins_built_against_previous_contracts_still_run() {
     let logs = logs();
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("legacy").await;
+    let patch_here = || {
+        [
+            informant_testkit::reads_everything(),
+            vec![Rule {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                verbs: vec![Verb::Patch],
+                read: false,
+                namespaces: Some(vec![ns.clone()]),
+            }],
+        ]
+        .concat()
+    };
     let config = Config {
-        allowlist: Allowlist::new(HashMap::from([(
-            "legacy".to_string(),
-            [
-                informant_testkit::reads_everything(),
-                vec![Rule {
-                    api_version: "v1".into(),
-                    kind: "ConfigMap".into(),
-                    verbs: vec![Verb::Patch],
-                    read: false,
-                    namespaces: Some(vec![ns.clone()]),
-                }],
-            ]
-            .concat(),
-        )])),
+        allowlist: Allowlist::new(HashMap::from([
+            ("legacy".to_string(), patch_here()),
+            ("legacy-v2".to_string(), patch_here()),
+        ])),
         ..Config::default()
     };
     let runtime = Runtime::start(cluster.client.clone(), config).unwrap();
-    let lane = runtime.load_file(&plugin_path("legacy")).await.unwrap();
-    assert_eq!(lane.plugin().contract_version(), "0.1.0");
+    let v1 = runtime.load_file(&plugin_path("legacy")).await.unwrap();
+    assert_eq!(v1.plugin().contract_version(), "0.1.0");
+    let v2 = runtime.load_file(&plugin_path("legacy_v2")).await.unwrap();
+    assert_eq!(v2.plugin().contract_version(), "0.2.0");
+    assert!(!v2.plugin().serves_admission());
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     create_cm(
         &api,
@@ -270,15 +277,18 @@ async fn a_plugin_built_against_the_previous_contract_still_runs() {
         json!({}),
     )
     .await;
-    eventually(
-        "the legacy plugin's label",
-        Duration::from_secs(20),
-        || async {
-            let cm = api.get("old").await.unwrap();
-            cm.metadata.labels?.get("legacy-seen").cloned()
-        },
-    )
-    .await;
+    for label in ["legacy-seen", "legacy-v2-seen"] {
+        eventually(
+            &format!("the {label} label"),
+            Duration::from_secs(20),
+            || async {
+                let cm = api.get("old").await.unwrap();
+                cm.metadata.labels?.get(label).cloned()
+            },
+        )
+        .await;
+    }
     assert!(logs.text().contains("legacy saw old added"));
+    assert!(logs.text().contains("legacy-v2 saw old added"));
     runtime.shutdown(Duration::from_secs(5)).await;
 }

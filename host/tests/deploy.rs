@@ -112,6 +112,35 @@ fn every_manifest_parses_into_its_kubernetes_type() {
     .unwrap();
 }
 
+/// The durable state tier reads, watches, creates and patches its
+/// PluginState objects in the host's namespace, and does nothing else.
+#[test]
+fn the_state_role_grants_exactly_what_the_durable_tier_does() {
+    let role = manifests()
+        .into_iter()
+        .find(|(_, v)| v["kind"] == "Role" && v["metadata"]["name"] == "informant-state")
+        .map(|(_, v)| serde_json::from_value::<Role>(v).unwrap())
+        .expect("deploy/base/role-state.yaml");
+    let rules = role.rules.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].api_groups.as_deref(),
+        Some(&["informant.dev".to_string()][..])
+    );
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["pluginstates".to_string()][..])
+    );
+    assert_eq!(rules[0].verbs, ["get", "list", "watch", "create", "patch"]);
+    let binding = manifests()
+        .into_iter()
+        .find(|(_, v)| v["kind"] == "RoleBinding" && v["roleRef"]["name"] == "informant-state");
+    assert!(
+        binding.is_some(),
+        "the Role is bound to the host's ServiceAccount"
+    );
+}
+
 #[test]
 fn the_kustomization_lists_exactly_the_manifests() {
     let text = std::fs::read_to_string(deploy_dir().join("base/kustomization.yaml")).unwrap();

@@ -72,8 +72,10 @@ fn confined(allow: &[(&str, Vec<Rule>)]) -> Config {
 
 /// A host with these example plugins. The sequencer reports only objects in
 /// `ns`: on a shared cluster, other tests' hosts in this process see them too.
-async fn host(cluster: &TestCluster, config: Config, plugins: &[&str], ns: &str) -> Runtime {
+async fn host(cluster: &TestCluster, mut config: Config, plugins: &[&str], ns: &str) -> Runtime {
     logs();
+    // Durable stores (the restarter's) in the test's namespace.
+    config.state.namespace = Some(ns.to_string());
     let runtime = Runtime::start(cluster.client.clone(), config).unwrap();
     for p in plugins {
         let path = plugin_path(p);

@@ -21,9 +21,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
 
-const GUESTS: [(&str, &str); 6] = [
+const GUESTS: [(&str, &str); 7] = [
     ("python", "label-enforcer"),
     ("python", "replicator"),
+    ("python", "restarter"),
     ("js", "label-enforcer"),
     ("js", "replicator"),
     ("go", "label-enforcer"),

@@ -716,6 +716,7 @@ async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
         kube::Config::new(server.url().parse().unwrap()),
         Duration::from_secs(3),
     );
+    informant::tls::install_crypto_provider();
     let client = kube::Client::try_from(config).unwrap();
     let (tx, mut rx) = channel(64);
     let informer = Informer::start(client, Arc::new(Store::default()), scope(&ns, ""), tx);

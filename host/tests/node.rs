@@ -775,7 +775,9 @@ async fn a_pod_runs_a_python_plugin_pulled_by_reference() {
         return;
     };
     let Ok(registry) = std::env::var("INFORMANT_TEST_REGISTRY") else {
-        eprintln!("{test}: skipped: it needs the kit's registry (INFORMANT_TEST_REGISTRY; WITH_REGISTRY=1)");
+        eprintln!(
+            "{test}: skipped: it needs the kit's registry (INFORMANT_TEST_REGISTRY; WITH_REGISTRY=1)"
+        );
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
@@ -799,7 +801,11 @@ async fn a_pod_runs_a_python_plugin_pulled_by_reference() {
         .args(["push", file.to_str().unwrap(), &reference, "--plain-http"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pushed = String::from_utf8_lossy(&out.stdout);
     let digest = pushed.trim().rsplit('@').next().unwrap().to_string();
     deploy(&cluster, &docs, false).await;
@@ -822,19 +828,33 @@ async fn a_pod_runs_a_python_plugin_pulled_by_reference() {
     });
     let applied = Instant::now();
     kubectl(&cluster, &["apply", "-f", "-"], Some(&plugin.to_string()));
-    let status = within("the Plugin to be Ready", Duration::from_secs(300), || async {
-        let out = Command::new("kubectl")
-            .env("KUBECONFIG", &cluster.kubeconfig)
-            .args(["get", "plugin", &name, "-o", "json"])
-            .output()
-            .ok()?;
-        let object: Value = serde_json::from_slice(&out.stdout).ok()?;
-        let status = object["status"].clone();
-        (status["conditions"][0]["status"] == "True").then_some(status)
-    })
+    let status = within(
+        "the Plugin to be Ready",
+        Duration::from_secs(300),
+        || async {
+            let out = Command::new("kubectl")
+                .env("KUBECONFIG", &cluster.kubeconfig)
+                .args(["get", "plugin", &name, "-o", "json"])
+                .output()
+                .ok()?;
+            let object: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let status = object["status"].clone();
+            (status["conditions"][0]["status"] == "True").then_some(status)
+        },
+    )
     .await;
-    eprintln!("{test}: Ready {:?} after the Plugin object was applied: {status}", applied.elapsed());
+    eprintln!(
+        "{test}: Ready {:?} after the Plugin object was applied: {status}",
+        applied.elapsed()
+    );
     assert_eq!(status["digest"], digest.as_str());
     create_cm(&cluster, &ns, "by-reference").await;
-    labelled(&cluster, &ns, "by-reference", "team", Duration::from_secs(60)).await;
+    labelled(
+        &cluster,
+        &ns,
+        "by-reference",
+        "team",
+        Duration::from_secs(60),
+    )
+    .await;
 }

@@ -237,6 +237,11 @@ async fn ready(
     .await
 }
 
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
 fn condition(status: &Value) -> (&str, &str, &str) {
     let c = &status["conditions"][0];
     (
@@ -452,7 +457,9 @@ async fn a_moved_tag_reloads_and_failures_keep_the_running_version() {
         "  signatures:\n  - references: ['{signed_repo}']\n    keys: ['{}']\n",
         key.with_extension("pub").display()
     );
-    let host = host(&cluster, &registry, &label, (&extra, ""), None);
+    // (Indented, the second part continues `pluginObjects:`.)
+    let secrets = format!("  secretsNamespace: {ns}\n");
+    let host = host(&cluster, &registry, &label, (&extra, &secrets), None);
     let name = TestCluster::unique_name("enforcer");
     let spec = |image: &str| json!({"image": image, "settings": {"required": {"owner": "tags"}}, "permissions": enforcer_permissions(&ns)});
     set_plugin(&cluster, &name, &label, spec(&format!("{repo}:stable"))).await;
@@ -532,6 +539,61 @@ async fn a_moved_tag_reloads_and_failures_keep_the_running_version() {
     })
     .await;
     assert!(condition(&status).2.contains("signed by key"), "{status}");
+
+    // Credentials from a pull Secret: a missing one is refused, saying so;
+    // one that is there is used (the test registry accepts any).
+    let mut with_secret = spec(&format!("{repo}:stable"));
+    with_secret["imagePullSecrets"] = json!([{"name": "missing"}]);
+    set_plugin(&cluster, &name, &label, with_secret.clone()).await;
+    let status = ready(&cluster, &name, Duration::from_secs(60), |s| {
+        condition(s).0 == "False"
+    })
+    .await;
+    let (_, reason, message) = condition(&status);
+    assert_eq!(reason, "Unauthorized", "{message}");
+    assert!(
+        message.contains(&format!("Secret {ns}/missing: not found")),
+        "{message}"
+    );
+    let auth = base64_of(&format!(
+        "{{\"auths\":{{\"{registry}\":{{\"auth\":\"{}\"}}}}}}",
+        base64_of("tester:secret")
+    ));
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "regcred"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": auth},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(cluster.client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    with_secret["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    set_plugin(&cluster, &name, &label, with_secret).await;
+    let status = ready(&cluster, &name, Duration::from_secs(60), |s| {
+        condition(s).0 == "True"
+    })
+    .await;
+    assert_eq!(status["digest"], d2.as_str());
+
+    // A digest already pulled needs no registry: the content cache has it.
+    set_plugin(
+        &cluster,
+        &name,
+        &label,
+        spec(&format!("127.0.0.1:1/informant-test/down@{d1}")),
+    )
+    .await;
+    let status = ready(&cluster, &name, Duration::from_secs(60), |s| {
+        condition(s).0 == "True"
+    })
+    .await;
+    assert_eq!(
+        status["digest"],
+        d1.as_str(),
+        "loaded from the content cache"
+    );
 
     // Deleted: unloaded.
     plugins_api(&cluster)

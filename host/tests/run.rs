@@ -108,6 +108,7 @@ async fn run_loads_the_plugin_directory_with_settings_and_stops_cleanly() {
     .await;
 
     // Health, readiness, metrics.
+    informant::tls::install_crypto_provider();
     let http =
         |base: &str| kube::Client::try_from(kube::Config::new(base.parse().unwrap())).unwrap();
     let get = async |client: &kube::Client, path: &str| {
@@ -365,6 +366,7 @@ async fn the_demo_runs_the_example_plugins_against_the_sample_objects() {
         plugins,
         "plugins: label-enforcer, replicator, restarter, tenant-namespaces"
     );
+    informant::tls::install_crypto_provider();
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
 
     // The label-enforcer labelled the sample ConfigMap; the tenant operator

@@ -108,6 +108,11 @@ impl LabelSelector {
         Ok(Self { requirements })
     }
 
+    /// A selector of these requirements, all of which must hold.
+    pub fn from_requirements(requirements: Vec<Requirement>) -> Self {
+        Self { requirements }
+    }
+
     /// The requirements, all of which must hold.
     pub fn requirements(&self) -> &[Requirement] {
         &self.requirements
@@ -138,6 +143,157 @@ impl LabelSelector {
         self.requirements
             .iter()
             .all(|r| r.matches(|key| labels.and_then(|l| l.get(key)).and_then(|v| v.as_str())))
+    }
+}
+
+/// The structured form Kubernetes objects carry (`metav1.LabelSelector`:
+/// `matchLabels` and `matchExpressions`), as webhook configurations and
+/// workloads write it. Both forms say the same: a requirement in one is a
+/// requirement in the other.
+impl LabelSelector {
+    /// Read `{"matchLabels": {...}, "matchExpressions": [...]}`; null or
+    /// `{}` is the empty selector, which matches everything.
+    ///
+    /// # Errors
+    /// [`Error::Syntax`] naming what is wrong: an unknown operator, values
+    /// where none belong (or none where some must be), a bad key or value.
+    pub fn from_structured(value: &serde_json::Value) -> Result<Self, Error> {
+        let syntax = |reason: String| Error::Syntax {
+            selector: value.to_string(),
+            reason,
+        };
+        let mut requirements = Vec::new();
+        if value.is_null() {
+            return Ok(Self { requirements });
+        }
+        let map = value
+            .as_object()
+            .ok_or_else(|| syntax("a label selector must be an object".into()))?;
+        if let Some(labels) = map.get("matchLabels").filter(|v| !v.is_null()) {
+            let labels = labels
+                .as_object()
+                .ok_or_else(|| syntax("matchLabels must be an object".into()))?;
+            for (key, v) in labels {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| syntax(format!("matchLabels.{key} must be a string")))?;
+                validate_key(key).map_err(syntax)?;
+                validate_value(v).map_err(syntax)?;
+                requirements.push(Requirement {
+                    key: key.clone(),
+                    operator: Operator::Equals,
+                    values: vec![v.to_string()],
+                });
+            }
+        }
+        if let Some(exprs) = map.get("matchExpressions").filter(|v| !v.is_null()) {
+            let exprs = exprs
+                .as_array()
+                .ok_or_else(|| syntax("matchExpressions must be a list".into()))?;
+            for (i, e) in exprs.iter().enumerate() {
+                let key = e
+                    .get("key")
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or_else(|| syntax(format!("matchExpressions[{i}].key is required")))?;
+                validate_key(key).map_err(syntax)?;
+                let values: Vec<String> = match e.get("values") {
+                    None | Some(serde_json::Value::Null) => Vec::new(),
+                    Some(serde_json::Value::Array(vs)) => vs
+                        .iter()
+                        .map(|v| {
+                            v.as_str().map(str::to_string).ok_or_else(|| {
+                                syntax(format!("matchExpressions[{i}].values must be strings"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Some(_) => {
+                        return Err(syntax(format!(
+                            "matchExpressions[{i}].values must be a list"
+                        )));
+                    }
+                };
+                let operator = match e.get("operator").and_then(serde_json::Value::as_str) {
+                    Some("In") => Operator::In,
+                    Some("NotIn") => Operator::NotIn,
+                    Some("Exists") => Operator::Exists,
+                    Some("DoesNotExist") => Operator::DoesNotExist,
+                    other => {
+                        return Err(syntax(format!(
+                            "matchExpressions[{i}].operator {other:?} is not one of In, NotIn, Exists, DoesNotExist"
+                        )));
+                    }
+                };
+                let wants_values = matches!(operator, Operator::In | Operator::NotIn);
+                if wants_values == values.is_empty() {
+                    return Err(syntax(format!(
+                        "matchExpressions[{i}]: {} values",
+                        if wants_values {
+                            "In and NotIn need"
+                        } else {
+                            "Exists and DoesNotExist take no"
+                        }
+                    )));
+                }
+                for v in &values {
+                    validate_value(v).map_err(syntax)?;
+                }
+                requirements.push(Requirement {
+                    key: key.to_string(),
+                    operator,
+                    values,
+                });
+            }
+        }
+        Ok(Self { requirements })
+    }
+
+    /// The structured form: equalities as `matchLabels` (when a key has
+    /// only one), everything else as `matchExpressions` (`!=` becomes
+    /// `NotIn` with one value, which means the same: it also matches objects
+    /// without the key).
+    pub fn to_structured(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let mut labels = Map::new();
+        let mut exprs = Vec::new();
+        for r in &self.requirements {
+            let equality_once = r.operator == Operator::Equals
+                && !labels.contains_key(&r.key)
+                && self.requirements.iter().filter(|o| o.key == r.key).count() == 1;
+            if equality_once {
+                labels.insert(r.key.clone(), json!(r.values[0]));
+                continue;
+            }
+            let (op, values) = match r.operator {
+                Operator::Equals | Operator::In => ("In", Some(&r.values)),
+                Operator::NotEquals | Operator::NotIn => ("NotIn", Some(&r.values)),
+                Operator::Exists => ("Exists", None),
+                Operator::DoesNotExist => ("DoesNotExist", None),
+            };
+            let mut e = json!({"key": r.key, "operator": op});
+            if let Some(values) = values {
+                e["values"] = json!(values);
+            }
+            exprs.push(e);
+        }
+        let mut out = Map::new();
+        if !labels.is_empty() {
+            out.insert("matchLabels".into(), Value::Object(labels));
+        }
+        if !exprs.is_empty() {
+            out.insert("matchExpressions".into(), Value::Array(exprs));
+        }
+        Value::Object(out)
+    }
+
+    /// Both selectors at once: every requirement of each.
+    #[must_use]
+    pub fn and(mut self, other: &LabelSelector) -> Self {
+        for r in &other.requirements {
+            if !self.requirements.contains(r) {
+                self.requirements.push(r.clone());
+            }
+        }
+        self
     }
 }
 
@@ -528,6 +684,63 @@ mod tests {
             FieldSelector::parse("metadata.name"),
             Err(Error::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn structured_selectors_mean_what_their_text_means() {
+        use serde_json::json;
+        let text = LabelSelector::parse("team=a,tier in (web,db),env!=prod,!legacy,owner").unwrap();
+        let structured = text.to_structured();
+        assert_eq!(
+            structured,
+            json!({"matchLabels": {"team": "a"}, "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["web", "db"]},
+                {"key": "env", "operator": "NotIn", "values": ["prod"]},
+                {"key": "legacy", "operator": "DoesNotExist"},
+                {"key": "owner", "operator": "Exists"},
+            ]})
+        );
+        let back = LabelSelector::from_structured(&structured).unwrap();
+        for labels in [
+            json!({"team": "a", "tier": "web", "owner": "x"}),
+            json!({"team": "a", "tier": "web", "owner": "x", "env": "prod"}),
+            json!({"team": "b", "tier": "db", "owner": "x"}),
+            json!({"team": "a", "tier": "db", "owner": "x", "legacy": "1"}),
+        ] {
+            let object = json!({"metadata": {"labels": labels}});
+            assert_eq!(
+                text.matches_object(&object),
+                back.matches_object(&object),
+                "{labels}"
+            );
+        }
+        assert!(
+            LabelSelector::from_structured(&json!(null))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            LabelSelector::from_structured(&json!({}))
+                .unwrap()
+                .is_empty()
+        );
+        for bad in [
+            json!({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+            json!({"matchLabels": {"a": 1}}),
+            json!({"matchLabels": {"bad key!": "x"}}),
+        ] {
+            assert!(LabelSelector::from_structured(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn selectors_combine_by_requiring_both() {
+        let both = LabelSelector::parse("a=1")
+            .unwrap()
+            .and(&LabelSelector::parse("b=2,a=1").unwrap());
+        assert_eq!(both.to_string(), "a=1,b=2");
     }
 
     #[test]

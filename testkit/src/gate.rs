@@ -1,12 +1,20 @@
 //! A TCP gate in front of the test cluster's API server: closed, its port
 //! refuses connections, as a server that is down does; opened, it forwards
-//! every connection as it is (TLS passes through untouched). With a
-//! kubeconfig that points at the gate, a host sees the API server go down
-//! and come back, whether the cluster is the embedded server or a real one.
+//! every connection as it is (TLS passes through untouched); closed again,
+//! it cuts the connections it forwards too. With a kubeconfig that points at
+//! the gate, a host sees the API server go down and come back, whether the
+//! cluster is the embedded server or a real one.
 
-use std::{net::SocketAddr, path::Path};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    task::{AbortHandle, JoinHandle},
+};
 
 /// A gate: closed when made.
 pub struct Gate {
@@ -14,6 +22,8 @@ pub struct Gate {
     upstream: String,
     server: String,
     forwarding: Option<JoinHandle<()>>,
+    /// The connections being forwarded, to cut on close.
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
 impl Gate {
@@ -58,6 +68,7 @@ impl Gate {
             upstream,
             server,
             forwarding: None,
+            connections: Arc::default(),
         }
     }
 
@@ -82,16 +93,43 @@ impl Gate {
             .await
             .expect("the gate's port is still free");
         let upstream = self.upstream.clone();
+        let connections = self.connections.clone();
         self.forwarding = Some(tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
-                tokio::spawn(async move {
+                let connection = tokio::spawn(async move {
                     if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
+                let mut open = connections.lock().unwrap_or_else(|e| e.into_inner());
+                open.retain(|c| !c.is_finished());
+                open.push(connection.abort_handle());
             }
         }));
+    }
+
+    /// Close the gate: its port refuses connections again (it can be opened
+    /// again at once), and every connection it was forwarding is cut, as
+    /// when the server goes away.
+    pub async fn close(&mut self) {
+        if let Some(task) = self.forwarding.take() {
+            task.abort();
+            // Gone once the task is: the listener with it.
+            let _ = task.await;
+        }
+        self.cut();
+    }
+
+    fn cut(&self) {
+        for connection in self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            connection.abort();
+        }
     }
 }
 
@@ -100,5 +138,6 @@ impl Drop for Gate {
         if let Some(task) = self.forwarding.take() {
             task.abort();
         }
+        self.cut();
     }
 }

@@ -36,6 +36,8 @@ pub(crate) static LANGUAGES: [Guest; 3] = [
         plugins: &[
             ("label-enforcer", "python/label-enforcer"),
             ("replicator", "python/replicator"),
+            ("owner-required", "python/owner-required"),
+            ("restarter", "python/restarter"),
             ("sdk-tour", "testing/python-sdk-tour"),
         ],
         sdk: "guest-sdk/python",

@@ -243,11 +243,38 @@ impl HostProcess {
         self.child.stdout.take().expect("stdout is piped, once")
     }
 
+    /// Kill the host with SIGKILL, as a node that dies does: no shutdown,
+    /// no Lease released. Returns everything it wrote to stderr.
+    ///
+    /// # Panics
+    /// If the process cannot be killed or waited for.
+    pub fn kill(mut self) -> String {
+        self.child.kill().expect("the host can be killed");
+        self.child.wait().expect("the host can be waited for");
+        self.stderr()
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     fn stderr(&mut self) -> String {
         self.stderr
             .take()
             .and_then(|reader| reader.join().ok())
             .unwrap_or_default()
+    }
+}
+
+/// A host whose test panicked before it was terminated is killed, so no
+/// host outlives its test (one serving webhooks would keep answering).
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -330,7 +357,9 @@ pub struct TestCluster {
 
 impl TestCluster {
     /// Start the embedded server (with 1 s bookmarks, so tests need not
-    /// wait a minute), or connect to `INFORMANT_TEST_KUBECONFIG`.
+    /// wait a minute), or connect to `INFORMANT_TEST_KUBECONFIG`; either
+    /// way with the PluginState CRD of the durable state tier installed, as
+    /// a cluster running Informant has it.
     ///
     /// # Panics
     /// If neither can be had: the tests cannot run.
@@ -348,13 +377,15 @@ impl TestCluster {
             .await
             .expect("the kubeconfig has a usable context");
             let client = kube::Client::try_from(config).expect("a client");
-            return Self {
+            let cluster = Self {
                 server: None,
                 client,
                 kubeconfig: path,
                 created: std::sync::Mutex::default(),
                 _dir: dir,
             };
+            cluster.install_state_crd().await;
+            return cluster;
         }
         let config = dev::Config::default().bookmark_interval(std::time::Duration::from_secs(1));
         let server = ApiServer::start(config)
@@ -366,13 +397,15 @@ impl TestCluster {
             .expect("the kubeconfig is written");
         let config = kube::Config::new(server.url().parse().expect("the server URL parses"));
         let client = kube::Client::try_from(config).expect("a client");
-        Self {
+        let cluster = Self {
             server: Some(server),
             client,
             kubeconfig,
             created: std::sync::Mutex::default(),
             _dir: dir,
-        }
+        };
+        cluster.install_state_crd().await;
+        cluster
     }
 
     /// Whether the tests run against a real cluster
@@ -433,6 +466,44 @@ impl TestCluster {
             .lock()
             .expect("the list of created objects")
             .push((resource.into(), name.into()));
+    }
+}
+
+impl TestCluster {
+    /// Install the CRD of the durable state tier
+    /// (deploy/base/crd-pluginstate.yaml) with server-side apply, and wait until
+    /// it is served. It stays: on a shared cluster other tests use it at
+    /// the same time, as a host's installation would.
+    ///
+    /// # Panics
+    /// If the server refuses it, or does not serve it within 30 s.
+    pub async fn install_state_crd(&self) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let text = include_str!("../../deploy/base/crd-pluginstate.yaml");
+        let crd: CustomResourceDefinition =
+            serde_norway::from_str(text).expect("deploy/base/crd-pluginstate.yaml is a CRD");
+        let api: kube::Api<CustomResourceDefinition> = kube::Api::all(self.client.clone());
+        let name = "pluginstates.informant.dev";
+        api.patch(
+            name,
+            &kube::api::PatchParams::apply("informant-tests").force(),
+            &kube::api::Patch::Apply(&crd),
+        )
+        .await
+        .expect("the PluginState CRD is applied");
+        eventually(
+            "the PluginState CRD to be established",
+            std::time::Duration::from_secs(30),
+            || async {
+                let crd = api.get(name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            },
+        )
+        .await;
     }
 }
 

@@ -18,14 +18,17 @@ A plugin is one subclass of :class:`Plugin` in one file::
 
 Build it into a component with ``python3 guest-sdk/python/build.py hello.py``.
 
-Actions are committed only if ``handle`` returns normally; raising discards
-them. Raise :class:`Error` to choose the error code the host logs.
+Actions, and writes to the plugin's :data:`state` store, are committed only
+if ``handle`` returns normally; raising discards them. Raise :class:`Error` to
+choose the error code the host logs.
 """
 
+from .admission import Request, Response, Rule, Webhook
 from .error import Error
 from .event import Event, EventType, Object, ObjectRef
-from .manifest import Index, Manifest, Subscription, Verb
+from .manifest import Index, Manifest, StateTier, Subscription, Verb
 from .plugin import Plugin
+from .state import state
 from . import action, cache, log
 
 __all__ = [
@@ -37,9 +40,15 @@ __all__ = [
     "Object",
     "ObjectRef",
     "Plugin",
+    "Request",
+    "Response",
+    "Rule",
+    "StateTier",
     "Subscription",
     "Verb",
+    "Webhook",
     "action",
     "cache",
     "log",
+    "state",
 ]

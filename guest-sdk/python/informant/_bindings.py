@@ -8,7 +8,7 @@ there raises a ``RuntimeError`` that says why.
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["AVAILABLE", "Err", "actions", "cache", "log", "types", "member", "name_of"]
+__all__ = ["AVAILABLE", "Err", "actions", "admission", "cache", "log", "state", "types", "member", "name_of"]
 
 
 class _Unavailable:
@@ -36,13 +36,15 @@ if TYPE_CHECKING:
     Err = _Err
     AVAILABLE: bool
     actions: Any
+    admission: Any
     cache: Any
     log: Any
+    state: Any
     types: Any
 else:
     try:
         from componentize_py_types import Err
-        from wit_world.imports import actions, cache, log, types
+        from wit_world.imports import actions, cache, log, state, types
 
         AVAILABLE = True
     except ImportError:  # pragma: no cover - exercised outside a build
@@ -51,7 +53,13 @@ else:
         actions = _Unavailable("actions")
         cache = _Unavailable("cache")
         log = _Unavailable("log")
+        state = _Unavailable("state")
         types = _Unavailable("types")
+    # Only in a component of the plugin-with-admission world.
+    try:
+        from wit_world.exports import admission
+    except ImportError:  # pragma: no cover - a plugin without a webhook
+        admission = _Unavailable("admission")
 
 
 def member(enum: Any, name: str) -> Any:

@@ -11,6 +11,11 @@ Verb = Literal["apply", "create", "patch", "patch-status", "delete"]
 
 VERBS: Tuple[Verb, ...] = ("apply", "create", "patch", "patch-status", "delete")
 
+StateTier = Literal["memory", "durable"]
+"""Where the plugin's store is kept."""
+
+STATE_TIERS: Tuple[StateTier, ...] = ("memory", "durable")
+
 
 def _check(names: Iterable[str], name: str, what: str) -> str:
     if name not in names:
@@ -77,6 +82,8 @@ class Manifest:
         self.memory_mib: Optional[int] = None
         self.deadline_ms: Optional[int] = None
         self.max_instances: Optional[int] = None
+        self.admission: Optional[Any] = None
+        self.state_request: Optional[Tuple[StateTier, Optional[int], Optional[int], Optional[int]]] = None
 
     def subscribe(self, subscription: Subscription) -> "Manifest":
         self.subscriptions.append(subscription)
@@ -122,7 +129,29 @@ class Manifest:
         self.max_instances = n
         return self
 
+    def webhook(self, webhook: Any) -> "Manifest":
+        """Serve an admission webhook (an :class:`informant.Webhook`); the
+        plugin class then defines ``review(self, request)``. A plugin with a
+        webhook needs no subscription."""
+        self.admission = webhook
+        return self
+
+    def state(self, tier: StateTier = "memory", max_keys: Optional[int] = None,
+              max_value_bytes: Optional[int] = None,
+              max_total_bytes: Optional[int] = None) -> "Manifest":
+        """Where to keep the plugin's store (:data:`informant.state`):
+        ``memory`` (the default; lost when the host stops) or ``durable`` (in
+        the cluster), and quotas other than the host's defaults, within the
+        operator's maximum."""
+        _check(STATE_TIERS, tier, "state tier")
+        self.state_request = (tier, max_keys, max_value_bytes, max_total_bytes)
+        return self
+
     def to_wit(self) -> Any:
+        state = None
+        if self.state_request is not None:
+            tier, keys, value_bytes, total_bytes = self.state_request
+            state = wit.StateRequest(member(wit.StateTier, tier), keys, value_bytes, total_bytes)
         return wit.Manifest(
             self.name,
             self.version,
@@ -130,4 +159,6 @@ class Manifest:
             [i.to_wit() for i in self.indexes],
             wit.Permissions(self.read_kinds, self.write_grants),
             wit.ResourceRequest(self.memory_mib, self.deadline_ms, self.max_instances),
+            state,
+            self.admission.to_wit() if self.admission is not None else None,
         )

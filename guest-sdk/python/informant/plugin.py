@@ -41,6 +41,9 @@ class Plugin:
     def handle(self, event: Event) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define handle(event)")
 
+    # A plugin that serves an admission webhook defines
+    # ``review(self, request) -> Response`` (see informant.admission).
+
 
 def plugin_class() -> "Type[Plugin]":
     """The one ``Plugin`` subclass the plugin file defines (the last one wins)."""
@@ -83,5 +86,26 @@ class World:
             if plugin is None:
                 raise Error("handle before init", "failed")
             plugin.handle(Event.from_wit(event))
+        except Exception as exc:
+            raise Err(_as_wit_error(exc))
+
+
+class Admission:
+    """The ``admission`` export of a plugin that defines ``review``; the build
+    script exports it for the ``plugin-with-admission`` world."""
+
+    def review(self, request: Any) -> Any:
+        from .admission import Request, Response
+        try:
+            plugin = _instance[0]
+            if plugin is None:
+                raise Error("review before init", "failed")
+            review = getattr(plugin, "review", None)
+            if review is None:
+                raise Error(f"{type(plugin).__name__} serves a webhook but defines no review(request)", "failed")
+            response = review(Request.from_wit(request))
+            if not isinstance(response, Response):
+                raise Error(f"review returned {type(response).__name__}, not informant.Response", "failed")
+            return response.to_wit()
         except Exception as exc:
             raise Err(_as_wit_error(exc))

@@ -24,7 +24,10 @@ use super::{
     Action, Allowlist, Done, Executor, Failure, Severity,
     retry::{Decision, GiveUp, Policy},
 };
-use crate::vocabulary::ObjectRef;
+use crate::{
+    shard::{Claim, Scope},
+    vocabulary::ObjectRef,
+};
 
 /// How the queue behaves.
 #[derive(Debug, Clone)]
@@ -132,6 +135,9 @@ pub struct DeadLetter {
     pub code: u16,
     /// The last error.
     pub message: String,
+    /// What it was about, for the fence when it is queued again.
+    #[serde(skip)]
+    pub claim: Claim,
 }
 
 impl Stats {
@@ -175,6 +181,10 @@ pub struct Stats {
     pub(crate) dead_lettered: AtomicU64,
     /// Actions not queued because this replica does not lead.
     pub(crate) standby: AtomicU64,
+    /// Actions not written because this replica no longer holds the bucket
+    /// of the object they came from (sharded mode); its new holder redoes
+    /// the work from its own cache.
+    pub(crate) fenced: AtomicU64,
 }
 
 /// A snapshot of the queue's counters.
@@ -204,6 +214,8 @@ pub struct QueueCounts {
     pub dead_lettered: u64,
     /// Actions not queued because this replica does not lead.
     pub standby: u64,
+    /// Actions not written because this replica no longer held their bucket.
+    pub fenced: u64,
 }
 
 impl Stats {
@@ -221,6 +233,7 @@ impl Stats {
             failed: self.failed.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             standby: self.standby.load(Ordering::Relaxed),
+            fenced: self.fenced.load(Ordering::Relaxed),
         }
     }
 }
@@ -232,6 +245,8 @@ struct Item {
     action: Action,
     /// Attempts made so far.
     attempts: u32,
+    /// What it is about, for the fence.
+    claim: Claim,
     /// When the API server first refused it (403), if it did.
     forbidden_since: Option<tokio::time::Instant>,
 }
@@ -295,6 +310,8 @@ pub struct ActionQueue {
     stop: CancellationToken,
     /// Whether actions may run: false on a replica that does not lead.
     active: AtomicBool,
+    /// Checked right before each write (sharded mode).
+    scope: Scope,
 }
 
 impl std::fmt::Debug for ActionQueue {
@@ -309,6 +326,17 @@ impl std::fmt::Debug for ActionQueue {
 impl ActionQueue {
     /// Start the queue's workers.
     pub fn start(executor: Arc<Executor>, allowlist: Allowlist, config: Config) -> Arc<Self> {
+        Self::start_fenced(executor, allowlist, config, Scope::all())
+    }
+
+    /// Start the queue's workers, writing each action only while `scope`
+    /// holds its claim, checked right before the write.
+    pub fn start_fenced(
+        executor: Arc<Executor>,
+        allowlist: Allowlist,
+        config: Config,
+        scope: Scope,
+    ) -> Arc<Self> {
         let quota = Quota::per_second(config.qps).allow_burst(config.burst);
         let this = Arc::new(Self {
             executor,
@@ -323,6 +351,7 @@ impl ActionQueue {
             stop: CancellationToken::new(),
             active: AtomicBool::new(true),
             config,
+            scope,
         });
         for _ in 0..this.config.workers {
             tokio::spawn(this.clone().work());
@@ -422,7 +451,7 @@ impl ActionQueue {
         let mut queued = 0;
         for letter in taken {
             tracing::info!(plugin.name = %letter.plugin, action = letter.action.name(), object.ref = %letter.action.target(), reason = ?letter.reason, "dead letter queued again");
-            queued += self.submit(&letter.plugin, vec![letter.action]);
+            queued += self.submit_claimed(&letter.plugin, letter.claim, vec![letter.action]);
         }
         (queued, stayed)
     }
@@ -433,6 +462,12 @@ impl ActionQueue {
     /// action never reaches the API: it is logged, counted and kept as a
     /// dead letter. Returns how many were queued.
     pub fn submit(&self, plugin: &str, actions: Vec<Action>) -> usize {
+        self.submit_claimed(plugin, Claim::Any, actions)
+    }
+
+    /// [`Self::submit`] for actions of work with `claim`: each is written
+    /// only if the claim still holds right before the write.
+    pub fn submit_claimed(&self, plugin: &str, claim: Claim, actions: Vec<Action>) -> usize {
         let plugin: Arc<str> = plugin.into();
         let mut queued = 0;
         for action in actions {
@@ -440,7 +475,7 @@ impl ActionQueue {
                 self.stats
                     .count(&self.stats.refused, action.name(), "refused");
                 tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), %reason, "action refused");
-                self.bury(&plugin, action, Reason::Refused, 0, 403, reason);
+                self.bury(&plugin, claim, action, Reason::Refused, 0, 403, reason);
                 continue;
             }
             if !self.active.load(Ordering::SeqCst) {
@@ -448,10 +483,17 @@ impl ActionQueue {
                 tracing::debug!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not queued: this replica does not lead");
                 continue;
             }
+            if !self.scope.holds(claim) {
+                self.stats
+                    .count(&self.stats.fenced, action.name(), "fenced");
+                tracing::debug!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), ?claim, "action not queued: this replica no longer holds its bucket");
+                continue;
+            }
             if self.closed.load(Ordering::SeqCst) {
                 tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not queued: the host is shutting down");
                 self.bury(
                     &plugin,
+                    claim,
                     action,
                     Reason::Shutdown,
                     0,
@@ -472,6 +514,7 @@ impl ActionQueue {
             pending.push_back(Item {
                 action,
                 attempts: 0,
+                claim,
                 forbidden_since: None,
             });
             st.outstanding += 1;
@@ -519,6 +562,15 @@ impl ActionQueue {
     }
 
     async fn run(self: &Arc<Self>, key: Key, mut item: Item) {
+        // The fence, right before the write: a bucket given up (or lapsed)
+        // since the action was queued is another replica's now.
+        if !self.scope.holds(item.claim) {
+            self.stats
+                .count(&self.stats.fenced, item.action.name(), "fenced");
+            tracing::info!(claim = ?item.claim, "action fenced: this replica no longer holds its bucket; its new holder redoes the work");
+            self.finish(&key);
+            return;
+        }
         item.attempts += 1;
         let result = self.executor.execute(&key.0, &item.action).await;
         let failure = match result {
@@ -603,7 +655,8 @@ impl ActionQueue {
         // itself an Event (or the object is gone): one try, no retry.
         let tell = !(matches!(item.action, Action::EmitEvent { .. })
             || failure.code == 404
-            || failure.code == 403);
+            || failure.code == 403)
+            && self.scope.holds(item.claim);
         if tell {
             let event = Action::EmitEvent {
                 regarding: key.1.clone(),
@@ -624,6 +677,7 @@ impl ActionQueue {
         }
         self.bury(
             &key.0,
+            item.claim,
             item.action,
             reason,
             item.attempts,
@@ -647,9 +701,11 @@ impl ActionQueue {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn bury(
         &self,
         plugin: &str,
+        claim: Claim,
         action: Action,
         reason: Reason,
         attempts: u32,
@@ -669,6 +725,7 @@ impl ActionQueue {
             attempts,
             code,
             message,
+            claim,
         });
     }
 
@@ -701,14 +758,15 @@ impl ActionQueue {
             tracing::info!("action queue drained");
             return Vec::new();
         }
-        let left: Vec<(String, Action)> = {
+        let left: Vec<(String, Claim, Action)> = {
             let mut st = self.state.lock();
             let items = std::mem::take(&mut st.items);
             st.outstanding = 0;
             items
                 .into_iter()
                 .flat_map(|((plugin, _), q)| {
-                    q.into_iter().map(move |i| (plugin.to_string(), i.action))
+                    q.into_iter()
+                        .map(move |i| (plugin.to_string(), i.claim, i.action))
                 })
                 .collect()
         };
@@ -718,10 +776,11 @@ impl ActionQueue {
             grace_ms = grace.as_millis() as u64,
             "shutdown: actions not executed within the grace period"
         );
-        for (plugin, action) in &left {
+        for (plugin, claim, action) in &left {
             tracing::warn!(plugin.name = %plugin, action = action.name(), object.ref = %action.target(), "action not executed: shutdown");
             self.bury(
                 plugin,
+                *claim,
                 action.clone(),
                 Reason::Shutdown,
                 0,
@@ -729,7 +788,7 @@ impl ActionQueue {
                 "not executed before shutdown".into(),
             );
         }
-        left
+        left.into_iter().map(|(p, _, a)| (p, a)).collect()
     }
 }
 
@@ -754,6 +813,7 @@ mod tests {
                 delay_ms: n,
             },
             attempts: 0,
+            claim: Claim::Any,
             forbidden_since: None,
         };
         let mut st = State::default();

@@ -105,6 +105,37 @@ pub(super) fn checked(
     if let Some(n) = resources.instances {
         asks.push(format!("at most {n} instance(s) at a time"));
     }
+    let state = &plugin.manifest().state;
+    if state.tier != crate::state::Tier::Memory {
+        asks.push(format!("a {} state store", state.tier));
+    }
+    for (quota, value) in [
+        ("keys", state.max_keys.map(u64::from)),
+        ("bytes per value", state.max_value_bytes.map(u64::from)),
+        ("bytes in all", state.max_total_bytes),
+    ] {
+        if let Some(n) = value {
+            asks.push(format!("a state quota of {n} {quota}"));
+        }
+    }
+    if let Some(webhook) = &plugin.manifest().admission {
+        let operator = config
+            .admission
+            .as_ref()
+            .map(|a| (a.effective(plugin.name(), webhook), a));
+        let changed = match &operator {
+            Some((None, _)) => " (disabled by the configuration: admission.plugins.NAME.enabled)",
+            Some((Some(w), _)) if w != webhook => {
+                " (changed by the configuration: admission.plugins.NAME)"
+            }
+            _ => "",
+        };
+        asks.push(format!(
+            "a {} admission webhook{}",
+            webhook.mode,
+            changed.replace("NAME", plugin.name())
+        ));
+    }
     let verdict = format!(
         "{}: loads as informant run{} would load it: {} {} (informant:plugin@{}), {}",
         path.display(),

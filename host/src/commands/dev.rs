@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use informant_apiserver::{self as devserver, ApiServer};
 
-use super::host::{host_config, say, shutdown_signal, start_host, stop_host};
+use super::host::{resolve, say, shutdown_signal, start_host, stop_host};
 use crate::{cli::DevArgs, informer};
 
 pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
@@ -13,7 +13,16 @@ pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.manifests.as_ref().filter(|d| !d.is_dir()) {
         bail!("--manifests {}: not a directory", dir.display());
     }
-    let mut host_config = host_config(&args.host)?;
+    // The embedded server calls the plugins' webhooks, served on a free
+    // loopback port with a certificate made at start, unless told otherwise.
+    let mut overrides = args.host.overrides();
+    if overrides.webhook_addr.is_none() {
+        overrides.webhook_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    if overrides.webhook_cert_dir.is_none() {
+        overrides.webhook_generate_cert = true;
+    }
+    let mut host_config = resolve(&args.host, overrides)?;
     if args.server_only {
         host_config.plugin_dir = None;
     } else if host_config.plugin_dir.is_none() && crate::examples::available() {
@@ -39,6 +48,13 @@ pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
             }
         };
         server.write_kubeconfig(&path)?;
+        // The durable state tier's kind, as deploy/ installs it in a cluster.
+        devserver::seed::Seeder::new(server.storage().clone())
+            .sync_text(
+                std::path::Path::new("deploy/base/crd-pluginstate.yaml"),
+                include_str!("../../../deploy/base/crd-pluginstate.yaml"),
+            )
+            .context("installing the PluginState CRD")?;
         let mut seeder = devserver::seed::Seeder::new(server.storage().clone());
         let stop = tokio_util::sync::CancellationToken::new();
         match &args.manifests {
@@ -67,8 +83,7 @@ pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
             Some(_) => {
                 let url = server.url().parse().context("the server's URL")?;
                 let config = informer::client_config(kube::Config::new(url), informer::IDLE_TIMEOUT);
-                let client = kube::Client::try_from(config).context("building the client")?;
-                let host = start_host(client, host_config, &stop).await?;
+                let host = start_host(config, host_config, &stop).await?;
                 Some(host)
             }
             None => None,

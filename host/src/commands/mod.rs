@@ -15,6 +15,7 @@ mod registry;
 mod replay;
 mod run;
 mod sign;
+mod state;
 mod test;
 
 use std::{io::IsTerminal, path::Path, process::ExitCode};
@@ -45,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::New(args) => new::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::State(args) => state::run(&args),
     };
     match result {
         Ok(code) => code,

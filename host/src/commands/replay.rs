@@ -36,11 +36,18 @@ pub(super) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let plugin = Plugin::load(&engine, &bytes, cache.clone(), options)
         .with_context(|| format!("loading plugin {}", args.plugin.display()))?;
 
-    let events: Box<dyn std::io::BufRead> = if args.events.as_os_str() == "-" {
+    if let Some(reviews) = &args.reviews {
+        return run_reviews(&plugin, reviews);
+    }
+    let events_path = args
+        .events
+        .as_deref()
+        .context("--events or --reviews is required")?;
+    let events: Box<dyn std::io::BufRead> = if events_path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let file = File::open(&args.events)
-            .with_context(|| format!("opening events file {}", args.events.display()))?;
+        let file = File::open(events_path)
+            .with_context(|| format!("opening events file {}", events_path.display()))?;
         Box::new(BufReader::new(file))
     };
     let mut stdout = std::io::stdout().lock();
@@ -64,24 +71,64 @@ pub(super) fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             // The host's words: its log says `plugin call failed` with these.
             eprintln!(
                 "{}:{line}: plugin call failed: {object} ({}): {error}",
-                args.events.display(),
+                events_path.display(),
                 error.outcome()
             );
         }
         Outcome::Unmatched { line, object } => {
             eprintln!(
                 "{}:{line}: {object}: no subscription of {} matches; skipped",
-                args.events.display(),
+                events_path.display(),
                 plugin.name()
             );
         }
     })
-    .with_context(|| format!("replaying {}", args.events.display()))?;
+    .with_context(|| format!("replaying {}", events_path.display()))?;
     if let Some(e) = write_error {
         bail!("writing actions to stdout: {e}");
     }
     if failed > 0 {
         eprintln!("{failed} call(s) failed; {committed} action(s) committed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--reviews`: each AdmissionReview to the plugin's webhook, each answer
+/// printed; reviews the plugin could not decide are reported in the host's
+/// words and make the exit status non-zero.
+fn run_reviews(plugin: &Plugin, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let input: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file =
+            File::open(path).with_context(|| format!("opening reviews file {}", path.display()))?;
+        Box::new(BufReader::new(file))
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = 0usize;
+    let mut write_error = None;
+    replay::reviews(plugin, input, |reviewed| {
+        if let Some(failure) = &reviewed.answer.failure {
+            failed += 1;
+            eprintln!(
+                "{}:{}: admission request answered by the failure policy: {} ({}): {failure}",
+                path.display(),
+                reviewed.line,
+                reviewed.request,
+                failure.cause()
+            );
+        }
+        if let Err(e) = writeln!(stdout, "{}", replay::review_line(&reviewed)) {
+            write_error.get_or_insert(e);
+        }
+    })
+    .with_context(|| format!("replaying {}", path.display()))?;
+    if let Some(e) = write_error {
+        bail!("writing answers to stdout: {e}");
+    }
+    if failed > 0 {
+        eprintln!("{failed} review(s) could not be decided by the plugin");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -30,11 +30,9 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .context("no kubeconfig found and not running in a cluster")?,
         };
-        let client =
-            kube::Client::try_from(informer::client_config(kube_config, informer::IDLE_TIMEOUT))
-                .context("building the Kubernetes client")?;
+        let kube_config = informer::client_config(kube_config, informer::IDLE_TIMEOUT);
         let stop = tokio_util::sync::CancellationToken::new();
-        let mut host = start_host(client, config, &stop).await?;
+        let mut host = start_host(kube_config, config, &stop).await?;
         shutdown_signal().await?;
         stop.cancel();
         stop_host(&mut host).await;

@@ -40,6 +40,10 @@ pub struct Cursor {
     taken: Vec<u64>,
     /// How many entries after `next` are taken.
     taken_ahead: usize,
+    /// Part of the subscription's objects (a bucket this replica just took):
+    /// it runs beside the subscription's other cursors instead of replacing
+    /// them.
+    partial: bool,
 }
 
 impl Cursor {
@@ -61,7 +65,20 @@ impl Cursor {
             next: 0,
             taken: Vec::new(),
             taken_ahead: 0,
+            partial: false,
         }
+    }
+
+    /// The same cursor, over part of its subscription's objects only.
+    #[must_use]
+    pub fn partial(mut self) -> Self {
+        self.partial = true;
+        self
+    }
+
+    /// Whether it covers part of its subscription's objects only.
+    pub fn is_partial(&self) -> bool {
+        self.partial
     }
 
     /// Entries not delivered yet (counting those taken out of order as

@@ -25,11 +25,12 @@ use super::{
 use crate::{
     action::{Action, ActionQueue},
     cache::Store,
-    informer::{Notification, Purpose, subscriptions::SubscriptionId},
+    informer::{Notification, Purpose, Snapshot, subscriptions::SubscriptionId},
     plugin::{
         CallError, Event, Outcome, Plugin,
         manifest::{Delivery, Subscription},
     },
+    shard::{Claim, Scope, ShardKey},
     vocabulary::{EventType, KindKey, ObjectRef},
 };
 
@@ -207,6 +208,13 @@ pub struct Lane {
     pub(super) cache: Arc<Store>,
     pub(super) runtime: Handle,
     pub(super) subscriptions: Mutex<Vec<SubscriptionId>>,
+    /// The dispatcher's change counter: told when the plugin starts.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// What this replica works on: events of objects outside it are
+    /// neither queued nor handled.
+    scope: Scope,
+    /// What the plugin's objects are bucketed by.
+    shard_key: ShardKey,
 }
 
 impl fmt::Debug for Lane {
@@ -235,12 +243,15 @@ impl Lane {
         config: Config,
         actions: Arc<ActionQueue>,
         cache: Arc<Store>,
+        changes: Arc<tokio::sync::watch::Sender<u64>>,
+        scope: Scope,
     ) -> Self {
         let breaker = Breaker::new(
             config.breaker_threshold,
             config.breaker_backoff,
             config.breaker_max,
         );
+        let shard_key = scope.key_for(plugin.name());
         Self {
             name: plugin.name().into(),
             plugin: RwLock::new(Arc::new(plugin)),
@@ -263,7 +274,28 @@ impl Lane {
             cache,
             runtime: Handle::current(),
             subscriptions: Mutex::new(Vec::new()),
+            changes,
+            scope,
+            shard_key,
         }
+    }
+
+    /// What a job's work is about: its object's bucket, or cluster-wide
+    /// work for a call about no object (`synced`).
+    fn claim(&self, job: &Job) -> Claim {
+        match &job.key {
+            Key::Object(kind, key) => {
+                self.scope
+                    .claim(self.shard_key, kind, key, job.event.object.as_deref())
+            }
+            Key::Barrier(_) => self.scope.cluster_claim(),
+        }
+    }
+
+    /// Whether this replica works on the job's object now. Calls about no
+    /// object run on every replica; what they commit is fenced.
+    fn in_scope(&self, job: &Job) -> bool {
+        matches!(job.key, Key::Barrier(_)) || self.scope.holds(self.claim(job))
     }
 
     /// The plugin's name.
@@ -341,8 +373,12 @@ impl Lane {
         }
     }
 
-    /// Queue an event; never waits.
+    /// Queue an event; never waits. An event of an object outside this
+    /// replica's buckets is not queued.
     pub fn push(self: &Arc<Self>, job: Job, delivery: Delivery) {
+        if !self.in_scope(&job) {
+            return;
+        }
         let mut st = self.state.lock();
         if st.closed {
             return;
@@ -439,6 +475,14 @@ impl Lane {
                     }
                 }
             };
+            // A bucket given up (or lapsed) since the event was queued: this
+            // replica no longer works on it.
+            if !self.in_scope(&job) {
+                let mut st = self.state.lock();
+                st.running -= 1;
+                st.queue.done(&job);
+                continue;
+            }
             let Some(job) = self.refresh(job) else {
                 continue;
             };
@@ -542,7 +586,8 @@ impl Lane {
         }
         if !writes.is_empty() {
             tracing::debug!(plugin.name = %self.name, object.ref = %Ref(&job.key), actions = writes.len(), "actions queued");
-            self.actions.submit(plugin.name(), writes);
+            self.actions
+                .submit_claimed(plugin.name(), self.claim(job), writes);
         }
     }
 
@@ -552,6 +597,8 @@ impl Lane {
         if st.unsynced.remove(&watch) && st.unsynced.is_empty() {
             tracing::debug!(plugin.name = %self.name, "every watch of the plugin has synced; calls start");
             self.kick(&mut st);
+            drop(st);
+            super::changed(&self.changes);
         }
     }
 
@@ -622,7 +669,10 @@ impl Lane {
                     spec.delivery,
                 );
             }
-            Notification::Snapshot(mut s) => {
+            Notification::Snapshot(s) => {
+                // Only the objects of the buckets held now; the others come
+                // with their bucket, if this replica takes it.
+                let mut s = self.scope.retain_held(self.shard_key, s);
                 self.learn_kind(index, &s.kind);
                 let wanted = match s.purpose {
                     Purpose::Initial => EventType::Added,
@@ -641,6 +691,17 @@ impl Lane {
                 }
             }
         }
+    }
+
+    /// Deliver part of a subscription's objects (those of buckets this
+    /// replica just took) as `added`, beside whatever else is delivered;
+    /// no `synced` follows.
+    pub(super) fn replay_part(self: &Arc<Self>, index: u32, spec: &Subscription, part: Snapshot) {
+        if !spec.event_types.contains(&EventType::Added) || part.objects.is_empty() {
+            return;
+        }
+        self.learn_kind(index, &part.kind);
+        self.start(Cursor::new(index, part, spec.delivery, false).partial());
     }
 
     /// Stop taking new events but handle the queued ones; wait up to `grace`

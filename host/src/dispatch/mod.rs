@@ -32,7 +32,7 @@ pub use queue::{Backlog, EventQueue, Job, Key, Pushed};
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::{
     action::ActionQueue,
@@ -42,6 +42,7 @@ use crate::{
         subscriptions::{Request, State, Subscriptions},
     },
     plugin::{Manifest, Plugin},
+    shard::Scope,
     vocabulary::KindKey,
 };
 
@@ -112,6 +113,12 @@ pub struct Dispatcher {
     subscriptions: Arc<Subscriptions>,
     cache: Arc<Store>,
     actions: Arc<ActionQueue>,
+    /// Bumped whenever the set of plugins in service changes (one added,
+    /// replaced or removed) and when a plugin starts (its watches synced):
+    /// what follows the plugins (the webhook registrar) waits on it.
+    changes: Arc<watch::Sender<u64>>,
+    /// What this replica works on (every object, unless sharded).
+    scope: Scope,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -136,7 +143,22 @@ impl Dispatcher {
             subscriptions,
             cache,
             actions,
+            changes: Arc::new(watch::Sender::new(0)),
+            scope: Scope::all(),
         }
+    }
+
+    /// A receiver that sees a new value whenever a plugin is added,
+    /// replaced, removed or starts.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The same dispatcher, working only on what `scope` admits.
+    #[must_use]
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// The action queue behind the lanes.
@@ -171,6 +193,7 @@ impl Dispatcher {
             return Err(Error::Duplicate(name));
         }
         tracing::info!(plugin.name = %name, digest = %lane.plugin().digest(), subscriptions = lane.plugin().manifest().subscriptions.len(), "plugin in service");
+        changed(&self.changes);
         Ok(lane)
     }
 
@@ -178,15 +201,19 @@ impl Dispatcher {
     async fn build(&self, plugin: Plugin) -> Arc<Lane> {
         let subs = plugin.manifest().subscriptions.clone();
         let reads = cached_kinds(plugin.manifest());
+        let store = plugin.state().cloned();
         let lane = Arc::new(Lane::new(
             plugin,
             self.config.clone(),
             self.actions.clone(),
             self.cache.clone(),
+            self.changes.clone(),
+            self.scope.clone(),
         ));
         lane.state.lock().unsynced = (0..subs.len() + reads.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
+        wait_for_store(&lane, store);
         for (index, s) in subs.iter().enumerate() {
             let (tx, rx) = mpsc::channel(self.config.intake_buffer);
             let request = Request {
@@ -256,15 +283,20 @@ impl Dispatcher {
         if same_watches(old.manifest(), plugin.manifest()) {
             let digest = plugin.digest().to_string();
             let subs = plugin.manifest().subscriptions.clone();
+            // A new version whose store is not loaded yet (it asks for the
+            // durable tier now) waits for it, like a fresh lane.
+            wait_for_store(&lane, plugin.state().cloned());
             *lane.plugin.write() = Arc::new(plugin);
             old.release_indexes();
             self.replay(&lane, &subs).await;
             tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %digest, "plugin replaced in place; initial sync replayed");
+            changed(&self.changes);
             return Ok(lane);
         }
         let new_lane = self.build(plugin).await;
         self.lanes.lock().insert(name.clone(), new_lane.clone());
         tracing::info!(plugin.name = %name, old_digest = %old.digest(), digest = %new_lane.plugin().digest(), "plugin replaced with new watches");
+        changed(&self.changes);
         self.release_watches(&lane).await;
         tokio::spawn(async move {
             let left = lane.finish(Duration::from_secs(30)).await;
@@ -325,6 +357,26 @@ impl Dispatcher {
         }
     }
 
+    /// Give every plugin the cached objects of `buckets`, which this replica
+    /// just took, as `added` (no `synced`): they decide on the current state
+    /// of what they now work on, including whatever happened while another
+    /// replica held it.
+    pub async fn replay_buckets(&self, buckets: &[u16]) {
+        let wanted: std::collections::HashSet<u16> = buckets.iter().copied().collect();
+        for lane in self.lanes() {
+            let subs = lane.plugin().manifest().subscriptions.clone();
+            let ids: Vec<_> = lane.subscriptions.lock().clone();
+            let key = self.scope.key_for(lane.name());
+            for (index, (id, spec)) in ids.iter().zip(&subs).enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                if let Some(snapshot) = self.subscriptions.replay(*id).await {
+                    let part = self.scope.retain(key, snapshot, |b| wanted.contains(&b));
+                    lane.replay_part(index, spec, part);
+                }
+            }
+        }
+    }
+
     /// A fresh initial sync of every subscription of `lane` from the cache.
     async fn replay(&self, lane: &Arc<Lane>, subs: &[crate::plugin::manifest::Subscription]) {
         let ids: Vec<_> = lane.subscriptions.lock().clone();
@@ -347,6 +399,7 @@ impl Dispatcher {
         let (dropped, running) = lane.close(Duration::from_secs(5)).await;
         lane.plugin().release_indexes();
         tracing::info!(plugin.name = %name, pending_dropped = dropped, still_running = running, "plugin removed");
+        changed(&self.changes);
         true
     }
 
@@ -389,6 +442,7 @@ impl Dispatcher {
     /// Events still pending are dropped and reported. Returns how many.
     pub async fn shutdown(&self, grace: Duration) -> usize {
         let lanes: Vec<_> = self.lanes.lock().drain().map(|(_, l)| l).collect();
+        changed(&self.changes);
         let mut dropped_total = 0;
         for lane in &lanes {
             self.release_watches(lane).await;
@@ -402,6 +456,29 @@ impl Dispatcher {
         }
         dropped_total
     }
+}
+
+/// Tell whoever follows the plugins that something changed.
+pub(crate) fn changed(changes: &watch::Sender<u64>) {
+    changes.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// The lane's "watch" that stands for its store: a durable store must be
+/// loaded before the plugin's first call.
+const STORE_WATCH: u32 = u32::MAX;
+
+/// Hold the lane's calls until `store` is loaded (a durable store reads its
+/// objects first; a memory store is loaded from the start).
+fn wait_for_store(lane: &Arc<Lane>, store: Option<Arc<crate::state::Store>>) {
+    let Some(store) = store.filter(|s| s.load() != crate::state::Load::Loaded) else {
+        return;
+    };
+    lane.state.lock().unsynced.insert(STORE_WATCH);
+    let lane = lane.clone();
+    tokio::spawn(async move {
+        store.loaded().await;
+        lane.synced(STORE_WATCH);
+    });
 }
 
 /// Kinds a plugin reads from the cache without subscribing to all of them:

@@ -278,37 +278,45 @@ impl EventQueue {
         let Key::Object(kind, object) = key else {
             return;
         };
-        let Some(cursor) = self
+        let mut taken = Vec::new();
+        for cursor in self
             .cursors
             .iter_mut()
-            .find(|c| c.subscription == subscription && c.kind == *kind)
-        else {
-            return;
-        };
-        let Some((_, state)) = cursor.take(object) else {
-            return;
-        };
-        let mut job = Job::new(key.clone(), subscription, cursor.event(state));
-        job.refresh = cursor.refreshes();
-        job.seq = self.seq();
-        self.append(job);
+            .filter(|c| c.subscription == subscription && c.kind == *kind)
+        {
+            if let Some((_, state)) = cursor.take(object) {
+                let mut job = Job::new(key.clone(), subscription, cursor.event(state));
+                job.refresh = cursor.refreshes();
+                taken.push(job);
+            }
+        }
+        for mut job in taken {
+            job.seq = self.seq();
+            self.append(job);
+        }
     }
 
     /// Deliver a snapshot through a cursor. An initial list replaces any
     /// cursor its subscription still has (the plugin starts over); a resync
-    /// while its subscription is still being delivered to is dropped: the
-    /// running cursor brings the objects soon enough.
+    /// while its subscription is still being delivered to in full is
+    /// dropped: the running cursor brings the objects soon enough. A
+    /// partial cursor (the objects of a bucket just taken) runs beside the
+    /// others.
     pub fn start(&mut self, cursor: Cursor) {
-        let same = self
-            .cursors
-            .iter()
-            .position(|c| c.subscription == cursor.subscription);
-        match (same, cursor.purpose) {
-            (Some(_), Purpose::Resync) => return,
-            (Some(at), Purpose::Initial) => {
-                self.cursors.remove(at);
+        if !cursor.is_partial() {
+            let sub = cursor.subscription;
+            match cursor.purpose {
+                Purpose::Resync
+                    if self
+                        .cursors
+                        .iter()
+                        .any(|c| c.subscription == sub && !c.is_partial()) =>
+                {
+                    return;
+                }
+                Purpose::Resync => {}
+                Purpose::Initial => self.cursors.retain(|c| c.subscription != sub),
             }
-            (None, _) => {}
         }
         if cursor.is_done() {
             // Nothing to deliver: only the barrier, if wanted.
@@ -891,6 +899,75 @@ mod tests {
                 (EventType::Added, "b".into()),
                 (EventType::Added, "c".into()),
                 (EventType::Synced, String::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_buckets_replay_runs_beside_the_initial_list_and_a_live_event_still_comes_after_it() {
+        let mut q = EventQueue::new(100);
+        q.start(Cursor::new(
+            0,
+            snapshot(Purpose::Initial, &["a", "b"]),
+            Delivery::EveryEvent,
+            true,
+        ));
+        // A bucket taken meanwhile: its objects, without a second `synced`.
+        q.start(
+            Cursor::new(
+                0,
+                snapshot(Purpose::Initial, &["c", "d"]),
+                Delivery::EveryEvent,
+                false,
+            )
+            .partial(),
+        );
+        // A live change of d before the replay reaches it comes after it.
+        q.push(job(EventType::Modified, "d", "2"), Delivery::EveryEvent);
+        let mut got: Vec<_> = drain(&mut q)
+            .into_iter()
+            .map(|(t, n, r, _)| (t, n, r))
+            .collect();
+        let synced = got.iter().filter(|(t, ..)| *t == EventType::Synced).count();
+        assert_eq!(synced, 1);
+        let d: Vec<_> = got.iter().filter(|(_, n, _)| n == "d").cloned().collect();
+        assert_eq!(
+            d,
+            [
+                (EventType::Added, "d".into(), "1".into()),
+                (EventType::Modified, "d".into(), "2".into())
+            ]
+        );
+        got.sort_by(|a, b| a.1.cmp(&b.1));
+        let names: Vec<_> = got.iter().map(|(_, n, _)| n.as_str()).collect();
+        assert_eq!(names, ["", "a", "b", "c", "d", "d"]);
+    }
+
+    #[test]
+    fn a_resync_while_only_a_bucket_is_replayed_is_delivered() {
+        let mut q = EventQueue::new(100);
+        q.start(
+            Cursor::new(
+                0,
+                snapshot(Purpose::Initial, &["c"]),
+                Delivery::EveryEvent,
+                false,
+            )
+            .partial(),
+        );
+        q.start(Cursor::new(
+            0,
+            snapshot(Purpose::Resync, &["e"]),
+            Delivery::EveryEvent,
+            false,
+        ));
+        let mut got: Vec<_> = drain(&mut q).into_iter().map(|(t, n, ..)| (t, n)).collect();
+        got.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            got,
+            [
+                (EventType::Added, "c".into()),
+                (EventType::Resync, "e".into())
             ]
         );
     }

@@ -2,15 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::AppState;
+use super::{ApiError, AppState};
 use crate::{
     action::DeadLetter,
     dispatch::{CallFailure, CircuitState, Distribution, LaneCounts},
     informer::{WatchState, subscriptions::State as SubscriptionState},
+    state::{Load, Quota, Store, Tier, Usage},
     vocabulary::KindKey,
 };
 
@@ -73,6 +77,9 @@ pub struct PluginView {
     /// How long its calls take (deadlines count wall-clock time).
     #[serde(skip_serializing_if = "Option::is_none")]
     call_durations: Option<Distribution>,
+    /// Its store (plugins of contract 0.3.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<StoreView>,
 }
 
 /// What waits for a plugin.
@@ -101,6 +108,9 @@ struct Counters {
     refused: BTreeMap<&'static str, u64>,
     instances: u64,
     recycled: u64,
+    /// Calls run again because another instance changed what they read
+    /// from the store before they could commit.
+    reruns: u64,
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Option<Value> {
@@ -185,8 +195,10 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Plugins> {
                 refused: plugin.refusals().into_iter().collect(),
                 instances: counts.instances,
                 recycled: counts.recycled,
+                reruns: counts.reruns,
             }),
             call_durations: Some(stats.durations.distribution()),
+            state: plugin.state().map(|s| StoreView::of(s)),
         });
     }
     // Files that never loaded have no lane; they are plugins too, broken ones.
@@ -210,6 +222,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Plugins> {
             queue: None,
             counters: None,
             call_durations: None,
+            state: None,
         });
     }
     Json(Plugins { plugins: out })
@@ -264,6 +277,100 @@ pub async fn dead_letters(State(state): State<AppState>) -> Json<DeadLetters> {
     Json(DeadLetters {
         dead_letters: state.runtime.actions().dead_letters(),
     })
+}
+
+/// `/api/v1/shards`: how the work is shared. Without sharding, this
+/// replica works on everything (`mode: all`), or does while it leads
+/// (`mode: leader`).
+pub async fn shards(State(state): State<AppState>) -> Json<ShardsView> {
+    let runtime = &state.runtime;
+    let fenced = runtime.actions().stats().counts().fenced;
+    let Some(shards) = runtime.scope().shards() else {
+        let leading = runtime.actions().is_active();
+        return Json(ShardsView {
+            mode: if runtime.leader_election() {
+                ShardMode::Leader
+            } else {
+                ShardMode::All
+            },
+            acting: leading,
+            ..ShardsView::default()
+        });
+    };
+    let now = std::time::Instant::now();
+    let fence = shards.fence();
+    let held = fence.held_at(now);
+    let view = shards.view();
+    Json(ShardsView {
+        mode: ShardMode::Sharded,
+        acting: !held.is_empty(),
+        identity: Some(shards.identity().to_string()),
+        buckets: Some(shards.config().buckets),
+        keys: shards
+            .config()
+            .keys
+            .iter()
+            .map(|(plugin, key)| (plugin.clone(), key.as_str()))
+            .collect(),
+        held: Some(held),
+        singleton: Some(fence.singleton()),
+        joined: Some(view.joined),
+        members: Some(view.members),
+        holders: Some(view.holders),
+        handoffs: Some(shards.handoffs().counts()),
+        actions_fenced: Some(fenced),
+    })
+}
+
+/// How the work is shared.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ShardMode {
+    /// One replica does everything.
+    #[default]
+    All,
+    /// `--leader-elect`: the leader executes the actions.
+    Leader,
+    /// Replicas share the work on bucket Leases.
+    Sharded,
+}
+
+/// The body of `/api/v1/shards`.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardsView {
+    mode: ShardMode,
+    /// Whether this replica executes anything now: it leads, or holds a
+    /// bucket.
+    acting: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
+    /// How many buckets there are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buckets: Option<u16>,
+    /// Plugins bucketed by something else than the object.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    keys: BTreeMap<String, &'static str>,
+    /// The buckets this replica holds now (its fence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<Vec<u16>>,
+    /// Whether it does the cluster-wide work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    singleton: Option<bool>,
+    /// Whether it has announced itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    joined: Option<bool>,
+    /// The live replicas and how many buckets each holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    members: Option<Vec<crate::shard::Member>>,
+    /// Per bucket, its holder as this replica sees the Leases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holders: Option<Vec<Option<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handoffs: Option<crate::shard::HandoffCounts>,
+    /// Actions not written because their bucket had moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actions_fenced: Option<u64>,
 }
 
 /// Which dead letters `POST /api/v1/dead-letters/retry` queues again.
@@ -361,4 +468,198 @@ pub struct SubscriptionView {
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetters {
     dead_letters: Vec<DeadLetter>,
+}
+
+/// `/api/v1/webhooks`: every webhook this replica serves (and the ones of
+/// plugins unloaded since), with its requests by decision, failures by
+/// cause and last error, and what the registrar last did.
+pub async fn webhooks(State(state): State<AppState>) -> Json<Webhooks> {
+    Json(match &state.admission {
+        Some(a) => Webhooks {
+            enabled: true,
+            webhooks: a.views(),
+            registration: Some(a.registration()),
+        },
+        None => Webhooks {
+            enabled: false,
+            webhooks: Vec::new(),
+            registration: None,
+        },
+    })
+}
+
+/// The body of `/api/v1/webhooks`.
+#[derive(Debug, Serialize)]
+pub struct Webhooks {
+    /// Whether this host serves admission (`--webhook-addr`).
+    enabled: bool,
+    webhooks: Vec<crate::admission::webhooks::WebhookView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration: Option<crate::admission::registrar::Status>,
+}
+
+/// A plugin's store, as the admin API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreView {
+    plugin: String,
+    tier: Tier,
+    /// Whether the plugin's calls may start: a durable store's objects
+    /// have been read.
+    load: Load,
+    /// Keys and bytes held.
+    #[serde(flatten)]
+    usage: Usage,
+    quota: Quota,
+    /// Where a durable store's objects are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    /// How many objects a durable store is spread over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shards: Option<usize>,
+    /// Operations by operation and outcome (`ok` or the error code).
+    operations: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// Calls' writes by outcome: committed, conflict, failed, standby.
+    commits: BTreeMap<&'static str, u64>,
+}
+
+impl StoreView {
+    fn of(store: &Store) -> Self {
+        let mut operations: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
+        for (op, outcome, n) in store.stats().ops() {
+            operations
+                .entry(op.as_str())
+                .or_default()
+                .insert(outcome.as_str(), n);
+        }
+        Self {
+            plugin: store.plugin().to_string(),
+            tier: store.tier(),
+            load: store.load(),
+            usage: store.usage(),
+            quota: store.quota(),
+            namespace: store.namespace().map(str::to_string),
+            shards: (store.tier() == Tier::Durable).then(|| store.shard_count()),
+            operations,
+            commits: store
+                .stats()
+                .commits()
+                .into_iter()
+                .map(|(o, n)| (o.as_str(), n))
+                .collect(),
+        }
+    }
+}
+
+/// The body of `/api/v1/state`.
+#[derive(Debug, Serialize)]
+pub struct Stores {
+    stores: Vec<StoreView>,
+}
+
+/// `/api/v1/state`: every plugin's store, with its usage.
+pub async fn stores(State(state): State<AppState>) -> Json<Stores> {
+    let stores = state.runtime.stores().all();
+    Json(Stores {
+        stores: stores.iter().map(|s| StoreView::of(s)).collect(),
+    })
+}
+
+fn store_of(state: &AppState, plugin: &str) -> Result<std::sync::Arc<Store>, ApiError> {
+    state
+        .runtime
+        .stores()
+        .get(plugin)
+        .ok_or_else(|| ApiError::not_found(format!("plugin {plugin} has no store")))
+}
+
+/// `?prefix=&cursor=&limit=`.
+#[derive(Debug, serde::Deserialize)]
+pub struct KeysQuery {
+    #[serde(default)]
+    prefix: String,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The body of `/api/v1/state/{plugin}/keys`.
+#[derive(Debug, Serialize)]
+pub struct Keys {
+    plugin: String,
+    keys: Vec<String>,
+    /// Where the next page starts; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+}
+
+/// `/api/v1/state/{plugin}/keys`: a page of a store's keys, in order.
+pub async fn state_keys(
+    State(state): State<AppState>,
+    Path(plugin): Path<String>,
+    Query(q): Query<KeysQuery>,
+) -> Result<Json<Keys>, ApiError> {
+    let store = store_of(&state, &plugin)?;
+    let limit = q.limit.unwrap_or(1_000).clamp(1, 10_000);
+    let (keys, cursor) = store.page(&q.prefix, q.cursor.as_deref(), limit);
+    Ok(Json(Keys {
+        plugin,
+        keys,
+        cursor,
+    }))
+}
+
+/// `?key=`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ValueQuery {
+    key: String,
+}
+
+/// The body of `/api/v1/state/{plugin}/value`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueView {
+    plugin: String,
+    key: String,
+    /// The value, when it is UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    /// The value in base64, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_base64: Option<String>,
+    version: String,
+    /// When it expires, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+/// `/api/v1/state/{plugin}/value?key=`: one key's value.
+pub async fn state_value(
+    State(state): State<AppState>,
+    Path(plugin): Path<String>,
+    Query(q): Query<ValueQuery>,
+) -> Result<Json<ValueView>, ApiError> {
+    use base64::Engine as _;
+    let store = store_of(&state, &plugin)?;
+    let (value, version, expires_at) = store
+        .read(&q.key)
+        .ok_or_else(|| ApiError::not_found(format!("plugin {plugin} has no key {:?}", q.key)))?;
+    let (text, encoded) = match std::str::from_utf8(&value) {
+        Ok(t) => (Some(t.to_string()), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(&value)),
+        ),
+    };
+    Ok(Json(ValueView {
+        plugin,
+        key: q.key,
+        value: text,
+        value_base64: encoded,
+        version: version.to_string(),
+        expires_at: expires_at.and_then(|ms| {
+            jiff::Timestamp::from_millisecond(i64::try_from(ms).ok()?)
+                .ok()
+                .map(|t| t.to_string())
+        }),
+    }))
 }

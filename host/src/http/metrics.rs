@@ -81,6 +81,84 @@ impl HostCollector {
 
 type Labels = Vec<(&'static str, String)>;
 
+impl HostCollector {
+    /// The plugins' stores: operations, commits, usage, durable writes.
+    fn encode_state(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stores = self.runtime.stores().all();
+        let plugin = |s: &crate::state::Store| vec![("plugin", s.plugin().to_string())];
+        let mut ops = Vec::new();
+        let mut commits = Vec::new();
+        for store in &stores {
+            for (op, outcome, n) in store.stats().ops() {
+                let mut labels = plugin(store);
+                labels.push(("operation", op.as_str().to_string()));
+                labels.push(("outcome", outcome.as_str().to_string()));
+                ops.push((labels, counter(n)));
+            }
+            for (outcome, n) in store.stats().commits() {
+                let mut labels = plugin(store);
+                labels.push(("outcome", outcome.as_str().to_string()));
+                commits.push((labels, counter(n)));
+            }
+        }
+        family(
+            encoder,
+            "informant_state_operations",
+            "Calls of plugins to their stores, by operation and outcome: ok, or the error code the plugin got (invalid, forbidden, limit-exceeded).",
+            MetricType::Counter,
+            ops,
+        )?;
+        family(
+            encoder,
+            "informant_state_commits",
+            "Calls' writes to their stores by outcome: committed; conflict (another instance changed what the call read: it runs again); failed (the durable tier could not write); standby (durable writes of a replica that does not lead, dropped).",
+            MetricType::Counter,
+            commits,
+        )?;
+        let usage = |f: &dyn Fn(crate::state::Usage) -> u64| {
+            stores
+                .iter()
+                .map(|s| {
+                    (
+                        plugin(s),
+                        gauge(usize::try_from(f(s.usage())).unwrap_or(usize::MAX)),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            encoder,
+            "informant_state_keys",
+            "Keys in a plugin's store.",
+            MetricType::Gauge,
+            usage(&|u| u.keys),
+        )?;
+        family(
+            encoder,
+            "informant_state_bytes",
+            "Bytes of keys and values in a plugin's store.",
+            MetricType::Gauge,
+            usage(&|u| u.bytes),
+        )?;
+        let mut histograms = encoder.encode_descriptor(
+            "informant_state_write_duration_seconds",
+            "Writes of the durable tier to the API server, from request to answer.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for store in stores
+            .iter()
+            .filter(|s| s.tier() == crate::state::Tier::Durable)
+        {
+            store
+                .stats()
+                .write_seconds
+                .encode(histograms.encode_family(&plugin(store))?)?;
+        }
+        Ok(())
+    }
+}
+
 /// One family of labelled values.
 fn family<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
@@ -310,16 +388,67 @@ impl Collector for HostCollector {
             vec![(Vec::new(), gauge(self.runtime.actions().outstanding()))],
         )?;
 
+        let shards = self.runtime.scope().shards();
         family(
             &mut encoder,
             "informant_leader",
-            "1 while this replica executes actions (always, without leader election).",
+            "1 while this replica executes actions (always, without leader election); sharded, while it holds the leader Lease and does the cluster-wide work.",
             MetricType::Gauge,
             vec![(
                 Vec::new(),
-                gauge(usize::from(self.runtime.actions().is_active())),
+                gauge(usize::from(shards.map_or_else(
+                    || self.runtime.actions().is_active(),
+                    |s| s.fence().singleton(),
+                ))),
             )],
         )?;
+        family(
+            &mut encoder,
+            "informant_actions_fenced",
+            "Actions not written because this replica no longer held the bucket of the object they came from (sharded mode); its new holder redoes the work.",
+            MetricType::Counter,
+            vec![(Vec::new(), counter(q.counts().fenced))],
+        )?;
+        if let Some(shards) = shards {
+            let held = shards.fence().held_at(std::time::Instant::now()).len();
+            family(
+                &mut encoder,
+                "informant_shard_buckets_held",
+                "Buckets this replica holds (sharded mode).",
+                MetricType::Gauge,
+                vec![(Vec::new(), gauge(held))],
+            )?;
+            family(
+                &mut encoder,
+                "informant_shard_buckets",
+                "Buckets the objects fall into (sharded mode).",
+                MetricType::Gauge,
+                vec![(Vec::new(), gauge(usize::from(shards.config().buckets)))],
+            )?;
+            family(
+                &mut encoder,
+                "informant_shard_members",
+                "Live replicas sharing the work, as this replica sees their membership Leases.",
+                MetricType::Gauge,
+                vec![(Vec::new(), gauge(shards.view().members.len()))],
+            )?;
+            let h = shards.handoffs().counts();
+            family(
+                &mut encoder,
+                "informant_shard_handoffs",
+                "Buckets changing hands here: acquired (taken), released (handed over on purpose), lost (taken by another replica after renewals failed), lapsed (no renewal within the renew deadline).",
+                MetricType::Counter,
+                [
+                    ("acquired", h.acquired),
+                    ("released", h.released),
+                    ("lost", h.lost),
+                    ("lapsed", h.lapsed),
+                ]
+                .into_iter()
+                .map(|(d, v)| (vec![("direction", d.to_string())], counter(v)))
+                .collect(),
+            )?;
+        }
         family(
             &mut encoder,
             "informant_actions_standby",
@@ -412,6 +541,8 @@ impl Collector for HostCollector {
                 .map(|(r, sums)| (vec![("resource", r.clone())], gauge(sums.4)))
                 .collect(),
         )?;
+
+        self.encode_state(&mut encoder)?;
 
         if let Some(reloader) = &self.reloader {
             let files = reloader.statuses();

@@ -19,7 +19,7 @@ use axum::{
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::{reload::Reloader, runtime::Runtime};
+use crate::{admission::Admission, reload::Reloader, runtime::Runtime};
 
 pub use metrics::HostCollector;
 
@@ -52,6 +52,14 @@ impl ApiError {
         }
     }
 
+    /// An error with this status.
+    pub fn new(status: StatusCode, what: impl Into<String>) -> Self {
+        Self {
+            status,
+            error: what.into(),
+        }
+    }
+
     /// A 404 for a path that does not exist.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self {
@@ -78,19 +86,37 @@ pub struct AppState {
     pub registry: Arc<prometheus_client::registry::Registry>,
     /// The host's collector in that registry, refreshed before a scrape.
     pub collector: Arc<HostCollector>,
+    /// The webhooks served, if admission is on.
+    pub admission: Option<Arc<Admission>>,
 }
 
 impl AppState {
     /// State for `runtime`, with a registry holding the host's metrics.
     pub fn new(runtime: Arc<Runtime>, reloader: Option<Arc<Reloader>>) -> Self {
+        Self::with_admission(runtime, reloader, None)
+    }
+
+    /// State for `runtime` serving `admission` too: its metrics, its admin
+    /// view and its readiness.
+    pub fn with_admission(
+        runtime: Arc<Runtime>,
+        reloader: Option<Arc<Reloader>>,
+        admission: Option<Arc<Admission>>,
+    ) -> Self {
         let mut registry = prometheus_client::registry::Registry::default();
         let collector = Arc::new(HostCollector::new(runtime.clone(), reloader.clone()));
         registry.register_collector(Box::new(collector.clone()));
+        if let Some(a) = &admission {
+            registry.register_collector(Box::new(
+                crate::admission::metrics::AdmissionCollector::new(a.clone()),
+            ));
+        }
         Self {
             runtime,
             reloader,
             registry: Arc::new(registry),
             collector,
+            admission,
         }
     }
 }
@@ -106,7 +132,9 @@ pub fn health_router(state: AppState) -> Router {
 }
 
 /// The admin API: `/api/v1/plugins`, `/api/v1/subscriptions`,
-/// `/api/v1/dead-letters` (and `POST /api/v1/dead-letters/retry`).
+/// `/api/v1/dead-letters` (and `POST /api/v1/dead-letters/retry`), `/api/v1/webhooks`,
+/// `/api/v1/state` (every store's usage), `/api/v1/state/{plugin}/keys?prefix=&cursor=&limit=`
+/// `/api/v1/state/{plugin}/value?key=` and `/api/v1/shards`.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/plugins", get(admin::plugins))
@@ -116,6 +144,11 @@ pub fn admin_router(state: AppState) -> Router {
             "/api/v1/dead-letters/retry",
             axum::routing::post(admin::retry_dead_letters),
         )
+        .route("/api/v1/webhooks", get(admin::webhooks))
+        .route("/api/v1/state", get(admin::stores))
+        .route("/api/v1/state/{plugin}/keys", get(admin::state_keys))
+        .route("/api/v1/state/{plugin}/value", get(admin::state_value))
+        .route("/api/v1/shards", get(admin::shards))
         .fallback(not_found)
         .with_state(state)
 }
@@ -157,6 +190,26 @@ async fn checks(state: &AppState) -> Vec<Check> {
         .filter(|l| !l.started())
         .map(|l| l.name().to_string())
         .collect();
+    // Durable stores of plugins in service that are not loaded yet.
+    let in_service: Vec<String> = state
+        .runtime
+        .dispatcher()
+        .lanes()
+        .iter()
+        .map(|l| l.name().to_string())
+        .collect();
+    let unloaded: Vec<String> = state
+        .runtime
+        .stores()
+        .all()
+        .iter()
+        .filter(|s| in_service.iter().any(|n| n == s.plugin()))
+        .filter_map(|s| match s.load() {
+            crate::state::Load::Loaded => None,
+            crate::state::Load::Loading => Some(format!("{} (loading)", s.plugin())),
+            crate::state::Load::Unavailable(why) => Some(format!("{} ({why})", s.plugin())),
+        })
+        .collect();
     let mut unsynced: Vec<String> = state
         .runtime
         .subscriptions()
@@ -192,6 +245,11 @@ async fn checks(state: &AppState) -> Vec<Check> {
             })
         })
         .collect();
+    let webhooks = state
+        .admission
+        .as_ref()
+        .map(|a| a.waiting())
+        .unwrap_or_default();
     vec![
         Check {
             name: "plugins",
@@ -224,12 +282,33 @@ async fn checks(state: &AppState) -> Vec<Check> {
             },
         },
         Check {
+            name: "state",
+            ok: unloaded.is_empty(),
+            reason: if unloaded.is_empty() {
+                "every durable store is loaded".into()
+            } else {
+                format!("durable stores not loaded yet: {}", unloaded.join(", "))
+            },
+        },
+        Check {
             name: "dispatch",
             ok: waiting.is_empty(),
             reason: if waiting.is_empty() {
                 "every plugin has started".into()
             } else {
                 format!("waiting for their watches to sync: {}", waiting.join(", "))
+            },
+        },
+        Check {
+            name: "webhooks",
+            ok: webhooks.is_empty(),
+            reason: if webhooks.is_empty() {
+                "every webhook answers".into()
+            } else {
+                format!(
+                    "waiting for their plugins' subscriptions to sync: {}",
+                    webhooks.join(", ")
+                )
             },
         },
     ]

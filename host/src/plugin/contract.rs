@@ -5,20 +5,29 @@
 //! below only converts the generated types. Exports are called through
 //! [`Exports`], which turns each version's manifest and event into the
 //! host's own.
+//!
+//! From 0.3.0 a component may also export `admission` (the
+//! `plugin-with-admission` world, which includes `plugin`): the imports are
+//! the same, so the host links one set, and tells the two worlds apart by
+//! whether the component has that export.
 
 use wasmtime::component::HasSelf;
 use wasmtime::{Store, component::Linker};
 
 use super::{
     Event, Manifest,
-    bindings::{v0_1, v0_2},
+    admission::{AdmissionRequest, Verdict},
+    bindings::{v0_1, v0_2, v0_3},
     host::{ActionRequest, Code, GuestError, HostState, Level},
     manifest::ManifestError,
 };
 use crate::{action::Severity, vocabulary::ObjectRef};
 
 /// The contract versions the host speaks, newest first.
-pub(crate) const VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
+pub(crate) const VERSIONS: [&str; 3] = ["0.3.0", "0.2.0", "0.1.0"];
+
+/// The name of the admission export of 0.3.0.
+pub(crate) const ADMISSION_EXPORT: &str = "informant:plugin/admission@0.3.0";
 
 /// Implement the imports of one contract version for [`HostState`].
 macro_rules! imports {
@@ -208,20 +217,114 @@ macro_rules! imports {
 
 imports!(imports_v0_1, v0_1);
 imports!(imports_v0_2, v0_2);
+imports!(imports_v0_3, v0_3);
 
-/// Add every version's imports to `linker`.
+/// The `state` interface, new in 0.3.0: the store's host functions.
+mod state_v0_3 {
+    use super::*;
+    use crate::plugin::bindings::v0_3::informant::plugin::{state, types};
+
+    impl state::Host for HostState {
+        fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::Error> {
+            Ok(HostState::state_get(self, &key)?)
+        }
+
+        fn get_versioned(&mut self, key: String) -> Result<Option<state::Versioned>, types::Error> {
+            Ok(HostState::state_get_versioned(self, &key)?
+                .map(|(value, version)| state::Versioned { value, version }))
+        }
+
+        fn set(
+            &mut self,
+            key: String,
+            value: Vec<u8>,
+            ttl_ms: Option<u64>,
+        ) -> Result<(), types::Error> {
+            Ok(HostState::state_set(self, key, value, ttl_ms)?)
+        }
+
+        fn delete(&mut self, key: String) -> Result<(), types::Error> {
+            Ok(HostState::state_delete(self, key)?)
+        }
+
+        fn exists(&mut self, key: String) -> Result<bool, types::Error> {
+            Ok(HostState::state_exists(self, &key)?)
+        }
+
+        fn compare_and_swap(
+            &mut self,
+            key: String,
+            expected: Option<String>,
+            value: Vec<u8>,
+            ttl_ms: Option<u64>,
+        ) -> Result<bool, types::Error> {
+            Ok(HostState::state_compare_and_swap(
+                self, key, expected, value, ttl_ms,
+            )?)
+        }
+
+        fn increment(&mut self, key: String, delta: i64) -> Result<i64, types::Error> {
+            Ok(HostState::state_increment(self, key, delta)?)
+        }
+
+        fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, types::Error> {
+            Ok(HostState::state_get_many(self, &keys)?)
+        }
+
+        fn set_many(
+            &mut self,
+            entries: Vec<(String, Vec<u8>)>,
+            ttl_ms: Option<u64>,
+        ) -> Result<(), types::Error> {
+            Ok(HostState::state_set_many(self, entries, ttl_ms)?)
+        }
+
+        fn delete_many(&mut self, keys: Vec<String>) -> Result<(), types::Error> {
+            Ok(HostState::state_delete_many(self, keys)?)
+        }
+
+        fn list_keys(
+            &mut self,
+            prefix: String,
+            cursor: Option<String>,
+            limit: u32,
+        ) -> Result<state::KeyPage, types::Error> {
+            let (keys, cursor) = HostState::state_list_keys(self, &prefix, cursor, limit)?;
+            Ok(state::KeyPage { keys, cursor })
+        }
+    }
+}
+
+/// Add every version's imports to `linker`. The `plugin-with-admission`
+/// world imports exactly what `plugin` does, so these serve both.
 ///
 /// # Errors
 /// If wasmtime refuses a definition (a bug in the bindings, not a user error).
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    v0_3::Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     v0_2::Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     v0_1::Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 
+/// The `admission` export's functions, found by name at load time; their
+/// types are checked when an instance is created (the first, `init`'s,
+/// is created at load time too).
+type AdmissionIndices = v0_3::with_admission::exports::informant::plugin::admission::GuestIndices;
+
+/// One instance's `admission` export.
+pub(crate) type Admission = v0_3::with_admission::exports::informant::plugin::admission::Guest;
+
 /// A component's exports, checked at load time, ready to instantiate.
 #[derive(Clone)]
 pub(crate) enum ExportsPre {
+    /// Built against 0.3.0, for the `plugin` world or, with `admission`,
+    /// the `plugin-with-admission` world.
+    V0_3 {
+        pre: wasmtime::component::InstancePre<HostState>,
+        plugin: v0_3::PluginIndices,
+        admission: Option<AdmissionIndices>,
+    },
     /// Built against 0.2.0.
     V0_2(v0_2::PluginPre<HostState>),
     /// Built against 0.1.0.
@@ -234,28 +337,69 @@ impl ExportsPre {
     /// # Errors
     /// What is missing or mistyped, against the newest version.
     pub(crate) fn new(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Self> {
-        match v0_2::PluginPre::new(pre.clone()) {
-            Ok(p) => Ok(Self::V0_2(p)),
-            Err(newest) => v0_1::PluginPre::new(pre)
-                .map(Self::V0_1)
-                .map_err(|_| newest),
+        let newest = match v0_3::PluginIndices::new(&pre) {
+            Ok(plugin) => {
+                let admission = AdmissionIndices::new(&pre).ok();
+                return Ok(Self::V0_3 {
+                    pre,
+                    plugin,
+                    admission,
+                });
+            }
+            Err(e) => e,
+        };
+        if let Ok(p) = v0_2::PluginPre::new(pre.clone()) {
+            return Ok(Self::V0_2(p));
         }
+        v0_1::PluginPre::new(pre)
+            .map(Self::V0_1)
+            .map_err(|_| newest)
     }
 
     /// The contract version the component speaks.
     pub(crate) fn version(&self) -> &'static str {
         match self {
-            Self::V0_2(_) => VERSIONS[0],
-            Self::V0_1(_) => VERSIONS[1],
+            Self::V0_3 { .. } => VERSIONS[0],
+            Self::V0_2(_) => VERSIONS[1],
+            Self::V0_1(_) => VERSIONS[2],
         }
+    }
+
+    /// Whether the component exports `admission` (it targets the
+    /// `plugin-with-admission` world).
+    pub(crate) fn has_admission(&self) -> bool {
+        matches!(
+            self,
+            Self::V0_3 {
+                admission: Some(_),
+                ..
+            }
+        )
     }
 
     /// A new instance's exports.
     ///
     /// # Errors
-    /// If instantiation fails (a start function trapped, memory refused).
+    /// If instantiation fails (a start function trapped, memory refused),
+    /// or an export has the wrong type.
     pub(crate) fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
         Ok(match self {
+            Self::V0_3 {
+                pre,
+                plugin,
+                admission,
+            } => {
+                let instance = pre.instantiate(&mut *store)?;
+                let exports = plugin.load(&mut *store, &instance)?;
+                let admission = admission
+                    .as_ref()
+                    .map(|a| a.load(&mut *store, &instance))
+                    .transpose()?;
+                Exports::V0_3 {
+                    plugin: exports,
+                    admission,
+                }
+            }
             Self::V0_2(p) => Exports::V0_2(p.instantiate(&mut *store)?),
             Self::V0_1(p) => Exports::V0_1(p.instantiate(&mut *store)?),
         })
@@ -264,18 +408,45 @@ impl ExportsPre {
 
 /// One instance's exports.
 pub(crate) enum Exports {
+    /// Built against 0.3.0.
+    V0_3 {
+        plugin: v0_3::Plugin,
+        admission: Option<Admission>,
+    },
     /// Built against 0.2.0.
     V0_2(v0_2::Plugin),
     /// Built against 0.1.0.
     V0_1(v0_1::Plugin),
 }
 
+impl Exports {
+    /// The `admission` export of a 0.3.0 instance of the
+    /// `plugin-with-admission` world.
+    pub(crate) fn admission(&self) -> Option<&Admission> {
+        match self {
+            Self::V0_3 { admission, .. } => admission.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// A manifest as a plugin returned it, before the host validates it.
-pub(crate) type RawManifest = v0_2::informant::plugin::types::Manifest;
+pub(crate) type RawManifest = v0_3::informant::plugin::types::Manifest;
+
+/// An older version's manifest as a 0.3.0 one: the fields it lacks are
+/// none (each is an option).
+fn upgrade<M: serde::Serialize>(old: M, version: &str) -> Result<RawManifest, ManifestError> {
+    serde_json::to_value(old)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ManifestError {
+            field: format!("({version} manifest)"),
+            reason: e.to_string(),
+        })
+}
 
 impl Exports {
-    /// Call `describe`; a 0.1.0 manifest reads as a 0.2.0 one without the
-    /// fields 0.1.0 lacks.
+    /// Call `describe`; a 0.1.0 or 0.2.0 manifest reads as a 0.3.0 one
+    /// without the fields it lacks.
     ///
     /// # Errors
     /// A trap or an interrupt.
@@ -283,23 +454,12 @@ impl Exports {
         &self,
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<Result<Manifest, ManifestError>> {
-        let raw: RawManifest = match self {
-            Self::V0_2(p) => p.call_describe(store)?,
-            Self::V0_1(p) => {
-                let old = p.call_describe(store)?;
-                let upgraded = serde_json::to_value(old).and_then(serde_json::from_value);
-                match upgraded {
-                    Ok(m) => m,
-                    Err(e) => {
-                        return Ok(Err(ManifestError {
-                            field: "(0.1.0 manifest)".into(),
-                            reason: e.to_string(),
-                        }));
-                    }
-                }
-            }
+        let raw = match self {
+            Self::V0_3 { plugin, .. } => Ok(plugin.call_describe(store)?),
+            Self::V0_2(p) => upgrade(p.call_describe(store)?, VERSIONS[1]),
+            Self::V0_1(p) => upgrade(p.call_describe(store)?, VERSIONS[2]),
         };
-        Ok(Manifest::try_from(raw))
+        Ok(raw.and_then(Manifest::try_from))
     }
 
     /// Call `init` with the settings.
@@ -312,9 +472,91 @@ impl Exports {
         settings: &str,
     ) -> wasmtime::Result<Result<(), GuestError>> {
         Ok(match self {
+            Self::V0_3 { plugin, .. } => plugin.call_init(store, settings)?.map_err(Into::into),
             Self::V0_2(p) => p.call_init(store, settings)?.map_err(Into::into),
             Self::V0_1(p) => p.call_init(store, settings)?.map_err(Into::into),
         })
+    }
+
+    /// Call the `admission` export's `review` with one request, and read
+    /// its answer as a [`Verdict`].
+    ///
+    /// # Errors
+    /// A trap or an interrupt; the plugin's own error is the inner result,
+    /// as is asking a component that has no `admission` export (its
+    /// manifest declares no webhook, so the host never does).
+    pub(crate) fn admit(
+        &self,
+        store: &mut Store<HostState>,
+        request: &AdmissionRequest,
+    ) -> wasmtime::Result<Result<Verdict, GuestError>> {
+        use super::admission::RequestOperation as Op;
+        use v0_3::with_admission::exports::informant::plugin::admission as wit;
+        let Some(admission) = self.admission() else {
+            let version = match self {
+                Self::V0_3 { .. } => VERSIONS[0],
+                Self::V0_2(_) => VERSIONS[1],
+                Self::V0_1(_) => VERSIONS[2],
+            };
+            return Ok(Err(GuestError {
+                code: Code::Failed,
+                message: format!(
+                    "built against informant:plugin@{version} without the admission export"
+                ),
+            }));
+        };
+        let r = wit::Request {
+            uid: request.uid.clone(),
+            operation: match request.operation {
+                Op::Create => v0_3::informant::plugin::types::Operation::Create,
+                Op::Update => v0_3::informant::plugin::types::Operation::Update,
+                Op::Delete => v0_3::informant::plugin::types::Operation::Delete,
+                Op::Connect => v0_3::informant::plugin::types::Operation::Connect,
+            },
+            kind: wit::GroupVersionKind {
+                group: request.kind.group.clone(),
+                version: request.kind.version.clone(),
+                kind: request.kind.kind.clone(),
+            },
+            resource: wit::GroupVersionResource {
+                group: request.resource.group.clone(),
+                version: request.resource.version.clone(),
+                resource: request.resource.resource.clone(),
+            },
+            sub_resource: request.sub_resource.clone(),
+            namespace: request.namespace.clone(),
+            name: (!request.name.is_empty()).then(|| request.name.clone()),
+            user_info: wit::UserInfo {
+                username: request.user_info.username.clone(),
+                uid: request.user_info.uid.clone(),
+                groups: request.user_info.groups.clone(),
+                extra: request.user_info.extra.clone(),
+            },
+            object: request.object.clone(),
+            old_object: request.old_object.clone(),
+            dry_run: request.dry_run,
+            options: request.options.clone(),
+        };
+        Ok(admission
+            .call_review(store, &r)?
+            .map(|response| {
+                let mut verdict = Verdict {
+                    allowed: true,
+                    warnings: response.warnings,
+                    ..Verdict::default()
+                };
+                match response.decision {
+                    wit::Decision::Allow => {}
+                    wit::Decision::Patch(patch) => verdict.patch = Some(patch),
+                    wit::Decision::Deny(d) => {
+                        verdict.allowed = false;
+                        verdict.message = Some(d.message);
+                        verdict.code = Some(d.code);
+                    }
+                }
+                verdict
+            })
+            .map_err(Into::into))
     }
 
     /// Call `handle` with one event.
@@ -334,6 +576,25 @@ impl Exports {
             .unwrap_or_default();
         let old_object = event.old_object.as_ref().map(|o| o.json().to_string());
         Ok(match self {
+            Self::V0_3 { plugin, .. } => {
+                use v0_3::informant::plugin::types as t;
+                let e = t::Event {
+                    event_type: match event.event_type {
+                        E::Added => t::EventType::Added,
+                        E::Modified => t::EventType::Modified,
+                        E::Deleted => t::EventType::Deleted,
+                        E::Synced => t::EventType::Synced,
+                        E::Resync => t::EventType::Resync,
+                    },
+                    subscription: event.subscription,
+                    initial: event.initial,
+                    final_state_unknown: event.final_state_unknown,
+                    object,
+                    old_object,
+                    merged: event.merged,
+                };
+                plugin.call_handle(store, &e)?.map_err(Into::into)
+            }
             Self::V0_2(p) => {
                 use v0_2::informant::plugin::types as t;
                 let e = t::Event {

@@ -37,6 +37,9 @@ pub(crate) struct PluginContext {
     pub(crate) limits: Limits,
     /// Reads and actions refused to the plugin, by the code it got back.
     pub(crate) refusals: Refusals,
+    /// Its store (0.3.0 plugins): the same for every version of the
+    /// plugin, so it survives reloads.
+    pub(crate) state: Option<Arc<crate::state::Store>>,
 }
 
 /// Cache reads and actions the host refused a plugin, by the error code the
@@ -148,13 +151,24 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     /// None while `describe` runs: the manifest is not known yet, so every
     /// import refuses.
-    ctx: Option<Arc<PluginContext>>,
+    pub(crate) ctx: Option<Arc<PluginContext>>,
+    /// The current call's transaction on the store, from its first store
+    /// call; committed by the caller only if the call returns ok.
+    pub(crate) txn: Option<crate::state::Transaction>,
+    /// What the current call may do with the store.
+    pub(crate) access: crate::state::Access,
     /// Actions enqueued by the current call, committed only if it returns ok.
     pending: Vec<Action>,
     /// Bytes the cache has returned during the current call.
     result_bytes: usize,
     stdout: Arc<Mutex<Capture>>,
     stderr: Arc<Mutex<Capture>>,
+    /// The current call is an admission call: it may read the cache, never
+    /// enqueue (an admission call has no side effects).
+    admission: bool,
+    /// The first read or action refused during the current admission call:
+    /// a verdict that rests on what the plugin could not see is not used.
+    refused_in_call: Option<String>,
 }
 
 impl HostState {
@@ -181,10 +195,14 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             ctx,
+            txn: None,
+            access: crate::state::Access::ReadWrite,
             pending: Vec::new(),
             result_bytes: 0,
             stdout,
             stderr,
+            admission: false,
+            refused_in_call: None,
         }
     }
 
@@ -193,11 +211,35 @@ impl HostState {
         self.stderr.lock().recent().to_string()
     }
 
-    /// Reset per-call state before a call.
+    /// Reset per-call state before a call that may write the store.
     pub(crate) fn begin_call(&mut self) {
+        self.begin_call_with(crate::state::Access::ReadWrite);
+    }
+
+    /// Reset per-call state before a call, saying what it may do with the
+    /// store (`init` and admission reviews only read).
+    pub(crate) fn begin_call_with(&mut self, access: crate::state::Access) {
         self.pending.clear();
+        self.txn = None;
+        self.access = access;
         self.result_bytes = 0;
         self.limiter.refused = false;
+        self.admission = false;
+        self.refused_in_call = None;
+    }
+
+    /// Reset per-call state before an admission call: it reads, and writes
+    /// nothing (no actions, no store writes).
+    pub(crate) fn begin_admission(&mut self) {
+        self.begin_call_with(crate::state::Access::ReadOnly(
+            "an admission review has no side effects; write from handle",
+        ));
+        self.admission = true;
+    }
+
+    /// What was refused first during the current admission call, if anything.
+    pub(crate) fn refused_in_call(&self) -> Option<&str> {
+        self.refused_in_call.as_deref()
     }
 
     /// Take the call's actions and flush its output.
@@ -207,7 +249,7 @@ impl HostState {
         std::mem::take(&mut self.pending)
     }
 
-    fn plugin_ctx(&self) -> Result<&Arc<PluginContext>, GuestError> {
+    pub(crate) fn plugin_ctx(&self) -> Result<&Arc<PluginContext>, GuestError> {
         self.ctx.as_ref().ok_or_else(|| {
             error(
                 Code::Forbidden,
@@ -232,7 +274,7 @@ impl HostState {
     }
 
     /// Account for `bytes` more returned to the guest in this call.
-    fn charge(&mut self, bytes: usize, items: usize) -> Result<(), GuestError> {
+    pub(crate) fn charge(&mut self, bytes: usize, items: usize) -> Result<(), GuestError> {
         let limits = &self.plugin_ctx()?.limits;
         let (max_bytes, max_items) = (limits.max_host_result_bytes, limits.max_list_items);
         if items > max_items {
@@ -586,11 +628,15 @@ impl HostState {
     /// Count and report a refusal, and hand it to the guest. Reported at the
     /// 1st, 10th, 100th... time per plugin and code, so a plugin that keeps
     /// asking does not flood the log.
-    fn refused<T>(&self, what: &str, result: Result<T, GuestError>) -> Result<T, GuestError> {
+    fn refused<T>(&mut self, what: &str, result: Result<T, GuestError>) -> Result<T, GuestError> {
         use std::sync::atomic::Ordering::Relaxed;
         let Err(e) = &result else {
             return result;
         };
+        if self.admission && self.refused_in_call.is_none() && e.code != Code::Failed {
+            self.refused_in_call =
+                Some(format!("{what} refused ({}): {}", e.code.name(), e.message));
+        }
         let Some(ctx) = &self.ctx else {
             return result;
         };
@@ -608,6 +654,14 @@ impl HostState {
             tracing::debug!(plugin.name = %ctx.name, code = e.code.name(), refused_total = n, "{what} refused: {}", e.message);
         }
         result
+    }
+
+    /// Count and report a refused call to the store.
+    pub(crate) fn refused_state<T>(
+        &mut self,
+        result: Result<T, GuestError>,
+    ) -> Result<T, GuestError> {
+        self.refused("state call", result)
     }
 
     pub(crate) fn get(&mut self, r: ObjectRef) -> Result<Option<String>, GuestError> {
@@ -692,6 +746,15 @@ impl HostState {
 
     fn enqueue_inner(&mut self, action: ActionRequest) -> Result<(), GuestError> {
         let ctx = self.plugin_ctx()?.clone();
+        if self.admission {
+            return Err(error(
+                Code::Forbidden,
+                format!(
+                    "plugin {}: an admission call cannot enqueue actions: it must have no side effects (react to the change in handle instead)",
+                    ctx.name
+                ),
+            ));
+        }
         let max = ctx.limits.max_actions_per_call;
         if self.pending.len() >= max {
             return Err(error(

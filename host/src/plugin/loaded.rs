@@ -16,14 +16,46 @@ use wasmtime::{Store, Trap, component::Component};
 
 use super::{
     CallError, Engine, Error, Event, Limits, Outcome,
+    admission::{AdmissionRequest, Verdict},
     contract::{Exports, ExportsPre},
     host::{GuestError, HostState, PluginContext, truncate},
     manifest::Manifest,
 };
-use crate::{action::Action, cache::Store as Cache};
+use crate::{
+    action::Action,
+    cache::Store as Cache,
+    state::{self, Stores},
+};
 
 /// Longest error message kept from a guest.
 const MAX_GUEST_ERROR: usize = 4096;
+/// What kind of call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `handle`: may enqueue actions and write the store.
+    Event,
+    /// `review`: reads only.
+    Admission,
+}
+
+/// What an admission call returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The plugin's verdict.
+    pub verdict: Verdict,
+    /// The first cache read (or action, or store write) refused during the
+    /// call, if any: the verdict then rests on what the plugin could not see.
+    pub refused: Option<String>,
+}
+
+/// One run of a call: its value, its actions, its transaction (if the
+/// plugin returned ok), and the first refusal of an admission call.
+type Ran<T> = (T, Vec<Action>, Option<state::Transaction>, Option<String>);
+
+/// How many times a call runs when other instances keep changing what it
+/// read before it can commit; then it fails, and is retried like any
+/// failed call.
+const MAX_RUNS: u32 = 32;
 
 /// How a plugin is loaded.
 #[derive(Debug, Clone)]
@@ -34,6 +66,7 @@ pub struct LoadOptions {
     max_idle_instances: usize,
     /// The name it runs under, when not its manifest's.
     name: Option<String>,
+    stores: Arc<Stores>,
 }
 
 impl Default for LoadOptions {
@@ -46,6 +79,7 @@ impl Default for LoadOptions {
             settings: serde_json::Value::Null,
             max_idle_instances: std::thread::available_parallelism().map_or(2, |n| n.get()),
             name: None,
+            stores: Arc::new(Stores::default()),
         }
     }
 }
@@ -87,6 +121,14 @@ impl LoadOptions {
         self.max_idle_instances = n.max(1);
         self
     }
+
+    /// Where the plugin's store comes from: by default a store of its own
+    /// in memory; the running host's [`Stores`] keep it across reloads.
+    #[must_use]
+    pub fn stores(mut self, stores: Arc<Stores>) -> Self {
+        self.stores = stores;
+        self
+    }
 }
 
 /// Counters of one plugin version's calls.
@@ -107,6 +149,9 @@ pub struct CallStats {
     /// Idle instances dropped to give memory back: a call had grown them
     /// far past their size after `init`.
     pub(crate) recycled: AtomicU64,
+    /// Calls run again because another instance changed what they read
+    /// from the store before they could commit.
+    pub(crate) reruns: AtomicU64,
 }
 
 /// A snapshot of [`CallStats`].
@@ -127,6 +172,8 @@ pub struct CallCounts {
     pub instances: u64,
     /// Idle instances dropped to give memory back.
     pub recycled: u64,
+    /// Calls run again after a conflict on the store.
+    pub reruns: u64,
 }
 
 struct Instance {
@@ -202,7 +249,27 @@ fn describe_with(engine: &Engine, pre: &ExportsPre, limits: &Limits) -> Result<M
         .describe(&mut store)
         .map_err(|e| Error::Describe(classify(&e, &store, &startup(limits)).to_string()))?;
     store.data_mut().end_call();
-    Ok(manifest?)
+    let manifest = manifest?;
+    check_admission(&manifest, pre)?;
+    Ok(manifest)
+}
+
+/// A component serves admission when, and only when, its manifest declares
+/// the webhook and it exports `admission`.
+fn check_admission(manifest: &Manifest, pre: &ExportsPre) -> Result<(), Error> {
+    match (manifest.admission.is_some(), pre.has_admission()) {
+        (true, false) => Err(Error::Admission(format!(
+            "the manifest declares an admission webhook (manifest.admission), but the component \
+             does not export {}: build it for the plugin-with-admission world",
+            super::contract::ADMISSION_EXPORT
+        ))),
+        (false, true) => Err(Error::Admission(format!(
+            "the component exports {} but its manifest declares no webhook: declare it in \
+             manifest.admission, or build for the plugin world",
+            super::contract::ADMISSION_EXPORT
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// How long instantiating a plugin and running `describe` or `init` may
@@ -303,6 +370,19 @@ impl Plugin {
             added.push(cache_name.clone());
             indexes.insert(decl.name.clone(), cache_name);
         }
+        // Plugins of the contracts before 0.3.0 cannot reach a store.
+        let opened = if pre.version() == super::contract::VERSIONS[0] {
+            match options.stores.open(&manifest.name, &manifest.state) {
+                Ok(opened) => Some(opened),
+                Err(e) => {
+                    added.iter().for_each(|n| cache.remove_index(n));
+                    return Err(Error::State(e));
+                }
+            }
+        } else {
+            None
+        };
+        let state = opened.as_ref().map(|o| o.store.clone());
         let ctx = Arc::new(PluginContext {
             name: options
                 .name
@@ -314,6 +394,7 @@ impl Plugin {
             indexes,
             limits,
             refusals: super::host::Refusals::default(),
+            state,
         });
         let plugin = Self {
             ctx,
@@ -337,6 +418,9 @@ impl Plugin {
                 return Err(e);
             }
         }
+        if let Some(opened) = &opened {
+            options.stores.keep(opened);
+        }
         Ok(plugin)
     }
 
@@ -351,9 +435,16 @@ impl Plugin {
     }
 
     /// The version of the WIT contract the component was built against:
-    /// `0.2.0` or `0.1.0`.
+    /// `0.3.0`, `0.2.0` or `0.1.0`.
     pub fn contract_version(&self) -> &'static str {
         self.pre.version()
+    }
+
+    /// Whether the component exports `admission` (the
+    /// `plugin-with-admission` world); its manifest then declares the
+    /// webhook.
+    pub fn serves_admission(&self) -> bool {
+        self.pre.has_admission()
     }
 
     /// The SHA-256 of the component's bytes, hex.
@@ -364,6 +455,11 @@ impl Plugin {
     /// The limits in force, after the manifest's requests.
     pub fn limits(&self) -> &Limits {
         &self.ctx.limits
+    }
+
+    /// Its store: none for plugins of contracts before 0.3.0.
+    pub fn state(&self) -> Option<&Arc<state::Store>> {
+        self.ctx.state.as_ref()
     }
 
     /// The call counters.
@@ -377,6 +473,7 @@ impl Plugin {
             trapped: s.trapped.load(Ordering::Relaxed),
             instances: s.instances.load(Ordering::Relaxed),
             recycled: s.recycled.load(Ordering::Relaxed),
+            reruns: s.reruns.load(Ordering::Relaxed),
         }
     }
 
@@ -416,10 +513,11 @@ impl Plugin {
             ))
         })?;
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
-        store.data_mut().begin_call();
+        store.data_mut().begin_call_with(super::store::INIT_CLOSED);
         let result = exports.init(&mut store, &self.settings);
-        // Actions enqueued by init are never committed.
+        // Actions enqueued by init are never committed; it cannot use the store.
         store.data_mut().end_call();
+        store.data_mut().take_transaction();
         match result {
             Ok(Ok(())) => {
                 let baseline = store.data().limiter.linear_bytes;
@@ -434,65 +532,135 @@ impl Plugin {
         }
     }
 
-    /// Handle one event on an idle instance (or a fresh one), and return the
-    /// actions the call committed.
+    /// Handle one event on an idle instance (or a fresh one), commit what
+    /// it wrote to its store, and return the actions the call committed.
     ///
-    /// An instance that trapped is dropped, never reused.
+    /// An instance that trapped is dropped, never reused. A call whose
+    /// reads of the store another instance changed before it could commit
+    /// runs again (up to 32 times), its first run's actions dropped. The
+    /// durable tier's commit waits for the API server: call this from a
+    /// blocking thread.
     ///
     /// # Errors
-    /// [`CallError`] says how the call failed; its actions are discarded.
+    /// [`CallError`] says how the call failed; its actions and its writes
+    /// are discarded.
     pub fn handle(&self, event: &Event) -> Result<Vec<Action>, CallError> {
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            let limits = &self.ctx.limits;
+            let ((), actions, txn, _) = self
+                .run(limits, Mode::Event, |exports, store| {
+                    exports.handle(store, event)
+                })
+                .inspect_err(|e| self.count(e))?;
+            let committed = match txn {
+                Some(txn) => txn.commit(),
+                None => Ok(()),
+            };
+            match committed {
+                Ok(()) => {
+                    self.stats.ok.fetch_add(1, Ordering::Relaxed);
+                    return Ok(actions);
+                }
+                Err(state::CommitError::Conflict) if runs < MAX_RUNS => {
+                    self.stats.reruns.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let err = CallError::Failed {
+                        code: super::host::Code::Failed.name().into(),
+                        message: match e {
+                            state::CommitError::Conflict => format!(
+                                "other instances changed what the call read from the store before it could commit, {MAX_RUNS} runs in a row"
+                            ),
+                            state::CommitError::Failed(why) => why,
+                        },
+                    };
+                    self.count(&err);
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Ask the plugin about one admission request, under `deadline` (or
+    /// its own deadline, if shorter). The call reads the cache (and the
+    /// store) as `handle` does, and can neither enqueue actions nor write
+    /// the store. Its outcome is not counted with the event calls:
+    /// admission has its own counters.
+    ///
+    /// # Errors
+    /// [`CallError`] says how the call failed.
+    pub fn admit(
+        &self,
+        request: &AdmissionRequest,
+        deadline: Duration,
+    ) -> Result<Admitted, CallError> {
+        let limits = self
+            .ctx
+            .limits
+            .clone()
+            .deadline(deadline.min(self.ctx.limits.deadline));
+        self.run(&limits, Mode::Admission, |exports, store| {
+            exports.admit(store, request)
+        })
+        .map(|(verdict, _, _, refused)| Admitted { verdict, refused })
+    }
+
+    /// One run of a call: its value, its actions, its transaction (if the
+    /// plugin returned ok) and, for an admission call, its first refusal.
+    /// Counts nothing but recycled instances.
+    fn run<T>(
+        &self,
+        limits: &Limits,
+        mode: Mode,
+        call: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<Result<T, GuestError>>,
+    ) -> Result<Ran<T>, CallError> {
         let pooled = self.idle.lock().pop();
         let mut instance = match pooled {
             Some(i) => i,
-            None => self.instance().inspect_err(|e| self.count(e))?,
+            None => self.instance()?,
         };
-        let limits = &self.ctx.limits;
-        instance.store.data_mut().begin_call();
+        match mode {
+            Mode::Event => instance.store.data_mut().begin_call(),
+            Mode::Admission => instance.store.data_mut().begin_admission(),
+        }
         instance
             .store
             .set_epoch_deadline(Engine::ticks_for(limits.deadline));
-        let result = instance.exports.handle(&mut instance.store, event);
+        let result = call(&instance.exports, &mut instance.store);
         // Before the call's output is flushed: a panic's message is in it.
         let panic = result
             .as_ref()
             .err()
             .and_then(|_| panic_message(&instance.store.data().stderr_recent()));
+        let refused = instance.store.data().refused_in_call().map(str::to_string);
         let actions = instance.store.data_mut().end_call();
+        let txn = instance.store.data_mut().take_transaction();
         let outcome = match result {
-            Ok(Ok(())) => {
-                self.stats.ok.fetch_add(1, Ordering::Relaxed);
-                Ok(actions)
-            }
+            Ok(Ok(value)) => Ok((value, actions, txn, refused)),
             // A language runtime turns a refused growth into its own error
             // (Python's MemoryError) and returns it: still out of memory, and
             // an instance at its cap is not worth keeping.
             Ok(Err(e)) if instance.store.data().limiter.refused => {
-                let err = CallError::OutOfMemory {
+                return Err(CallError::OutOfMemory {
                     limit_bytes: limits.memory_bytes,
                     trap: format!(
                         "the plugin returned an error ({}): {}",
                         e.code.name(),
                         truncate(e.message, MAX_GUEST_ERROR)
                     ),
-                };
-                self.count(&err);
-                return Err(err);
+                });
             }
             Ok(Err(e)) => Err(failed(e)),
             Err(e) => {
-                let err = match (e.downcast_ref::<Trap>(), panic) {
+                // A trapped instance may be in any state: drop it.
+                return Err(match (e.downcast_ref::<Trap>(), panic) {
                     (Some(Trap::UnreachableCodeReached), Some(panic)) => CallError::Trap(panic),
                     _ => classify(&e, &instance.store, limits),
-                };
-                self.count(&err);
-                // A trapped instance may be in any state: drop it.
-                return Err(err);
+                });
             }
         };
-        if let Err(e) = &outcome {
-            self.count(e);
-        }
         if !instance.fit_to_keep() {
             self.stats.recycled.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(plugin.name = %self.ctx.name, linear_mib = instance.store.data().limiter.linear_bytes >> 20, at_rest_mib = instance.baseline >> 20, "instance dropped to give memory back");

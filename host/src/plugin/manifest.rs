@@ -5,9 +5,13 @@ use std::{collections::HashSet, time::Duration};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::bindings::types as wit;
+use super::{
+    bindings::types as wit,
+    webhook::{self, Webhook},
+};
 use crate::{
     cache::FieldPath,
+    state::Tier,
     vocabulary::{EventType, KindKey, Verb},
 };
 use informant_k8s::selector::{self, FieldSelector, LabelSelector};
@@ -200,6 +204,9 @@ pub struct ResourceRequest {
     pub instances: Option<u32>,
 }
 
+/// What a plugin asks of its store (`manifest.state`).
+pub use crate::state::Request as StateRequest;
+
 /// A validated manifest.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -218,6 +225,11 @@ pub struct Manifest {
     pub writes: Vec<WriteGrant>,
     /// Limits it asks for.
     pub resources: ResourceRequest,
+    /// What it asks of its store.
+    pub state: StateRequest,
+    /// The admission webhook it serves, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Webhook>,
 }
 
 const MAX_SUBSCRIPTIONS: usize = 64;
@@ -254,6 +266,18 @@ fn check_api_version(field: &str, value: &str) -> Result<(), ManifestError> {
 fn kind_key(field: &str, api_version: &str, kind: &str) -> Result<KindKey, ManifestError> {
     check_api_version(&format!("{field}.apiVersion"), api_version)?;
     check_text(&format!("{field}.kind"), kind, "kind")?;
+    // The durable state tier's objects are the host's: a plugin that could
+    // watch or write them could read or break every plugin's store.
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    if group == "informant.dev"
+        && ["pluginstate", "pluginstates", "pst"].contains(&kind.to_ascii_lowercase().as_str())
+    {
+        return Err(invalid(
+            format!("{field}.kind"),
+            "PluginState objects are the host's own (the durable state tier); a plugin keeps \
+             its state through the state interface",
+        ));
+    }
     Ok(KindKey::new(api_version, kind))
 }
 
@@ -271,10 +295,10 @@ impl TryFrom<wit::Manifest> for Manifest {
             ));
         }
         check_text("version", &m.version, "version")?;
-        if m.subscriptions.is_empty() {
+        if m.subscriptions.is_empty() && m.admission.is_none() {
             return Err(invalid(
                 "subscriptions",
-                "a plugin needs at least one subscription",
+                "a plugin needs at least one subscription, or an admission webhook",
             ));
         }
         if m.subscriptions.len() > MAX_SUBSCRIPTIONS {
@@ -351,6 +375,11 @@ impl TryFrom<wit::Manifest> for Manifest {
             verbs.dedup();
             writes.push(WriteGrant { kind, verbs });
         }
+        let state = match m.state {
+            None => StateRequest::default(),
+            Some(s) => state_request(s)?,
+        };
+        let admission = m.admission.map(webhook::webhook).transpose()?;
         Ok(Self {
             name: m.name,
             version: m.version,
@@ -358,6 +387,8 @@ impl TryFrom<wit::Manifest> for Manifest {
             indexes,
             reads,
             writes,
+            state,
+            admission,
             resources: ResourceRequest {
                 memory_mib: m.resources.memory_mib,
                 deadline_ms: m.resources.deadline_ms,
@@ -373,6 +404,28 @@ impl TryFrom<wit::Manifest> for Manifest {
             },
         })
     }
+}
+
+fn state_request(s: wit::StateRequest) -> Result<StateRequest, ManifestError> {
+    let positive = |field: &str, v: Option<u64>| match v {
+        Some(0) => Err(invalid(
+            format!("state.{field}"),
+            "must be at least 1 (or none, for the host's default)",
+        )),
+        _ => Ok(()),
+    };
+    positive("maxKeys", s.max_keys.map(u64::from))?;
+    positive("maxValueBytes", s.max_value_bytes.map(u64::from))?;
+    positive("maxTotalBytes", s.max_total_bytes)?;
+    Ok(StateRequest {
+        tier: match s.tier {
+            wit::StateTier::Memory => Tier::Memory,
+            wit::StateTier::Durable => Tier::Durable,
+        },
+        max_keys: s.max_keys,
+        max_value_bytes: s.max_value_bytes,
+        max_total_bytes: s.max_total_bytes,
+    })
 }
 
 fn subscription(field: &str, s: wit::Subscription) -> Result<Subscription, ManifestError> {
@@ -494,6 +547,8 @@ mod tests {
                 deadline_ms: None,
                 instances: None,
             },
+            state: None,
+            admission: None,
         }
     }
 
@@ -550,6 +605,15 @@ mod tests {
             ),
             (
                 Box::new(|m| {
+                    m.permissions.reads.push(wit::KindRef {
+                        api_version: "informant.dev/v1alpha1".into(),
+                        kind: "PluginState".into(),
+                    })
+                }),
+                "permissions.reads[0].kind",
+            ),
+            (
+                Box::new(|m| {
                     m.indexes.push(wit::Index {
                         name: "i".into(),
                         api_version: "v1".into(),
@@ -566,5 +630,43 @@ mod tests {
             let err = Manifest::try_from(m).unwrap_err();
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn a_plugin_with_a_webhook_needs_no_subscription() {
+        let mut m = wit_manifest();
+        m.subscriptions.clear();
+        assert_eq!(
+            Manifest::try_from(m.clone()).unwrap_err().field,
+            "subscriptions"
+        );
+        m.admission = Some(super::webhook::tests::wit_webhook());
+        let m = Manifest::try_from(m).unwrap();
+        assert!(m.admission.is_some());
+    }
+
+    #[test]
+    fn a_state_request_is_read_and_zero_quotas_refused() {
+        let mut m = wit_manifest();
+        assert_eq!(
+            Manifest::try_from(m.clone()).unwrap().state.tier,
+            Tier::Memory
+        );
+        m.state = Some(wit::StateRequest {
+            tier: wit::StateTier::Durable,
+            max_keys: Some(100),
+            max_value_bytes: None,
+            max_total_bytes: None,
+        });
+        let state = Manifest::try_from(m.clone()).unwrap().state;
+        assert_eq!(state.tier, Tier::Durable);
+        assert_eq!(state.max_keys, Some(100));
+        if let Some(s) = m.state.as_mut() {
+            s.max_total_bytes = Some(0);
+        }
+        assert_eq!(
+            Manifest::try_from(m).unwrap_err().field,
+            "state.maxTotalBytes"
+        );
     }
 }

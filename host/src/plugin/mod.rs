@@ -5,6 +5,7 @@
 //! after a trap. Every call runs under a CPU deadline (epoch interruption),
 //! a memory cap and caps on what crosses the boundary.
 
+pub mod admission;
 pub(crate) mod bindings;
 mod contract;
 mod engine;
@@ -13,6 +14,8 @@ mod limits;
 mod loaded;
 pub mod manifest;
 mod output;
+mod store;
+pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,8 +24,8 @@ use serde::Serialize;
 pub use engine::{Binary, EPOCH_TICK, Engine};
 pub use host::HostState;
 pub use limits::Limits;
-pub use loaded::{CallCounts, LoadOptions, Plugin, describe};
-pub use manifest::{Manifest, ManifestError};
+pub use loaded::{Admitted, CallCounts, LoadOptions, Plugin, describe};
+pub use manifest::{Manifest, ManifestError, StateRequest};
 
 use crate::{cache::CachedObject, vocabulary::EventType};
 
@@ -47,9 +50,15 @@ pub enum Error {
     Compile(String),
     /// The component does not target the `informant:plugin/plugin` world.
     #[error(
-        "the component does not match the informant:plugin@0.2.0 `plugin` world (nor 0.1.0's): {0}"
+        "the component does not match the informant:plugin@0.3.0 `plugin` world (nor 0.2.0's or 0.1.0's): {0}"
     )]
     Incompatible(String),
+    /// The manifest's admission webhook and the component's exports disagree.
+    #[error("{0}")]
+    Admission(String),
+    /// The manifest asks of its store what the operator does not allow.
+    #[error("state: {0}")]
+    State(String),
     /// The component could not be instantiated.
     #[error("the component could not be instantiated: {0}")]
     Instantiate(String),

@@ -5,13 +5,66 @@
 //! The Deployments are found through an index the host maintains (ConfigMap
 //! name -> Deployments), not by scanning. The annotation's value is the
 //! ConfigMap's resourceVersion, so a repeated event patches nothing new.
+//!
+//! Each Deployment has a restart budget (settings `budget`: 3 restarts per
+//! 3600 s unless given): a ConfigMap that keeps changing cannot keep its
+//! Deployments rolling. The count lives in the plugin's store, in the
+//! durable tier, so every instance, a reloaded version and a restarted or
+//! newly elected host share it; the key expires with the window. Past the
+//! budget the restarter records a Warning Event instead of restarting.
 
-use informant_sdk::{action, cache, debug, info, prelude::*};
+use std::time::Duration;
+
+use informant_sdk::{action, cache, debug, info, prelude::*, state, warn};
 
 const INDEX: &str = "configmap-users";
 const ANNOTATION_PREFIX: &str = "informant.dev/configmap-";
 
-struct Restarter;
+/// How many restarts a Deployment may get, and in what window.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Budget {
+    restarts: i64,
+    window_seconds: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            restarts: 3,
+            window_seconds: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Options {
+    #[serde(default)]
+    budget: Budget,
+}
+
+struct Restarter {
+    budget: Budget,
+}
+
+impl Restarter {
+    /// Take one restart from `deployment`'s budget; false if none is left.
+    fn spend(&self, deployment: &ObjectRef) -> Result<bool> {
+        let key = format!("restarts/{deployment}");
+        let used: i64 = state::get(&key)?.unwrap_or(0);
+        if used >= self.budget.restarts {
+            return Ok(false);
+        }
+        if used == 0 {
+            // The window starts with the first restart.
+            let window = Duration::from_secs(self.budget.window_seconds);
+            state::set_with_ttl(&key, &0, window)?;
+        }
+        state::increment(&key, 1)?;
+        Ok(true)
+    }
+}
 
 impl Plugin for Restarter {
     fn describe() -> Manifest {
@@ -30,10 +83,18 @@ impl Plugin for Restarter {
             .reads("apps/v1", "Deployment")
             .writes("apps/v1", "Deployment", [Verb::Patch])
             .emits_events()
+            .state(StateTier::Durable)
     }
 
-    fn init(_settings: Settings) -> Result<Self> {
-        Ok(Restarter)
+    fn init(settings: Settings) -> Result<Self> {
+        let Options { budget } = settings.parse()?;
+        if budget.restarts < 0 || budget.window_seconds == 0 {
+            return Err(Error::new(
+                ErrorCode::Invalid,
+                "budget: restarts must be 0 or more, windowSeconds more than 0",
+            ));
+        }
+        Ok(Restarter { budget })
     }
 
     fn handle(&mut self, event: Event) -> Result<()> {
@@ -60,6 +121,21 @@ impl Plugin for Restarter {
                 continue;
             }
             let target = deployment.object_ref();
+            if !self.spend(&target)? {
+                let message = format!(
+                    "ConfigMap {} changed (resourceVersion {}), but the Deployment was restarted {} times in {} s already",
+                    cm.name(),
+                    cm.resource_version(),
+                    self.budget.restarts,
+                    self.budget.window_seconds
+                );
+                action::event(&target, "RestartBudgetExhausted", &message)
+                    .warning()
+                    .action("Restart")
+                    .enqueue()?;
+                warn!("not restarting {target}: {message}");
+                continue;
+            }
             let patch = json!({"spec": {"template": {"metadata": {"annotations": {annotation.clone(): cm.resource_version()}}}}});
             action::merge_patch(&target, patch).enqueue()?;
             let message = format!("ConfigMap {} changed (resourceVersion {})", cm.name(), cm.resource_version());

@@ -4,7 +4,7 @@
 // (plugins/testing/python-sdk-tour) does the same and must produce the same
 // actions.
 
-import { InformantError, Manifest, ObjectRef, Plugin, Subscription, action, cache, log } from "informant";
+import { InformantError, Manifest, ObjectRef, Plugin, Subscription, action, cache, log, state } from "informant";
 
 /** The error code a host call throws, or "ok". */
 function codeOf(call) {
@@ -39,6 +39,35 @@ export default class Tour extends Plugin {
     this.prefix = settings?.prefix ?? "seen";
     // A hostile mode, for the sandbox tests: "spin" or "hog".
     this.mode = settings?.mode;
+  }
+
+  /** Every call of the store; what it saw, as text. */
+  stateTour(name, type) {
+    const seenBefore = state.has(`last/${name}`);
+    state.set(`last/${name}`, { type });
+    const before = state.getVersioned("calls");
+    const calls = state.increment("calls");
+    state.set("short", [1, 2], { ttlMs: 60_000 });
+    state.setMany({ "a/1": 1, "a/2": { two: 2 } });
+    state.deleteMany(["a/1"]);
+    state.setBytes("raw", new Uint8Array([0, 255]));
+    const hex = (bytes) => [...(bytes ?? [])].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return {
+      "state-calls": String(calls),
+      "state-seen-before": String(seenBefore),
+      "state-last": state.get(`last/${name}`).type,
+      "state-versioned": before === undefined ? "none" : String(before.value + 1 === calls && before.version !== ""),
+      "state-cas-stale": String(state.compareAndSwap("calls", "not-a-version", 0)),
+      "state-cas-absent": String(state.compareAndSwap(`once/${name}`, undefined, name)),
+      "state-many": state.getMany(["calls", "missing"]).map((v) => (v === undefined ? "none" : String(v))).join(","),
+      "state-keys": [...state.keys("a/")].join(","),
+      "state-default": String(state.get("missing") ?? "fallback"),
+      "state-raw": hex(state.getBytes("raw")),
+      "state-deleted": String(state.get("a/1") ?? "None"),
+      "state-big": codeOf(() => state.setBytes("big", new Uint8Array(1 << 20))),
+      "state-bad-key": codeOf(() => state.get("")),
+      "state-not-integer": codeOf(() => state.increment("short")),
+    };
   }
 
   handle(event) {
@@ -79,6 +108,7 @@ export default class Tour extends Plugin {
       "forbidden-read": codeOf(() => cache.list("apps/v1", "Deployment")),
       "unknown-index": codeOf(() => cache.byIndex("nope", "x")),
       "forbidden-write": codeOf(() => action.create({ apiVersion: "v1", kind: "Pod", metadata: { name: "p", namespace: "tour" } })),
+      ...this.stateTour(obj.name, event.type),
     };
     log.info(`${obj.ref()}: ${JSON.stringify(report)}`);
     log.debug("debug line");

@@ -3,7 +3,7 @@ reports what it saw through the actions it enqueues, so that a replay shows
 the SDK's whole surface. Its JavaScript twin (plugins/testing/js-sdk-tour)
 does the same and must produce the same actions."""
 
-from informant import Error, Manifest, ObjectRef, Plugin, Subscription, action, cache, log
+from informant import Error, Manifest, ObjectRef, Plugin, Subscription, action, cache, log, state
 
 
 def code_of(call):
@@ -36,6 +36,33 @@ class Tour(Plugin):
         self.prefix = (settings or {}).get("prefix", "seen")
         # A hostile mode, for the sandbox tests: "spin" or "hog".
         self.mode = (settings or {}).get("mode")
+
+    def state_tour(self, name, event_type):
+        """Every call of the store; what it saw, as text."""
+        seen_before = f"last/{name}" in state
+        state[f"last/{name}"] = {"type": event_type}
+        before = state.get_versioned("calls")
+        calls = state.increment("calls")
+        state.set("short", [1, 2], ttl=60)
+        state.set_many({"a/1": 1, "a/2": {"two": 2}})
+        state.delete_many(["a/1"])
+        state.set_bytes("raw", b"\x00\xff")
+        return {
+            "state-calls": str(calls),
+            "state-seen-before": str(seen_before).lower(),
+            "state-last": state[f"last/{name}"]["type"],
+            "state-versioned": "none" if before is None else str(before[0] + 1 == calls and before[1] != "").lower(),
+            "state-cas-stale": str(state.compare_and_swap("calls", "not-a-version", 0)).lower(),
+            "state-cas-absent": str(state.compare_and_swap(f"once/{name}", None, name)).lower(),
+            "state-many": ",".join("none" if v is None else str(v) for v in state.get_many(["calls", "missing"])),
+            "state-keys": ",".join(state.list_keys("a/")),
+            "state-default": str(state.get("missing", "fallback")),
+            "state-raw": (state.get_bytes("raw") or b"").hex(),
+            "state-deleted": str(state.get("a/1")),
+            "state-big": code_of(lambda: state.set_bytes("big", b"x" * (1 << 20))),
+            "state-bad-key": code_of(lambda: state.get("")),
+            "state-not-integer": code_of(lambda: state.increment("short")),
+        }
 
     def handle(self, event):
         if self.mode == "spin":
@@ -76,6 +103,7 @@ class Tour(Plugin):
             "unknown-index": code_of(lambda: cache.by_index("nope", "x")),
             "forbidden-write": code_of(lambda: action.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "tour"}})),
         }
+        report.update(self.state_tour(obj.name, event.type))
         log.info(f"{obj.ref}: {report}")
         log.debug("debug line")
         action.apply({"apiVersion": "v1", "kind": "ConfigMap",

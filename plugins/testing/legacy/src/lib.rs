@@ -3,11 +3,29 @@
 //! before 0.2.0. It labels ConfigMaps labelled `informant.test/legacy`
 //! with `legacy-seen=<event type>` and logs what it saw, so a test can check
 //! that the host still loads and runs it.
+//!
+//! With the `v2` feature it is built against the frozen 0.2.0 contract
+//! instead (`wit/0.2.0/plugin.wit`), as `legacy-v2`: it labels with
+//! `legacy-v2-seen` and logs `legacy-v2 saw ...`.
 
+#[cfg(not(feature = "v2"))]
 wit_bindgen::generate!({
     path: "../../../wit/0.1.0",
     world: "plugin",
 });
+
+#[cfg(feature = "v2")]
+wit_bindgen::generate!({
+    path: "../../../wit/0.2.0",
+    world: "plugin",
+});
+
+/// The plugin's name, which also names its label and its log lines.
+const NAME: &str = if cfg!(feature = "v2") {
+    "legacy-v2"
+} else {
+    "legacy"
+};
 
 use informant::plugin::{
     actions::{self, Action, PatchAction},
@@ -23,7 +41,7 @@ struct Legacy;
 impl Guest for Legacy {
     fn describe() -> Manifest {
         Manifest {
-            name: "legacy".into(),
+            name: NAME.into(),
             version: "0.1.0".into(),
             subscriptions: vec![Subscription {
                 api_version: "v1".into(),
@@ -48,6 +66,8 @@ impl Guest for Legacy {
             resources: ResourceRequest {
                 memory_mib: None,
                 deadline_ms: None,
+                #[cfg(feature = "v2")]
+                instances: None,
             },
         }
     }
@@ -71,8 +91,8 @@ impl Guest for Legacy {
         let (Some(name), namespace) = (field("name"), field("namespace")) else {
             return Ok(());
         };
-        log::log(Level::Info, &format!("legacy saw {name} {seen}"));
-        if event.object.contains("\"legacy-seen\"") {
+        log::log(Level::Info, &format!("{NAME} saw {name} {seen}"));
+        if event.object.contains(&format!("\"{NAME}-seen\"")) {
             return Ok(());
         }
         actions::enqueue(&Action::MergePatch(PatchAction {
@@ -82,7 +102,7 @@ impl Guest for Legacy {
                 namespace,
                 name,
             },
-            patch: format!(r#"{{"metadata":{{"labels":{{"legacy-seen":"{seen}"}}}}}}"#),
+            patch: format!(r#"{{"metadata":{{"labels":{{"{NAME}-seen":"{seen}"}}}}}}"#),
         }))
     }
 }
