@@ -38,8 +38,8 @@ pub const CONTRACT_PATH: &str = "wit/plugin.wit";
 
 const RUST: &[File] = carried!("guest-sdk";
     "Cargo.toml", "README.md",
-    "src/action.rs", "src/cache.rs", "src/error.rs", "src/event.rs", "src/lib.rs", "src/log.rs",
-    "src/manifest.rs",
+    "src/action.rs", "src/admission.rs", "src/cache.rs", "src/error.rs", "src/event.rs", "src/lib.rs",
+    "src/log.rs", "src/manifest.rs", "src/state.rs",
 );
 
 /// The Rust SDK's lock file: the versions of its dependencies it is tested
@@ -51,9 +51,10 @@ pub const RUST_LOCK: &str = include_str!(concat!(
 
 const PYTHON: &[File] = carried!("guest-sdk/python";
     ".gitignore", "README.md", "build.py", "pyproject.toml",
-    "informant/__init__.py", "informant/_bindings.py", "informant/action.py", "informant/cache.py",
-    "informant/error.py", "informant/event.py", "informant/log.py", "informant/manifest.py",
-    "informant/plugin.py", "informant/py.typed",
+    "informant/__init__.py", "informant/_bindings.py", "informant/action.py",
+    "informant/admission.py", "informant/cache.py", "informant/error.py", "informant/event.py",
+    "informant/log.py", "informant/manifest.py", "informant/plugin.py", "informant/py.typed",
+    "informant/state.py",
 );
 
 const JS: &[File] = carried!("guest-sdk/js";
