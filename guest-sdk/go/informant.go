@@ -40,6 +40,11 @@ import (
 	"github.com/informant-dev/informant/guest-sdk/go/internal/wit"
 )
 
+// Version is this SDK's version. Its major.minor are those of the contract
+// it speaks (informant:plugin@0.2); published, the module is tagged
+// guest-sdk/go/v<Version>, and `informant new` requires that version.
+const Version = "0.3.0"
+
 // Plugin is what a plugin implements.
 //
 // Describe runs on a fresh instance, before anything else, and must not

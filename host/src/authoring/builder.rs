@@ -1,6 +1,7 @@
 //! Building a plugin into a component with its language's toolchain: cargo
 //! for Rust, the SDK's build script for Python (componentize-py) and
-//! JavaScript (esbuild, then componentize-js).
+//! JavaScript (esbuild, then componentize-js), and `informant-go`'s build
+//! for Go (go build for wasip1, then wit-component).
 
 use std::{
     path::{Path, PathBuf},
@@ -20,7 +21,7 @@ pub enum Output {
 }
 
 /// Build the project's component into [`Project::component`], with its
-/// settings file beside it. Python and JavaScript components newer than
+/// settings file beside it. Python, JavaScript and Go components newer than
 /// every file of the project (but its `target/` and `tests/`) are not built
 /// again; cargo decides that for Rust. Returns whether anything was built.
 ///
@@ -52,7 +53,7 @@ pub fn build(project: &Project, toolchains: &Toolchains, say: Say<'_>) -> Result
             }
             !same
         }
-        Language::Python | Language::Js if fresh => false,
+        Language::Python | Language::Js | Language::Go if fresh => false,
         Language::Python => {
             say(&format!(
                 "building {} with componentize-py",
@@ -81,6 +82,22 @@ pub fn build(project: &Project, toolchains: &Toolchains, say: Say<'_>) -> Result
                 &partial,
                 false,
                 Output::Shown,
+                say,
+            )?;
+            true
+        }
+        Language::Go => {
+            say(&format!(
+                "building the package of {} with go build (wasip1, reactor) and wit-component",
+                project.show(&project.source)
+            ));
+            let package = project.source.parent().unwrap_or(&project.root);
+            go(
+                toolchains,
+                &project.sdk(),
+                &project.wit(),
+                package,
+                &partial,
                 say,
             )?;
             true
@@ -119,7 +136,7 @@ fn settings_beside(project: &Project) -> Result<(), Error> {
     Ok(())
 }
 
-/// What a Python or JavaScript build reads: every entry of the project but
+/// What a Python, JavaScript or Go build reads: every entry of the project but
 /// its `target/` and `tests/`.
 fn inputs(project: &Project) -> Result<Vec<PathBuf>, Error> {
     let entries = std::fs::read_dir(&project.root).map_err(Error::io(&project.root))?;
@@ -240,6 +257,43 @@ pub fn js(
         .arg("--wit")
         .arg(wit);
     script(command, shown, source)
+}
+
+/// Build the Go package main in `package` into the component `output`
+/// against the contract in `wit`, with `informant-go`'s build: installing
+/// the pinned Go in `toolchains` first if needed (`INFORMANT_GO` names a Go
+/// of the user's instead), `go build` for `wasip1` as a reactor, then
+/// wit-component with the WASI preview1 adapter. A package in a module (a
+/// `go.mod` in its directory or above) builds as the module says; one
+/// without is built against the SDK in `sdk`.
+///
+/// # Errors
+/// Go missing and not installable (saying what to do), or a failed build
+/// with what Go said.
+pub fn go(
+    toolchains: &Toolchains,
+    sdk: &Path,
+    wit: &Path,
+    package: &Path,
+    output: &Path,
+    say: Say<'_>,
+) -> Result<(), Error> {
+    informant_go::toolchain::go_saying(toolchains.dir(), say).map_err(|e| Error::Tool {
+        step: "installing the pinned Go".into(),
+        output: format!("{e:#}"),
+    })?;
+    informant_go::build(&informant_go::Build {
+        package: package.to_path_buf(),
+        output: output.to_path_buf(),
+        wit: Some(wit.to_path_buf()),
+        sdk: Some(sdk.to_path_buf()),
+        toolchains: toolchains.dir().to_path_buf(),
+    })
+    .map(drop)
+    .map_err(|e| Error::Tool {
+        step: format!("building the Go package in {}", package.display()),
+        output: format!("{e:#}"),
+    })
 }
 
 /// Run an SDK's build script.

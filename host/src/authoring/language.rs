@@ -16,11 +16,14 @@ pub enum Language {
     /// JavaScript, with the JavaScript SDK, bundled by esbuild and built by
     /// componentize-js.
     Js,
+    /// Go, with the Go SDK, built by the pinned Go for `wasip1` as a reactor
+    /// and made a component by wit-component (`informant-go`).
+    Go,
 }
 
 impl Language {
     /// Every language, in the order help texts list them.
-    pub const ALL: [Self; 3] = [Self::Rust, Self::Python, Self::Js];
+    pub const ALL: [Self; 4] = [Self::Rust, Self::Python, Self::Js, Self::Go];
 
     /// The name `--lang` and `informant.toml` use.
     pub fn as_str(self) -> &'static str {
@@ -28,6 +31,7 @@ impl Language {
             Self::Rust => "rust",
             Self::Python => "python",
             Self::Js => "js",
+            Self::Go => "go",
         }
     }
 
@@ -37,6 +41,7 @@ impl Language {
             Self::Rust => "Rust",
             Self::Python => "Python",
             Self::Js => "JavaScript",
+            Self::Go => "Go",
         }
     }
 
@@ -60,10 +65,7 @@ impl FromStr for Language {
             "rust" | "rs" => Ok(Self::Rust),
             "python" | "py" => Ok(Self::Python),
             "js" | "javascript" => Ok(Self::Js),
-            "go" | "golang" => Err(format!(
-                "Go plugins are not supported by this informant yet; it writes plugins in {}",
-                Self::choices()
-            )),
+            "go" | "golang" => Ok(Self::Go),
             _ => Err(format!(
                 "unknown language {s:?}; choose one of {}",
                 Self::choices()
@@ -90,17 +92,16 @@ mod tests {
             assert_eq!(language.as_str().parse::<Language>(), Ok(language));
         }
         assert_eq!("JavaScript".parse::<Language>(), Ok(Language::Js));
+        assert_eq!("golang".parse::<Language>(), Ok(Language::Go));
     }
 
     #[test]
-    fn go_and_unknown_languages_are_refused_with_the_choices() {
-        let go = "go".parse::<Language>().unwrap_err();
-        assert!(go.contains("Go plugins are not supported"), "{go}");
-        assert!(go.ends_with("rust, python, js"), "{go}");
+    fn an_unknown_language_is_refused_with_the_choices() {
         let cobol = "cobol".parse::<Language>().unwrap_err();
         assert_eq!(
             cobol,
-            "unknown language \"cobol\"; choose one of rust, python, js"
+            "unknown language \"cobol\"; choose one of rust, python, js, go"
         );
+        assert!("".parse::<Language>().is_err());
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! ```toml
 //! name = "team-label"
-//! language = "python"     # rust, python or js
-//! source = "plugin.py"    # Python and JavaScript: the plugin's file
+//! language = "python"     # rust, python, js or go
+//! source = "plugin.py"    # Python, JavaScript and Go: the plugin's file
 //! settings = "settings.yaml"   # optional: what the plugin is checked and run with
 //! ```
 
@@ -39,7 +39,8 @@ pub struct Project {
     pub name: String,
     /// Its language.
     pub language: Language,
-    /// Python and JavaScript: the plugin's file (absolute). Rust: `Cargo.toml`.
+    /// Python and JavaScript: the plugin's file (absolute). Go: a file of
+    /// the plugin's package, whose directory is built. Rust: `Cargo.toml`.
     pub source: PathBuf,
     /// The settings file the plugin is checked and run with, if any (absolute).
     pub settings: Option<PathBuf>,
@@ -59,7 +60,7 @@ impl Project {
                 path: start,
                 reason: format!(
                     "not in a plugin project (no {FILE} here or above); create one with \
-                     `informant new NAME --lang rust|python|js`, or name it with --project DIR"
+                     `informant new NAME --lang rust|python|js|go`, or name it with --project DIR"
                 ),
             }),
         }
@@ -163,12 +164,13 @@ impl Project {
 /// The SDK's directory in a project.
 pub const SDK_DIR: &str = "informant-sdk";
 
-/// The plugin file a new Python or JavaScript project has.
+/// The plugin file a new project has.
 pub fn default_source(language: Language) -> &'static str {
     match language {
         Language::Rust => "src/lib.rs",
         Language::Python => "plugin.py",
         Language::Js => "plugin.js",
+        Language::Go => "main.go",
     }
 }
 
@@ -234,9 +236,9 @@ mod tests {
     fn a_bad_project_file_is_refused_naming_the_field() {
         for (toml, files, expected) in [
             (
-                "name = \"x\"\nlanguage = \"go\"\n",
+                "name = \"x\"\nlanguage = \"cobol\"\n",
                 &[][..],
-                "Go plugins are not supported",
+                "unknown language \"cobol\"; choose one of rust, python, js, go",
             ),
             (
                 "name = \"Team\"\nlanguage = \"rust\"\n",

