@@ -79,7 +79,7 @@ pub mod bindings {
     pub mod with_admission {
         #![allow(unsafe_code, missing_docs, clippy::too_many_arguments)]
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "plugin-with-admission",
             with: {
                 "informant:plugin/types@0.3.0": crate::bindings::informant::plugin::types,

@@ -364,7 +364,7 @@ async fn the_demo_runs_the_example_plugins_against_the_sample_objects() {
     let plugins = lines.next().unwrap().unwrap();
     assert_eq!(
         plugins,
-        "plugins: label-enforcer, replicator, restarter, tenant-namespaces"
+        "plugins: default-requests, label-enforcer, owner-required, replicator, restarter, tenant-namespaces"
     );
     informant::tls::install_crypto_provider();
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
