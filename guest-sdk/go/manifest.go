@@ -157,6 +157,26 @@ type Manifest struct {
 	reads         []wit.KindRef
 	writes        []wit.WritePermission
 	resources     wit.ResourceRequest
+	state         wit.Option[wit.StateRequest]
+}
+
+// StateTier is where the plugin's store is kept (package state).
+type StateTier uint8
+
+const (
+	// Memory: in the host's memory, lost when the host stops (the default).
+	Memory StateTier = iota
+	// Durable: in the cluster, in PluginState objects the host owns, loaded
+	// before the plugin's first call.
+	Durable
+)
+
+// StateQuota asks for quotas other than the operator's defaults, within its
+// maximum; zero leaves one as it is.
+type StateQuota struct {
+	MaxKeys       uint32
+	MaxValueBytes uint32
+	MaxTotalBytes uint64
 }
 
 // NewManifest starts a manifest: name is a DNS label (it names the plugin
@@ -221,6 +241,28 @@ func (m *Manifest) Instances(n uint32) *Manifest {
 	return m
 }
 
+// State says where to keep the plugin's store (package state), and with
+// which quotas (at most one StateQuota).
+func (m *Manifest) State(tier StateTier, quota ...StateQuota) *Manifest {
+	request := wit.StateRequest{Tier: wit.StateTierMemory}
+	if tier == Durable {
+		request.Tier = wit.StateTierDurable
+	}
+	for _, q := range quota {
+		if q.MaxKeys > 0 {
+			request.MaxKeys = wit.Some(q.MaxKeys)
+		}
+		if q.MaxValueBytes > 0 {
+			request.MaxValueBytes = wit.Some(q.MaxValueBytes)
+		}
+		if q.MaxTotalBytes > 0 {
+			request.MaxTotalBytes = wit.Some(q.MaxTotalBytes)
+		}
+	}
+	m.state = wit.Some(request)
+	return m
+}
+
 func (m *Manifest) toWit() wit.Manifest {
 	subs := make([]wit.Subscription, len(m.subscriptions))
 	for i, s := range m.subscriptions {
@@ -234,5 +276,6 @@ func (m *Manifest) toWit() wit.Manifest {
 		Name: m.name, Version: m.version, Subscriptions: subs, Indexes: indexes,
 		Permissions: wit.Permissions{Reads: m.reads, Writes: m.writes},
 		Resources:   m.resources,
+		State:       m.state,
 	}
 }

@@ -414,7 +414,10 @@ async fn python_and_javascript_enforcers_by_reference_label_objects() {
             condition(s).0 == "True"
         })
         .await;
-        eprintln!("{name}: Ready {:?} after the host started", started.elapsed());
+        eprintln!(
+            "{name}: Ready {:?} after the host started",
+            started.elapsed()
+        );
         assert_eq!(status["digest"], digest.as_str());
         assert!(condition(&status).2.contains(digest.as_str()), "{status}");
         assert!(status["loadedAt"].is_string());

@@ -64,7 +64,7 @@ const JS: &[File] = carried!("guest-sdk/js";
 const GO: &[File] = carried!("guest-sdk/go";
     "README.md", "go.mod",
     "errors.go", "event.go", "informant.go", "manifest.go", "sdk_test.go", "settings.go",
-    "action/action.go", "cache/cache.go", "log/log.go",
+    "action/action.go", "cache/cache.go", "log/log.go", "state/state.go",
     "internal/wit/abi_other.go", "internal/wit/abi_wasip1.go", "internal/wit/bindings.go",
 );
 

@@ -15,6 +15,7 @@ import (
 	"github.com/informant-dev/informant/guest-sdk/go/action"
 	"github.com/informant-dev/informant/guest-sdk/go/cache"
 	"github.com/informant-dev/informant/guest-sdk/go/log"
+	"github.com/informant-dev/informant/guest-sdk/go/state"
 )
 
 type settings struct {
@@ -71,6 +72,68 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// stateTour calls every function of the store and says what it saw, as text.
+func stateTour(name, eventType string) map[string]string {
+	seenBefore := must(state.Exists("last/" + name))
+	must(0, state.Set("last/"+name, map[string]string{"type": eventType}))
+	var before int64
+	version, existed := must2(state.GetVersioned("calls", &before))
+	calls := must(state.Increment("calls", 1))
+	must(0, state.Set("short", []int{1, 2}, state.TTL(60*time.Second)))
+	must(0, state.SetMany(map[string]any{"a/1": 1, "a/2": map[string]int{"two": 2}}))
+	must(0, state.DeleteMany("a/1"))
+	must(0, state.SetBytes("raw", []byte{0x00, 0xff}))
+	var last struct {
+		Type string `json:"type"`
+	}
+	must(state.Get("last/"+name, &last))
+	versioned := "none"
+	if existed {
+		versioned = fmt.Sprint(before+1 == calls && version != "")
+	}
+	var many []string
+	for _, v := range must(state.GetMany("calls", "missing")) {
+		if v == nil {
+			many = append(many, "none")
+		} else {
+			many = append(many, string(v))
+		}
+	}
+	fallback := "fallback"
+	must(state.Get("missing", &fallback))
+	raw, _ := must2(state.GetBytes("raw"))
+	deleted := "None"
+	var one int
+	if must(state.Get("a/1", &one)) {
+		deleted = fmt.Sprint(one)
+	}
+	_, _, bad := state.GetBytes("")
+	_, notInteger := state.Increment("short", 1)
+	return map[string]string{
+		"state-calls":       fmt.Sprint(calls),
+		"state-seen-before": fmt.Sprint(seenBefore),
+		"state-last":        last.Type,
+		"state-versioned":   versioned,
+		"state-cas-stale":   fmt.Sprint(must(state.CompareAndSwap("calls", "not-a-version", 0))),
+		"state-cas-absent":  fmt.Sprint(must(state.CompareAndSwap("once/"+name, "", name))),
+		"state-many":        strings.Join(many, ","),
+		"state-keys":        strings.Join(must(state.Keys("a/")), ","),
+		"state-default":     fallback,
+		"state-raw":         fmt.Sprintf("%x", raw),
+		"state-deleted":     deleted,
+		"state-big":         codeOf(state.SetBytes("big", make([]byte, 1<<20))),
+		"state-bad-key":     codeOf(bad),
+		"state-not-integer": codeOf(notInteger),
+	}
+}
+
+func must2[A, B any](a A, b B, err error) (A, B) {
+	if err != nil {
+		panic(err)
+	}
+	return a, b
 }
 
 func (t *tour) Handle(event *informant.Event) error {
@@ -154,6 +217,9 @@ func (t *tour) Handle(event *informant.Event) error {
 		"forbidden-read":  codeOf(forbiddenRead),
 		"unknown-index":   codeOf(unknownIndex),
 		"forbidden-write": codeOf(forbiddenWrite),
+	}
+	for k, v := range stateTour(obj.Name(), event.Type.String()) {
+		report[k] = v
 	}
 	log.Infof("%s: %v", obj.Ref(), report)
 	log.Debug("debug line")
