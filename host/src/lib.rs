@@ -24,4 +24,5 @@ pub mod runtime;
 pub mod settings;
 pub mod source;
 pub mod tls;
+pub mod transport;
 pub mod vocabulary;

@@ -3,10 +3,15 @@
 //! every connection as it is (TLS passes through untouched). With a
 //! kubeconfig that points at the gate, a host sees the API server go down
 //! and come back, whether the cluster is the embedded server or a real one.
+//!
+//! It can also black-hole the connections open at one moment
+//! ([`Gate::black_hole`]): they stay open and go silent both ways, as across
+//! a network that drops their packets (a half-open connection), while new
+//! connections are forwarded again.
 
 use std::{net::SocketAddr, path::Path};
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 /// A gate: closed when made.
 pub struct Gate {
@@ -14,6 +19,10 @@ pub struct Gate {
     upstream: String,
     server: String,
     forwarding: Option<JoinHandle<()>>,
+    /// How many times connections were black-holed; each connection
+    /// forwards while it is the count it was opened at. Dropped with the
+    /// gate, which closes the black-holed ones.
+    holes: watch::Sender<u64>,
 }
 
 impl Gate {
@@ -58,6 +67,7 @@ impl Gate {
             upstream,
             server,
             forwarding: None,
+            holes: watch::Sender::new(0),
         }
     }
 
@@ -82,16 +92,40 @@ impl Gate {
             .await
             .expect("the gate's port is still free");
         let upstream = self.upstream.clone();
+        let holes = self.holes.subscribe();
         self.forwarding = Some(tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
+                let mut holes = holes.clone();
+                let opened_at = *holes.borrow_and_update();
                 tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let hole = async {
+                        if holes.wait_for(|n| *n > opened_at).await.is_err() {
+                            // The gate is gone without a black hole: forward on.
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                        () = hole => {}
                     }
+                    // Black-holed: both ends stay open and hear nothing
+                    // until the gate goes.
+                    while holes.changed().await.is_ok() {}
+                    drop((client, server));
                 });
             }
         }));
+    }
+
+    /// Black-hole every connection open now: from here on it forwards
+    /// nothing either way and stays open, as a connection whose packets the
+    /// network drops. Connections opened later are forwarded.
+    pub fn black_hole(&self) {
+        self.holes.send_modify(|n| *n += 1);
     }
 }
 

@@ -67,7 +67,8 @@ pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
             Some(_) => {
                 let url = server.url().parse().context("the server's URL")?;
                 let config = informer::client_config(kube::Config::new(url), informer::IDLE_TIMEOUT);
-                let client = kube::Client::try_from(config).context("building the client")?;
+                let client = crate::transport::client(config, crate::transport::Transport::embedded())
+                    .context("building the client")?;
                 let host = start_host(client, host_config, &stop).await?;
                 Some(host)
             }

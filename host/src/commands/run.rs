@@ -30,9 +30,11 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .context("no kubeconfig found and not running in a cluster")?,
         };
-        let client =
-            kube::Client::try_from(informer::client_config(kube_config, informer::IDLE_TIMEOUT))
-                .context("building the Kubernetes client")?;
+        let client = crate::transport::client(
+            informer::client_config(kube_config, informer::IDLE_TIMEOUT),
+            crate::transport::Transport::default(),
+        )
+        .context("building the Kubernetes client")?;
         let stop = tokio_util::sync::CancellationToken::new();
         let mut host = start_host(client, config, &stop).await?;
         shutdown_signal().await?;
