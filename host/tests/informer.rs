@@ -102,6 +102,10 @@ impl Events {
                         .push_back((EventType::Synced, String::new(), false, false));
                 }
             }
+            // These informers deliver first lists whole.
+            other @ (Notification::Streaming(_) | Notification::Streamed(_)) => {
+                panic!("a first list delivered as it streams: {other:?}")
+            }
         }
     }
 }
@@ -629,7 +633,12 @@ async fn resync_replays_the_cache_without_asking_the_server() {
     let shared = SharedInformers::new(cluster.client.clone(), Arc::new(Store::default()));
     let (tx, mut rx) = channel(64);
     let id = shared
-        .subscribe_with_resync(scope(&ns, ""), tx, Duration::from_millis(400))
+        .subscribe_with_resync(
+            scope(&ns, ""),
+            tx,
+            Duration::from_millis(400),
+            informant::informer::FirstList::Whole,
+        )
         .await;
     assert_eq!(next(&mut rx).await.0, EventType::Added);
     assert_eq!(next(&mut rx).await.0, EventType::Synced);

@@ -442,6 +442,18 @@ impl Plugin {
     /// # Errors
     /// [`CallError`] says how the call failed; its actions are discarded.
     pub fn handle(&self, event: &Event) -> Result<Vec<Action>, CallError> {
+        self.handle_in(event, None)
+    }
+
+    /// Like [`Self::handle`], the call's cache reads limited to `view`.
+    ///
+    /// # Errors
+    /// As [`Self::handle`].
+    pub fn handle_in(
+        &self,
+        event: &Event,
+        view: Option<Arc<dyn crate::cache::View>>,
+    ) -> Result<Vec<Action>, CallError> {
         let pooled = self.idle.lock().pop();
         let mut instance = match pooled {
             Some(i) => i,
@@ -449,6 +461,7 @@ impl Plugin {
         };
         let limits = &self.ctx.limits;
         instance.store.data_mut().begin_call();
+        instance.store.data_mut().set_view(view);
         instance
             .store
             .set_epoch_deadline(Engine::ticks_for(limits.deadline));
