@@ -52,6 +52,8 @@ const RUNS: usize = 5;
 const MODES: [&str; 4] = ["raw-h1", "kube-rs", "raw-h2", "informant"];
 
 fn main() {
+    // kube's TLS needs the process's rustls provider (host/src/tls.rs).
+    informant::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
         let mode = args[at + 1].clone();
