@@ -55,6 +55,7 @@ fn start(args: &[&str], kubeconfig: &Path) -> Dev {
 }
 
 fn client(dev: &Dev) -> kube::Client {
+    informant::tls::install_crypto_provider();
     kube::Client::try_from(kube::Config::new(dev.url.parse().unwrap())).unwrap()
 }
 
