@@ -7,15 +7,23 @@
 //!   handled every Widget and `synced`.
 //! - **kube-rs**: a `kube::runtime::reflector` on `DynamicObject` with
 //!   streaming lists and managedFields stripped; done at `InitDone`.
+//! - **raw stream**: the same streaming list (a watch with
+//!   `sendInitialEvents`) read as bytes, line by line, until the bookmark
+//!   that marks the end of the initial events: what the server alone takes.
+//!   Twice: over kube's client (HTTP/1.1, as kube-rs reads), and over the
+//!   host's transport (HTTP/2 where the server speaks it, as the host reads).
 //!
 //! Each measurement is a fresh child process of this benchmark: the time from
 //! its start to done, and its peak resident memory (VmHWM). Five runs each,
 //! alternating, at 10,000 and then 100,000 Widgets of about 1 KiB; the
-//! medians are printed.
+//! medians are printed, and each side's time over the raw stream's (HTTP/2)
+//! in the same run.
 //!
 //! The server: the cluster of `INFORMANT_BENCH_KUBECONFIG` if set (it must
-//! hold no other Widgets), else a fresh kit from `../shared/realk8s` on ports
-//! of its own, stopped afterwards; without the kit, the embedded server.
+//! hold no other Widgets), else a fresh kit from `../shared/realk8s` (or the
+//! kit directory `INFORMANT_BENCH_KIT`) on ports of its own and a state
+//! directory of its own, stopped afterwards; without the kit, the embedded
+//! server.
 //!
 //! `cargo bench -p informant-testkit --bench initial_sync`; `INFORMANT_BENCH_SIZES=100000` measures one
 //! size, `INFORMANT_BENCH_VERBOSE=1` shows where the host's time went.
@@ -40,8 +48,11 @@ use kube::{
 
 const NAMESPACE: &str = "bench-sync";
 const RUNS: usize = 5;
+/// What each run measures, in the order the runs alternate.
+const MODES: [&str; 4] = ["raw-h1", "kube-rs", "raw-h2", "informant"];
 
 fn main() {
+    // kube's TLS needs the process's rustls provider (host/src/tls.rs).
     informant::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
@@ -82,7 +93,10 @@ async fn server() -> Server {
             _dir: dir,
         };
     }
-    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realk8s");
+    let kit = std::env::var_os("INFORMANT_BENCH_KIT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realk8s"),
+        PathBuf::from,
+    );
     if kit.join("start.sh").is_file() {
         // One a failed run left behind would refuse a fresh start.
         let _ = kit_command(&kit, "stop.sh").output();
@@ -189,12 +203,22 @@ async fn parent() {
         }
         let mut results: Vec<(&str, f64, f64)> = Vec::new();
         for _ in 0..RUNS {
-            for mode in ["kube-rs", "informant"] {
+            for mode in MODES {
                 let (seconds, peak) = measure(mode, &server.kubeconfig, n);
                 results.push((mode, seconds, peak));
             }
         }
-        for mode in ["kube-rs", "informant"] {
+        let median = |mode: &str| {
+            let mut secs: Vec<f64> = results
+                .iter()
+                .filter(|r| r.0 == mode)
+                .map(|r| r.1)
+                .collect();
+            secs.sort_by(f64::total_cmp);
+            secs[RUNS / 2]
+        };
+        let raw = median("raw-h2");
+        for mode in MODES {
             let mut secs: Vec<f64> = results
                 .iter()
                 .filter(|r| r.0 == mode)
@@ -208,8 +232,9 @@ async fn parent() {
             secs.sort_by(f64::total_cmp);
             peaks.sort_by(f64::total_cmp);
             println!(
-                "  {n:>7} Widgets  {mode:<9}  median {:.2} s (runs {})  peak RSS median {:.0} MiB (runs {})",
+                "  {n:>7} Widgets  {mode:<9}  median {:.2} s = {:.2}x the raw stream (runs {})  peak RSS median {:.0} MiB (runs {})",
                 secs[RUNS / 2],
+                secs[RUNS / 2] / raw,
                 secs.iter()
                     .map(|s| format!("{s:.2}"))
                     .collect::<Vec<_>>()
@@ -314,18 +339,58 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
     let config = config(kubeconfig).await;
     let count = match mode {
         "kube-rs" => kube_rs(kube::Client::try_from(config).unwrap(), expect).await,
-        // With the idle timeout `informant run` sets on its client.
-        "informant" => {
-            let config =
-                informant::informer::client_config(config, informant::informer::IDLE_TIMEOUT);
-            host(kube::Client::try_from(config).unwrap(), expect).await
-        }
+        "raw-h1" => raw_stream(kube::Client::try_from(config).unwrap(), expect).await,
+        "raw-h2" => raw_stream(host_client(config), expect).await,
+        "informant" => host(host_client(config), expect).await,
         other => panic!("no mode {other}"),
     };
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(count, expect, "{mode} saw {count} Widgets");
     println!("result {seconds:.3} {:.1}", peak_rss_mib());
 }
+
+/// The client `informant run` makes: the host's transport, with its idle
+/// timeout.
+fn host_client(config: kube::Config) -> kube::Client {
+    let config = informant::informer::client_config(config, informant::informer::IDLE_TIMEOUT);
+    informant::transport::client(config, informant::transport::Transport::default()).unwrap()
+}
+
+/// The server's streaming list of the Widgets, read as bytes until the
+/// bookmark that ends the initial events (and, as the other sides, until
+/// `expect` objects came: right after heavy writes the newest few may follow
+/// it); returns how many objects came.
+async fn raw_stream(client: kube::Client, expect: usize) -> usize {
+    use futures::AsyncBufReadExt;
+    let path = format!(
+        "/apis/bench.informant.dev/v1/namespaces/{NAMESPACE}/widgets?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+    );
+    let request = http::Request::get(path).body(Vec::new()).unwrap();
+    let mut body = std::pin::pin!(client.request_stream(request).await.unwrap());
+    let mut line = Vec::with_capacity(4096);
+    let mut objects = 0;
+    let mut ended = false;
+    loop {
+        if ended && objects >= expect {
+            return objects;
+        }
+        line.clear();
+        let read = body.read_until(b'\n', &mut line).await.unwrap();
+        assert!(read > 0, "the stream ended before its initial events did");
+        if line.starts_with(br#"{"type":"ADDED""#) {
+            objects += 1;
+        } else if line.starts_with(br#"{"type":"BOOKMARK""#)
+            && line
+                .windows(END_MARK.len())
+                .any(|w| w == END_MARK.as_bytes())
+        {
+            ended = true;
+        }
+    }
+}
+
+/// What the bookmark that ends a streaming list's initial events carries.
+const END_MARK: &str = r#""k8s.io/initial-events-end":"true""#;
 
 /// kube-rs's streaming reflector, until its store is ready.
 async fn kube_rs(client: kube::Client, expect: usize) -> usize {

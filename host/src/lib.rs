@@ -28,4 +28,5 @@ pub mod shard;
 pub mod source;
 pub mod state;
 pub mod tls;
+pub mod transport;
 pub mod vocabulary;

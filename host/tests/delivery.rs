@@ -25,6 +25,10 @@ use kube::{
 };
 use serde_json::json;
 
+/// Held by the tests that use the Widget CRD, one at a time: the one that
+/// created it deletes it when done (on a real cluster), under the other.
+static WIDGET_CRD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn logs() -> LogCapture {
     LogCapture::global("info")
 }
@@ -62,6 +66,7 @@ fn resident_mib() -> f64 {
 /// `synced`; the lanes queue no copy of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_object_of_a_large_initial_list_reaches_every_plugin() {
+    let _crd = WIDGET_CRD.lock().await;
     let logs = logs();
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("scale").await;
@@ -122,6 +127,47 @@ async fn every_object_of_a_large_initial_list_reaches_every_plugin() {
         cached.bytes as f64 / 1048576.0,
         resident_mib()
     );
+    runtime.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A list is handed to a plugin while it still streams in, and through the
+/// cache the plugin reads exactly what it has been handed of it: never an
+/// object still to come, always the one in hand. Its one instance lists the
+/// Widgets of the namespace on every initial `added`: the first sees only
+/// itself, the last sees them all, and none ever shows one not handed yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_reads_through_the_cache_only_what_it_has_been_handed_of_a_streaming_list() {
+    let _crd = WIDGET_CRD.lock().await;
+    let logs = logs();
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("handed").await;
+    if widgets::ensure_crd(&cluster.client).await {
+        cluster.track("crd", "widgets.bench.informant.dev");
+    }
+    let n = if cluster.is_real() { 300 } else { 1_000 };
+    widgets::seed(&cluster.client, cluster.server.as_ref(), &ns, n).await;
+    let total = widgets::count_all(&cluster.client).await;
+
+    let runtime = Runtime::start(cluster.client.clone(), read_only()).unwrap();
+    load(&runtime, "reader_single", json!({"checkCacheIn": ns})).await;
+    let lane = runtime.dispatcher().lane("reader-single").unwrap();
+    eventually(
+        "reader-single to handle every Widget",
+        Duration::from_secs(300),
+        || async { (lane.stats().counts().handled > total as u64).then_some(()) },
+    )
+    .await;
+    assert_eq!(lane.stats().counts().failed, 0);
+    let needle = format!(
+        "reader reader-single cache: 0 not handed yet, 0 own objects missing, lists showed 1 to {n}"
+    );
+    eventually("the plugin's report", Duration::from_secs(10), || async {
+        logs.text().contains(&needle).then_some(())
+    })
+    .await;
+    // Once synced, the cache holds the whole list.
+    let kind = informant::vocabulary::KindKey::new("bench.informant.dev/v1", "Widget");
+    assert_eq!(runtime.cache().kind_stats(&kind).objects, total);
     runtime.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -7,13 +7,14 @@
 
 use std::{sync::Arc, time::Duration};
 
+use informant::transport::Transport;
 use informant::{
     cache::Store,
     informer::{Informer, Notification, Purpose, Scope},
     vocabulary::{EventType, KindKey, ObjectKey},
 };
 use informant_k8s::selector::{FieldSelector, LabelSelector};
-use informant_testkit::{LogCapture, TestCluster};
+use informant_testkit::{Gate, LogCapture, TestCluster};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
@@ -101,6 +102,10 @@ impl Events {
                         .push_back((EventType::Synced, String::new(), false, false));
                 }
             }
+            // These informers deliver first lists whole.
+            other @ (Notification::Streaming(_) | Notification::Streamed(_)) => {
+                panic!("a first list delivered as it streams: {other:?}")
+            }
         }
     }
 }
@@ -114,6 +119,17 @@ async fn next(rx: &mut Events) -> (EventType, String, bool, bool) {
             .await
             .expect("an event within 10 s")
             .unwrap();
+        rx.expand(n);
+    }
+}
+
+/// The next event, however long it takes (callers bound the wait).
+async fn next_any(rx: &mut Events) -> (EventType, String, bool, bool) {
+    loop {
+        if let Some(e) = rx.buffered.pop_front() {
+            return e;
+        }
+        let n = rx.rx.recv().await.unwrap();
         rx.expand(n);
     }
 }
@@ -617,7 +633,12 @@ async fn resync_replays_the_cache_without_asking_the_server() {
     let shared = SharedInformers::new(cluster.client.clone(), Arc::new(Store::default()));
     let (tx, mut rx) = channel(64);
     let id = shared
-        .subscribe_with_resync(scope(&ns, ""), tx, Duration::from_millis(400))
+        .subscribe_with_resync(
+            scope(&ns, ""),
+            tx,
+            Duration::from_millis(400),
+            informant::informer::FirstList::Whole,
+        )
         .await;
     assert_eq!(next(&mut rx).await.0, EventType::Added);
     assert_eq!(next(&mut rx).await.0, EventType::Synced);
@@ -750,6 +771,147 @@ async fn a_half_open_watch_is_detected_by_its_idle_timeout_and_resumed() {
         "{text}"
     );
     informer.stop().await;
+}
+
+/// A client for `cluster` through `gate`, as `informant run` (or, for the
+/// embedded server, `informant dev`) connects: HTTP/2 with keep-alive
+/// pings, and the host's idle timeout.
+async fn gated_client(cluster: &TestCluster, gate: &Gate, dir: &std::path::Path) -> kube::Client {
+    let path = dir.join("gated-kubeconfig");
+    gate.kubeconfig(&cluster.kubeconfig, &path);
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let config = informant::informer::client_config(config, informant::informer::IDLE_TIMEOUT);
+    let transport = if cluster.is_real() {
+        Transport::default()
+    } else {
+        Transport::embedded()
+    };
+    informant::transport::client(config, transport).unwrap()
+}
+
+/// A watch whose connection goes silent (the network drops its packets,
+/// here a proxy that stops forwarding and keeps it open) is noticed by the
+/// client's HTTP/2 pings, not after the idle timeout, and resumed on a new
+/// connection with nothing missed. On both servers: the fault is in the
+/// network, not in the server.
+#[tokio::test]
+async fn a_black_holed_watch_connection_is_noticed_by_its_pings_and_resumed() {
+    let logs = LogCapture::global("info");
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("blackhole").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gate = Gate::closed(&cluster.kubeconfig);
+    gate.open().await;
+    let client = gated_client(&cluster, &gate, dir.path()).await;
+    let (tx, mut rx) = channel(64);
+    let informer = Informer::start(client, Arc::new(Store::default()), scope(&ns, ""), tx);
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+
+    let cut = std::time::Instant::now();
+    gate.black_hole();
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    api.create(&PostParams::default(), &cm("behind-the-hole", json!({})))
+        .await
+        .unwrap();
+    // Only the pings can notice it within this wait: the idle timeout (90 s)
+    // would take longer. How long they take is measured, not asserted
+    // (docs/BENCHMARKS.md).
+    let event = tokio::time::timeout(Duration::from_secs(80), next_any(&mut rx))
+        .await
+        .expect("the black-holed watch is noticed and resumed before the idle timeout");
+    assert_eq!(
+        event,
+        (EventType::Added, "behind-the-hole".into(), false, false)
+    );
+    let resumed = cut.elapsed();
+    let noticed = logs
+        .lines()
+        .into_iter()
+        .find(|(at, l)| *at > cut && l.contains("watch interrupted"));
+    eprintln!(
+        "black-holed watch: noticed after {:?}, its missed event delivered after {:.1} s: {noticed:?}",
+        noticed.as_ref().map(|(at, _)| at.duration_since(cut)),
+        resumed.as_secs_f64()
+    );
+    let status = informer.status();
+    assert_eq!(
+        (status.interruptions, status.relists),
+        (1, 0),
+        "resumed from where it was: {status:?}"
+    );
+    assert!(noticed.is_some(), "{}", logs.text());
+    informer.stop().await;
+}
+
+/// An idle but healthy watch connection is left alone: nothing comes for
+/// longer than the pings' patience (here 20 s, with a server whose bookmarks
+/// come every minute), and the watch is never interrupted.
+#[tokio::test]
+async fn an_idle_healthy_watch_connection_is_not_taken_for_dead() {
+    let cluster = TestCluster::start().await;
+    // The test cluster's embedded server sends a bookmark every second;
+    // one with a real server's minute keeps the connection quiet.
+    let quiet = match cluster.server {
+        Some(_) => Some(
+            informant_apiserver::ApiServer::start(informant_apiserver::Config::default())
+                .await
+                .unwrap(),
+        ),
+        None => None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = match &quiet {
+        Some(server) => {
+            let path = dir.path().join("quiet-kubeconfig");
+            server.write_kubeconfig(&path).unwrap();
+            path
+        }
+        None => cluster.kubeconfig.clone(),
+    };
+    let ns = match &quiet {
+        Some(server) => {
+            let client =
+                kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+            let ns = TestCluster::unique_name("idle");
+            let object = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+            api.create(&PostParams::default(), &object).await.unwrap();
+            ns
+        }
+        None => cluster.namespace("idle").await,
+    };
+    let mut gate = Gate::closed(&kubeconfig);
+    gate.open().await;
+    let path = dir.path().join("gated-kubeconfig");
+    gate.kubeconfig(&kubeconfig, &path);
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let config = informant::informer::client_config(config, informant::informer::IDLE_TIMEOUT);
+    let transport = if quiet.is_some() {
+        Transport::embedded()
+    } else {
+        Transport::default()
+    };
+    let client = informant::transport::client(config, transport).unwrap();
+    let (tx, mut rx) = channel(64);
+    let informer = Informer::start(client, Arc::new(Store::default()), scope(&ns, ""), tx);
+    assert_eq!(next(&mut rx).await.0, EventType::Synced);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let status = informer.status();
+    assert_eq!(
+        (status.interruptions, status.relists),
+        (0, 0),
+        "an idle watch stays as it is: {status:?}"
+    );
+    informer.stop().await;
+    if let Some(server) = quiet {
+        server.shutdown().await;
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,11 @@
 //! it cuts the connections it forwards too. With a kubeconfig that points at
 //! the gate, a host sees the API server go down and come back, whether the
 //! cluster is the embedded server or a real one.
+//!
+//! It can also black-hole the connections open at one moment
+//! ([`Gate::black_hole`]): they stay open and go silent both ways, as across
+//! a network that drops their packets (a half-open connection), while new
+//! connections are forwarded again.
 
 use std::{
     net::SocketAddr,
@@ -13,6 +18,7 @@ use std::{
 
 use tokio::{
     net::TcpListener,
+    sync::watch,
     task::{AbortHandle, JoinHandle},
 };
 
@@ -24,6 +30,9 @@ pub struct Gate {
     forwarding: Option<JoinHandle<()>>,
     /// The connections being forwarded, to cut on close.
     connections: Arc<Mutex<Vec<AbortHandle>>>,
+    /// How many times connections were black-holed; each connection
+    /// forwards while it is the count it was opened at.
+    holes: watch::Sender<u64>,
 }
 
 impl Gate {
@@ -69,6 +78,7 @@ impl Gate {
             server,
             forwarding: None,
             connections: Arc::default(),
+            holes: watch::Sender::new(0),
         }
     }
 
@@ -94,13 +104,30 @@ impl Gate {
             .expect("the gate's port is still free");
         let upstream = self.upstream.clone();
         let connections = self.connections.clone();
+        let holes = self.holes.subscribe();
         self.forwarding = Some(tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
+                let mut holes = holes.clone();
+                let opened_at = *holes.borrow_and_update();
                 let connection = tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let hole = async {
+                        if holes.wait_for(|n| *n > opened_at).await.is_err() {
+                            // The gate is gone without a black hole: forward on.
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                        () = hole => {}
                     }
+                    // Black-holed: both ends stay open and hear nothing
+                    // until the gate closes or goes.
+                    while holes.changed().await.is_ok() {}
+                    drop((client, server));
                 });
                 let mut open = connections.lock().unwrap_or_else(|e| e.into_inner());
                 open.retain(|c| !c.is_finished());
@@ -119,6 +146,13 @@ impl Gate {
             let _ = task.await;
         }
         self.cut();
+    }
+
+    /// Black-hole every connection open now: from here on it forwards
+    /// nothing either way and stays open, as a connection whose packets the
+    /// network drops. Connections opened later are forwarded.
+    pub fn black_hole(&self) {
+        self.holes.send_modify(|n| *n += 1);
     }
 
     fn cut(&self) {

@@ -31,7 +31,26 @@ pub async fn ensure_crd(client: &kube::Client) -> bool {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = "widgets.bench.informant.dev";
-    let created = match crds.get_opt(name).await.expect("the CRDs can be read") {
+    let existing = crds.get_opt(name).await.expect("the CRDs can be read");
+    // One that another test is deleting serves no creates: wait until it is
+    // gone, and make it again.
+    let existing = match existing {
+        Some(crd) if crd.metadata.deletion_timestamp.is_some() => {
+            let uid = crd.metadata.uid.unwrap_or_default();
+            let gone = kube::runtime::wait::await_condition(
+                crds.clone(),
+                name,
+                kube::runtime::wait::conditions::is_deleted(&uid),
+            );
+            tokio::time::timeout(Duration::from_secs(120), gone)
+                .await
+                .expect("the terminating Widget CRD is gone within 120 s")
+                .expect("the Widget CRD can be watched");
+            None
+        }
+        other => other,
+    };
+    let created = match existing {
         Some(_) => false,
         None => {
             let crd: CustomResourceDefinition = serde_json::from_value(json!({

@@ -8,6 +8,7 @@
 mod index;
 mod object;
 mod path;
+mod view;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 pub use object::{CachedObject, strip};
 pub use path::{FieldPath, PathError};
+pub use view::View;
 
 use crate::vocabulary::{KindKey, ObjectKey};
 use index::Index;
@@ -126,12 +128,26 @@ impl RawParts<'_> {
 /// key.
 pub type Entries = Vec<(Arc<ObjectKey>, Arc<CachedObject>)>;
 
-/// One listed object in compact form, from [`Store::prepare_listed`].
+/// One listed object in compact form, from [`Store::prepare_listed`]: its
+/// state is shared, so that a list streaming in can hand it to plugins and
+/// to the cache without a copy.
 #[derive(Debug)]
 pub struct Listed {
     key: Arc<ObjectKey>,
-    object: CachedObject,
+    object: Arc<CachedObject>,
     index_values: Vec<(Arc<str>, Vec<String>)>,
+}
+
+impl Listed {
+    /// The object's key.
+    pub fn key(&self) -> &Arc<ObjectKey> {
+        &self.key
+    }
+
+    /// The object's state.
+    pub fn object(&self) -> &Arc<CachedObject> {
+        &self.object
+    }
 }
 
 /// What replacing a scope with a fresh list changed.
@@ -210,6 +226,27 @@ fn index_values(data: &KindData, json: &str) -> Vec<(Arc<str>, Vec<String>)> {
         .iter()
         .map(|(name, index)| (name.clone(), index.values_of(&value)))
         .collect()
+}
+
+/// Bring an object's index keys up to date with the kind's indexes: an
+/// index declared since the object was prepared still covers it.
+fn refresh_index_values(
+    data: &KindData,
+    object: &CachedObject,
+    index_values: &mut Vec<(Arc<str>, Vec<String>)>,
+) {
+    if data
+        .indexes
+        .keys()
+        .any(|n| !index_values.iter().any(|(m, _)| m == n))
+    {
+        let value = object.to_value();
+        *index_values = data
+            .indexes
+            .iter()
+            .map(|(n, i)| (n.clone(), i.values_of(&value)))
+            .collect();
+    }
 }
 
 /// The cache: objects by kind, namespace and name, with secondary indexes.
@@ -338,7 +375,7 @@ impl Store {
         };
         Ok(Listed {
             key: Arc::new(key),
-            object: CachedObject::from_value(&value),
+            object: Arc::new(CachedObject::from_value(&value)),
             index_values,
         })
     }
@@ -355,7 +392,7 @@ impl Store {
         };
         Listed {
             key,
-            object: raw.object(),
+            object: Arc::new(raw.object()),
             index_values,
         }
     }
@@ -414,20 +451,8 @@ impl Store {
                 }
                 existing => {
                     let old = existing.cloned();
-                    // An index declared since the object was prepared still covers it.
-                    if data
-                        .indexes
-                        .keys()
-                        .any(|n| !index_values.iter().any(|(m, _)| m == n))
-                    {
-                        let value = object.to_value();
-                        index_values = data
-                            .indexes
-                            .iter()
-                            .map(|(n, i)| (n.clone(), i.values_of(&value)))
-                            .collect();
-                    }
-                    let new = Arc::new(object);
+                    refresh_index_values(&data, &object, &mut index_values);
+                    let new = object;
                     data.insert(key.clone(), new.clone(), index_values);
                     match old {
                         Some(old) => out.modified.push((key, old, new)),
@@ -448,6 +473,58 @@ impl Store {
             }
         }
         out
+    }
+
+    /// Put listed objects of `kind` in the cache as they are, one write lock
+    /// for the batch: a list still streaming in fills the cache with what
+    /// its subscribers have been handed. An object cached at the same
+    /// resourceVersion keeps its cached copy.
+    pub fn insert_listed(&self, kind: &KindKey, listed: &[Listed]) {
+        if listed.is_empty() {
+            return;
+        }
+        let store = self.kind_or_insert(kind);
+        let mut data = store.write();
+        for entry in listed {
+            let unchanged = data.objects.get(&entry.key).is_some_and(|old| {
+                !entry.object.resource_version().is_empty()
+                    && old.resource_version() == entry.object.resource_version()
+            });
+            if unchanged {
+                continue;
+            }
+            let mut index_values = entry.index_values.clone();
+            refresh_index_values(&data, &entry.object, &mut index_values);
+            data.insert(entry.key.clone(), entry.object.clone(), index_values);
+        }
+    }
+
+    /// Remove the cached objects of `kind` that are `in_scope` and not
+    /// `listed`: the end of a list whose objects went into the cache as
+    /// they came ([`Self::insert_listed`]). Returns what was removed, with
+    /// its last state.
+    pub fn retain_listed(
+        &self,
+        kind: &KindKey,
+        in_scope: impl Fn(&ObjectKey, &CachedObject) -> bool,
+        listed: &std::collections::HashSet<Arc<ObjectKey>>,
+    ) -> Entries {
+        let Some(store) = self.kind(kind) else {
+            return Vec::new();
+        };
+        let mut data = store.write();
+        let gone: Vec<Arc<ObjectKey>> = data
+            .objects
+            .iter()
+            .filter(|(k, o)| !listed.contains(*k) && in_scope(k, o))
+            .map(|(k, _)| k.clone())
+            .collect();
+        gone.into_iter()
+            .filter_map(|key| {
+                let last = data.remove(&key)?;
+                Some((key, last))
+            })
+            .collect()
     }
 
     /// Remove an object; returns its last cached state.

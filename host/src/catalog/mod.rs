@@ -255,6 +255,8 @@ impl Catalog {
                             self.reconcile(object, false).await;
                         }
                     }
+                    // Subscribed to take first lists whole.
+                    Some(Notification::Streaming(_) | Notification::Streamed(_)) => {}
                     None => break,
                 },
                 _ = resolve.tick() => self.resolve_tags().await,

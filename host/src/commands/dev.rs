@@ -83,7 +83,13 @@ pub(super) fn run(args: &DevArgs) -> anyhow::Result<ExitCode> {
             Some(_) => {
                 let url = server.url().parse().context("the server's URL")?;
                 let config = informer::client_config(kube::Config::new(url), informer::IDLE_TIMEOUT);
-                let host = start_host(config, host_config, &stop).await?;
+                let host = start_host(
+                    config,
+                    crate::transport::Transport::embedded(),
+                    host_config,
+                    &stop,
+                )
+                .await?;
                 Some(host)
             }
             None => None,

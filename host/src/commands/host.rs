@@ -36,11 +36,12 @@ pub(super) fn resolve(
 /// load are reported and skipped; the others run.
 pub(super) async fn start_host(
     kube_config: kube::Config,
+    transport: crate::transport::Transport,
     config: Config,
     stop: &CancellationToken,
 ) -> anyhow::Result<Host> {
-    let client =
-        kube::Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
+    let client = crate::transport::client(kube_config.clone(), transport)
+        .context("building the Kubernetes client")?;
     let dir = config.plugin_dir.clone();
     let (dry_run, grace) = (config.dry_run, config.shutdown_grace);
     let leader_config = config.leader.clone();

@@ -32,7 +32,13 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         };
         let kube_config = informer::client_config(kube_config, informer::IDLE_TIMEOUT);
         let stop = tokio_util::sync::CancellationToken::new();
-        let mut host = start_host(kube_config, config, &stop).await?;
+        let mut host = start_host(
+            kube_config,
+            crate::transport::Transport::default(),
+            config,
+            &stop,
+        )
+        .await?;
         shutdown_signal().await?;
         stop.cancel();
         stop_host(&mut host).await;

@@ -4,6 +4,11 @@
 //! entry at a time as the plugin's lane has room, so 200,000 objects cost a
 //! position, not 200,000 queued events.
 //!
+//! A first list may also be delivered while it still streams in: then the
+//! cursor walks the [`Listing`] as it grows, through its [`ListingSlot`], and
+//! is done once the lane has been told the list is complete
+//! ([`Cursor::complete`]) and every entry has been handed out.
+//!
 //! An object whose live event arrives before the cursor reaches it is taken
 //! out of order ([`Cursor::take`]), so that its initial event still comes
 //! first.
@@ -12,10 +17,23 @@ use std::{sync::Arc, time::Instant};
 
 use crate::{
     cache::CachedObject,
-    informer::{Purpose, Snapshot},
+    informer::{Listing, ListingSlot, Purpose, Snapshot},
     plugin::{Event, manifest::Delivery},
     vocabulary::{EventType, KindKey, ObjectKey},
 };
+
+/// What a cursor walks.
+#[derive(Debug)]
+enum Entries {
+    /// A snapshot: every entry is there from the start.
+    Fixed(Arc<[(Arc<ObjectKey>, Arc<CachedObject>)]>),
+    /// A first list still streaming in.
+    Streaming {
+        slot: Arc<ListingSlot>,
+        /// The lane has been told the list is complete.
+        complete: bool,
+    },
+}
 
 /// One subscription's snapshot being delivered.
 #[derive(Debug)]
@@ -33,7 +51,7 @@ pub struct Cursor {
     pub then_synced: bool,
     /// When it started, for the age of what waits.
     pub started: Instant,
-    objects: Arc<[(Arc<ObjectKey>, Arc<CachedObject>)]>,
+    entries: Entries,
     next: usize,
     /// Entries delivered out of order, one bit per entry of the snapshot;
     /// empty until the first such entry.
@@ -61,7 +79,7 @@ impl Cursor {
             delivery,
             then_synced,
             started: Instant::now(),
-            objects: snapshot.objects,
+            entries: Entries::Fixed(snapshot.objects),
             next: 0,
             taken: Vec::new(),
             taken_ahead: 0,
@@ -81,28 +99,109 @@ impl Cursor {
         self.partial
     }
 
+    /// A cursor over a first list still streaming in, from `slot`, its
+    /// subscriber's place in it.
+    pub fn streaming(
+        subscription: u32,
+        slot: Arc<ListingSlot>,
+        delivery: Delivery,
+        then_synced: bool,
+    ) -> Self {
+        Self {
+            subscription,
+            kind: slot.listing().kind().clone(),
+            purpose: Purpose::Initial,
+            delivery,
+            then_synced,
+            started: Instant::now(),
+            entries: Entries::Streaming {
+                slot,
+                complete: false,
+            },
+            next: 0,
+            taken: Vec::new(),
+            taken_ahead: 0,
+            partial: false,
+        }
+    }
+
+    /// Entries there so far: all of a snapshot's, those of a streaming list
+    /// that have arrived.
+    fn len(&self) -> usize {
+        match &self.entries {
+            Entries::Fixed(objects) => objects.len(),
+            Entries::Streaming { slot, .. } => slot.listing().arrived(),
+        }
+    }
+
+    /// The list it walks, if it is a streaming one.
+    pub fn listing(&self) -> Option<&Arc<Listing>> {
+        match &self.entries {
+            Entries::Fixed(_) => None,
+            Entries::Streaming { slot, .. } => Some(slot.listing()),
+        }
+    }
+
+    /// The lane was told that the streaming list `listing` is complete;
+    /// returns whether this cursor walks it.
+    pub fn complete(&mut self, listing: &Arc<Listing>) -> bool {
+        match &mut self.entries {
+            Entries::Streaming { slot, complete } if Arc::ptr_eq(slot.listing(), listing) => {
+                *complete = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether it may have more to deliver: all entries may arrive.
+    fn is_open(&self) -> bool {
+        matches!(
+            self.entries,
+            Entries::Streaming {
+                complete: false,
+                ..
+            }
+        )
+    }
+
     /// Entries not delivered yet (counting those taken out of order as
-    /// delivered).
+    /// delivered); of a streaming list, those that have arrived.
     pub fn remaining(&self) -> usize {
-        self.objects.len() - self.next - self.taken_ahead
+        self.len().saturating_sub(self.next + self.taken_ahead)
     }
 
-    /// Whether every entry has been handed out, in order or not.
+    /// Whether every entry has been handed out, in order or not, and no
+    /// more will come.
     pub fn is_done(&self) -> bool {
-        self.remaining() == 0
+        !self.is_open() && self.remaining() == 0
     }
 
-    /// The next entry, in key order.
+    /// Whether [`Self::next_entry`] may have something now, or the cursor
+    /// is done and only its end is left to take.
+    pub fn is_ready(&self) -> bool {
+        self.remaining() > 0 || self.is_done()
+    }
+
+    /// The next entry, in key order (a streaming list's: in the order it
+    /// arrived).
     pub fn next_entry(&mut self) -> Option<(Arc<ObjectKey>, Arc<CachedObject>)> {
-        while self.next < self.objects.len() {
+        while self.next < self.len() {
             let at = self.next;
-            self.next += 1;
             if self.is_taken(at) {
+                self.next += 1;
                 self.taken_ahead -= 1;
                 continue;
             }
-            let (key, object) = &self.objects[at];
-            return Some((key.clone(), object.clone()));
+            let entry = match &self.entries {
+                Entries::Fixed(objects) => {
+                    let (key, object) = &objects[at];
+                    Some((key.clone(), object.clone()))
+                }
+                Entries::Streaming { slot, .. } => slot.hand(at),
+            };
+            self.next += 1;
+            return entry;
         }
         None
     }
@@ -110,18 +209,43 @@ impl Cursor {
     /// Take `key`'s entry out of order, if the cursor has not reached it
     /// yet: its live event is about to be queued and must come after it.
     pub fn take(&mut self, key: &ObjectKey) -> Option<(Arc<ObjectKey>, Arc<CachedObject>)> {
-        let rest = &self.objects[self.next..];
-        let at = self.next + rest.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        let (at, entry) = match &self.entries {
+            Entries::Fixed(objects) => {
+                let rest = &objects[self.next..];
+                let at = self.next + rest.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+                let (k, o) = &objects[at];
+                (at, (k.clone(), o.clone()))
+            }
+            // Live events of its watch come only once the list is complete.
+            Entries::Streaming { slot, .. } => {
+                let at = slot.listing().position(key)?;
+                if at < self.next {
+                    return None;
+                }
+                (at, slot.listing().entry(at)?)
+            }
+        };
         if self.is_taken(at) {
             return None;
         }
         if self.taken.is_empty() {
-            self.taken = vec![0; self.objects.len().div_ceil(64)];
+            self.taken = vec![0; self.len().div_ceil(64)];
         }
         self.taken[at / 64] |= 1 << (at % 64);
         self.taken_ahead += 1;
-        let (k, o) = &self.objects[at];
-        Some((k.clone(), o.clone()))
+        Some(entry)
+    }
+
+    /// Whether `key` is an entry of a streaming list that the cursor has not
+    /// handed out yet. Known once the list is complete: before, the cache
+    /// holds only what every subscriber has been handed.
+    pub fn hides(&self, key: &ObjectKey) -> bool {
+        let Entries::Streaming { slot, .. } = &self.entries else {
+            return false;
+        };
+        slot.listing()
+            .position(key)
+            .is_some_and(|at| at >= self.next && !self.is_taken(at))
     }
 
     fn is_taken(&self, at: usize) -> bool {
@@ -149,9 +273,11 @@ impl Cursor {
 
     /// Whether an entry's object is read again from the cache when it is
     /// delivered: for latest-state subscriptions, and for resyncs, which
-    /// deliver the current state by definition.
+    /// deliver the current state by definition; not while a streaming list
+    /// is still arriving, when the cache may not hold its state yet.
     pub fn refreshes(&self) -> bool {
-        self.purpose == Purpose::Resync || self.delivery == Delivery::LatestState
+        !self.is_open()
+            && (self.purpose == Purpose::Resync || self.delivery == Delivery::LatestState)
     }
 }
 

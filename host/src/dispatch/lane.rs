@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     action::{Action, ActionQueue},
-    cache::Store,
+    cache::{Store, View},
     informer::{Notification, Purpose, Snapshot, subscriptions::SubscriptionId},
     plugin::{
         CallError, Event, Outcome, Plugin,
@@ -215,6 +215,21 @@ pub struct Lane {
     scope: Scope,
     /// What the plugin's objects are bucketed by.
     shard_key: ShardKey,
+    /// What the plugin may not see of the cache while lists stream in to
+    /// it; made when the first one does.
+    unhanded: std::sync::OnceLock<Arc<dyn View>>,
+}
+
+/// A lane's view of the cache while it delivers lists as they stream in:
+/// the objects of those lists it has not handed out yet are hidden.
+struct Unhanded(std::sync::Weak<Lane>);
+
+impl View for Unhanded {
+    fn hides(&self, kind: &KindKey, key: &crate::vocabulary::ObjectKey) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|lane| lane.state.lock().queue.hides(kind, key))
+    }
 }
 
 impl fmt::Debug for Lane {
@@ -277,6 +292,7 @@ impl Lane {
             changes,
             scope,
             shard_key,
+            unhanded: std::sync::OnceLock::new(),
         }
     }
 
@@ -407,9 +423,11 @@ impl Lane {
         if st.closed {
             return;
         }
-        self.stats
-            .received
-            .fetch_add(cursor.remaining() as u64, Ordering::Relaxed);
+        if cursor.listing().is_none() {
+            self.stats
+                .received
+                .fetch_add(cursor.remaining() as u64, Ordering::Relaxed);
+        }
         st.queue.start(cursor);
         self.kick(&mut st);
     }
@@ -464,7 +482,12 @@ impl Lane {
                 match job {
                     Some(job) => {
                         st.running += 1;
-                        job
+                        let view = st
+                            .queue
+                            .is_streaming()
+                            .then(|| self.unhanded.get().cloned())
+                            .flatten();
+                        (job, view)
                     }
                     None => {
                         st.workers -= 1;
@@ -475,6 +498,7 @@ impl Lane {
                     }
                 }
             };
+            let (job, view) = job;
             // A bucket given up (or lapsed) since the event was queued: this
             // replica no longer works on it.
             if !self.in_scope(&job) {
@@ -488,7 +512,7 @@ impl Lane {
             };
             let plugin = self.plugin();
             let started = Instant::now();
-            let result = self.call(&plugin, &job);
+            let result = self.call(&plugin, &job, view);
             let elapsed = started.elapsed();
             let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             self.stats.busy_micros.fetch_add(micros, Ordering::Relaxed);
@@ -553,10 +577,15 @@ impl Lane {
         Some(job)
     }
 
-    fn call(&self, plugin: &Plugin, job: &Job) -> Result<Vec<Action>, CallError> {
+    fn call(
+        &self,
+        plugin: &Plugin,
+        job: &Job,
+        view: Option<Arc<dyn View>>,
+    ) -> Result<Vec<Action>, CallError> {
         let span = tracing::debug_span!("dispatch.handle", plugin.name = %self.name, object.ref = %Ref(&job.key), event.type = ?job.event.event_type, subscription = job.subscription);
         let _entered = span.enter();
-        let result = plugin.handle(&job.event);
+        let result = plugin.handle_in(&job.event, view);
         match &result {
             Ok(actions) => tracing::debug!(
                 actions = actions.len(),
@@ -669,6 +698,48 @@ impl Lane {
                     spec.delivery,
                 );
             }
+            Notification::Streaming(slot) => {
+                self.learn_kind(index, slot.listing().kind());
+                if !spec.event_types.contains(&EventType::Added) {
+                    // Nothing to hand out as it comes: the list is taken
+                    // whole when it is complete, for its `synced`.
+                    return;
+                }
+                let then_synced = spec.event_types.contains(&EventType::Synced);
+                let grown = slot.listing().grown();
+                let lane = Arc::downgrade(self);
+                self.unhanded
+                    .get_or_init(|| Arc::new(Unhanded(lane)) as Arc<dyn View>);
+                self.start(Cursor::streaming(index, slot, spec.delivery, then_synced));
+                self.follow(grown);
+                // The list is handed over as it arrives: the plugin's calls
+                // need not wait for its end.
+                self.synced(index);
+            }
+            Notification::Streamed(listing) => {
+                let mut st = self.state.lock();
+                if st.queue.complete(index, &listing) {
+                    // Counted once known: entries are handed out as they come.
+                    self.stats
+                        .received
+                        .fetch_add(listing.arrived() as u64, Ordering::Relaxed);
+                    self.kick(&mut st);
+                    return;
+                }
+                drop(st);
+                // Not delivered as it came (the subscription takes no
+                // `added`, or a newer list replaced it): taken whole.
+                let snapshot = if spec.event_types.contains(&EventType::Added) {
+                    listing.snapshot()
+                } else {
+                    crate::informer::Snapshot {
+                        kind: listing.kind().clone(),
+                        purpose: Purpose::Initial,
+                        objects: Arc::new([]),
+                    }
+                };
+                self.accept(index, spec, Notification::Snapshot(snapshot));
+            }
             Notification::Snapshot(s) => {
                 // Only the objects of the buckets held now; the others come
                 // with their bucket, if this replica takes it.
@@ -702,6 +773,22 @@ impl Lane {
         }
         self.learn_kind(index, &part.kind);
         self.start(Cursor::new(index, part, spec.delivery, false).partial());
+    }
+
+    /// Kick the lane whenever a streaming list it delivers grows, until the
+    /// list is complete or the lane is gone.
+    fn follow(self: &Arc<Self>, mut grown: tokio::sync::watch::Receiver<usize>) {
+        let lane = Arc::downgrade(self);
+        self.runtime.spawn(async move {
+            while grown.changed().await.is_ok() {
+                let Some(lane) = lane.upgrade() else { return };
+                let mut st = lane.state.lock();
+                if st.closed {
+                    return;
+                }
+                lane.kick(&mut st);
+            }
+        });
     }
 
     /// Stop taking new events but handle the queued ones; wait up to `grace`

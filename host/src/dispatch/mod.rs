@@ -38,7 +38,7 @@ use crate::{
     action::ActionQueue,
     cache::Store,
     informer::{
-        Notification,
+        FirstList, Notification,
         subscriptions::{Request, State, Subscriptions},
     },
     plugin::{Manifest, Plugin},
@@ -214,6 +214,17 @@ impl Dispatcher {
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
         wait_for_store(&lane, store);
+        // A plugin's calls start once every kind it watches is in the cache.
+        // With one watch, that can be the list it is handed as it streams
+        // in (it reads only what it has been handed of it); with more, a
+        // call for one kind would see the others half-listed, so first lists
+        // come whole. Sharded, a list is taken whole too, and only the
+        // objects of the buckets held are delivered (Scope::retain_held).
+        let first_list = if subs.len() + reads.len() == 1 && self.scope.shards().is_none() {
+            FirstList::Streamed
+        } else {
+            FirstList::Whole
+        };
         for (index, s) in subs.iter().enumerate() {
             let (tx, rx) = mpsc::channel(self.config.intake_buffer);
             let request = Request {
@@ -226,7 +237,7 @@ impl Dispatcher {
             };
             let index32 = u32::try_from(index).unwrap_or(u32::MAX);
             tokio::spawn(lane.clone().intake(index32, rx));
-            self.watch(&lane, index32, request, tx).await;
+            self.watch(&lane, index32, request, tx, first_list).await;
         }
         for (j, kind) in reads.iter().enumerate() {
             let (tx, rx) = mpsc::channel(self.config.intake_buffer);
@@ -240,7 +251,8 @@ impl Dispatcher {
                 fields: Default::default(),
                 resync: None,
             };
-            self.watch(&lane, watch, request, tx).await;
+            self.watch(&lane, watch, request, tx, FirstList::Whole)
+                .await;
         }
         lane
     }
@@ -317,8 +329,12 @@ impl Dispatcher {
         watch: u32,
         request: Request,
         tx: mpsc::Sender<Notification>,
+        first_list: FirstList,
     ) {
-        let id = self.subscriptions.subscribe(request, tx).await;
+        let id = self
+            .subscriptions
+            .subscribe_as(request, tx, first_list)
+            .await;
         lane.subscriptions.lock().push(id);
         let Some(mut state) = self.subscriptions.state_changes(id).await else {
             return;

@@ -26,7 +26,7 @@ use std::{
 
 use super::cursor::Cursor;
 use crate::{
-    informer::Purpose,
+    informer::{Listing, Purpose},
     plugin::{Event, manifest::Delivery},
     vocabulary::{EventType, KindKey, ObjectKey},
 };
@@ -151,9 +151,9 @@ impl EventQueue {
         self.pending + self.barriers.len() + self.syncing()
     }
 
-    /// Whether nothing is waiting.
+    /// Whether nothing is waiting, and no list is still streaming in.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.cursors.is_empty()
     }
 
     fn syncing(&self) -> usize {
@@ -326,6 +326,36 @@ impl EventQueue {
         self.cursors.push_back(cursor);
     }
 
+    /// The streaming list `listing` is complete: its cursor (if the lane
+    /// still delivers it) is done once it has handed out what is left.
+    /// Returns whether a cursor of `subscription` walks it.
+    pub fn complete(&mut self, subscription: u32, listing: &Arc<Listing>) -> bool {
+        let Some(at) = self
+            .cursors
+            .iter_mut()
+            .position(|c| c.subscription == subscription && c.complete(listing))
+        else {
+            return false;
+        };
+        if self.cursors[at].is_done()
+            && let Some(cursor) = self.cursors.remove(at)
+        {
+            self.finish(&cursor);
+        }
+        true
+    }
+
+    /// Whether a list streaming in is being delivered.
+    pub fn is_streaming(&self) -> bool {
+        self.cursors.iter().any(|c| c.listing().is_some())
+    }
+
+    /// Whether the object `key` of `kind` belongs to a streaming list and
+    /// has not been handed out yet.
+    pub fn hides(&self, kind: &KindKey, key: &ObjectKey) -> bool {
+        self.cursors.iter().any(|c| c.kind == *kind && c.hides(key))
+    }
+
     /// A cursor handed out its last entry: queue its `synced` barrier.
     fn finish(&mut self, cursor: &Cursor) {
         if cursor.then_synced {
@@ -351,7 +381,7 @@ impl EventQueue {
     /// Whether [`Self::pop`] may find something.
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
-            || !self.cursors.is_empty()
+            || self.cursors.iter().any(Cursor::is_ready)
             || self.barriers.iter().any(|b| self.barrier_ready(b))
     }
 

@@ -13,6 +13,7 @@
 //! [`crate::discovery::resolve`] turns what a subscription names (a kind, plural or
 //! short name) into a served resource, or says it is not served yet.
 
+mod listing;
 mod raw;
 mod relist;
 mod shared;
@@ -26,8 +27,9 @@ use crate::{
     vocabulary::{EventType, KindKey, ObjectKey},
 };
 
+pub use listing::{Listing, ListingSlot};
 pub use shared::{SharedInformers, SubscriberId, WatchKey};
-pub use watch::{Informer, Scope, WatchState, WatchStatus};
+pub use watch::{FirstList, Informer, Scope, WatchState, WatchStatus};
 
 /// How long a watch may stay silent before its connection counts as dead
 /// (half-open). Real servers send a bookmark about every 60 s.
@@ -51,6 +53,14 @@ pub enum Notification {
     /// gets is its initial list: once it has delivered it, the subscriber has
     /// synced. Later ones are periodic resyncs.
     Snapshot(Snapshot),
+    /// The watch's first list, as it streams in (for subscribers that take
+    /// it so, [`FirstList::Streamed`]): the subscriber's place in it. Its
+    /// objects are delivered as they arrive, as an initial list's.
+    Streaming(Arc<ListingSlot>),
+    /// The list of an earlier [`Notification::Streaming`] is complete and
+    /// the cache holds it: once the subscriber has delivered the rest, it
+    /// has synced.
+    Streamed(Arc<Listing>),
 }
 
 /// One change the informer observed.

@@ -111,7 +111,7 @@ mod tests {
                     c.object.resource_version().to_string(),
                     c.final_state_unknown,
                 ),
-                Notification::Snapshot(_) => panic!("a relist brings changes, not a snapshot"),
+                other => panic!("a relist brings changes, not {other:?}"),
             })
             .collect()
     }

@@ -5,13 +5,21 @@
 //! as a snapshot (their initial list) without a new list against the
 //! server; the last one to leave stops the watch and frees the objects only
 //! it kept in the cache.
+//!
+//! A subscriber that takes the first list as it streams in
+//! ([`FirstList::Streamed`]) gets a place of its own in it; one that comes
+//! while it streams, or takes lists whole, gets it as a snapshot once it is
+//! complete.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::{Informer, Notification, Purpose, Scope, Snapshot, WatchStatus};
+use super::{FirstList, Informer, Notification, Purpose, Scope, Snapshot, WatchStatus};
 use crate::{
     cache::{Entries, Store},
     vocabulary::KindKey,
@@ -52,7 +60,14 @@ impl WatchKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubscriberId(u64);
 
-type Subscribers = Arc<Mutex<HashMap<SubscriberId, mpsc::Sender<Notification>>>>;
+/// One subscriber: where its notifications go, and how it takes first lists.
+#[derive(Clone)]
+struct Subscriber {
+    tx: mpsc::Sender<Notification>,
+    first_list: FirstList,
+}
+
+type Subscribers = Arc<Mutex<HashMap<SubscriberId, Subscriber>>>;
 
 /// Replays of the cache to subscribers with a resync period.
 type Resyncs = Mutex<HashMap<SubscriberId, tokio::task::JoinHandle<()>>>;
@@ -89,6 +104,18 @@ impl SharedInformers {
     /// the first subscriber; otherwise replays the cached objects if the
     /// watch has already synced.
     pub async fn subscribe(&self, scope: Scope, tx: mpsc::Sender<Notification>) -> SubscriberId {
+        self.subscribe_as(scope, tx, FirstList::Whole).await
+    }
+
+    /// Like [`Self::subscribe`], taking the watch's first list as
+    /// `first_list` says (if the watch is still to list; otherwise its
+    /// cached objects come as a snapshot).
+    pub async fn subscribe_as(
+        &self,
+        scope: Scope,
+        tx: mpsc::Sender<Notification>,
+        first_list: FirstList,
+    ) -> SubscriberId {
         let id = SubscriberId(
             self.next_id
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -112,27 +139,22 @@ impl SharedInformers {
                     });
                 }
             }
-            subscribers.insert(id, tx);
+            subscribers.insert(id, Subscriber { tx, first_list });
             return id;
         }
-        let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::from([(id, tx)])));
-        let (informer_tx, mut informer_rx) = mpsc::channel::<Notification>(1024);
-        let informer = Informer::start(
+        let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::from([(
+            id,
+            Subscriber { tx, first_list },
+        )])));
+        let (informer_tx, informer_rx) = mpsc::channel::<Notification>(1024);
+        let informer = Informer::start_with(
             self.client.clone(),
             self.cache.clone(),
             scope.clone(),
             informer_tx,
+            FirstList::Streamed,
         );
-        let fanout_subscribers = subscribers.clone();
-        let fanout = tokio::spawn(async move {
-            while let Some(n) = informer_rx.recv().await {
-                let targets: Vec<_> = fanout_subscribers.lock().values().cloned().collect();
-                for t in targets {
-                    // Backpressure per subscriber; a dropped receiver is skipped.
-                    let _ = t.send(n.clone()).await;
-                }
-            }
-        });
+        let fanout = tokio::spawn(fan_out(informer_rx, subscribers.clone()));
         watches.insert(
             key,
             Shared {
@@ -153,8 +175,11 @@ impl SharedInformers {
         scope: Scope,
         tx: mpsc::Sender<Notification>,
         period: std::time::Duration,
+        first_list: FirstList,
     ) -> SubscriberId {
-        let id = self.subscribe(scope.clone(), tx.clone()).await;
+        let id = self
+            .subscribe_as(scope.clone(), tx.clone(), first_list)
+            .await;
         let cache = self.cache.clone();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(period);
@@ -272,6 +297,53 @@ impl SharedInformers {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+/// Send every notification of a watch to its subscribers, each with
+/// backpressure (a dropped receiver is skipped). A streaming first list gives
+/// each subscriber that takes it so a place of its own; the others, and
+/// whoever subscribed while it streamed, get it as a snapshot once complete.
+async fn fan_out(mut rx: mpsc::Receiver<Notification>, subscribers: Subscribers) {
+    let mut streamed_to: HashSet<SubscriberId> = HashSet::new();
+    while let Some(n) = rx.recv().await {
+        let targets: Vec<_> = subscribers
+            .lock()
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        match n {
+            Notification::Streaming(slot) => {
+                streamed_to.clear();
+                for (id, s) in targets {
+                    if s.first_list != FirstList::Streamed {
+                        continue;
+                    }
+                    let own = Arc::new(slot.listing().slot());
+                    if s.tx.send(Notification::Streaming(own)).await.is_ok() {
+                        streamed_to.insert(id);
+                    }
+                }
+            }
+            Notification::Streamed(listing) => {
+                let mut whole = None;
+                for (id, s) in targets {
+                    let n = if streamed_to.contains(&id) {
+                        Notification::Streamed(listing.clone())
+                    } else {
+                        let snapshot = whole.get_or_insert_with(|| listing.snapshot());
+                        Notification::Snapshot(snapshot.clone())
+                    };
+                    let _ = s.tx.send(n).await;
+                }
+                streamed_to.clear();
+            }
+            n => {
+                for (_, s) in targets {
+                    let _ = s.tx.send(n.clone()).await;
+                }
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Change, Notification, Scope, SharedInformers, Snapshot, SubscriberId};
+use super::{Change, FirstList, Notification, Scope, SharedInformers, Snapshot, SubscriberId};
 use crate::{cache::Store, discovery, vocabulary::EventType};
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 
@@ -75,6 +75,7 @@ pub struct SubscriptionId(u64);
 struct Entry {
     request: Request,
     tx: mpsc::Sender<Notification>,
+    first_list: FirstList,
     active: Option<(SubscriberId, ApiResource)>,
     /// Why discovery could not tell, while it cannot.
     unreachable: Option<String>,
@@ -235,6 +236,17 @@ impl Subscriptions {
         request: Request,
         tx: mpsc::Sender<Notification>,
     ) -> SubscriptionId {
+        self.subscribe_as(request, tx, FirstList::Whole).await
+    }
+
+    /// Like [`Self::subscribe`], taking a watch's first list as `first_list`
+    /// says.
+    pub async fn subscribe_as(
+        &self,
+        request: Request,
+        tx: mpsc::Sender<Notification>,
+        first_list: FirstList,
+    ) -> SubscriptionId {
         let id = {
             let mut next = self.next.lock();
             *next += 1;
@@ -243,6 +255,7 @@ impl Subscriptions {
         let mut entry = Entry {
             request,
             tx,
+            first_list,
             active: None,
             unreachable: None,
             state: tokio::sync::watch::Sender::new(State::Pending),
@@ -298,10 +311,14 @@ impl Subscriptions {
         let sub = match entry.request.resync {
             Some(period) => {
                 self.shared
-                    .subscribe_with_resync(scope, entry.tx.clone(), period)
+                    .subscribe_with_resync(scope, entry.tx.clone(), period, entry.first_list)
                     .await
             }
-            None => self.shared.subscribe(scope, entry.tx.clone()).await,
+            None => {
+                self.shared
+                    .subscribe_as(scope, entry.tx.clone(), entry.first_list)
+                    .await
+            }
         };
         tracing::info!(resource.kind = %resolved.resource.kind, api_version = %resolved.resource.api_version, "subscription active");
         entry.active = Some((sub, resolved.resource));

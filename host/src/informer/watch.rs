@@ -1,8 +1,11 @@
 //! One list+watch into the cache, with the relist diff.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::{
     Api,
     api::ApiResource,
@@ -15,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    Change, Notification,
+    Change, Listing, Notification,
     raw::{RawObject, parts},
     relist,
 };
@@ -100,6 +103,18 @@ struct Blind {
     attempts: u32,
 }
 
+/// How an informer delivers its first list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstList {
+    /// Once complete and in the cache, as one [`super::Snapshot`].
+    Whole,
+    /// As it streams in: a [`Notification::Streaming`] when it starts, then
+    /// [`Notification::Streamed`] once it is complete and in the cache.
+    /// Objects missing from it that a list broken off before had handed
+    /// out come, before that, as deletes whose final state is unknown.
+    Streamed,
+}
+
 /// A running informer; dropping it does not stop it, [`Informer::stop`] does.
 pub struct Informer {
     status: Arc<Mutex<WatchStatus>>,
@@ -122,6 +137,17 @@ impl Informer {
         scope: Scope,
         tx: mpsc::Sender<Notification>,
     ) -> Self {
+        Self::start_with(client, cache, scope, tx, FirstList::Whole)
+    }
+
+    /// Like [`Self::start`], delivering the first list as `first_list` says.
+    pub fn start_with(
+        client: kube::Client,
+        cache: Arc<Store>,
+        scope: Scope,
+        tx: mpsc::Sender<Notification>,
+        first_list: FirstList,
+    ) -> Self {
         let status = Arc::new(Mutex::new(WatchStatus {
             state: WatchState::Syncing,
             relists: 0,
@@ -133,7 +159,16 @@ impl Informer {
         let stop = CancellationToken::new();
         let span = tracing::info_span!("informer.watch", resource.kind = %scope.kind(), namespace = scope.namespace.as_deref().unwrap_or(""));
         let task = tokio::spawn(
-            run(client, cache, scope, tx, status.clone(), stop.clone()).instrument(span),
+            run(
+                client,
+                cache,
+                scope,
+                tx,
+                status.clone(),
+                stop.clone(),
+                first_list,
+            )
+            .instrument(span),
         );
         Self { status, stop, task }
     }
@@ -270,6 +305,7 @@ async fn run(
     tx: mpsc::Sender<Notification>,
     status: Arc<Mutex<WatchStatus>>,
     stop: CancellationToken,
+    first_list: FirstList,
 ) {
     let api: Api<RawObject> = match (&scope.namespace, scope.namespaced) {
         (Some(ns), true) => Api::namespaced_with(client, ns, &scope.resource),
@@ -277,9 +313,9 @@ async fn run(
     };
     // Streaming lists (WatchList) sync faster and lighter; servers that
     // refuse them get paged lists instead.
-    let make = |streaming: bool| {
+    let make = |streaming_lists: bool| {
         let mut config = watcher::Config::default();
-        config = if streaming {
+        config = if streaming_lists {
             config.streaming_lists()
         } else {
             config.page_size(500)
@@ -293,8 +329,8 @@ async fn run(
         watcher(api.clone(), config).default_backoff().boxed()
     };
     let kind = scope.kind();
-    let mut streaming = true;
-    let mut stream = make(streaming);
+    let mut streaming_lists = true;
+    let mut stream = make(streaming_lists);
     let mut listing: Vec<Listed> = Vec::new();
     let mut sight = Sight {
         status,
@@ -303,6 +339,11 @@ async fn run(
     // The keys this watch has reported present, so that its events do not
     // depend on what other watches of the same kind put in the cache.
     let mut known: HashSet<Arc<ObjectKey>> = HashSet::new();
+    // The first list, while it streams in to the subscribers.
+    let mut streaming: Option<Arc<Listing>> = None;
+    // What first lists that broke off had handed out, with its last state:
+    // the list that completes says what became of it.
+    let mut offered: HashMap<Arc<ObjectKey>, Arc<CachedObject>> = HashMap::new();
     let send = |n: Notification| {
         let tx = tx.clone();
         async move { tx.send(n).await.is_ok() }
@@ -318,20 +359,33 @@ async fn run(
         })
     };
     loop {
-        let event = tokio::select! {
-            () = stop.cancelled() => return,
-            event = stream.next() => match event {
-                Some(e) => e,
-                None => return,
-            },
+        if stop.is_cancelled() {
+            return;
+        }
+        // What the stream has ready is read at once; when it has nothing, the
+        // subscribers of a streaming list are told what came meanwhile.
+        let event = match stream.next().now_or_never() {
+            Some(event) => event,
+            None => {
+                if let Some(listing) = &streaming {
+                    listing.publish();
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    event = stream.next() => event,
+                }
+            }
+        };
+        let Some(event) = event else {
+            return;
         };
         let event = match event {
             Ok(e) => e,
             Err(e) => {
-                if streaming && !sight.synced_once() && refuses_streaming(&e) {
+                if streaming_lists && !sight.synced_once() && refuses_streaming(&e) {
                     tracing::info!(error = %e, "the server refuses streaming lists; using paged lists");
-                    streaming = false;
-                    stream = make(streaming);
+                    streaming_lists = false;
+                    stream = make(streaming_lists);
                 } else {
                     sight.failed(&e);
                 }
@@ -347,11 +401,43 @@ async fn run(
         match event {
             watcher::Event::Init => {
                 listing.clear();
+                if let Some(broken) = streaming.take() {
+                    offered.extend(broken.abandon());
+                }
                 sight.relisting();
+                if first_list == FirstList::Streamed && !sight.synced_once() {
+                    let started = Listing::new(kind.clone(), cache.clone());
+                    let slot = Arc::new(started.slot());
+                    streaming = Some(started);
+                    if !send(Notification::Streaming(slot)).await {
+                        return;
+                    }
+                }
             }
             watcher::Event::InitApply(object) => {
                 let (meta, json) = object.into_parts(&scope.resource);
-                listing.push(cache.prepare_listed_raw(&kind, parts(&meta, json)));
+                let listed = cache.prepare_listed_raw(&kind, parts(&meta, json));
+                match &streaming {
+                    Some(streaming) => streaming.push(listed),
+                    None => listing.push(listed),
+                }
+            }
+            watcher::Event::InitDone if streaming.is_some() => {
+                let Some(streamed) = streaming.take() else {
+                    continue;
+                };
+                let keys = streamed.finish(|k, o| scope.contains(k, o));
+                let gone: Vec<_> = offered.drain().filter(|(k, _)| !keys.contains(k)).collect();
+                known = keys;
+                sight.listed(true, known.len(), gone.len());
+                for (key, last) in gone {
+                    if !send(change(EventType::Deleted, true, key, last, None)).await {
+                        return;
+                    }
+                }
+                if !send(Notification::Streamed(streamed)).await {
+                    return;
+                }
             }
             watcher::Event::InitDone => {
                 let first = !sight.synced_once();

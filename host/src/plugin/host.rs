@@ -161,6 +161,8 @@ pub struct HostState {
     pending: Vec<Action>,
     /// Bytes the cache has returned during the current call.
     result_bytes: usize,
+    /// What the current call may not see of the cache, if anything.
+    view: Option<Arc<dyn cache::View>>,
     stdout: Arc<Mutex<Capture>>,
     stderr: Arc<Mutex<Capture>>,
     /// The current call is an admission call: it may read the cache, never
@@ -199,6 +201,7 @@ impl HostState {
             access: crate::state::Access::ReadWrite,
             pending: Vec::new(),
             result_bytes: 0,
+            view: None,
             stdout,
             stderr,
             admission: false,
@@ -242,8 +245,21 @@ impl HostState {
         self.refused_in_call.as_deref()
     }
 
+    /// Limit what the current call sees of the cache.
+    pub(crate) fn set_view(&mut self, view: Option<Arc<dyn cache::View>>) {
+        self.view = view;
+    }
+
+    /// Leave out of `objects` of `kind` what the call may not see.
+    fn visible(&self, kind: &KindKey, objects: &mut Listed) {
+        if let Some(view) = &self.view {
+            objects.retain(|(k, _)| !view.hides(kind, k));
+        }
+    }
+
     /// Take the call's actions and flush its output.
     pub(crate) fn end_call(&mut self) -> Vec<Action> {
+        self.view = None;
         self.stdout.lock().end_call();
         self.stderr.lock().end_call();
         std::mem::take(&mut self.pending)
@@ -316,7 +332,9 @@ impl HostState {
         let selector = LabelSelector::parse(label_selector.unwrap_or(""))
             .map_err(|e| error(Code::Invalid, e.to_string()))?;
         let ctx = self.readable(&kind)?;
-        Ok(ctx.cache.list(&kind, namespace, &selector))
+        let mut objects = ctx.cache.list(&kind, namespace, &selector);
+        self.visible(&kind, &mut objects);
+        Ok(objects)
     }
 
     fn by_index_objects(
@@ -330,7 +348,8 @@ impl HostState {
             .cache
             .index_kind(&name)
             .ok_or_else(|| error(Code::NotFound, format!("index {index:?} is not registered")))?;
-        let objects = ctx.cache.by_index(&name, value).map_err(cache_error)?;
+        let mut objects = ctx.cache.by_index(&name, value).map_err(cache_error)?;
+        self.visible(&kind, &mut objects);
         Ok((kind, objects))
     }
 
@@ -672,9 +691,13 @@ impl HostState {
     fn get_inner(&mut self, r: ObjectRef) -> Result<Option<String>, GuestError> {
         let kind = r.kind_key();
         let ctx = self.readable(&kind)?;
-        let Some(object) = ctx.cache.get(&kind, &r.object_key()) else {
+        let key = r.object_key();
+        let Some(object) = ctx.cache.get(&kind, &key) else {
             return Ok(None);
         };
+        if self.view.as_ref().is_some_and(|v| v.hides(&kind, &key)) {
+            return Ok(None);
+        }
         self.charge(object.json().len(), 1)?;
         Ok(Some(object.json().to_string()))
     }

@@ -545,12 +545,24 @@ impl Plugin {
     /// [`CallError`] says how the call failed; its actions and its writes
     /// are discarded.
     pub fn handle(&self, event: &Event) -> Result<Vec<Action>, CallError> {
+        self.handle_in(event, None)
+    }
+
+    /// Like [`Self::handle`], the call's cache reads limited to `view`.
+    ///
+    /// # Errors
+    /// As [`Self::handle`].
+    pub fn handle_in(
+        &self,
+        event: &Event,
+        view: Option<Arc<dyn crate::cache::View>>,
+    ) -> Result<Vec<Action>, CallError> {
         let mut runs = 0;
         loop {
             runs += 1;
             let limits = &self.ctx.limits;
             let ((), actions, txn, _) = self
-                .run(limits, Mode::Event, |exports, store| {
+                .run(limits, Mode::Event, view.clone(), |exports, store| {
                     exports.handle(store, event)
                 })
                 .inspect_err(|e| self.count(e))?;
@@ -601,7 +613,7 @@ impl Plugin {
             .limits
             .clone()
             .deadline(deadline.min(self.ctx.limits.deadline));
-        self.run(&limits, Mode::Admission, |exports, store| {
+        self.run(&limits, Mode::Admission, None, |exports, store| {
             exports.admit(store, request)
         })
         .map(|(verdict, _, _, refused)| Admitted { verdict, refused })
@@ -614,6 +626,7 @@ impl Plugin {
         &self,
         limits: &Limits,
         mode: Mode,
+        view: Option<Arc<dyn crate::cache::View>>,
         call: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<Result<T, GuestError>>,
     ) -> Result<Ran<T>, CallError> {
         let pooled = self.idle.lock().pop();
@@ -625,6 +638,7 @@ impl Plugin {
             Mode::Event => instance.store.data_mut().begin_call(),
             Mode::Admission => instance.store.data_mut().begin_admission(),
         }
+        instance.store.data_mut().set_view(view);
         instance
             .store
             .set_epoch_deadline(Engine::ticks_for(limits.deadline));

@@ -290,6 +290,8 @@ impl Durable {
                 self.set_load(Load::Loaded);
             }
             Notification::Snapshot(_) => {}
+            // Its first lists come whole (it does not ask for streamed ones).
+            Notification::Streaming(_) | Notification::Streamed(_) => {}
             Notification::Change(c) => {
                 let Some(d) = self.decode(&c.object.to_value()) else {
                     return;
