@@ -162,8 +162,14 @@ layer_size=$(stat -c %s "$work/layer.tar.gz")
 mv "$work/layer.tar.gz" "$oci/blobs/sha256/$layer"
 
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD 2>/dev/null || revision="$revision-dirty"
+# The commit it was built from (the revision label), unless IMAGE_REVISION names it: an input like any
+# other, so a build from the same binary at another commit has another digest.
+if [ -n "${IMAGE_REVISION:-}" ]; then
+  revision=$IMAGE_REVISION
+else
+  revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+  git diff --quiet HEAD 2>/dev/null || revision="$revision-dirty"
+fi
 labels="\"org.opencontainers.image.title\":\"informant\",\"org.opencontainers.image.version\":\"$version\",\"org.opencontainers.image.revision\":\"$revision\",\"org.opencontainers.image.source\":\"https://github.com/informant-dev/informant\",\"org.opencontainers.image.licenses\":\"Apache-2.0\""
 printf '{"architecture":"amd64","os":"linux","created":"%s","config":{"User":"65532:65532","Entrypoint":["/usr/local/bin/informant"],"Cmd":["run","--plugins","/plugins","--log-format","json"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin","SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"],"WorkingDir":"/","ExposedPorts":{"8080/tcp":{}},"Labels":{%s}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"%s","created_by":"deploy/build-image.sh"}]}' \
   "$created" "$labels" "$diff_id" "$created" > "$work/config.json"
