@@ -755,7 +755,12 @@ async fn a_second_replica_takes_over_when_the_leader_is_deleted() {
         "{test}: {new_leader} leads {:?} after {leader} was deleted",
         deleted.elapsed()
     );
-    assert_eq!(new_leader, other, "the warm replica took over");
+    // Usually the warm replica; the Pod its Deployment starts in place of
+    // the deleted one may win the released Lease first, which is as good:
+    // what matters is that another replica leads and catches up.
+    if new_leader != other {
+        eprintln!("{test}: the replacement Pod {new_leader} took the Lease before {other}");
+    }
     for i in 0..3 {
         labelled(
             &cluster,
