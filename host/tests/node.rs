@@ -828,6 +828,7 @@ async fn a_pod_runs_a_python_plugin_pulled_by_reference() {
                 {"apiVersion": "apps/v1", "kind": "Deployment", "verbs": ["read"]},
                 {"apiVersion": "v1", "kind": "Namespace", "verbs": ["read"]},
                 {"apiVersion": "v1", "kind": "ConfigMap", "verbs": ["patch"], "namespaces": [ns]},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "verbs": ["patch"], "namespaces": [ns]},
             ],
         },
     });
