@@ -1,7 +1,7 @@
 //! Dispatch: every event goes to the plugins whose subscriptions match it,
 //! through one [`Lane`] per plugin.
 //!
-//! What a plugin is promised (the design is in `shared/design/delivery.md`):
+//! What a plugin is promised (the design is in `docs/delivery.md`):
 //! no object's final state is ever lost; memory is bounded by objects, not
 //! events; order per object, parallel across objects, never one object
 //! twice at once; initial lists and resyncs are [`Cursor`]s over shared

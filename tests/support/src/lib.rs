@@ -1,4 +1,4 @@
-//! `informant-testkit`: what the host's end-to-end tests (`host/tests/`) and
+//! `informant-testkit`: what the host's end-to-end tests (`tests/`) and
 //! benchmarks (`host/benches/`) share. A test cluster (the embedded API
 //! server, or the real one `INFORMANT_TEST_KUBECONFIG` names), the compiled
 //! plugins and fixtures (`build.rs` builds the plugins workspace), the
@@ -123,9 +123,10 @@ fn guest_toolchain(language: &str) -> (&'static guest::Guest, PathBuf, PathBuf) 
         .find(|(_, g)| g.language == language)
         .unwrap_or_else(|| panic!("no guest language {language}"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(std::path::Path::to_path_buf)
-        .expect("tests/ lives in the workspace root");
+        .expect("the test kit lives in tests/support of the workspace");
     let toolchains = guest_toolchains();
     if let Err(why) = BUILT[index].get_or_init(|| guest.build_all(&root, &wasm_dir(), &toolchains))
     {
@@ -479,7 +480,7 @@ impl TestCluster {
     /// If the server refuses it, or does not serve it within 30 s.
     pub async fn install_state_crd(&self) {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-        let text = include_str!("../../deploy/base/crd-pluginstate.yaml");
+        let text = include_str!("../../../deploy/base/crd-pluginstate.yaml");
         let crd: CustomResourceDefinition =
             serde_norway::from_str(text).expect("deploy/base/crd-pluginstate.yaml is a CRD");
         let api: kube::Api<CustomResourceDefinition> = kube::Api::all(self.client.clone());

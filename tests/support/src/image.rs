@@ -41,9 +41,10 @@ pub fn missing_tools() -> Option<String> {
 /// The workspace root.
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(Path::to_path_buf)
-        .expect("testkit/ lives in the workspace root")
+        .expect("the test kit lives in tests/support of the workspace")
 }
 
 /// Build the image around `binary` into `out` with the default name, by

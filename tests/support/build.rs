@@ -5,7 +5,7 @@
 //! Python and JavaScript examples are built by the tests that use them, so
 //! that the demo needs neither language: see `src/guest.rs`.)
 
-#[path = "../build-support/wasm_plugins.rs"]
+#[path = "../../build-support/wasm_plugins.rs"]
 mod wasm_plugins;
 
 use std::{env, path::PathBuf};
@@ -14,8 +14,9 @@ fn main() {
     let manifest_dir =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir
-        .parent()
-        .expect("the test kit lives in the workspace root")
+        .ancestors()
+        .nth(2)
+        .expect("the test kit lives in tests/support of the workspace")
         .to_path_buf();
     let plugins = root.join("plugins");
     let target_dir = wasm_plugins::target_dir(&root);
