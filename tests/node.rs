@@ -845,6 +845,20 @@ async fn a_pod_runs_a_python_plugin_pulled_by_reference() {
                 .ok()?;
             let object: Value = serde_json::from_slice(&out.stdout).ok()?;
             let status = object["status"].clone();
+            // A refusal that waiting does not mend fails at once, saying why.
+            let reason = status["conditions"][0]["reason"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                ![
+                    "PermissionDenied",
+                    "LimitsTooHigh",
+                    "InvalidSpec",
+                    "NotAComponent"
+                ]
+                .contains(&reason),
+                "the Plugin object was refused: {status}"
+            );
             (status["conditions"][0]["status"] == "True").then_some(status)
         },
     )
