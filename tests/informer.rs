@@ -942,6 +942,13 @@ async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_dele
     }))
     .unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
+    // A real server serves the kind a moment after the CRD is established,
+    // later on a loaded machine: a liveness wait, not a figure.
+    let started = tokio::time::timeout(Duration::from_secs(30), rx.rx.recv())
+        .await
+        .expect("the pending subscription starts within 30 s of its CRD")
+        .unwrap();
+    rx.expand(started);
     assert_eq!(
         next(&mut rx).await.0,
         EventType::Synced,

@@ -211,8 +211,11 @@ impl Subscriptions {
                     }
                     // A new or changed CRD may serve a pending kind; the
                     // CRD watch syncing again means the server is back.
+                    // A real API server serves a new CRD's kind a moment after
+                    // it is established: a CRD event starts the short retries
+                    // over, rather than leaving a kind waiting out a long one.
                     _ => {
-                        if this.retry_pending().await && retry.is_none() {
+                        if this.retry_pending().await {
                             retry = Some((tokio::time::Instant::now() + RETRY_MIN, RETRY_MIN));
                         }
                     }
