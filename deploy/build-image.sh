@@ -45,7 +45,7 @@ while (($#)); do
 done
 image=${image:-ghcr.io/informant-dev/informant:$version}
 epoch=${SOURCE_DATE_EPOCH:-0}
-work=target/image
+work=$root/target/image
 debs=$work/debs
 mkdir -p "$work" "$debs"
 
