@@ -275,18 +275,27 @@ async fn owner_required_end_to_end(owner_required: std::path::PathBuf) {
     .await;
     // A real API server picks the mutating and the validating configuration
     // up through two informers: wait for default-requests too.
-    eventually("default-requests in effect", Duration::from_secs(60), || {
-        let api = strict_api.clone();
-        let dry = dry.clone();
-        async move {
-            let created = api
-                .create(&dry, &deployment("owned", json!({"owner": "team-a"})))
-                .await
-                .ok()?;
-            let containers = created.spec?.template.spec?.containers;
-            containers[0].resources.as_ref()?.requests.as_ref().map(|_| ())
-        }
-    })
+    eventually(
+        "default-requests in effect",
+        Duration::from_secs(60),
+        || {
+            let api = strict_api.clone();
+            let dry = dry.clone();
+            async move {
+                let created = api
+                    .create(&dry, &deployment("owned", json!({"owner": "team-a"})))
+                    .await
+                    .ok()?;
+                let containers = created.spec?.template.spec?.containers;
+                containers[0]
+                    .resources
+                    .as_ref()?
+                    .requests
+                    .as_ref()
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
     let s = status(denial);
     assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));

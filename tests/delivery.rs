@@ -35,10 +35,16 @@ fn logs() -> LogCapture {
 
 /// Plugins that may write nothing at all, anywhere.
 fn read_only() -> Config {
-    let none = ["reader", "reader-latest", "reader-single", "sequencer"]
-        .into_iter()
-        .map(|p| (p.to_string(), informant_testkit::reads_everything()))
-        .collect::<HashMap<_, _>>();
+    let none = [
+        "reader",
+        "reader-latest",
+        "reader-single",
+        "reader-labels",
+        "sequencer",
+    ]
+    .into_iter()
+    .map(|p| (p.to_string(), informant_testkit::reads_everything()))
+    .collect::<HashMap<_, _>>();
     Config {
         allowlist: Allowlist::new(none),
         ..Config::default()
@@ -168,6 +174,98 @@ async fn a_plugin_reads_through_the_cache_only_what_it_has_been_handed_of_a_stre
     // Once synced, the cache holds the whole list.
     let kind = informant::vocabulary::KindKey::new("bench.informant.dev/v1", "Widget");
     assert_eq!(runtime.cache().kind_stats(&kind).objects, total);
+    runtime.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A plugin that declares it reads labels only is handed, and reads
+/// through the cache, Widgets with their labels and metadata only, and says
+/// so, and the cache keeps no more of them. A plugin loaded next that
+/// declares nothing makes the host list the kind again, whole, before its
+/// first event, and the first plugin gets no event from that. Once it is
+/// gone, what the cache takes is projected again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_declares_its_fields_is_kept_only_those() {
+    let _crd = WIDGET_CRD.lock().await;
+    let logs = logs();
+    let cluster = TestCluster::start().await;
+    let ns = cluster.namespace("fields").await;
+    if widgets::ensure_crd(&cluster.client).await {
+        cluster.track("crd", "widgets.bench.informant.dev");
+    }
+    widgets::seed(&cluster.client, cluster.server.as_ref(), &ns, 40).await;
+    let total = widgets::count_all(&cluster.client).await;
+    let kind = informant::vocabulary::KindKey::new("bench.informant.dev/v1", "Widget");
+    let first = informant::vocabulary::ObjectKey::new(Some(&ns), "w-000000");
+
+    let runtime = Runtime::start(cluster.client.clone(), read_only()).unwrap();
+    load(&runtime, "reader_labels", json!(null)).await;
+    let labels = runtime.dispatcher().lane("reader-labels").unwrap();
+    eventually(
+        "reader-labels to handle every Widget",
+        Duration::from_secs(120),
+        || async { (labels.stats().counts().handled > total as u64).then_some(()) },
+    )
+    .await;
+    let needle = format!(
+        "reader reader-labels kept: handed {total} projected, 0 whole; cache {total} projected, 0 whole"
+    );
+    eventually("reader-labels' report", Duration::from_secs(10), || async {
+        logs.text().contains(&needle).then_some(())
+    })
+    .await;
+    let cached = runtime.cache().get(&kind, &first).unwrap().to_value();
+    assert_eq!(
+        cached,
+        json!({"apiVersion": "bench.informant.dev/v1", "kind": "Widget",
+               "metadata": {"name": "w-000000", "namespace": ns,
+                            "uid": cached["metadata"]["uid"],
+                            "resourceVersion": cached["metadata"]["resourceVersion"],
+                            "labels": {"app": "bench", "shard": "0"},
+                            "annotations": {"informant.dev/projection": "metadata.labels"}}})
+    );
+    let projected = runtime.cache().kind_stats(&kind);
+
+    // One that declares nothing: listed again, whole, before its first event.
+    load(&runtime, "reader", json!(null)).await;
+    let whole = runtime.dispatcher().lane("reader").unwrap();
+    eventually(
+        "reader to handle every Widget",
+        Duration::from_secs(120),
+        || async { (whole.stats().counts().handled > total as u64).then_some(()) },
+    )
+    .await;
+    let cached = runtime.cache().get(&kind, &first).unwrap().to_value();
+    assert_eq!(cached["spec"], widgets::widget(0)["spec"]);
+    assert!(cached["metadata"].get("annotations").is_none(), "{cached}");
+    let kept = runtime.cache().kind_stats(&kind);
+    assert_eq!(kept.objects, projected.objects);
+    assert!(
+        kept.bytes > 3 * projected.bytes,
+        "whole {kept:?}, projected {projected:?}"
+    );
+    assert_eq!(labels.stats().counts().handled, total as u64 + 1);
+    assert!(
+        logs.text()
+            .contains("a subscriber needs more of this kind than the cache holds")
+    );
+
+    // Once it is gone, what comes is kept projected again.
+    assert!(runtime.dispatcher().remove("reader").await);
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), &ns, &widgets::resource());
+    api.patch(
+        "w-000000",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    let cached = eventually("the touched Widget", Duration::from_secs(30), || async {
+        let o = runtime.cache().get(&kind, &first)?.to_value();
+        (o["metadata"]["labels"]["touched"] == "yes").then_some(o)
+    })
+    .await;
+    assert!(cached.get("spec").is_none(), "{cached}");
     runtime.shutdown(Duration::from_secs(5)).await;
 }
 

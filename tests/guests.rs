@@ -140,6 +140,10 @@ fn every_sdk_covers_the_whole_contract_alike() {
         json!({"memoryMib": 48, "deadlineMs": 80})
     );
     assert_eq!(python["indexes"][0]["fieldPaths"][0], "metadata.labels.app");
+    assert_eq!(
+        python["subscriptions"][1]["fields"],
+        json!(["metadata.labels"])
+    );
     for language in LANGUAGES {
         let (code, actions, stderr) = replay(&guest_plugin(language, "sdk-tour"), "sdk-tour", None);
         // The fourth event fails on purpose, with a code of the plugin's choosing.

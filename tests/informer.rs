@@ -103,7 +103,9 @@ impl Events {
                 }
             }
             // These informers deliver first lists whole.
-            other @ (Notification::Streaming(_) | Notification::Streamed(_)) => {
+            other @ (Notification::Streaming(_)
+            | Notification::Streamed(_)
+            | Notification::Relisted(_)) => {
                 panic!("a first list delivered as it streams: {other:?}")
             }
         }
@@ -638,6 +640,7 @@ async fn resync_replays_the_cache_without_asking_the_server() {
             tx,
             Duration::from_millis(400),
             informant::informer::FirstList::Whole,
+            informant::cache::Need::Whole,
         )
         .await;
     assert_eq!(next(&mut rx).await.0, EventType::Added);
@@ -929,6 +932,7 @@ async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_dele
         labels: LabelSelector::default(),
         fields: FieldSelector::default(),
         resync: None,
+        need: informant::cache::Need::Whole,
     };
     let id = subs.subscribe(request, tx).await;
     assert_eq!(subs.state(id).await, Some(State::Pending));

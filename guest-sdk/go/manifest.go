@@ -78,6 +78,7 @@ type Subscription struct {
 	latestState      bool
 	oldObject        bool
 	resyncSeconds    wit.Option[uint32]
+	fields           wit.Option[[]string]
 }
 
 // NewSubscription subscribes to the events of a kind: apiVersion "v1" or
@@ -132,6 +133,16 @@ func (s *Subscription) ResyncSeconds(seconds uint32) *Subscription {
 	return s
 }
 
+// Fields declares the fields the plugin reads ("metadata.labels",
+// "spec.nodeName", "spec.containers[*].image"), so that the host may keep
+// only those in its cache. Events and cache reads then carry only what is
+// kept; the annotation "informant.dev/projection" says which. Declare every
+// field the plugin reads. Default: whole objects.
+func (s *Subscription) Fields(paths ...string) *Subscription {
+	s.fields = wit.Some(append([]string(nil), paths...))
+	return s
+}
+
 func (s *Subscription) toWit() wit.Subscription {
 	types := make([]wit.EventType, len(s.events))
 	for i, t := range s.events {
@@ -145,6 +156,7 @@ func (s *Subscription) toWit() wit.Subscription {
 		ApiVersion: s.apiVersion, Kind: s.kind, Namespace: s.namespace,
 		LabelSelector: s.labelSelector, FieldSelector: s.fieldSelector,
 		EventTypes: types, Delivery: delivery, OldObject: s.oldObject, ResyncSeconds: s.resyncSeconds,
+		Fields: s.fields,
 	}
 }
 

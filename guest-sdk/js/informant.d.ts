@@ -103,6 +103,13 @@ export interface SubscriptionOptions {
   oldObject?: boolean;
   /** Deliver every object again as `resync` this often. */
   resyncSeconds?: number;
+  /**
+   * The fields the plugin reads (`["metadata.labels", "spec.nodeName"]`), so
+   * that the host may keep only those in its cache. Events and cache reads
+   * then carry only what is kept; the annotation `informant.dev/projection`
+   * says which. None: whole objects.
+   */
+  fields?: string[];
 }
 
 /** A request to receive the events of one kind of object. */

@@ -192,7 +192,10 @@ export class Event {
 /**
  * Events of one kind. Options: namespace, labelSelector, fieldSelector,
  * events (list of event types; empty means all), latestState, oldObject,
- * resyncSeconds.
+ * resyncSeconds, fields (the fields the plugin reads, e.g.
+ * ["metadata.labels"], so that the host may keep only those in its cache;
+ * events and cache reads then carry only what is kept, and the annotation
+ * "informant.dev/projection" says which; default: whole objects).
  */
 export class Subscription {
   constructor(apiVersion, kind, options = {}) {
@@ -207,6 +210,7 @@ export class Subscription {
       delivery: options.latestState ? "latest-state" : "every-event",
       oldObject: Boolean(options.oldObject),
       resyncSeconds: options.resyncSeconds,
+      fields: options.fields,
     };
   }
 }

@@ -67,6 +67,7 @@ impl Subscription {
             delivery: wit::Delivery::EveryEvent,
             old_object: false,
             resync_seconds: None,
+            fields: None,
         })
     }
 
@@ -109,6 +110,17 @@ impl Subscription {
     /// Replay every cached object as `Resync` this often.
     pub fn resync_seconds(mut self, seconds: u32) -> Self {
         self.0.resync_seconds = Some(seconds);
+        self
+    }
+
+    /// Read only these fields of the objects (paths like an index's:
+    /// `metadata.labels`, `spec.nodeName`, `spec.containers[*].image`), so
+    /// that the host may keep only those in its cache. Events and cache
+    /// reads then carry only what is kept (the annotation
+    /// `informant.dev/projection` says which); declare every field the
+    /// plugin reads. Default: whole objects.
+    pub fn fields<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
+        self.0.fields = Some(paths.into_iter().map(Into::into).collect());
         self
     }
 }

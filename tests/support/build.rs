@@ -38,6 +38,7 @@ fn main() {
         ("sequencer", "wide", "sequencer_wide"),
         ("reader", "latest", "reader_latest"),
         ("reader", "single", "reader_single"),
+        ("reader", "labels", "reader_labels"),
         ("hostile", "labelled", "hostile_labelled"),
         ("legacy", "v2", "legacy_v2"),
         ("webhook", "undeclared", "webhook_undeclared"),

@@ -27,12 +27,17 @@ class Subscription:
     """Events of one kind: ``Subscription("apps/v1", "Deployment",
     namespace=None, label_selector=None, field_selector=None,
     events=["added", "modified"], latest_state=False, old_object=False,
-    resync_seconds=None)``. ``events`` empty or omitted means all types."""
+    resync_seconds=None, fields=None)``. ``events`` empty or omitted means all
+    types. ``fields`` lists the fields the plugin reads (``["metadata.labels",
+    "spec.nodeName"]``), so that the host may keep only those in its cache;
+    events and cache reads then carry only what is kept (the annotation
+    ``informant.dev/projection`` says which). None: whole objects."""
 
     def __init__(self, api_version: str, kind: str, namespace: Optional[str] = None,
                  label_selector: Optional[str] = None, field_selector: Optional[str] = None,
                  events: Iterable[EventType] = (), latest_state: bool = False,
-                 old_object: bool = False, resync_seconds: Optional[int] = None) -> None:
+                 old_object: bool = False, resync_seconds: Optional[int] = None,
+                 fields: Optional[Iterable[str]] = None) -> None:
         self.api_version = api_version
         self.kind = kind
         self.namespace = namespace
@@ -42,13 +47,14 @@ class Subscription:
         self.latest_state = latest_state
         self.old_object = old_object
         self.resync_seconds = resync_seconds
+        self.fields = None if fields is None else [fields] if isinstance(fields, str) else list(fields)
 
     def to_wit(self) -> Any:
         delivery = wit.Delivery.LATEST_STATE if self.latest_state else wit.Delivery.EVERY_EVENT
         return wit.Subscription(
             self.api_version, self.kind, self.namespace, self.label_selector,
             self.field_selector, [member(wit.EventType, e) for e in self.events], delivery,
-            self.old_object, self.resync_seconds,
+            self.old_object, self.resync_seconds, self.fields,
         )
 
 

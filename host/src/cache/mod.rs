@@ -8,6 +8,7 @@
 mod index;
 mod object;
 mod path;
+mod projection;
 mod view;
 
 use std::{
@@ -20,6 +21,8 @@ use serde_json::Value;
 
 pub use object::{CachedObject, strip};
 pub use path::{FieldPath, PathError};
+pub(crate) use projection::members;
+pub use projection::{ANNOTATION, HOST_FIELDS, Need, Projection};
 pub use view::View;
 
 use crate::vocabulary::{KindKey, ObjectKey};
@@ -179,9 +182,29 @@ struct KindData {
     objects: BTreeMap<Arc<ObjectKey>, Arc<CachedObject>>,
     indexes: HashMap<Arc<str>, Index>,
     bytes: usize,
+    /// What the kind's readers declared they need (without the indexes).
+    need: Need,
+    /// What is kept of each object: none for whole objects.
+    projection: Option<Arc<Projection>>,
 }
 
 impl KindData {
+    /// The need and the indexes' paths together: what the kind keeps.
+    fn kept(&self) -> Need {
+        match &self.need {
+            Need::Whole => Need::Whole,
+            Need::Fields(fields) => {
+                let mut fields = fields.clone();
+                fields.extend(
+                    self.indexes
+                        .values()
+                        .flat_map(|i| i.paths().iter().map(ToString::to_string)),
+                );
+                Need::Fields(fields)
+            }
+        }
+    }
+
     /// Cache `object` under `key`, reindexed under `index_values` (index
     /// name, keys); returns the state it replaced.
     fn insert(
@@ -380,12 +403,16 @@ impl Store {
         })
     }
 
-    /// Like [`Self::prepare_listed`], for an object read as text.
-    pub fn prepare_listed_raw(&self, kind: &KindKey, raw: RawParts<'_>) -> Listed {
+    /// Like [`Self::prepare_listed`], for an object read as text: kept as
+    /// the kind's projection says.
+    pub fn prepare_listed_raw(&self, kind: &KindKey, mut raw: RawParts<'_>) -> Listed {
         let key = raw.key();
         let index_values = match self.kind(kind) {
             Some(store) => {
                 let data = store.read();
+                if let Some(p) = &data.projection {
+                    raw.json = p.apply(raw.json);
+                }
                 index_values(&data, &raw.json)
             }
             None => Vec::new(),
@@ -397,10 +424,12 @@ impl Store {
         }
     }
 
-    /// Like [`Self::upsert`], for an object read as text.
+    /// Like [`Self::upsert`], for an object read as text: kept as the
+    /// kind's projection says.
     pub fn upsert_raw(&self, kind: &KindKey, raw: RawParts<'_>) -> Upsert {
         let key = raw.key();
         let store = self.kind_or_insert(kind);
+        let raw = self.project(&store, raw);
         let mut data = store.write();
         // Under the lock, so an index added concurrently is never skipped.
         let values = index_values(&data, &raw.json);
@@ -416,9 +445,47 @@ impl Store {
     }
 
     /// Like [`Self::prepare`], for an object read as text: a state that is
-    /// reported but not kept, such as the last state of a deleted object.
-    pub fn prepare_raw(&self, raw: RawParts<'_>) -> (Arc<ObjectKey>, CachedObject) {
+    /// reported but not kept, such as the last state of a deleted object
+    /// (projected like the kind's cached objects).
+    pub fn prepare_raw(&self, kind: &KindKey, raw: RawParts<'_>) -> (Arc<ObjectKey>, CachedObject) {
+        let raw = match self.kind(kind) {
+            Some(store) => self.project(&store, raw),
+            None => raw,
+        };
         (raw.key(), raw.object())
+    }
+
+    /// `raw` as the kind's projection keeps it (projected outside the lock).
+    fn project<'a>(&self, store: &RwLock<KindData>, mut raw: RawParts<'a>) -> RawParts<'a> {
+        let projection = store.read().projection.clone();
+        if let Some(p) = projection {
+            raw.json = p.apply(raw.json);
+        }
+        raw
+    }
+
+    /// Say what the readers of `kind` need of its objects (the union of
+    /// what each declared; [`Need::Whole`] if one declared nothing). The
+    /// cache keeps that, the kind's indexes' paths and the host's fields
+    /// of every object it takes from now on. Returns whether it now keeps
+    /// more than before: the objects already cached lack what was added,
+    /// and the kind's watches must list them again.
+    pub fn set_need(&self, kind: &KindKey, need: Need) -> bool {
+        let store = self.kind_or_insert(kind);
+        let mut data = store.write();
+        let before = data.kept();
+        data.need = need;
+        let after = data.kept();
+        data.projection = Projection::new(&after).map(Arc::new);
+        if before != after {
+            tracing::info!(resource = %kind, kept = %after, "the cache keeps {} of this kind", if after == Need::Whole { "whole objects" } else { "a projection" });
+        }
+        !before.covers(&after)
+    }
+
+    /// What the cache keeps of `kind`'s objects: none for whole objects.
+    pub fn projection(&self, kind: &KindKey) -> Option<Arc<Projection>> {
+        self.kind(kind)?.read().projection.clone()
     }
 
     /// Make the cached objects of `kind` that are `in_scope` exactly `listed`,
@@ -447,7 +514,15 @@ impl Store {
                     if !object.resource_version().is_empty()
                         && old.resource_version() == object.resource_version() =>
                 {
-                    out.unchanged.push((key, old.clone()));
+                    // The same version, kept differently (the kind's
+                    // projection changed): the fresh copy, silently.
+                    if old.json() == object.json() {
+                        out.unchanged.push((key, old.clone()));
+                    } else {
+                        refresh_index_values(&data, &object, &mut index_values);
+                        data.insert(key.clone(), object.clone(), index_values);
+                        out.unchanged.push((key, object));
+                    }
                 }
                 existing => {
                     let old = existing.cloned();
@@ -489,6 +564,7 @@ impl Store {
             let unchanged = data.objects.get(&entry.key).is_some_and(|old| {
                 !entry.object.resource_version().is_empty()
                     && old.resource_version() == entry.object.resource_version()
+                    && old.json() == entry.object.json()
             });
             if unchanged {
                 continue;
@@ -618,6 +694,8 @@ impl Store {
         }
         let name: Arc<str> = name.into();
         data.indexes.insert(name.clone(), index);
+        // A projected kind keeps the index's paths from now on.
+        data.projection = Projection::new(&data.kept()).map(Arc::new);
         names.insert(name, (kind.clone(), 1));
         Ok(())
     }
@@ -639,7 +717,9 @@ impl Store {
             return;
         };
         if let Some(store) = self.kind(&kind) {
-            store.write().indexes.remove(name);
+            let mut data = store.write();
+            data.indexes.remove(name);
+            data.projection = Projection::new(&data.kept()).map(Arc::new);
         }
     }
 
@@ -920,5 +1000,58 @@ mod tests {
             store.upsert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})),
             Err(Error::MissingField("metadata.name"))
         ));
+    }
+    fn raw<'a>(json: &Value, labels: &'a BTreeMap<String, String>) -> RawParts<'a> {
+        RawParts {
+            json: json.to_string(),
+            namespace: Some("a"),
+            name: "x",
+            resource_version: "1",
+            uid: "u",
+            labels,
+        }
+    }
+
+    #[test]
+    fn a_projected_kind_keeps_what_its_readers_and_indexes_need() {
+        let store = Store::default();
+        let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
+        let mut object = cm("a", "x", json!({"app": "web"}), "1");
+        object["data"] = json!({"big": "x".repeat(1000), "small": "y"});
+        // Whole until a reader says otherwise.
+        assert!(store.projection(&cms()).is_none());
+        assert!(!store.set_need(&cms(), Need::of(["metadata.labels"])));
+        let kept = store.upsert_raw(&cms(), raw(&object, &labels)).new;
+        let value = kept.to_value();
+        assert!(value.get("data").is_none(), "{value}");
+        assert_eq!(value["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(
+            value["metadata"]["annotations"][ANNOTATION],
+            "metadata.labels"
+        );
+        assert_eq!(kept.label("app"), Some("web"));
+        // An index's paths are kept too, and indexed.
+        store
+            .add_index(
+                "small",
+                &cms(),
+                vec![FieldPath::parse("data.small").unwrap()],
+            )
+            .unwrap();
+        store.upsert_raw(&cms(), raw(&object, &labels));
+        let by_small = store.by_index("small", "y").unwrap();
+        assert_eq!(by_small.len(), 1);
+        assert!(by_small[0].1.to_value()["data"].get("big").is_none());
+        // A reader that needs more widens it: the objects must be listed again,
+        // and the same version listed again replaces the narrower copy
+        // without counting as a change.
+        assert!(store.set_need(&cms(), Need::Whole));
+        let listed = store.prepare_listed_raw(&cms(), raw(&object, &labels));
+        let relisted = store.replace_scope(&cms(), |_, _| true, vec![listed]);
+        assert!(relisted.modified.is_empty() && relisted.added.is_empty());
+        let now = store.get(&cms(), &ObjectKey::new(Some("a"), "x")).unwrap();
+        assert_eq!(now.to_value()["data"]["big"], json!("x".repeat(1000)));
+        // Narrowing needs no relist.
+        assert!(!store.set_need(&cms(), Need::of(["data.small"])));
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     Field(String),
     Element(usize),
     Every,
@@ -95,6 +95,11 @@ impl FieldPath {
             text: text.to_string(),
             steps,
         })
+    }
+
+    /// The steps, in order.
+    pub(crate) fn steps(&self) -> &[Step] {
+        &self.steps
     }
 
     /// Append every scalar found at this path in `value` to `out`, as strings.

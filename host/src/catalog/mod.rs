@@ -196,6 +196,7 @@ impl Catalog {
             None => informant_k8s::selector::LabelSelector::default(),
         };
         let request = Request {
+            need: crate::cache::Need::Whole,
             api_version: API_VERSION.into(),
             kind: KIND.into(),
             namespace: None,
@@ -256,7 +257,11 @@ impl Catalog {
                         }
                     }
                     // Subscribed to take first lists whole.
-                    Some(Notification::Streaming(_) | Notification::Streamed(_)) => {}
+                    Some(
+                        Notification::Streaming(_)
+                        | Notification::Streamed(_)
+                        | Notification::Relisted(_),
+                    ) => {}
                     None => break,
                 },
                 _ = resolve.tick() => self.resolve_tags().await,

@@ -740,6 +740,8 @@ impl Lane {
                 };
                 self.accept(index, spec, Notification::Snapshot(snapshot));
             }
+            // Never sent to subscribers.
+            Notification::Relisted(_) => {}
             Notification::Snapshot(s) => {
                 // Only the objects of the buckets held now; the others come
                 // with their bucket, if this replica takes it.

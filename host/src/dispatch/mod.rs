@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     action::ActionQueue,
-    cache::Store,
+    cache::{Need, Store},
     informer::{
         FirstList, Notification,
         subscriptions::{Request, State, Subscriptions},
@@ -234,6 +234,7 @@ impl Dispatcher {
                 labels: s.label_selector.clone(),
                 fields: s.field_selector.clone(),
                 resync: s.resync.or(self.config.default_resync),
+                need: Need::of(s.fields.iter().cloned()),
             };
             let index32 = u32::try_from(index).unwrap_or(u32::MAX);
             tokio::spawn(lane.clone().intake(index32, rx));
@@ -250,6 +251,8 @@ impl Dispatcher {
                 labels: Default::default(),
                 fields: Default::default(),
                 resync: None,
+                // Read through the cache without a declaration: whole.
+                need: Need::Whole,
             };
             self.watch(&lane, watch, request, tx, FirstList::Whole)
                 .await;
@@ -524,6 +527,7 @@ fn cached_kinds(manifest: &Manifest) -> Vec<KindKey> {
 /// Whether two versions of a plugin need the same watches: the same
 /// subscriptions (with their delivery options), reads and indexed kinds.
 fn same_watches(a: &Manifest, b: &Manifest) -> bool {
-    let subs = |m: &Manifest| serde_json::to_value(&m.subscriptions).ok();
+    // Fields and indexes too: they decide what the cache keeps.
+    let subs = |m: &Manifest| serde_json::to_value((&m.subscriptions, &m.indexes)).ok();
     subs(a) == subs(b) && cached_kinds(a) == cached_kinds(b)
 }

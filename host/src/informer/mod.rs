@@ -61,6 +61,10 @@ pub enum Notification {
     /// the cache holds it: once the subscriber has delivered the rest, it
     /// has synced.
     Streamed(Arc<Listing>),
+    /// Between an informer and its shared fan-out only: the relists asked
+    /// for up to this one ([`Informer::relist`]) are complete, and the cache
+    /// holds what they listed. Subscribers never get it.
+    Relisted(u64),
 }
 
 /// One change the informer observed.

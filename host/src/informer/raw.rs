@@ -16,7 +16,7 @@ use kube::{
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::value::RawValue;
 
-use crate::cache::RawParts;
+use crate::cache::{RawParts, members};
 
 /// The annotation `kubectl apply` writes: the whole object again.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -128,31 +128,6 @@ impl<'de> Deserialize<'de> for RawObject {
         }
         deserializer.deserialize_newtype_struct(RAW_TOKEN, Visitor)
     }
-}
-
-/// The members of one JSON object, as written, borrowed from the text.
-type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
-
-fn members(text: &str) -> Result<Members<'_>, serde_json::Error> {
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = Members<'de>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                out.push((key, map.next_value::<&'de RawValue>()?));
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde::Deserializer::deserialize_map(&mut de, Visitor)
 }
 
 /// Read one object: its metadata, and its text without what the cache drops.

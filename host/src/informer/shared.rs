@@ -10,10 +10,19 @@
 //! ([`FirstList::Streamed`]) gets a place of its own in it; one that comes
 //! while it streams, or takes lists whole, gets it as a snapshot once it is
 //! complete.
+//!
+//! Each subscriber says what it needs of the objects ([`Need`]); the cache
+//! keeps, per kind, what every subscriber of every watch of the kind needs
+//! together. A subscriber that needs more than the cache holds makes every
+//! watch of its kind list again, and gets its initial snapshot only once
+//! its own watch has: it never sees an object with less than it asked for.
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use parking_lot::Mutex;
@@ -21,7 +30,7 @@ use tokio::sync::mpsc;
 
 use super::{FirstList, Informer, Notification, Purpose, Scope, Snapshot, WatchStatus};
 use crate::{
-    cache::{Entries, Store},
+    cache::{Entries, Need, Store},
     vocabulary::KindKey,
 };
 
@@ -60,11 +69,24 @@ impl WatchKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubscriberId(u64);
 
-/// One subscriber: where its notifications go, and how it takes first lists.
+/// One subscriber: where its notifications go, how it takes first lists,
+/// what it needs of the objects, and whether it waits for a relist.
 #[derive(Clone)]
 struct Subscriber {
     tx: mpsc::Sender<Notification>,
     first_list: FirstList,
+    need: Need,
+    /// The relist its initial snapshot waits for (it gets nothing before).
+    waits_for: Option<u64>,
+}
+
+/// The relists a watch was asked for ([`Informer::relist`]) and the last
+/// one its fan-out saw complete; both change only under the subscribers'
+/// lock.
+#[derive(Default)]
+struct Relists {
+    asked: AtomicU64,
+    done: AtomicU64,
 }
 
 type Subscribers = Arc<Mutex<HashMap<SubscriberId, Subscriber>>>;
@@ -76,6 +98,7 @@ struct Shared {
     scope: Scope,
     informer: Informer,
     subscribers: Subscribers,
+    relists: Arc<Relists>,
     fanout: tokio::task::JoinHandle<()>,
 }
 
@@ -103,18 +126,23 @@ impl SharedInformers {
     /// Subscribe to a scope: its events go to `tx`. Starts the watch if it is
     /// the first subscriber; otherwise replays the cached objects if the
     /// watch has already synced.
+    /// The subscriber needs whole objects.
     pub async fn subscribe(&self, scope: Scope, tx: mpsc::Sender<Notification>) -> SubscriberId {
-        self.subscribe_as(scope, tx, FirstList::Whole).await
+        self.subscribe_as(scope, tx, FirstList::Whole, Need::Whole)
+            .await
     }
 
     /// Like [`Self::subscribe`], taking the watch's first list as
     /// `first_list` says (if the watch is still to list; otherwise its
-    /// cached objects come as a snapshot).
+    /// cached objects come as a snapshot), and needing `need` of the
+    /// objects. If the cache holds less of the kind, every watch of the
+    /// kind lists again, and the snapshot comes once this one has.
     pub async fn subscribe_as(
         &self,
         scope: Scope,
         tx: mpsc::Sender<Notification>,
         first_list: FirstList,
+        need: Need,
     ) -> SubscriberId {
         let id = SubscriberId(
             self.next_id
@@ -122,11 +150,20 @@ impl SharedInformers {
         );
         let key = WatchKey::of(&scope);
         let mut watches = self.watches.lock().await;
+        let kind = kind_of(&scope);
+        let together = needed(&watches, &kind).map_or_else(|| need.clone(), |n| n.union(&need));
+        if self.cache.set_need(&kind, together) {
+            relist_kind(&watches, &kind);
+        }
         if let Some(shared) = watches.get(&key) {
             // Hold the fan-out lock while taking the snapshot, so that no
             // live event slips between it and the registration.
             let mut subscribers = shared.subscribers.lock();
-            if shared.informer.status().synced_once {
+            let asked = shared.relists.asked.load(Ordering::SeqCst);
+            let waits_for = (shared.informer.status().synced_once
+                && asked > shared.relists.done.load(Ordering::SeqCst))
+            .then_some(asked);
+            if shared.informer.status().synced_once && waits_for.is_none() {
                 let n =
                     Notification::Snapshot(snapshot(&self.cache, &shared.scope, Purpose::Initial));
                 // A new subscriber's channel is empty: this fits. If it does
@@ -139,12 +176,25 @@ impl SharedInformers {
                     });
                 }
             }
-            subscribers.insert(id, Subscriber { tx, first_list });
+            subscribers.insert(
+                id,
+                Subscriber {
+                    tx,
+                    first_list,
+                    need,
+                    waits_for,
+                },
+            );
             return id;
         }
         let subscribers: Subscribers = Arc::new(Mutex::new(HashMap::from([(
             id,
-            Subscriber { tx, first_list },
+            Subscriber {
+                tx,
+                first_list,
+                need,
+                waits_for: None,
+            },
         )])));
         let (informer_tx, informer_rx) = mpsc::channel::<Notification>(1024);
         let informer = Informer::start_with(
@@ -154,13 +204,21 @@ impl SharedInformers {
             informer_tx,
             FirstList::Streamed,
         );
-        let fanout = tokio::spawn(fan_out(informer_rx, subscribers.clone()));
+        let relists = Arc::new(Relists::default());
+        let fanout = tokio::spawn(fan_out(
+            informer_rx,
+            subscribers.clone(),
+            relists.clone(),
+            self.cache.clone(),
+            scope.clone(),
+        ));
         watches.insert(
             key,
             Shared {
                 scope,
                 informer,
                 subscribers,
+                relists,
                 fanout,
             },
         );
@@ -176,9 +234,10 @@ impl SharedInformers {
         tx: mpsc::Sender<Notification>,
         period: std::time::Duration,
         first_list: FirstList,
+        need: Need,
     ) -> SubscriberId {
         let id = self
-            .subscribe_as(scope.clone(), tx.clone(), first_list)
+            .subscribe_as(scope.clone(), tx.clone(), first_list, need)
             .await;
         let cache = self.cache.clone();
         let task = tokio::spawn(async move {
@@ -216,12 +275,18 @@ impl SharedInformers {
             subs.remove(&id);
             subs.is_empty()
         };
+        let kind = KindKey::new(&key.api_version, &key.kind);
         if !empty {
+            // What is left needs no more than before: no relist.
+            self.cache
+                .set_need(&kind, needed(&watches, &kind).unwrap_or_default());
             return;
         }
         let Some(shared) = watches.remove(&key) else {
             return;
         };
+        self.cache
+            .set_need(&kind, needed(&watches, &kind).unwrap_or_default());
         shared.informer.stop().await;
         shared.fanout.abort();
         let kind = KindKey::new(
@@ -300,16 +365,79 @@ impl SharedInformers {
     }
 }
 
+/// The kind of a scope's objects.
+fn kind_of(scope: &Scope) -> KindKey {
+    KindKey::new(&scope.resource.api_version, &scope.resource.kind)
+}
+
+/// What every subscriber of every watch of `kind` needs together; none if
+/// the kind has no subscriber.
+fn needed(watches: &HashMap<WatchKey, Shared>, kind: &KindKey) -> Option<Need> {
+    let mut needs = watches
+        .values()
+        .filter(|s| kind_of(&s.scope) == *kind)
+        .flat_map(|s| {
+            s.subscribers
+                .lock()
+                .values()
+                .map(|s| s.need.clone())
+                .collect::<Vec<_>>()
+        });
+    let first = needs.next()?;
+    Some(needs.fold(first, |all, n| all.union(&n)))
+}
+
+/// Ask every watch of `kind` to list again: the cache now keeps more of
+/// its objects than those it holds.
+fn relist_kind(watches: &HashMap<WatchKey, Shared>, kind: &KindKey) {
+    for shared in watches.values().filter(|s| kind_of(&s.scope) == *kind) {
+        let _subscribers = shared.subscribers.lock();
+        let asked = shared.relists.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.informer.relist(asked);
+    }
+    tracing::info!(resource = %kind, "a subscriber needs more of this kind than the cache holds: its watches list again");
+}
+
 /// Send every notification of a watch to its subscribers, each with
 /// backpressure (a dropped receiver is skipped). A streaming first list gives
 /// each subscriber that takes it so a place of its own; the others, and
 /// whoever subscribed while it streamed, get it as a snapshot once complete.
-async fn fan_out(mut rx: mpsc::Receiver<Notification>, subscribers: Subscribers) {
+/// A subscriber waiting for a relist gets nothing until it is complete, and
+/// then the cached objects as its initial snapshot.
+async fn fan_out(
+    mut rx: mpsc::Receiver<Notification>,
+    subscribers: Subscribers,
+    relists: Arc<Relists>,
+    cache: Arc<Store>,
+    scope: Scope,
+) {
     let mut streamed_to: HashSet<SubscriberId> = HashSet::new();
     while let Some(n) = rx.recv().await {
+        if let Notification::Relisted(done) = n {
+            let released: Vec<_> = {
+                let mut subscribers = subscribers.lock();
+                relists.done.fetch_max(done, Ordering::SeqCst);
+                subscribers
+                    .values_mut()
+                    .filter(|s| s.waits_for.is_some_and(|w| w <= done))
+                    .map(|s| {
+                        s.waits_for = None;
+                        s.tx.clone()
+                    })
+                    .collect()
+            };
+            if !released.is_empty() {
+                let n = Notification::Snapshot(snapshot(&cache, &scope, Purpose::Initial));
+                for tx in released {
+                    let _ = tx.send(n.clone()).await;
+                }
+            }
+            continue;
+        }
         let targets: Vec<_> = subscribers
             .lock()
             .iter()
+            .filter(|(_, s)| s.waits_for.is_none())
             .map(|(id, s)| (*id, s.clone()))
             .collect();
         match n {

@@ -19,7 +19,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Change, FirstList, Notification, Scope, SharedInformers, Snapshot, SubscriberId};
-use crate::{cache::Store, discovery, vocabulary::EventType};
+use crate::{
+    cache::{Need, Store},
+    discovery,
+    vocabulary::EventType,
+};
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 
 /// How often pending subscriptions ask discovery again; the longest wait
@@ -44,6 +48,8 @@ pub struct Request {
     pub fields: FieldSelector,
     /// Replay the cached objects as `resync` events this often.
     pub resync: Option<std::time::Duration>,
+    /// What the subscriber needs of the objects.
+    pub need: Need,
 }
 
 /// Where a subscription is, for the admin view.
@@ -314,12 +320,23 @@ impl Subscriptions {
         let sub = match entry.request.resync {
             Some(period) => {
                 self.shared
-                    .subscribe_with_resync(scope, entry.tx.clone(), period, entry.first_list)
+                    .subscribe_with_resync(
+                        scope,
+                        entry.tx.clone(),
+                        period,
+                        entry.first_list,
+                        entry.request.need.clone(),
+                    )
                     .await
             }
             None => {
                 self.shared
-                    .subscribe_as(scope, entry.tx.clone(), entry.first_list)
+                    .subscribe_as(
+                        scope,
+                        entry.tx.clone(),
+                        entry.first_list,
+                        entry.request.need.clone(),
+                    )
                     .await
             }
         };

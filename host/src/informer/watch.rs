@@ -119,6 +119,7 @@ pub enum FirstList {
 pub struct Informer {
     status: Arc<Mutex<WatchStatus>>,
     stop: CancellationToken,
+    relist: tokio::sync::watch::Sender<u64>,
     task: JoinHandle<()>,
 }
 
@@ -157,20 +158,42 @@ impl Informer {
             synced_once: false,
         }));
         let stop = CancellationToken::new();
+        let (relist, relists) = tokio::sync::watch::channel(0);
         let span = tracing::info_span!("informer.watch", resource.kind = %scope.kind(), namespace = scope.namespace.as_deref().unwrap_or(""));
         let task = tokio::spawn(
             run(
-                client,
-                cache,
-                scope,
-                tx,
+                Watch {
+                    client,
+                    cache,
+                    scope,
+                    tx,
+                    first_list,
+                },
                 status.clone(),
                 stop.clone(),
-                first_list,
+                relists,
             )
             .instrument(span),
         );
-        Self { status, stop, task }
+        Self {
+            status,
+            stop,
+            relist,
+            task,
+        }
+    }
+
+    /// List again from scratch, even though nothing went wrong (the cache
+    /// keeps more of the kind than it did, say). Once the list is complete
+    /// and in the cache, the informer sends [`Notification::Relisted`] with
+    /// the highest `asked` it had seen when it began. A list already under
+    /// way starts over.
+    pub fn relist(&self, asked: u64) {
+        self.relist.send_if_modified(|a| {
+            let newer = asked > *a;
+            *a = (*a).max(asked);
+            newer
+        });
     }
 
     /// The current status.
@@ -298,15 +321,28 @@ impl Sight {
     }
 }
 
-async fn run(
+/// What one informer's task works with.
+struct Watch {
     client: kube::Client,
     cache: Arc<Store>,
     scope: Scope,
     tx: mpsc::Sender<Notification>,
+    first_list: FirstList,
+}
+
+async fn run(
+    watch: Watch,
     status: Arc<Mutex<WatchStatus>>,
     stop: CancellationToken,
-    first_list: FirstList,
+    mut relists: tokio::sync::watch::Receiver<u64>,
 ) {
+    let Watch {
+        client,
+        cache,
+        scope,
+        tx,
+        first_list,
+    } = watch;
     let api: Api<RawObject> = match (&scope.namespace, scope.namespaced) {
         (Some(ns), true) => Api::namespaced_with(client, ns, &scope.resource),
         _ => Api::all_with(client, &scope.resource),
@@ -344,6 +380,10 @@ async fn run(
     // What first lists that broke off had handed out, with its last state:
     // the list that completes says what became of it.
     let mut offered: HashMap<Arc<ObjectKey>, Arc<CachedObject>> = HashMap::new();
+    // The relist asked for that the list under way answers.
+    let mut answering: Option<u64> = None;
+    // Set when the wait saw a relist asked for (which marks it seen).
+    let mut relist_now = false;
     let send = |n: Notification| {
         let tx = tx.clone();
         async move { tx.send(n).await.is_ok() }
@@ -362,6 +402,12 @@ async fn run(
         if stop.is_cancelled() {
             return;
         }
+        if std::mem::take(&mut relist_now) || relists.has_changed().unwrap_or(false) {
+            answering = Some(*relists.borrow_and_update());
+            tracing::info!("listing again, as asked: the cache keeps more of this kind now");
+            stream = make(streaming_lists);
+            continue;
+        }
         // What the stream has ready is read at once; when it has nothing, the
         // subscribers of a streaming list are told what came meanwhile.
         let event = match stream.next().now_or_never() {
@@ -372,6 +418,10 @@ async fn run(
                 }
                 tokio::select! {
                     () = stop.cancelled() => return,
+                    _ = relists.changed() => {
+                        relist_now = true;
+                        continue;
+                    }
                     event = stream.next() => event,
                 }
             }
@@ -404,7 +454,9 @@ async fn run(
                 if let Some(broken) = streaming.take() {
                     offered.extend(broken.abandon());
                 }
-                sight.relisting();
+                if answering.is_none() {
+                    sight.relisting();
+                }
                 if first_list == FirstList::Streamed && !sight.synced_once() {
                     let started = Listing::new(kind.clone(), cache.clone());
                     let slot = Arc::new(started.slot());
@@ -438,6 +490,11 @@ async fn run(
                 if !send(Notification::Streamed(streamed)).await {
                     return;
                 }
+                if let Some(asked) = answering.take()
+                    && !send(Notification::Relisted(asked)).await
+                {
+                    return;
+                }
             }
             watcher::Event::InitDone => {
                 let first = !sight.synced_once();
@@ -450,6 +507,11 @@ async fn run(
                     if !send(n).await {
                         return;
                     }
+                }
+                if let Some(asked) = answering.take()
+                    && !send(Notification::Relisted(asked)).await
+                {
+                    return;
                 }
             }
             watcher::Event::Apply(object) => {
@@ -475,7 +537,7 @@ async fn run(
             watcher::Event::Delete(object) => {
                 let (meta, json) = object.into_parts(&scope.resource);
                 // The event carries the deleted state; prefer it to the cached one.
-                let (key, last) = cache.prepare_raw(parts(&meta, json));
+                let (key, last) = cache.prepare_raw(&kind, parts(&meta, json));
                 cache.remove(&kind, &key);
                 known.remove(&key);
                 if !send(change(EventType::Deleted, false, key, Arc::new(last), None)).await {

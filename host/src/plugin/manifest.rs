@@ -96,6 +96,10 @@ pub struct Subscription {
     /// Replay period, if any.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "secs")]
     pub resync: Option<Duration>,
+    /// The fields the plugin reads (parsed paths, as written); empty: the
+    /// whole object.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -234,6 +238,7 @@ pub struct Manifest {
 
 const MAX_SUBSCRIPTIONS: usize = 64;
 const MAX_INDEXES: usize = 64;
+const MAX_FIELDS: usize = 64;
 const MAX_GRANTS: usize = 256;
 const MAX_TEXT: usize = 1024;
 
@@ -442,6 +447,17 @@ fn subscription(field: &str, s: wit::Subscription) -> Result<Subscription, Manif
         .map_err(|e| invalid(format!("{field}.labelSelector"), e.to_string()))?;
     let field_selector = FieldSelector::parse(s.field_selector.as_deref().unwrap_or(""))
         .map_err(|e| invalid(format!("{field}.fieldSelector"), e.to_string()))?;
+    let fields = s.fields.unwrap_or_default();
+    if fields.len() > MAX_FIELDS {
+        return Err(invalid(
+            format!("{field}.fields"),
+            format!("{} fields; at most {MAX_FIELDS}", fields.len()),
+        ));
+    }
+    for (j, path) in fields.iter().enumerate() {
+        FieldPath::parse(path)
+            .map_err(|e| invalid(format!("{field}.fields[{j}]"), e.to_string()))?;
+    }
     let mut event_types: Vec<EventType> = s.event_types.into_iter().map(EventType::from).collect();
     if event_types.is_empty() {
         event_types = EventType::ALL.to_vec();
@@ -463,6 +479,7 @@ fn subscription(field: &str, s: wit::Subscription) -> Result<Subscription, Manif
             .resync_seconds
             .filter(|s| *s > 0)
             .map(|s| Duration::from_secs(s.into())),
+        fields,
     })
 }
 
@@ -532,6 +549,7 @@ mod tests {
                 delivery: wit::Delivery::LatestState,
                 old_object: false,
                 resync_seconds: None,
+                fields: None,
             }],
             indexes: vec![],
             permissions: wit::Permissions {

@@ -218,6 +218,7 @@ impl Durable {
             return;
         };
         let request = Request {
+            need: crate::cache::Need::Whole,
             api_version: object::API_VERSION.into(),
             kind: object::KIND.into(),
             namespace: Some(durable.namespace.clone()),
@@ -292,6 +293,8 @@ impl Durable {
             Notification::Snapshot(_) => {}
             // Its first lists come whole (it does not ask for streamed ones).
             Notification::Streaming(_) | Notification::Streamed(_) => {}
+            // Never sent to subscribers.
+            Notification::Relisted(_) => {}
             Notification::Change(c) => {
                 let Some(d) = self.decode(&c.object.to_value()) else {
                     return;

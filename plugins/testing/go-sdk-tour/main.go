@@ -45,7 +45,7 @@ func (*tour) Describe() *informant.Manifest {
 		Subscribe(informant.NewSubscription("v1", "ConfigMap").Namespace("tour").LabelSelector("tour").
 			Events(informant.Added, informant.Modified, informant.Deleted).OldObject().ResyncSeconds(30)).
 		Subscribe(informant.NewSubscription("v1", "Namespace").FieldSelector("metadata.name=tour").
-			Events(informant.Added).LatestState()).
+			Events(informant.Added).LatestState().Fields("metadata.labels")).
 		Index("by-app", "v1", "ConfigMap", "metadata.labels.app").
 		Reads("v1", "Secret").
 		Writes("v1", "ConfigMap", informant.Apply, informant.Create, informant.Patch, informant.PatchStatus, informant.Delete).

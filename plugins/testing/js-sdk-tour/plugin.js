@@ -26,6 +26,7 @@ export default class Tour extends Plugin {
       }))
       .subscribe(new Subscription("v1", "Namespace", {
         fieldSelector: "metadata.name=tour", events: ["added"], latestState: true,
+        fields: ["metadata.labels"],
       }))
       .index("by-app", "v1", "ConfigMap", ["metadata.labels.app"])
       .reads("v1", "Secret")

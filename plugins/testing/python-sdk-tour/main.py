@@ -23,7 +23,7 @@ class Tour(Plugin):
                                     events=["added", "modified", "deleted"], old_object=True,
                                     resync_seconds=30))
             .subscribe(Subscription("v1", "Namespace", field_selector="metadata.name=tour",
-                                    events=["added"], latest_state=True))
+                                    events=["added"], latest_state=True, fields=["metadata.labels"]))
             .index("by-app", "v1", "ConfigMap", ["metadata.labels.app"])
             .reads("v1", "Secret")
             .writes("v1", "ConfigMap", ["apply", "create", "patch", "patch-status", "delete"])

@@ -332,6 +332,23 @@ type Subscription struct {
 	// Replay every cached object of this subscription as a `resync`
 	// event this often. None or 0: never.
 	ResyncSeconds Option[uint32]
+	// The fields the plugin reads of these objects, as paths written
+	// like an index's (`metadata.labels`, `spec.nodeName`,
+	// `spec.containers[*].image`). None or empty: whole objects.
+	//
+	// When every reader of a kind declares its fields, the host's
+	// cache keeps of each object only what they declared together,
+	// the paths of the kind's indexes, and what the host needs
+	// (apiVersion, kind, and metadata's name, namespace, uid,
+	// resourceVersion, labels and ownerReferences): a fraction of the
+	// memory. Events and cache reads carry the object as it is kept,
+	// and say so: its annotation `informant.dev/projection` lists the
+	// declared fields kept (do not write it back). One reader that
+	// declares nothing keeps its kinds whole, and a reader that needs
+	// more than is kept makes the host list the kind again before it
+	// gets its first event. Declare every field the plugin reads, in
+	// events and through `cache`.
+	Fields Option[[]string]
 }
 
 // An index the host maintains over the cache, for `cache.by-index`.
@@ -1006,7 +1023,10 @@ type Response struct {
 
 // Imports: the host's functions.
 
-// One object as JSON, or none if it is not in the cache.
+// One object as JSON, or none if it is not in the cache. The object is
+// what the cache holds: only some of its fields if every reader of
+// its kind declared the fields it reads (`subscription.fields`), in
+// which case its annotation `informant.dev/projection` says which.
 func CacheGet(p0 ObjectRef) Result[Option[string], Error] {
 	var k keep
 	defer k.release()
@@ -1634,9 +1654,9 @@ func lowerM_Index(a uint32, v Index, k *keep) {
 
 func lowerM_list_Subscription(a uint32, v []Subscription, k *keep) {
 	n := uint32(len(v))
-	p := k.alloc(n*72, 4)
+	p := k.alloc(n*84, 4)
 	for i := uint32(0); i < n; i++ {
-		lowerM_Subscription(p+i*72, v[i], k)
+		lowerM_Subscription(p+i*84, v[i], k)
 	}
 	st32(a, p)
 	st32(a+4, n)
@@ -1652,6 +1672,16 @@ func lowerM_Subscription(a uint32, v Subscription, k *keep) {
 	lowerM_Delivery(a+60, v.Delivery, k)
 	lowerM_bool(a+61, v.OldObject, k)
 	lowerM_opt_uint32(a+64, v.ResyncSeconds, k)
+	lowerM_opt_list_string(a+72, v.Fields, k)
+}
+
+func lowerM_opt_list_string(a uint32, v Option[[]string], k *keep) {
+	c := boolIndex(v.Some)
+	st8(a, uint8(c))
+	switch c {
+	case 1:
+		lowerM_list_string(a+4, v.Value, k)
+	}
 }
 
 func lowerM_bool(a uint32, v bool, k *keep) {

@@ -5,7 +5,12 @@
 //!
 //! The `latest` build ("reader-latest") subscribes with latest-state; the
 //! `single` build ("reader-single") asks for one instance at a time, so its
-//! count is the plugin's, not one instance's.
+//! count is the plugin's, not one instance's. The `labels` build
+//! ("reader-labels", one instance too) declares that it reads labels only,
+//! reads them instead of `spec.size`, and on `synced` also logs how many
+//! objects it was handed and read through the cache projected and whole:
+//! `reader reader-labels kept: handed P projected, W whole; cache P2
+//! projected, W2 whole`.
 //!
 //! With the setting `{"checkCacheIn": "NAMESPACE"}` (meant for `single`,
 //! whose one instance sees every event), each initial `added` of a Widget in
@@ -19,12 +24,18 @@ use std::collections::BTreeSet;
 
 use informant_sdk::{cache, info, prelude::*};
 
-#[cfg(feature = "latest")]
+#[cfg(feature = "labels")]
+const NAME: &str = "reader-labels";
+#[cfg(all(feature = "latest", not(feature = "labels")))]
 const NAME: &str = "reader-latest";
-#[cfg(all(feature = "single", not(feature = "latest")))]
+#[cfg(all(feature = "single", not(any(feature = "latest", feature = "labels"))))]
 const NAME: &str = "reader-single";
-#[cfg(not(any(feature = "latest", feature = "single")))]
+#[cfg(not(any(feature = "latest", feature = "single", feature = "labels")))]
 const NAME: &str = "reader";
+
+/// The annotation of an object the host keeps only some fields of.
+#[cfg(feature = "labels")]
+const PROJECTION: &str = "informant.dev/projection";
 
 #[derive(Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -42,6 +53,9 @@ struct Reader {
     own_missing: u64,
     fewest: Option<usize>,
     most: usize,
+    /// Objects handed and read back projected and whole: [handed, cache].
+    #[cfg(feature = "labels")]
+    kept: [(u64, u64); 2],
 }
 
 impl Plugin for Reader {
@@ -49,8 +63,10 @@ impl Plugin for Reader {
         let widgets = Subscription::to("bench.informant.dev/v1", "Widget");
         #[cfg(feature = "latest")]
         let widgets = widgets.latest_state();
+        #[cfg(feature = "labels")]
+        let widgets = widgets.fields(["metadata.labels"]);
         let manifest = Manifest::new(NAME, "0.1.0").subscribe(widgets);
-        #[cfg(feature = "single")]
+        #[cfg(any(feature = "single", feature = "labels"))]
         let manifest = manifest.instances(1);
         manifest
     }
@@ -66,6 +82,8 @@ impl Plugin for Reader {
             own_missing: 0,
             fewest: None,
             most: 0,
+            #[cfg(feature = "labels")]
+            kept: [(0, 0); 2],
         })
     }
 
@@ -74,6 +92,11 @@ impl Plugin for Reader {
             info!(
                 "reader {NAME} synced: {} objects in this instance, {} merged",
                 self.seen, self.merged
+            );
+            #[cfg(feature = "labels")]
+            info!(
+                "reader {NAME} kept: handed {} projected, {} whole; cache {} projected, {} whole",
+                self.kept[0].0, self.kept[0].1, self.kept[1].0, self.kept[1].1
             );
             if self.check_cache_in.is_some() {
                 info!(
@@ -94,7 +117,16 @@ impl Plugin for Reader {
             self.check(&event.object)?;
         }
         // One field of each object, as a plugin deciding something would.
+        #[cfg(not(feature = "labels"))]
         let _size = event.object.get("spec.size").and_then(Value::as_u64);
+        #[cfg(feature = "labels")]
+        if event.is_upsert() {
+            let _tier = event.object.label("tier");
+            self.count_kept(0, &event.object);
+            if let Some(cached) = cache::get(&event.object.object_ref())? {
+                self.count_kept(1, &cached);
+            }
+        }
         self.seen += 1;
         self.merged += u64::from(event.merged);
         Ok(())
@@ -102,6 +134,19 @@ impl Plugin for Reader {
 }
 
 impl Reader {
+    /// Count `object` as projected (only labels and metadata, and saying
+    /// so) or whole, among what was handed (`at` 0) or read back (1).
+    #[cfg(feature = "labels")]
+    fn count_kept(&mut self, at: usize, object: &Object) {
+        let projected = object.annotation(PROJECTION) == Some("metadata.labels")
+            && object.get("spec").is_none();
+        if projected {
+            self.kept[at].0 += 1;
+        } else {
+            self.kept[at].1 += 1;
+        }
+    }
+
     /// What the cache shows of this object's namespace, against what this
     /// instance has been handed.
     fn check(&mut self, object: &Object) -> Result<()> {

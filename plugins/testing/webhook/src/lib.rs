@@ -66,6 +66,7 @@ impl Guest for Fixture {
                     delivery: Delivery::LatestState,
                     old_object: false,
                     resync_seconds: None,
+                    fields: None,
                 }]
             } else {
                 vec![]
