@@ -5,6 +5,8 @@
 //!   the `reader` plugin, subscribed to Widgets with the SDK's defaults
 //!   (every-event), reading one field of each; done when the plugin has
 //!   handled every Widget and `synced`.
+//! - **informant-labels**: the same with `reader-labels`, which declares
+//!   that it reads labels only: the cache keeps a projection of each Widget.
 //! - **kube-rs**: a `kube::runtime::reflector` on `DynamicObject` with
 //!   streaming lists and managedFields stripped; done at `InitDone`.
 //! - **raw stream**: the same streaming list (a watch with
@@ -49,7 +51,13 @@ use kube::{
 const NAMESPACE: &str = "bench-sync";
 const RUNS: usize = 5;
 /// What each run measures, in the order the runs alternate.
-const MODES: [&str; 4] = ["raw-h1", "kube-rs", "raw-h2", "informant"];
+const MODES: [&str; 5] = [
+    "raw-h1",
+    "kube-rs",
+    "raw-h2",
+    "informant",
+    "informant-labels",
+];
 
 fn main() {
     // kube's TLS needs the process's rustls provider (host/src/tls.rs).
@@ -183,7 +191,9 @@ async fn parent() {
     // Compile the plugin once, into the cache the children use: a host's
     // restart loads it from there.
     let engine = informant::plugin::Engine::new(Some(&compile_cache())).unwrap();
-    informant::plugin::describe(&engine, &std::fs::read(plugin_path("reader")).unwrap()).unwrap();
+    for plugin in ["reader", "reader_labels"] {
+        informant::plugin::describe(&engine, &std::fs::read(plugin_path(plugin)).unwrap()).unwrap();
+    }
 
     let sizes: Vec<usize> = std::env::var("INFORMANT_BENCH_SIZES")
         .ok()
@@ -341,7 +351,8 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
         "kube-rs" => kube_rs(kube::Client::try_from(config).unwrap(), expect).await,
         "raw-h1" => raw_stream(kube::Client::try_from(config).unwrap(), expect).await,
         "raw-h2" => raw_stream(host_client(config), expect).await,
-        "informant" => host(host_client(config), expect).await,
+        "informant" => host(host_client(config), expect, "reader").await,
+        "informant-labels" => host(host_client(config), expect, "reader_labels").await,
         other => panic!("no mode {other}"),
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -417,9 +428,9 @@ async fn kube_rs(client: kube::Client, expect: usize) -> usize {
     store.state().len()
 }
 
-/// The host with the reader plugin (from the compile cache, as a restarted
+/// The host with a reader plugin (from the compile cache, as a restarted
 /// host loads it), until it has handled every Widget and `synced`.
-async fn host(client: kube::Client, expect: usize) -> usize {
+async fn host(client: kube::Client, expect: usize, plugin: &str) -> usize {
     let config = Config {
         compile_cache_dir: Some(compile_cache()),
         ..Config::default()
@@ -428,7 +439,7 @@ async fn host(client: kube::Client, expect: usize) -> usize {
     let rss_at_start = rss_mib();
     let runtime = Runtime::start(client, config).unwrap();
     let rss_runtime = rss_mib();
-    let lane = runtime.load_file(&plugin_path("reader")).await.unwrap();
+    let lane = runtime.load_file(&plugin_path(plugin)).await.unwrap();
     if std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some() {
         eprintln!(
             "host: RSS {rss_at_start:.1} MiB at start, {rss_runtime:.1} with the runtime, {:.1} with the plugin",

@@ -238,7 +238,8 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Subscriptions>
             WatchState::Synced => ("synced", None),
             WatchState::Error(e) => ("error", Some(e.clone())),
         };
-        let cached = cache.kind_stats(&KindKey::new(&key.api_version, &key.kind));
+        let kind = KindKey::new(&key.api_version, &key.kind);
+        let cached = cache.kind_stats(&kind);
         out.push(SubscriptionView {
             api_version: key.api_version.clone(),
             resource: Some(key.plural.clone()),
@@ -252,6 +253,7 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Subscriptions>
             relists: Some(status.relists),
             kind_objects: Some(cached.objects),
             kind_bytes: Some(cached.bytes),
+            kind_projection: cache.projection(&kind).map(|p| p.need().to_string()),
         });
     }
     // Subscriptions without a watch: their kind is not served, or discovery
@@ -461,6 +463,10 @@ pub struct SubscriptionView {
     kind_objects: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kind_bytes: Option<usize>,
+    /// The fields the cache keeps of the kind (its readers' declarations
+    /// and its indexes' paths), if not whole objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind_projection: Option<String>,
 }
 
 /// The body of `/api/v1/dead-letters`.
