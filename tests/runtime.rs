@@ -81,7 +81,12 @@ fn an_infinite_loop_is_stopped_within_twice_the_deadline() {
 
 #[test]
 fn memory_growth_past_the_cap_is_reported_as_out_of_memory() {
-    let (cache, plugin) = hostile(Limits::default().memory_bytes(32 << 20));
+    // Time enough to grow to the cap on a loaded machine: this is about
+    // memory, not the deadline.
+    let limits = Limits::default()
+        .memory_bytes(32 << 20)
+        .deadline(Duration::from_secs(10));
+    let (cache, plugin) = hostile(limits);
     let err = call(&plugin, &cache, "grow").unwrap_err();
     assert!(
         matches!(err, CallError::OutOfMemory { limit_bytes, .. } if limit_bytes == 32 << 20),
@@ -94,7 +99,11 @@ fn memory_growth_past_the_cap_is_reported_as_out_of_memory() {
 /// is not kept idle at that size; the next call gets a fresh one.
 #[test]
 fn an_instance_grown_by_one_large_call_gives_its_memory_back() {
-    let (cache, plugin) = hostile(Limits::default().memory_bytes(64 << 20));
+    // Time enough to grow on a loaded machine: this is about memory.
+    let limits = Limits::default()
+        .memory_bytes(64 << 20)
+        .deadline(Duration::from_secs(10));
+    let (cache, plugin) = hostile(limits);
     still_serves(&plugin, &cache);
     let at_rest = plugin.peak_memory_bytes();
     assert!(at_rest > 0 && at_rest < 8 << 20, "{at_rest} bytes at rest");
