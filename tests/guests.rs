@@ -137,7 +137,7 @@ fn every_sdk_covers_the_whole_contract_alike() {
     }
     assert_eq!(
         python["resources"],
-        json!({"memoryMib": 48, "deadlineMs": 80})
+        json!({"memoryMib": 48, "deadlineMs": 100})
     );
     assert_eq!(python["indexes"][0]["fieldPaths"][0], "metadata.labels.app");
     assert_eq!(
@@ -445,7 +445,7 @@ fn runaway_guests_are_stopped_in_every_language() {
         for (mode, expected) in [
             (
                 "spin",
-                "the call ran past its 80ms deadline and was stopped",
+                "the call ran past its 100ms deadline and was stopped",
             ),
             ("hog", "the plugin ran out of memory (its cap is 48 MiB)"),
         ] {

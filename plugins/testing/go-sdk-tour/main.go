@@ -51,7 +51,7 @@ func (*tour) Describe() *informant.Manifest {
 		Writes("v1", "ConfigMap", informant.Apply, informant.Create, informant.Patch, informant.PatchStatus, informant.Delete).
 		Events().
 		Memory(48).
-		Deadline(80)
+		Deadline(100)
 }
 
 func (t *tour) Init(s informant.Settings) error {

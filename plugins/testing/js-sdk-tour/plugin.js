@@ -33,7 +33,7 @@ export default class Tour extends Plugin {
       .writes("v1", "ConfigMap", ["apply", "create", "patch", "patch-status", "delete"])
       .events()
       .memory(48)
-      .deadline(80);
+      .deadline(100);
   }
 
   init(settings) {

@@ -29,7 +29,7 @@ class Tour(Plugin):
             .writes("v1", "ConfigMap", ["apply", "create", "patch", "patch-status", "delete"])
             .events()
             .memory(48)
-            .deadline(80)
+            .deadline(100)
         )
 
     def init(self, settings):
