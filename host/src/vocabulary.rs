@@ -57,6 +57,15 @@ impl ObjectKey {
         }
     }
 
+    /// A key from strings the caller owns: [`Self::new`] without copying
+    /// them (a string whose capacity is its length moves as it is).
+    pub fn from_owned(namespace: Option<String>, name: String) -> Self {
+        Self {
+            namespace: namespace.map_or_else(Box::default, String::into_boxed_str),
+            name: name.into_boxed_str(),
+        }
+    }
+
     /// The namespace, or none for a cluster-scoped object.
     pub fn namespace(&self) -> Option<&str> {
         (!self.namespace.is_empty()).then_some(&*self.namespace)
@@ -190,5 +199,20 @@ impl Verb {
 impl fmt::Display for Verb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_from_owned_strings_is_the_key_from_borrowed_ones() {
+        for namespace in [None, Some("shop"), Some("")] {
+            assert_eq!(
+                ObjectKey::from_owned(namespace.map(str::to_string), "settings".into()),
+                ObjectKey::new(namespace, "settings")
+            );
+        }
     }
 }

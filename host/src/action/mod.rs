@@ -137,6 +137,15 @@ impl Action {
     /// The write permission the action needs, or none for a requeue, which
     /// only needs the object to be one the plugin subscribes to.
     pub fn required_grant(&self) -> Option<(KindKey, Verb)> {
+        self.required_grant_with(|target| target.kind_key())
+    }
+
+    /// [`Self::required_grant`], the key of the target's kind made by
+    /// `key_of` (a caller that keeps keys gives its own).
+    pub fn required_grant_with(
+        &self,
+        key_of: impl FnOnce(&ObjectRef) -> KindKey,
+    ) -> Option<(KindKey, Verb)> {
         let verb = match self {
             Self::Apply { .. } => Verb::Apply,
             Self::Create { .. } => Verb::Create,
@@ -146,7 +155,7 @@ impl Action {
             Self::EmitEvent { .. } => return Some((event_kind(), Verb::Create)),
             Self::RequeueAfter { .. } => return None,
         };
-        Some((self.target().kind_key(), verb))
+        Some((key_of(self.target()), verb))
     }
 
     /// A short name for logs and metrics: `apply`, `mergePatch`.

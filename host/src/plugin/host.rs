@@ -9,6 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{
     Limits,
+    kinds::Kinds,
     manifest::Manifest,
     output::{Capture, CapturedOutput, Stream},
 };
@@ -163,6 +164,8 @@ pub struct HostState {
     result_bytes: usize,
     /// What the current call may not see of the cache, if anything.
     view: Option<Arc<dyn cache::View>>,
+    /// The kinds the instance names, kept so that a call builds no key.
+    kinds: Kinds,
     stdout: Arc<Mutex<Capture>>,
     stderr: Arc<Mutex<Capture>>,
     /// The current call is an admission call: it may read the cache, never
@@ -202,6 +205,7 @@ impl HostState {
             pending: Vec::new(),
             result_bytes: 0,
             view: None,
+            kinds: Kinds::default(),
             stdout,
             stderr,
             admission: false,
@@ -328,7 +332,7 @@ impl HostState {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Listed, GuestError> {
-        let kind = KindKey::new(api_version, kind);
+        let kind = self.kinds.key(api_version, kind);
         let selector = LabelSelector::parse(label_selector.unwrap_or(""))
             .map_err(|e| error(Code::Invalid, e.to_string()))?;
         let ctx = self.readable(&kind)?;
@@ -689,9 +693,9 @@ impl HostState {
     }
 
     fn get_inner(&mut self, r: ObjectRef) -> Result<Option<String>, GuestError> {
-        let kind = r.kind_key();
+        let kind = self.kinds.key(&r.api_version, &r.kind);
         let ctx = self.readable(&kind)?;
-        let key = r.object_key();
+        let key = ObjectKey::from_owned(r.namespace, r.name);
         let Some(object) = ctx.cache.get(&kind, &key) else {
             return Ok(None);
         };
@@ -724,7 +728,10 @@ impl HostState {
     ) -> Result<Vec<ObjectRef>, GuestError> {
         let result = self
             .list_objects(api_version, kind, namespace, label_selector)
-            .and_then(|objects| self.charge_keys(&KindKey::new(api_version, kind), &objects));
+            .and_then(|objects| {
+                let kind = self.kinds.key(api_version, kind);
+                self.charge_keys(&kind, &objects)
+            });
         self.refused("cache list", result)
     }
 
@@ -786,7 +793,8 @@ impl HostState {
             ));
         }
         let action = self.validate(action)?;
-        match action.required_grant() {
+        let grant = action.required_grant_with(|t| self.kinds.key(&t.api_version, &t.kind));
+        match grant {
             Some((kind, verb)) if !ctx.manifest.may_write(&kind, verb) => {
                 return Err(error(
                     Code::Forbidden,

@@ -10,6 +10,7 @@ pub(crate) mod bindings;
 mod contract;
 mod engine;
 mod host;
+mod kinds;
 mod limits;
 mod loaded;
 pub mod manifest;

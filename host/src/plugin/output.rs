@@ -121,8 +121,12 @@ impl Capture {
         self.line.clear();
     }
 
-    /// End of a call: flush a partial line and renew the budget.
+    /// End of a call: flush a partial line and renew the budget. A call
+    /// that wrote nothing (most do) leaves nothing to flush or renew.
     pub(crate) fn end_call(&mut self) {
+        if self.written == 0 && self.line.is_empty() && !self.dropped {
+            return;
+        }
         self.emit();
         self.written = 0;
         self.dropped = false;
@@ -215,5 +219,17 @@ mod tests {
         c.lock().end_call();
         assert_eq!(c.lock().written, 0);
         assert!(c.lock().line.is_empty());
+    }
+
+    #[test]
+    fn a_zero_budget_still_renews_its_drop_notice_per_call() {
+        let c = Capture::new("p".into(), Stream::Stdout, 0);
+        c.lock().write(b"hello\n");
+        assert_eq!(c.lock().written, 0);
+        assert!(c.lock().dropped);
+        c.lock().end_call();
+        assert!(!c.lock().dropped, "the next call warns again");
+        c.lock().end_call();
+        assert!(c.lock().recent().is_empty());
     }
 }
