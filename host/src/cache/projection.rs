@@ -315,8 +315,16 @@ fn separate(out: &mut String, first: &mut bool) {
     }
 }
 
+/// Write `"key":`, escaping only a key that needs it (Kubernetes' keys
+/// almost never do): no allocation per member on the common path.
 fn push_key(out: &mut String, key: &str) {
-    let _ = write!(out, "{}:", serde_json::to_string(key).unwrap_or_default());
+    if key.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        let _ = write!(out, "{}:", serde_json::to_string(key).unwrap_or_default());
+    } else {
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+    }
 }
 
 /// The members of one JSON object, as written, borrowed from the text.
@@ -433,6 +441,16 @@ mod tests {
             "metadata.labels[\"a.b\"]"
         ])));
         assert!(!labels.covers(&Need::of(["metadata.labelsX"])));
+    }
+
+    #[test]
+    fn keys_that_need_escaping_are_escaped() {
+        let object =
+            json!({"metadata": {"name": "a", "labels": {"q\"uote": "1", "back\\slash": "2"}}});
+        assert_eq!(
+            project(&["metadata.labels"], &object)["metadata"]["labels"],
+            object["metadata"]["labels"]
+        );
     }
 
     #[test]
