@@ -266,6 +266,52 @@ async fn a_plugin_that_declares_its_fields_is_kept_only_those() {
     })
     .await;
     assert!(cached.get("spec").is_none(), "{cached}");
+    let handed = total as u64 + 2;
+    eventually(
+        "the label's change handed over",
+        Duration::from_secs(30),
+        || async { (labels.stats().counts().handled == handed).then_some(()) },
+    )
+    .await;
+
+    // A change it cannot see (the spec) is not handed to it, though the
+    // cache takes the new version; the next change it can see is.
+    let version = |o: &serde_json::Value| o["metadata"]["resourceVersion"].clone();
+    let before = version(&cached);
+    api.patch(
+        "w-000000",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 7}})),
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the new version in the cache",
+        Duration::from_secs(30),
+        || async {
+            (version(&runtime.cache().get(&kind, &first)?.to_value()) != before).then_some(())
+        },
+    )
+    .await;
+    api.patch(
+        "w-000000",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"touched": "again"}}})),
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the second label's change handed over",
+        Duration::from_secs(30),
+        || async { (labels.stats().counts().handled > handed).then_some(()) },
+    )
+    .await;
+    assert!(labels.wait_idle(Duration::from_secs(10)).await);
+    assert_eq!(
+        labels.stats().counts().handled,
+        handed + 1,
+        "the spec's change was handed to a plugin that reads labels only"
+    );
     runtime.shutdown(Duration::from_secs(5)).await;
 }
 

@@ -118,7 +118,9 @@ impl Subscription {
     /// that the host may keep only those in its cache. Events and cache
     /// reads then carry only what is kept (the annotation
     /// `informant.dev/projection` says which); declare every field the
-    /// plugin reads. Default: whole objects.
+    /// plugin reads. A modification that changed none of them (nor the
+    /// labels or ownerReferences) is not handed over. Default: whole
+    /// objects.
     pub fn fields<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
         self.0.fields = Some(paths.into_iter().map(Into::into).collect());
         self

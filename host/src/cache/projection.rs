@@ -167,6 +167,35 @@ impl Projection {
     /// for whole objects. Paths that do not parse (the manifest refused
     /// them already) are skipped.
     pub fn new(need: &Need) -> Option<Self> {
+        Self::keeping(need, HOST_FIELDS)
+    }
+
+    /// What a reader of `need` sees of an object that can change: what
+    /// [`Self::new`] keeps but the resourceVersion, which changes with
+    /// every write. None for a reader of whole objects.
+    pub fn visible(need: &Need) -> Option<Self> {
+        let host = HOST_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| *f != "metadata.resourceVersion")
+            .collect::<Vec<_>>();
+        Self::keeping(need, &host)
+    }
+
+    /// Whether what this projection keeps of `old` and of `new` differs (or
+    /// either is not a JSON object).
+    pub fn differs(&self, old: &str, new: &str) -> bool {
+        let project = |json: &str| {
+            let mut out = String::with_capacity(json.len().min(4096));
+            self.write_object(json, &mut out).ok().map(|()| out)
+        };
+        match (project(old), project(new)) {
+            (Some(old), Some(new)) => old != new,
+            _ => true,
+        }
+    }
+
+    fn keeping(need: &Need, host: &[&str]) -> Option<Self> {
         let Need::Fields(fields) = need else {
             return None;
         };
@@ -174,7 +203,7 @@ impl Projection {
         let paths = fields
             .iter()
             .map(String::as_str)
-            .chain(HOST_FIELDS.iter().copied());
+            .chain(host.iter().copied());
         for path in paths {
             if let Ok(path) = FieldPath::parse(path) {
                 root.add(path.steps());
@@ -451,6 +480,39 @@ mod tests {
             project(&["metadata.labels"], &object)["metadata"]["labels"],
             object["metadata"]["labels"]
         );
+    }
+
+    #[test]
+    fn a_change_is_visible_only_in_what_the_reader_is_handed() {
+        let node = Projection::visible(&Need::of(["spec.nodeName"])).unwrap();
+        let text = |v: &Value| v.to_string();
+        let mut next = pod();
+        next["metadata"]["resourceVersion"] = json!("8");
+        next["status"]["phase"] = json!("Succeeded");
+        next["metadata"]["annotations"]["note"] = json!("bye");
+        assert!(
+            !node.differs(&text(&pod()), &text(&next)),
+            "only unseen fields"
+        );
+        next["spec"]["nodeName"] = json!("n2");
+        assert!(
+            node.differs(&text(&pod()), &text(&next)),
+            "a declared field"
+        );
+        let mut relabelled = pod();
+        relabelled["metadata"]["labels"]["tier"] = json!("front");
+        assert!(
+            node.differs(&text(&pod()), &text(&relabelled)),
+            "the labels every reader is handed"
+        );
+        // A cached copy kept whole and its projected successor compare by
+        // what the reader sees.
+        let projected = Projection::new(&Need::of(["spec.nodeName"]))
+            .unwrap()
+            .apply(text(&pod()));
+        assert!(!node.differs(&text(&pod()), &projected));
+        assert!(node.differs("[1]", &projected));
+        assert!(Projection::visible(&Need::Whole).is_none());
     }
 
     #[test]

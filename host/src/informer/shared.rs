@@ -16,6 +16,8 @@
 //! together. A subscriber that needs more than the cache holds makes every
 //! watch of its kind list again, and gets its initial snapshot only once
 //! its own watch has: it never sees an object with less than it asked for.
+//! A subscriber that declared its fields is not sent a modification that
+//! changed nothing it sees of the object.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -30,8 +32,8 @@ use tokio::sync::mpsc;
 
 use super::{FirstList, Informer, Notification, Purpose, Scope, Snapshot, WatchStatus};
 use crate::{
-    cache::{Entries, Need, Store},
-    vocabulary::KindKey,
+    cache::{Entries, Need, Projection, Store},
+    vocabulary::{EventType, KindKey},
 };
 
 /// What makes two subscriptions the same watch.
@@ -76,6 +78,9 @@ struct Subscriber {
     tx: mpsc::Sender<Notification>,
     first_list: FirstList,
     need: Need,
+    /// What it sees of an object, if it declared its fields: a modification
+    /// that changes none of it is not sent to it.
+    sees: Option<Arc<Projection>>,
     /// The relist its initial snapshot waits for (it gets nothing before).
     waits_for: Option<u64>,
 }
@@ -151,6 +156,7 @@ impl SharedInformers {
         let key = WatchKey::of(&scope);
         let mut watches = self.watches.lock().await;
         let kind = kind_of(&scope);
+        let sees = Projection::visible(&need).map(Arc::new);
         let together = needed(&watches, &kind).map_or_else(|| need.clone(), |n| n.union(&need));
         if self.cache.set_need(&kind, together) {
             relist_kind(&watches, &kind);
@@ -182,6 +188,7 @@ impl SharedInformers {
                     tx,
                     first_list,
                     need,
+                    sees,
                     waits_for,
                 },
             );
@@ -193,6 +200,7 @@ impl SharedInformers {
                 tx,
                 first_list,
                 need,
+                sees,
                 waits_for: None,
             },
         )])));
@@ -468,10 +476,28 @@ async fn fan_out(
             }
             n => {
                 for (_, s) in targets {
+                    if !visible(&n, s.sees.as_deref()) {
+                        continue;
+                    }
                     let _ = s.tx.send(n.clone()).await;
                 }
             }
         }
+    }
+}
+
+/// Whether a subscriber that sees `sees` of the objects (all of them if
+/// none) sees anything of `n`: a modification whose old and new states
+/// differ only in fields it did not declare (and the resourceVersion) is
+/// invisible to it, as a jqFilter's unchanged result is to a
+/// shell-operator hook.
+fn visible(n: &Notification, sees: Option<&Projection>) -> bool {
+    match (n, sees) {
+        (Notification::Change(c), Some(sees)) if c.event_type == EventType::Modified => c
+            .old
+            .as_ref()
+            .is_none_or(|old| sees.differs(old.json(), c.object.json())),
+        _ => true,
     }
 }
 
