@@ -18,7 +18,8 @@
 //! Each measurement is a fresh child process of this benchmark: the time from
 //! its start to done, and its peak resident memory (VmHWM). Five runs each,
 //! alternating, at 10,000 and then 100,000 Widgets of about 1 KiB; the
-//! medians are printed, and each side's time over the raw stream's (HTTP/2)
+//! medians are printed (time, peak RSS, the child's CPU seconds and the API
+//! server's during the run), and each side's time over the raw stream's (HTTP/2)
 //! in the same run.
 //!
 //! The server: the cluster of `INFORMANT_BENCH_KUBECONFIG` if set (it must
@@ -211,50 +212,45 @@ async fn parent() {
                 started.elapsed().as_secs_f64()
             );
         }
-        let mut results: Vec<(&str, f64, f64)> = Vec::new();
+        let mut results: Vec<(&str, Run)> = Vec::new();
         for _ in 0..RUNS {
             for mode in MODES {
-                let (seconds, peak) = measure(mode, &server.kubeconfig, n);
-                results.push((mode, seconds, peak));
+                results.push((mode, measure(mode, &server.kubeconfig, n)));
             }
         }
-        let median = |mode: &str| {
-            let mut secs: Vec<f64> = results
+        let of = |mode: &str, field: fn(&Run) -> f64| {
+            let mut values: Vec<f64> = results
                 .iter()
                 .filter(|r| r.0 == mode)
-                .map(|r| r.1)
+                .map(|r| field(&r.1))
                 .collect();
-            secs.sort_by(f64::total_cmp);
-            secs[RUNS / 2]
+            values.sort_by(f64::total_cmp);
+            values
         };
-        let raw = median("raw-h2");
+        let raw = of("raw-h2", |r| r.seconds)[RUNS / 2];
+        let runs = |values: &[f64], precision: usize| {
+            values
+                .iter()
+                .map(|v| format!("{v:.precision$}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for mode in MODES {
-            let mut secs: Vec<f64> = results
-                .iter()
-                .filter(|r| r.0 == mode)
-                .map(|r| r.1)
-                .collect();
-            let mut peaks: Vec<f64> = results
-                .iter()
-                .filter(|r| r.0 == mode)
-                .map(|r| r.2)
-                .collect();
-            secs.sort_by(f64::total_cmp);
-            peaks.sort_by(f64::total_cmp);
+            let secs = of(mode, |r| r.seconds);
+            let peaks = of(mode, |r| r.peak);
+            let cpu = of(mode, |r| r.cpu);
+            let server_cpu = of(mode, |r| r.server_cpu);
             println!(
-                "  {n:>7} Widgets  {mode:<9}  median {:.2} s = {:.2}x the raw stream (runs {})  peak RSS median {:.0} MiB (runs {})",
+                "  {n:>7} Widgets  {mode:<9}  median {:.2} s = {:.2}x the raw stream (runs {})  peak RSS median {:.0} MiB (runs {})  CPU median {:.2} s (runs {}), the server's {:.2} s (runs {})",
                 secs[RUNS / 2],
                 secs[RUNS / 2] / raw,
-                secs.iter()
-                    .map(|s| format!("{s:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                runs(&secs, 2),
                 peaks[RUNS / 2],
-                peaks
-                    .iter()
-                    .map(|p| format!("{p:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                runs(&peaks, 0),
+                cpu[RUNS / 2],
+                runs(&cpu, 2),
+                server_cpu[RUNS / 2],
+                runs(&server_cpu, 2),
             );
         }
     }
@@ -297,9 +293,12 @@ async fn seed_from(
         .await;
 }
 
-/// One child run: (seconds from its start to done, peak RSS in MiB).
-fn measure(mode: &str, kubeconfig: &Path, n: usize) -> (f64, f64) {
+/// One child run: seconds from its start to done, peak RSS in MiB, and
+/// the CPU seconds it and the API server's processes (kube-apiserver and
+/// etcd, when they run on this machine) used meanwhile.
+fn measure(mode: &str, kubeconfig: &Path, n: usize) -> Run {
     let verbose = std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some();
+    let server_before = server_cpu_seconds();
     let out = Command::new(std::env::current_exe().unwrap())
         .arg("--child")
         .arg(mode)
@@ -321,9 +320,57 @@ fn measure(mode: &str, kubeconfig: &Path, n: usize) -> (f64, f64) {
             )
         });
     let mut words = line.split_whitespace().skip(1);
-    let seconds = words.next().unwrap().parse().unwrap();
-    let peak = words.next().unwrap().parse().unwrap();
-    (seconds, peak)
+    let mut next = || -> f64 { words.next().unwrap().parse().unwrap() };
+    Run {
+        seconds: next(),
+        peak: next(),
+        cpu: next(),
+        server_cpu: server_cpu_seconds() - server_before,
+    }
+}
+
+/// What one child run measured.
+struct Run {
+    seconds: f64,
+    peak: f64,
+    cpu: f64,
+    server_cpu: f64,
+}
+
+/// The CPU seconds (user and system) the process `pid` (or "self") used.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are the 14th and 15th fields: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The CPU seconds every kube-apiserver and etcd process on this machine
+/// used so far (0 for a server elsewhere, or the embedded one).
+fn server_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| matches!(c.trim(), "kube-apiserver" | "etcd"))
+        })
+        .map(|pid| cpu_seconds(&pid))
+        .sum()
 }
 
 fn rss_mib() -> f64 {
@@ -357,7 +404,11 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
     };
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(count, expect, "{mode} saw {count} Widgets");
-    println!("result {seconds:.3} {:.1}", peak_rss_mib());
+    println!(
+        "result {seconds:.3} {:.1} {:.3}",
+        peak_rss_mib(),
+        cpu_seconds("self")
+    );
 }
 
 /// The client `informant run` makes: the host's transport, with its idle
