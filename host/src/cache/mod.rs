@@ -21,7 +21,7 @@ use serde_json::Value;
 
 pub use object::{CachedObject, strip};
 pub use path::{FieldPath, PathError};
-pub(crate) use projection::members;
+pub(crate) use projection::{members, push_key};
 pub use projection::{ANNOTATION, HOST_FIELDS, Need, Projection};
 pub use view::View;
 

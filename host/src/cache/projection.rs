@@ -346,7 +346,7 @@ fn separate(out: &mut String, first: &mut bool) {
 
 /// Write `"key":`, escaping only a key that needs it (Kubernetes' keys
 /// almost never do): no allocation per member on the common path.
-fn push_key(out: &mut String, key: &str) {
+pub(crate) fn push_key(out: &mut String, key: &str) {
     if key.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
         let _ = write!(out, "{}:", serde_json::to_string(key).unwrap_or_default());
     } else {

@@ -34,6 +34,10 @@ use crate::{
     vocabulary::{EventType, KindKey, ObjectRef},
 };
 
+/// How long a streaming list's new entries gather before a worker is
+/// started for them ([`Lane::follow`]).
+const GATHER: Duration = Duration::from_millis(1);
+
 /// Buckets of the call-duration histogram, seconds: 25 µs to about 1.6 s.
 fn call_buckets() -> impl Iterator<Item = f64> {
     prometheus_client::metrics::histogram::exponential_buckets(25e-6, 4.0, 9)
@@ -778,11 +782,15 @@ impl Lane {
     }
 
     /// Kick the lane whenever a streaming list it delivers grows, until the
-    /// list is complete or the lane is gone.
+    /// list is complete or the lane is gone. Entries gather for
+    /// [`GATHER`] first: the stream pauses between frames of a few objects
+    /// each, and a worker started per frame costs more in thread wake-ups
+    /// than its calls (the list's end is kicked at once, by `Streamed`).
     fn follow(self: &Arc<Self>, mut grown: tokio::sync::watch::Receiver<usize>) {
         let lane = Arc::downgrade(self);
         self.runtime.spawn(async move {
             while grown.changed().await.is_ok() {
+                tokio::time::sleep(GATHER).await;
                 let Some(lane) = lane.upgrade() else { return };
                 let mut st = lane.state.lock();
                 if st.closed {

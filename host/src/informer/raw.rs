@@ -16,7 +16,7 @@ use kube::{
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::value::RawValue;
 
-use crate::cache::{RawParts, members};
+use crate::cache::{RawParts, members, push_key};
 
 /// The annotation `kubectl apply` writes: the whole object again.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -141,8 +141,7 @@ fn parse(text: &str) -> Result<RawObject, serde_json::Error> {
         if i > 0 {
             json.push(',');
         }
-        json.push_str(&quote(key));
-        json.push(':');
+        push_key(&mut json, key);
         match key.as_ref() {
             "metadata" => {
                 metadata = rewrite_metadata(value.get(), &mut json)?;
@@ -197,8 +196,7 @@ fn rewrite_metadata(text: &str, json: &mut String) -> Result<ObjectMeta, serde_j
                     if i > 0 {
                         json.push(',');
                     }
-                    json.push_str(&quote(k));
-                    json.push(':');
+                    push_key(json, k);
                     json.push_str(v.get());
                 }
                 json.push('}');
@@ -208,8 +206,7 @@ fn rewrite_metadata(text: &str, json: &mut String) -> Result<ObjectMeta, serde_j
         if !std::mem::take(&mut first) {
             json.push(',');
         }
-        json.push_str(&quote(&key));
-        json.push(':');
+        push_key(json, &key);
         json.push_str(value.get());
     }
     json.push('}');
