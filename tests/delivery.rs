@@ -253,13 +253,15 @@ async fn a_plugin_that_declares_its_fields_is_kept_only_those() {
     assert!(runtime.dispatcher().remove("reader").await);
     let api: Api<kube::api::DynamicObject> =
         Api::namespaced_with(cluster.client.clone(), &ns, &widgets::resource());
-    api.patch(
-        "w-000000",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
-    )
-    .await
-    .unwrap();
+    let patch = |body: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            api.patch("w-000000", &PatchParams::default(), &Patch::Merge(body))
+                .await
+                .unwrap();
+        }
+    };
+    patch(json!({"metadata": {"labels": {"touched": "yes"}}})).await;
     let cached = eventually("the touched Widget", Duration::from_secs(30), || async {
         let o = runtime.cache().get(&kind, &first)?.to_value();
         (o["metadata"]["labels"]["touched"] == "yes").then_some(o)
@@ -278,13 +280,7 @@ async fn a_plugin_that_declares_its_fields_is_kept_only_those() {
     // cache takes the new version; the next change it can see is.
     let version = |o: &serde_json::Value| o["metadata"]["resourceVersion"].clone();
     let before = version(&cached);
-    api.patch(
-        "w-000000",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"size": 7}})),
-    )
-    .await
-    .unwrap();
+    patch(json!({"spec": {"size": 7}})).await;
     eventually(
         "the new version in the cache",
         Duration::from_secs(30),
@@ -293,13 +289,7 @@ async fn a_plugin_that_declares_its_fields_is_kept_only_those() {
         },
     )
     .await;
-    api.patch(
-        "w-000000",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"touched": "again"}}})),
-    )
-    .await
-    .unwrap();
+    patch(json!({"metadata": {"labels": {"touched": "again"}}})).await;
     eventually(
         "the second label's change handed over",
         Duration::from_secs(30),

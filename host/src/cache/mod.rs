@@ -21,8 +21,8 @@ use serde_json::Value;
 
 pub use object::{CachedObject, strip};
 pub use path::{FieldPath, PathError};
-pub(crate) use projection::{members, push_key};
 pub use projection::{ANNOTATION, HOST_FIELDS, Need, Projection};
+pub(crate) use projection::{members, push_key};
 pub use view::View;
 
 use crate::vocabulary::{KindKey, ObjectKey};
