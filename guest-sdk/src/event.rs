@@ -5,7 +5,11 @@ use std::{cell::OnceCell, collections::BTreeMap, fmt};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::{Error, ErrorCode, Result, bindings::informant::plugin::types as wit};
+use crate::{
+    Error, ErrorCode, Result,
+    bindings::informant::plugin::types as wit,
+    head::{Head, Text},
+};
 
 /// What happened to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,26 +162,6 @@ impl From<&ObjectRef> for wit::ObjectRef {
     }
 }
 
-/// The fields every object has, parsed without touching the rest.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Head {
-    api_version: String,
-    kind: String,
-    metadata: Meta,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Meta {
-    name: String,
-    namespace: Option<String>,
-    uid: String,
-    resource_version: String,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-}
-
 /// An unstructured Kubernetes object with convenient accessors.
 ///
 /// The JSON is parsed lazily: the identity and metadata accessors parse only
@@ -188,6 +172,9 @@ pub struct Object {
     raw: String,
     head: OnceCell<Head>,
     value: OnceCell<Value>,
+    /// The labels and annotations as maps, built on first use of
+    /// [`Object::labels`] or [`Object::annotations`].
+    maps: OnceCell<[BTreeMap<String, String>; 2]>,
 }
 
 impl Object {
@@ -197,6 +184,7 @@ impl Object {
             raw,
             head: OnceCell::new(),
             value: OnceCell::new(),
+            maps: OnceCell::new(),
         }
     }
 
@@ -209,47 +197,44 @@ impl Object {
             raw,
             head: OnceCell::new(),
             value: cell,
+            maps: OnceCell::new(),
         }
     }
 
     fn head(&self) -> &Head {
         // The host sends valid JSON; anything else reads as empty fields.
-        self.head
-            .get_or_init(|| serde_json::from_str(&self.raw).unwrap_or_default())
-    }
-
-    fn meta(&self) -> &Meta {
-        &self.head().metadata
+        self.head.get_or_init(|| Head::parse(&self.raw))
     }
 
     /// `apiVersion`.
     pub fn api_version(&self) -> &str {
-        &self.head().api_version
+        self.head().api_version.get(&self.raw)
     }
 
     /// `kind`.
     pub fn kind(&self) -> &str {
-        &self.head().kind
+        self.head().kind.get(&self.raw)
     }
 
     /// `metadata.name`.
     pub fn name(&self) -> &str {
-        &self.meta().name
+        self.head().name.get(&self.raw)
     }
 
     /// `metadata.namespace`, none for cluster-scoped objects.
     pub fn namespace(&self) -> Option<&str> {
-        self.meta().namespace.as_deref().filter(|n| !n.is_empty())
+        let namespace = self.head().namespace.as_ref()?.get(&self.raw);
+        Some(namespace).filter(|n| !n.is_empty())
     }
 
     /// `metadata.uid`.
     pub fn uid(&self) -> &str {
-        &self.meta().uid
+        self.head().uid.get(&self.raw)
     }
 
     /// `metadata.resourceVersion`.
     pub fn resource_version(&self) -> &str {
-        &self.meta().resource_version
+        self.head().resource_version.get(&self.raw)
     }
 
     /// The reference to this object.
@@ -264,22 +249,35 @@ impl Object {
 
     /// One label's value.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.meta().labels.get(key).map(String::as_str)
+        Head::find(&self.head().labels, &self.raw, key)
     }
 
     /// One annotation's value.
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.meta().annotations.get(key).map(String::as_str)
+        Head::find(&self.head().annotations, &self.raw, key)
     }
 
     /// All labels.
     pub fn labels(&self) -> &BTreeMap<String, String> {
-        &self.meta().labels
+        &self.maps()[0]
     }
 
     /// All annotations.
     pub fn annotations(&self) -> &BTreeMap<String, String> {
-        &self.meta().annotations
+        &self.maps()[1]
+    }
+
+    fn maps(&self) -> &[BTreeMap<String, String>; 2] {
+        self.maps.get_or_init(|| {
+            let head = self.head();
+            let map = |pairs: &[(Text, Text)]| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.get(&self.raw).to_owned(), v.get(&self.raw).to_owned()))
+                    .collect()
+            };
+            [map(&head.labels), map(&head.annotations)]
+        })
     }
 
     /// A value by dotted path: `spec.replicas`, `spec.containers.0.image`.

@@ -40,6 +40,7 @@ pub mod admission;
 pub mod cache;
 mod error;
 mod event;
+mod head;
 pub mod log;
 mod manifest;
 pub mod state;

@@ -38,7 +38,7 @@ pub const CONTRACT_PATH: &str = "wit/plugin.wit";
 
 const RUST: &[File] = carried!("guest-sdk";
     "Cargo.toml", "README.md",
-    "src/action.rs", "src/admission.rs", "src/cache.rs", "src/error.rs", "src/event.rs", "src/lib.rs",
+    "src/action.rs", "src/admission.rs", "src/cache.rs", "src/error.rs", "src/event.rs", "src/head.rs", "src/lib.rs",
     "src/log.rs", "src/manifest.rs", "src/state.rs",
 );
 
