@@ -17,6 +17,34 @@ pub struct CachedObject {
 
 const SEP: char = '\0';
 
+/// The fields the API server writes first, in its order.
+const HEAD: [&str; 3] = ["kind", "apiVersion", "metadata"];
+
+/// An object's compact JSON with `kind`, `apiVersion` and `metadata` first,
+/// as the API server writes objects (a `Value` sorts its keys, which would
+/// put `data` and `spec` before them). A guest reads the head of each event
+/// and can stop there, without scanning the rest.
+fn server_order(value: &Value) -> String {
+    // Serialising a `Value` cannot fail: its keys are strings.
+    let Value::Object(map) = value else {
+        return serde_json::to_string(value).unwrap_or_default();
+    };
+    let head = HEAD.iter().filter_map(|k| map.get_key_value(*k));
+    let rest = map.iter().filter(|(k, _)| !HEAD.contains(&k.as_str()));
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (key, field)) in head.chain(rest).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, field);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
 impl CachedObject {
     /// Build the cached form of an already stripped object.
     pub(crate) fn from_value(value: &Value) -> Self {
@@ -36,10 +64,7 @@ impl CachedObject {
             })
             .unwrap_or_default();
         Self {
-            // Serialising a `Value` cannot fail: its keys are strings.
-            json: serde_json::to_string(value)
-                .unwrap_or_default()
-                .into_boxed_str(),
+            json: server_order(value).into_boxed_str(),
             meta: pack(text("resourceVersion"), text("uid"), labels),
         }
     }
@@ -168,6 +193,19 @@ mod tests {
         assert_eq!(o.resource_version(), "7");
         assert_eq!(o.uid(), "u");
         assert_eq!(o.to_value(), v);
+    }
+
+    #[test]
+    fn the_json_has_the_head_first_as_the_api_server_writes_it() {
+        let v = json!({"status": {}, "data": {"k": "v\"x"}, "metadata": {"name": "a"}, "kind": "ConfigMap", "apiVersion": "v1"});
+        let o = CachedObject::from_value(&v);
+        assert_eq!(
+            o.json(),
+            r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"},"data":{"k":"v\"x"},"status":{}}"#
+        );
+        assert_eq!(o.to_value(), v);
+        assert_eq!(CachedObject::from_value(&json!([1])).json(), "[1]");
+        assert_eq!(CachedObject::from_value(&json!({})).json(), "{}");
     }
 
     #[test]
