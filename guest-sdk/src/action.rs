@@ -19,7 +19,21 @@ use crate::{ObjectRef, Result, bindings::informant::plugin::actions as wit};
 /// An action ready to enqueue.
 #[derive(Debug, Clone)]
 #[must_use = "an action does nothing until it is enqueued"]
-pub struct Action(wit::Action);
+pub struct Action(Kind);
+
+/// What an action holds until it is enqueued; the host is handed it
+/// borrowed, without a copy.
+#[derive(Debug, Clone)]
+enum Kind {
+    Apply(Apply),
+    Create(String),
+    MergePatch(ObjectRef, String),
+    JsonPatch(ObjectRef, String),
+    PatchStatus(ObjectRef, String),
+    Delete(Delete),
+    EmitEvent(EmitEvent),
+    RequeueAfter(ObjectRef, u64),
+}
 
 impl Action {
     /// Queue the action for when the call returns `Ok`.
@@ -28,7 +42,43 @@ impl Action {
     /// `Forbidden` if the manifest does not grant it, `Invalid` if it is
     /// malformed, `LimitExceeded` past the per-call cap on actions.
     pub fn enqueue(self) -> Result<()> {
-        Ok(wit::enqueue(&self.0)?)
+        fn patch<'a>(target: &'a ObjectRef, patch: &'a str) -> wit::PatchAction<'a> {
+            wit::PatchAction {
+                target: target.into(),
+                patch,
+            }
+        }
+        let action = match &self.0 {
+            Kind::Apply(a) => wit::Action::Apply(wit::ApplyAction {
+                object: &a.object,
+                force: a.force,
+            }),
+            Kind::Create(object) => wit::Action::Create(object),
+            Kind::MergePatch(t, p) => wit::Action::MergePatch(patch(t, p)),
+            Kind::JsonPatch(t, p) => wit::Action::JsonPatch(patch(t, p)),
+            Kind::PatchStatus(t, p) => wit::Action::PatchStatus(patch(t, p)),
+            Kind::Delete(d) => wit::Action::Delete(wit::DeleteAction {
+                target: (&d.target).into(),
+                uid: d.uid.as_deref(),
+                resource_version: d.resource_version.as_deref(),
+            }),
+            Kind::EmitEvent(e) => wit::Action::EmitEvent(wit::EventAction {
+                regarding: (&e.regarding).into(),
+                severity: if e.warning {
+                    wit::EventSeverity::Warning
+                } else {
+                    wit::EventSeverity::Normal
+                },
+                reason: &e.reason,
+                message: &e.message,
+                action: &e.action,
+            }),
+            Kind::RequeueAfter(t, delay_ms) => wit::Action::RequeueAfter(wit::RequeueAction {
+                target: t.into(),
+                delay_ms: *delay_ms,
+            }),
+        };
+        Ok(wit::enqueue(action)?)
     }
 }
 
@@ -73,40 +123,28 @@ impl Apply {
 
 impl From<Apply> for Action {
     fn from(a: Apply) -> Self {
-        Action(wit::Action::Apply(wit::ApplyAction {
-            object: a.object,
-            force: a.force,
-        }))
+        Action(Kind::Apply(a))
     }
 }
 
 /// Create an object; an existing one is left alone.
 pub fn create<T: Serialize>(object: &T) -> Action {
-    Action(wit::Action::Create(json(object)))
+    Action(Kind::Create(json(object)))
 }
 
 /// A JSON merge patch (RFC 7386).
 pub fn merge_patch<T: Serialize>(target: &ObjectRef, patch: T) -> Action {
-    Action(wit::Action::MergePatch(wit::PatchAction {
-        target: target.into(),
-        patch: json(&patch),
-    }))
+    Action(Kind::MergePatch(target.clone(), json(&patch)))
 }
 
 /// A JSON patch (RFC 6902): an array of operations.
 pub fn json_patch<T: Serialize>(target: &ObjectRef, operations: T) -> Action {
-    Action(wit::Action::JsonPatch(wit::PatchAction {
-        target: target.into(),
-        patch: json(&operations),
-    }))
+    Action(Kind::JsonPatch(target.clone(), json(&operations)))
 }
 
 /// A JSON merge patch of the status subresource.
 pub fn patch_status<T: Serialize>(target: &ObjectRef, patch: T) -> Action {
-    Action(wit::Action::PatchStatus(wit::PatchAction {
-        target: target.into(),
-        patch: json(&patch),
-    }))
+    Action(Kind::PatchStatus(target.clone(), json(&patch)))
 }
 
 /// Delete an object.
@@ -151,11 +189,7 @@ impl Delete {
 
 impl From<Delete> for Action {
     fn from(d: Delete) -> Self {
-        Action(wit::Action::Delete(wit::DeleteAction {
-            target: (&d.target).into(),
-            uid: d.uid,
-            resource_version: d.resource_version,
-        }))
+        Action(Kind::Delete(d))
     }
 }
 
@@ -205,26 +239,16 @@ impl EmitEvent {
 
 impl From<EmitEvent> for Action {
     fn from(e: EmitEvent) -> Self {
-        Action(wit::Action::EmitEvent(wit::EventAction {
-            regarding: (&e.regarding).into(),
-            severity: if e.warning {
-                wit::EventSeverity::Warning
-            } else {
-                wit::EventSeverity::Normal
-            },
-            reason: e.reason,
-            message: e.message,
-            action: e.action,
-        }))
+        Action(Kind::EmitEvent(e))
     }
 }
 
 /// Deliver `target` to this plugin again, as a `Resync` event, after `delay`.
 pub fn requeue_after(target: &ObjectRef, delay: Duration) -> Action {
-    Action(wit::Action::RequeueAfter(wit::RequeueAction {
-        target: target.into(),
-        delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-    }))
+    Action(Kind::RequeueAfter(
+        target.clone(),
+        u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+    ))
 }
 
 /// Queue any action.

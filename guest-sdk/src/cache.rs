@@ -14,7 +14,7 @@ fn parse_all(items: Vec<String>) -> Result<Vec<Object>> {
 /// # Errors
 /// `Forbidden` for a kind the plugin may not read.
 pub fn get(r: &ObjectRef) -> Result<Option<Object>> {
-    match wit::get(&r.into())? {
+    match wit::get(r.into())? {
         Some(json) => Ok(Some(Object::from_json(json))),
         None => Ok(None),
     }

@@ -140,8 +140,8 @@ impl fmt::Display for ObjectRef {
     }
 }
 
-impl From<wit::ObjectRef> for ObjectRef {
-    fn from(r: wit::ObjectRef) -> Self {
+impl From<wit::ObjectRefResult> for ObjectRef {
+    fn from(r: wit::ObjectRefResult) -> Self {
         Self {
             api_version: r.api_version,
             kind: r.kind,
@@ -151,13 +151,13 @@ impl From<wit::ObjectRef> for ObjectRef {
     }
 }
 
-impl From<&ObjectRef> for wit::ObjectRef {
-    fn from(r: &ObjectRef) -> Self {
+impl<'a> From<&'a ObjectRef> for wit::ObjectRefParam<'a> {
+    fn from(r: &'a ObjectRef) -> Self {
         Self {
-            api_version: r.api_version.clone(),
-            kind: r.kind.clone(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
+            api_version: &r.api_version,
+            kind: &r.kind,
+            namespace: r.namespace.as_deref(),
+            name: &r.name,
         }
     }
 }

@@ -70,6 +70,7 @@ pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "plugin",
+        ownership: Borrowing { duplicate_if_necessary: true },
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "informant_sdk::bindings",
@@ -82,6 +83,7 @@ pub mod bindings {
         wit_bindgen::generate!({
             path: "wit",
             world: "plugin-with-admission",
+            ownership: Borrowing { duplicate_if_necessary: true },
             with: {
                 "informant:plugin/types@0.3.0": crate::bindings::informant::plugin::types,
                 "informant:plugin/cache@0.3.0": crate::bindings::informant::plugin::cache,

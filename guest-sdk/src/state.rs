@@ -43,7 +43,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{Error, ErrorCode, Result, bindings::informant::plugin::state as wit};
 
-pub use wit::Version;
+/// A value's version, as `get_versioned` returns it.
+pub type Version = String;
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -161,8 +162,7 @@ pub fn increment(key: &str, delta: i64) -> Result<i64> {
 /// # Errors
 /// As [`get`].
 pub fn get_many<T: DeserializeOwned>(keys: &[&str]) -> Result<Vec<Option<T>>> {
-    let owned: Vec<String> = keys.iter().map(|k| (*k).to_string()).collect();
-    wit::get_many(&owned)?
+    wit::get_many(keys)?
         .into_iter()
         .zip(keys)
         .map(|(v, k)| v.map(|v| decode(k, &v)).transpose())
@@ -176,9 +176,10 @@ pub fn get_many<T: DeserializeOwned>(keys: &[&str]) -> Result<Vec<Option<T>>> {
 pub fn set_many<T: Serialize>(entries: &[(&str, T)], ttl: Option<Duration>) -> Result<()> {
     let encoded = entries
         .iter()
-        .map(|(k, v)| Ok(((*k).to_string(), encode(v)?)))
+        .map(|(k, v)| Ok((*k, encode(v)?)))
         .collect::<Result<Vec<_>>>()?;
-    Ok(wit::set_many(&encoded, ttl.map(millis))?)
+    let borrowed: Vec<(&str, &[u8])> = encoded.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+    Ok(wit::set_many(&borrowed, ttl.map(millis))?)
 }
 
 /// Remove several keys.
@@ -186,8 +187,7 @@ pub fn set_many<T: Serialize>(entries: &[(&str, T)], ttl: Option<Duration>) -> R
 /// # Errors
 /// As [`delete`].
 pub fn delete_many(keys: &[&str]) -> Result<()> {
-    let owned: Vec<String> = keys.iter().map(|k| (*k).to_string()).collect();
-    Ok(wit::delete_many(&owned)?)
+    Ok(wit::delete_many(keys)?)
 }
 
 /// Every key that starts with `prefix`, in byte order, read a page at a

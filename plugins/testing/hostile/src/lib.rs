@@ -70,8 +70,8 @@ impl Plugin for Hostile {
             "invalid-json" => {
                 // Bypass the SDK's serialisation to hand the host a broken patch.
                 use informant_sdk::bindings::informant::plugin::actions as raw;
-                let broken = raw::PatchAction { target: (&target).into(), patch: "{not json".into() };
-                raw::enqueue(&raw::Action::MergePatch(broken)).map_err(Into::into)
+                let broken = raw::PatchAction { target: (&target).into(), patch: "{not json" };
+                raw::enqueue(raw::Action::MergePatch(broken)).map_err(Into::into)
             }
             "undeclared-kind" => {
                 let secret = ObjectRef::namespaced("v1", "Secret", "default", "stolen");
