@@ -827,8 +827,7 @@ impl HostState {
     }
 
     pub(crate) fn log(&mut self, level: Level, message: String) {
-        let plugin = self.ctx.as_ref().map(|c| c.name.clone());
-        let plugin = plugin.as_deref().unwrap_or("<describe>");
+        let plugin = self.ctx.as_ref().map_or("<describe>", |c| &*c.name);
         let message = truncate(message, MAX_LOG_BYTES);
         match level {
             Level::Trace => tracing::trace!(plugin.name = plugin, "{message}"),

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use informant_sdk::{action, cache, debug, info, prelude::*};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -39,6 +39,18 @@ impl Default for Config {
 
 struct LabelEnforcer {
     config: Config,
+}
+
+/// The merge patch that adds labels: `{"metadata": {"labels": {...}}}`,
+/// serialized straight from the borrowed map (no JSON tree is built for it).
+#[derive(Serialize)]
+struct AddLabels<'a> {
+    metadata: LabelsOnly<'a>,
+}
+
+#[derive(Serialize)]
+struct LabelsOnly<'a> {
+    labels: &'a BTreeMap<&'a str, &'a str>,
 }
 
 /// Escape a label key for use in a JSON pointer (RFC 6901).
@@ -73,11 +85,11 @@ impl Plugin for LabelEnforcer {
         if self.config.ignore_namespaces.iter().any(|n| n == namespace) {
             return Ok(());
         }
-        if let Some(ns) = cache::get(&ObjectRef::cluster("v1", "Namespace", namespace))? {
-            if ns.label("informant.dev/enforce-labels") == Some("disabled") {
-                debug!("{} skipped: its namespace opts out", object.object_ref());
-                return Ok(());
-            }
+        if let Some(ns) = cache::get(&ObjectRef::cluster("v1", "Namespace", namespace))?
+            && ns.label("informant.dev/enforce-labels") == Some("disabled")
+        {
+            debug!("{} skipped: its namespace opts out", object.object_ref());
+            return Ok(());
         }
         let target = object.object_ref();
 
@@ -90,7 +102,8 @@ impl Plugin for LabelEnforcer {
             .collect();
         if !missing.is_empty() {
             info!("{target}: adding labels {missing:?}");
-            action::merge_patch(&target, json!({"metadata": {"labels": missing}})).enqueue()?;
+            let patch = AddLabels { metadata: LabelsOnly { labels: &missing } };
+            action::merge_patch(&target, patch).enqueue()?;
         }
 
         let mut operations = Vec::new();
