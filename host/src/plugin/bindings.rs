@@ -10,6 +10,7 @@ pub mod v0_3 {
         path: "../wit",
         world: "plugin",
         additional_derives: [serde::Deserialize],
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 
     /// The `plugin-with-admission` world: the same imports (the types are
@@ -19,6 +20,7 @@ pub mod v0_3 {
         wasmtime::component::bindgen!({
             path: "../wit",
             world: "plugin-with-admission",
+            ownership: Borrowing { duplicate_if_necessary: true },
             with: {
                 "informant:plugin/types": super::informant::plugin::types,
                 "informant:plugin/cache": super::informant::plugin::cache,
@@ -36,6 +38,7 @@ pub mod v0_2 {
         path: "../wit/0.2.0",
         world: "plugin",
         additional_derives: [serde::Serialize],
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 
@@ -46,6 +49,7 @@ pub mod v0_1 {
         path: "../wit/0.1.0",
         world: "plugin",
         additional_derives: [serde::Serialize],
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 

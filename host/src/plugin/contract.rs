@@ -505,8 +505,21 @@ impl Exports {
                 ),
             }));
         };
+        let user = &request.user_info;
+        let groups: Vec<&str> = user.groups.iter().map(String::as_str).collect();
+        let extra_values: Vec<Vec<&str>> = user
+            .extra
+            .iter()
+            .map(|(_, values)| values.iter().map(String::as_str).collect())
+            .collect();
+        let extra: Vec<(&str, &[&str])> = user
+            .extra
+            .iter()
+            .zip(&extra_values)
+            .map(|((key, _), values)| (key.as_str(), values.as_slice()))
+            .collect();
         let r = wit::Request {
-            uid: request.uid.clone(),
+            uid: &request.uid,
             operation: match request.operation {
                 Op::Create => v0_3::informant::plugin::types::Operation::Create,
                 Op::Update => v0_3::informant::plugin::types::Operation::Update,
@@ -514,31 +527,31 @@ impl Exports {
                 Op::Connect => v0_3::informant::plugin::types::Operation::Connect,
             },
             kind: wit::GroupVersionKind {
-                group: request.kind.group.clone(),
-                version: request.kind.version.clone(),
-                kind: request.kind.kind.clone(),
+                group: &request.kind.group,
+                version: &request.kind.version,
+                kind: &request.kind.kind,
             },
             resource: wit::GroupVersionResource {
-                group: request.resource.group.clone(),
-                version: request.resource.version.clone(),
-                resource: request.resource.resource.clone(),
+                group: &request.resource.group,
+                version: &request.resource.version,
+                resource: &request.resource.resource,
             },
-            sub_resource: request.sub_resource.clone(),
-            namespace: request.namespace.clone(),
-            name: (!request.name.is_empty()).then(|| request.name.clone()),
+            sub_resource: request.sub_resource.as_deref(),
+            namespace: request.namespace.as_deref(),
+            name: (!request.name.is_empty()).then_some(request.name.as_str()),
             user_info: wit::UserInfo {
-                username: request.user_info.username.clone(),
-                uid: request.user_info.uid.clone(),
-                groups: request.user_info.groups.clone(),
-                extra: request.user_info.extra.clone(),
+                username: &user.username,
+                uid: &user.uid,
+                groups: &groups,
+                extra: &extra,
             },
-            object: request.object.clone(),
-            old_object: request.old_object.clone(),
+            object: request.object.as_deref(),
+            old_object: request.old_object.as_deref(),
             dry_run: request.dry_run,
-            options: request.options.clone(),
+            options: request.options.as_deref(),
         };
         Ok(admission
-            .call_review(store, &r)?
+            .call_review(store, r)?
             .map(|response| {
                 let mut verdict = Verdict {
                     allowed: true,
@@ -569,12 +582,10 @@ impl Exports {
         event: &Event,
     ) -> wasmtime::Result<Result<(), GuestError>> {
         use crate::vocabulary::EventType as E;
-        let object = event
-            .object
-            .as_ref()
-            .map(|o| o.json().to_string())
-            .unwrap_or_default();
-        let old_object = event.old_object.as_ref().map(|o| o.json().to_string());
+        // Borrowed from the cache's copy: the only copy of the object is the
+        // one into the guest's memory.
+        let object = event.object.as_ref().map_or("", |o| o.json());
+        let old_object = event.old_object.as_ref().map(|o| o.json());
         Ok(match self {
             Self::V0_3 { plugin, .. } => {
                 use v0_3::informant::plugin::types as t;
@@ -593,7 +604,7 @@ impl Exports {
                     old_object,
                     merged: event.merged,
                 };
-                plugin.call_handle(store, &e)?.map_err(Into::into)
+                plugin.call_handle(store, e)?.map_err(Into::into)
             }
             Self::V0_2(p) => {
                 use v0_2::informant::plugin::types as t;
@@ -612,7 +623,7 @@ impl Exports {
                     old_object,
                     merged: event.merged,
                 };
-                p.call_handle(store, &e)?.map_err(Into::into)
+                p.call_handle(store, e)?.map_err(Into::into)
             }
             Self::V0_1(p) => {
                 use v0_1::informant::plugin::types as t;
@@ -630,7 +641,7 @@ impl Exports {
                     object,
                     old_object,
                 };
-                p.call_handle(store, &e)?.map_err(Into::into)
+                p.call_handle(store, e)?.map_err(Into::into)
             }
         })
     }
