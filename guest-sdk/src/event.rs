@@ -164,10 +164,11 @@ impl<'a> From<&'a ObjectRef> for wit::ObjectRefParam<'a> {
 
 /// An unstructured Kubernetes object with convenient accessors.
 ///
-/// The JSON is parsed lazily: the identity and metadata accessors parse only
-/// those fields (skipping the rest without allocating), and the full value
-/// is built on the first call that needs it. Plugins that look at labels and
-/// names, the common case, never pay for the whole tree.
+/// The JSON is parsed lazily: the identity and metadata accessors read only
+/// `apiVersion`, `kind` and `metadata`, as spans of the text (no copies),
+/// and stop once they have all three (the host sends them first); the full
+/// value is built on the first call that needs it. Plugins that look at
+/// labels and names, the common case, never pay for the whole tree.
 pub struct Object {
     raw: String,
     head: OnceCell<Head>,

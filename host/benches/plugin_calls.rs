@@ -20,9 +20,9 @@ use std::{
 };
 
 use informant::{
-    cache::Store,
+    cache::{RawParts, Store},
     plugin::{Engine, Event, Limits, LoadOptions, Plugin},
-    vocabulary::EventType,
+    vocabulary::{EventType, KindKey},
 };
 use informant_testkit::plugin_bytes;
 use serde_json::{Value, json};
@@ -143,6 +143,36 @@ fn main() {
     let skipped = event(configmap("kube-system", "settings", json!({"app": "shop"})));
     let (parse_rate, parse_actions) = calls_per_second(&plugin, &skipped, window);
 
+    // The guest's head read by where the metadata is: a skipped event of a
+    // ConfigMap with 16 KiB of data, with `kind`, `apiVersion` and
+    // `metadata` first (as the API server and the host write objects), and
+    // with its keys sorted (metadata last, after the data), which the guest
+    // must scan to its end.
+    let mut big = configmap("kube-system", "big", json!({"app": "shop"}));
+    big["data"]["blob"] = json!("0123456789abcdef".repeat(1024));
+    let sorted_text = serde_json::to_string(&big).unwrap();
+    let big_len = sorted_text.len();
+    let head_first = event(big.clone());
+    let labels = std::collections::BTreeMap::from([("app".to_string(), "shop".to_string())]);
+    let (_, sorted) = cache.prepare_raw(
+        &KindKey::new("v1", "ConfigMap"),
+        RawParts {
+            json: sorted_text,
+            namespace: Some("kube-system"),
+            name: "big",
+            resource_version: "123456",
+            uid: "6f1c1b0e-8f7e-4a57-9a51-2b6f8d0c4e21",
+            labels: &labels,
+        },
+    );
+    assert!(sorted.json().starts_with(r#"{"apiVersion":"v1","data""#));
+    let sorted = Event {
+        object: Some(Arc::new(sorted)),
+        ..event(big)
+    };
+    let (head_first_rate, _) = calls_per_second(&plugin, &head_first, window);
+    let (sorted_rate, _) = calls_per_second(&plugin, &sorted, window);
+
     let hostile =
         Plugin::load(&engine, &plugin_bytes("hostile"), cache.clone(), options()).expect("loads");
     let mut ok = configmap("shop", "settings", json!({"app": "shop"}));
@@ -165,6 +195,17 @@ fn main() {
         "parse only (ignored namespace):          {:>9.0} calls/s ({:.2} us/call, {parse_actions} action/call)",
         parse_rate,
         1e6 / parse_rate
+    );
+
+    println!(
+        "parse only, {big_len} bytes, metadata first:  {:>9.0} calls/s ({:.2} us/call)",
+        head_first_rate,
+        1e6 / head_first_rate
+    );
+    println!(
+        "parse only, {big_len} bytes, metadata last:   {:>9.0} calls/s ({:.2} us/call)",
+        sorted_rate,
+        1e6 / sorted_rate
     );
 
     println!(
