@@ -142,9 +142,9 @@ async fn dev_seeds_samples_and_serves_faults_only_when_asked() {
         settings.get_opt("settings").await.unwrap().is_some(),
         "the sample objects are seeded"
     );
-    let post = |client: kube::Client| async move {
+    let post = |client: kube::Client, body: &'static str| async move {
         let request = http::Request::post("/informant/faults")
-            .body(br#"{"action":"compact"}"#.to_vec())
+            .body(body.as_bytes().to_vec())
             .unwrap();
         client
             .send(request.map(kube::client::Body::from))
@@ -154,12 +154,24 @@ async fn dev_seeds_samples_and_serves_faults_only_when_asked() {
             .as_u16()
     };
     assert_eq!(
-        post(client).await,
+        post(client, r#"{"action":"compact"}"#).await,
         404,
         "the fault endpoint is off by default"
     );
     drop(dev);
 
     let dev = start(&["--faults"], &dir.path().join("kubeconfig2"));
-    assert_eq!(post(self::client(&dev)).await, 200);
+    let client = self::client(&dev);
+    for body in [
+        r#"{"action":"compact"}"#,
+        r#"{"action":"staleCache","enabled":true}"#,
+        r#"{"action":"reset"}"#,
+    ] {
+        assert_eq!(post(client.clone(), body).await, 200, "{body}");
+    }
+    assert_eq!(
+        post(client, r#"{"action":"unheardOf"}"#).await,
+        400,
+        "an unknown fault is refused"
+    );
 }

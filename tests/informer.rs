@@ -7,6 +7,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::StreamExt;
 use informant::transport::Transport;
 use informant::{
     cache::Store,
@@ -698,15 +699,26 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
     let cache = Arc::new(Store::default());
     let (tx, mut rx) = channel(1024);
     let informer = Informer::start(cluster.client.clone(), cache.clone(), scope(&ns, ""), tx);
-    let mut added = 0;
+    let mut added = std::collections::BTreeSet::new();
     loop {
-        match next(&mut rx).await.0 {
-            EventType::Added => added += 1,
-            EventType::Synced => break,
+        match next(&mut rx).await {
+            (EventType::Added, name, ..) => added.insert(name),
+            (EventType::Synced, ..) => break,
             other => panic!("unexpected {other:?}"),
-        }
+        };
     }
-    assert_eq!(added, count);
+    // Synced means every object created before the watch began is there.
+    let missing: Vec<String> = (0..count)
+        .map(|i| format!("cm-{i:05}"))
+        .filter(|n| !added.contains(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "synced without {} of the {count} objects: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert_eq!(added.len(), count);
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let fresh = api
         .list(&kube::api::ListParams::default().labels(OWN))
@@ -722,6 +734,72 @@ async fn ten_thousand_objects_sync_into_a_cache_equal_to_a_fresh_list() {
             item.metadata.resource_version.as_deref()
         );
     }
+    informer.stop().await;
+}
+
+/// A real server answers a streaming list at `resourceVersion=0` from its
+/// watch cache as it is, which may lag etcd: the embedded server's stale
+/// cache fault does the same. The informer asks for the most recent state,
+/// so its synced cache holds every object created before it started.
+#[tokio::test]
+async fn a_streaming_first_list_is_a_consistent_read_when_the_watch_cache_lags() {
+    let cluster = TestCluster::start().await;
+    let Some(server) =
+        cluster.embedded("a_streaming_first_list_is_a_consistent_read_when_the_watch_cache_lags")
+    else {
+        return;
+    };
+    let ns = cluster.namespace("lagging").await;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+    let create = |name: &'static str| {
+        let api = api.clone();
+        async move {
+            api.create(&PostParams::default(), &cm(name, json!({})))
+                .await
+                .unwrap();
+        }
+    };
+    create("a").await;
+    create("b").await;
+    // The watch cache stops here; the store goes on.
+    server
+        .faults()
+        .set_stale_cache(Some(server.storage().freeze()));
+    create("c").await;
+    create("d").await;
+
+    // The fault is real: a streaming list at any version ends its initial
+    // events without c and d, and brings them only after.
+    let params = kube::api::WatchParams::streaming_lists().labels(OWN);
+    let mut stream = api.watch(&params, "0").await.unwrap().boxed();
+    let mut before_end = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event.unwrap() {
+            kube::api::WatchEvent::Added(o) => before_end.push(o.metadata.name.unwrap()),
+            kube::api::WatchEvent::Bookmark(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(before_end, ["a", "b"], "the stale cache's initial events");
+    drop(stream);
+
+    let cache = Arc::new(Store::default());
+    let (tx, mut rx) = channel(16);
+    let informer = Informer::start(cluster.client.clone(), cache.clone(), scope(&ns, ""), tx);
+    let mut added = Vec::new();
+    loop {
+        match next(&mut rx).await {
+            (EventType::Added, name, ..) => added.push(name),
+            (EventType::Synced, ..) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(added, ["a", "b", "c", "d"], "synced with every object");
+    let kind = KindKey::new("v1", "ConfigMap");
+    assert_eq!(cache.kind_stats(&kind).objects, 4);
+    // Nothing more comes for what the first list already had.
+    quiet(&mut rx).await;
+    server.faults().reset();
     informer.stop().await;
 }
 

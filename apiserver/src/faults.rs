@@ -1,15 +1,21 @@
 //! Fault injection for tests: dropped and stalled watches, compaction,
-//! failing requests, added latency. Reachable from Rust through
-//! [`Faults`] and over HTTP only when the server is started with faults on.
+//! failing requests, added latency, a watch cache that lags the store.
+//! Reachable from Rust through [`Faults`] and over HTTP only when the server
+//! is started with faults on.
 
 use std::{
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+
+use crate::storage::Frozen;
 
 /// A rule that fails matching requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +43,7 @@ pub struct Faults {
     stall: AtomicBool,
     latency_ms: AtomicU64,
     rules: Mutex<Vec<FailRule>>,
+    stale_cache: Mutex<Option<Arc<Frozen>>>,
 }
 
 impl Default for Faults {
@@ -46,6 +53,7 @@ impl Default for Faults {
             stall: AtomicBool::new(false),
             latency_ms: AtomicU64::new(0),
             rules: Mutex::new(Vec::new()),
+            stale_cache: Mutex::new(None),
         }
     }
 }
@@ -109,8 +117,23 @@ impl Faults {
         Some(code)
     }
 
+    /// Let watches that start at `resourceVersion=0` ("any version") see
+    /// `frozen` first, as a real server's watch cache does while it lags
+    /// etcd: those objects, the bookmark at their version, then the writes
+    /// since. Watches at no version (a consistent read) still see the store
+    /// as it is. `None` lets the cache catch up.
+    pub fn set_stale_cache(&self, frozen: Option<Frozen>) {
+        *self.stale_cache.lock() = frozen.map(Arc::new);
+    }
+
+    /// The lagging watch cache in force, if any.
+    pub fn stale_cache(&self) -> Option<Arc<Frozen>> {
+        self.stale_cache.lock().clone()
+    }
+
     /// Clear every fault.
     pub fn reset(&self) {
+        self.set_stale_cache(None);
         self.set_stall(false);
         self.set_latency(Duration::ZERO);
         self.rules.lock().clear();

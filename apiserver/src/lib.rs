@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use faults::{FailRule, Faults};
 pub use registry::{Registry, ResourceType};
 pub use status::StatusError;
-pub use storage::{Storage, StorageConfig, WriteOptions};
+pub use storage::{Frozen, Storage, StorageConfig, WriteOptions};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -201,6 +201,12 @@ async fn faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
                 }
             }
         }
+        Some("staleCache") => app.faults.set_stale_cache(
+            cmd.get("enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+                .then(|| app.store.freeze()),
+        ),
         Some("reset") => app.faults.reset(),
         other => {
             return StatusError::bad_request(format!("unknown fault action {other:?}"))

@@ -76,6 +76,38 @@ type Key = (String, String);
 pub type Resume = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
 type Collection = BTreeMap<Key, Arc<Value>>;
 
+/// The store's objects at one resourceVersion ([`Storage::freeze`]).
+#[derive(Debug)]
+pub struct Frozen {
+    /// The resourceVersion they are at.
+    pub rv: u64,
+    objects: HashMap<(String, String), Collection>,
+}
+
+impl Frozen {
+    /// The objects of `t` (in `namespace`) at [`Frozen::rv`].
+    pub fn items(&self, t: &ResourceType, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        items(&self.objects, t, namespace)
+    }
+}
+
+/// The objects of `t` (in `namespace`) among `objects`.
+fn items(
+    objects: &HashMap<(String, String), Collection>,
+    t: &ResourceType,
+    namespace: Option<&str>,
+) -> Vec<Arc<Value>> {
+    objects
+        .get(&(t.group.clone(), t.plural.clone()))
+        .map(|c| {
+            c.iter()
+                .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How the store behaves.
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
@@ -258,17 +290,18 @@ impl Storage {
         namespace: Option<&str>,
     ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Change>>) {
         let s = self.state.lock();
-        let items = s
-            .objects
-            .get(&(t.group.clone(), t.plural.clone()))
-            .map(|c| {
-                c.iter()
-                    .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
-                    .map(|(_, v)| v.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let items = items(&s.objects, t, namespace);
         (items, s.rv, self.changes.subscribe())
+    }
+
+    /// The objects as they are now, kept as they are while the store moves
+    /// on: what a watch cache that stopped hearing from etcd would serve.
+    pub fn freeze(&self) -> Frozen {
+        let s = self.state.lock();
+        Frozen {
+            rv: s.rv,
+            objects: s.objects.clone(),
+        }
     }
 
     fn record(&self, s: &mut State, change: Change) {

@@ -6,7 +6,10 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 use axum::body::{Body, Bytes};
 use serde_json::{Value, json};
 use tokio::sync::{
-    broadcast::error::{RecvError, TryRecvError},
+    broadcast::{
+        self,
+        error::{RecvError, TryRecvError},
+    },
     mpsc,
 };
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
@@ -14,7 +17,7 @@ use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use crate::{
     faults::Faults,
     registry::ResourceType,
-    storage::{ChangeType, Storage, selected},
+    storage::{Change, ChangeType, Storage, selected},
 };
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 
@@ -86,39 +89,32 @@ async fn run(
     drops.mark_unchanged();
     let in_scope = |ns: &str| p.namespace.as_deref().is_none_or(|n| n == ns);
     let initial = p.send_initial_events || p.resource_version.is_none_or(|rv| rv == 0);
-    let (mut last_rv, mut changes) = if initial {
-        let (items, rv, changes) = store.snapshot(t, p.namespace.as_deref());
-        for item in items.iter().filter(|o| selected(o, &p.labels, &p.fields)) {
-            if tx.send(line("ADDED", item)).await.is_err() {
-                return;
-            }
-        }
-        if p.bookmarks {
-            let _ = tx.send(bookmark(t, rv, true)).await;
-        }
-        (rv, changes)
+    // A watch at "any version" is served by the watch cache, which may lag
+    // the store; at no version it is a consistent read.
+    let lagging = if initial && p.resource_version == Some(0) {
+        faults.stale_cache()
     } else {
-        let rv = p.resource_version.unwrap_or(0);
-        match store.changes_since(t, rv) {
-            Err(compacted) => {
-                let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": format!("too old resource version: {rv} ({compacted})"), "reason": "Expired", "code": 410});
-                let _ = tx.send(line("ERROR", &status)).await;
+        None
+    };
+    let resumed = match (initial, lagging) {
+        (true, None) => {
+            let (items, rv, changes) = store.snapshot(t, p.namespace.as_deref());
+            if !send_initial(t, p, &items, rv, tx).await {
                 return;
             }
-            Ok((backlog, changes)) => {
-                let mut last = rv;
-                for c in backlog {
-                    if let Some(bytes) = render(&c, p, &in_scope)
-                        && tx.send(bytes).await.is_err()
-                    {
-                        return;
-                    }
-                    last = c.rv;
-                }
-                (last, changes)
-            }
+            Some((rv, changes))
         }
+        (true, Some(cache)) => {
+            let items = cache.items(t, p.namespace.as_deref());
+            if !send_initial(t, p, &items, cache.rv, tx).await {
+                return;
+            }
+            resume(store, t, p, cache.rv, &in_scope, tx).await
+        }
+        (false, _) => resume(store, t, p, p.resource_version.unwrap_or(0), &in_scope, tx).await,
+    };
+    let Some((mut last_rv, mut changes)) = resumed else {
+        return;
     };
     let deadline = tokio::time::sleep(p.timeout);
     tokio::pin!(deadline);
@@ -177,10 +173,61 @@ async fn run(
     }
 }
 
+/// The initial events: `items` that pass the selectors as added, then
+/// (if asked for) the bookmark that ends them at `rv`. False once the
+/// client is gone.
+async fn send_initial(
+    t: &ResourceType,
+    p: &WatchParams,
+    items: &[Arc<Value>],
+    rv: u64,
+    tx: &mpsc::Sender<Bytes>,
+) -> bool {
+    for item in items.iter().filter(|o| selected(o, &p.labels, &p.fields)) {
+        if tx.send(line("ADDED", item)).await.is_err() {
+            return false;
+        }
+    }
+    !p.bookmarks || tx.send(bookmark(t, rv, true)).await.is_ok()
+}
+
+/// The changes of `t` after `rv`, sent; then the last resourceVersion sent
+/// and the live changes to go on with. None once the client is gone or
+/// told that `rv` is compacted away (410).
+async fn resume(
+    store: &Storage,
+    t: &ResourceType,
+    p: &WatchParams,
+    rv: u64,
+    in_scope: &impl Fn(&str) -> bool,
+    tx: &mpsc::Sender<Bytes>,
+) -> Option<(u64, broadcast::Receiver<Arc<Change>>)> {
+    match store.changes_since(t, rv) {
+        Err(compacted) => {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("too old resource version: {rv} ({compacted})"), "reason": "Expired", "code": 410});
+            let _ = tx.send(line("ERROR", &status)).await;
+            None
+        }
+        Ok((backlog, changes)) => {
+            let mut last = rv;
+            for c in backlog {
+                if let Some(bytes) = render(&c, p, in_scope)
+                    && tx.send(bytes).await.is_err()
+                {
+                    return None;
+                }
+                last = c.rv;
+            }
+            Some((last, changes))
+        }
+    }
+}
+
 /// What one change means for this watch: nothing (another resource, already
 /// seen, or the stream is stalled), or the bytes to send.
 fn forward(
-    c: &crate::storage::Change,
+    c: &Change,
     t: &ResourceType,
     p: &WatchParams,
     in_scope: &impl Fn(&str) -> bool,
@@ -202,11 +249,7 @@ fn forward(
 /// The event a change becomes for this watch, with selector transitions: an
 /// object that starts matching is ADDED, one that stops matching is DELETED
 /// (with its previous state at the new RV).
-fn render(
-    c: &crate::storage::Change,
-    p: &WatchParams,
-    in_scope: &impl Fn(&str) -> bool,
-) -> Option<Bytes> {
+fn render(c: &Change, p: &WatchParams, in_scope: &impl Fn(&str) -> bool) -> Option<Bytes> {
     if !in_scope(&c.namespace) {
         return None;
     }

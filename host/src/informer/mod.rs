@@ -8,11 +8,14 @@
 //! the listed state at once and subscribers learn exactly what changed:
 //! objects missing from the list are delivered as deleted, with their last
 //! known state and `final_state_unknown`; objects whose resourceVersion
-//! changed as modified; unchanged objects not at all.
+//! changed as modified; unchanged objects not at all. And its first list
+//! is a consistent read ([`consistency`]): synced means every write made
+//! before the watch began is in the cache.
 //!
 //! [`crate::discovery::resolve`] turns what a subscription names (a kind, plural or
 //! short name) into a served resource, or says it is not served yet.
 
+mod consistency;
 mod listing;
 mod raw;
 mod relist;

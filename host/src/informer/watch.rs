@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    Change, Listing, Notification,
+    Change, Listing, Notification, consistency,
     raw::{RawObject, parts},
     relist,
 };
@@ -163,7 +163,7 @@ impl Informer {
         let task = tokio::spawn(
             run(
                 Watch {
-                    client,
+                    client: consistency::most_recent(client),
                     cache,
                     scope,
                     tx,
