@@ -524,13 +524,23 @@ async fn subresources_are_admitted_under_their_own_rule() {
         .iter()
         .filter(|(_, r)| r["request"]["options"]["fieldManager"] == "wh-status")
         .collect();
-    assert_eq!(ours.len(), 2, "{seen:?}");
-    let r = &ours[0].1["request"];
-    assert_eq!(r["operation"], "UPDATE");
-    assert_eq!(
-        r["resource"],
-        json!({"group": "apps", "version": "v1", "resource": "deployments"})
+    // Once to the mutating webhook and once to the validating one; a real
+    // server whose write conflicts with the Deployment controller's status
+    // update applies the patch again to the newer object and asks both
+    // again, so a pair per attempt.
+    assert!(
+        ours.len() >= 2 && ours.len() % 2 == 0,
+        "{} calls: {seen:?}",
+        ours.len()
     );
-    assert_eq!(r["name"], "web");
-    assert_eq!(r["object"]["status"]["observedGeneration"], 7);
+    for (_, review) in ours {
+        let r = &review["request"];
+        assert_eq!(r["operation"], "UPDATE");
+        assert_eq!(
+            r["resource"],
+            json!({"group": "apps", "version": "v1", "resource": "deployments"})
+        );
+        assert_eq!(r["name"], "web");
+        assert_eq!(r["object"]["status"]["observedGeneration"], 7);
+    }
 }
