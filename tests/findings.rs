@@ -157,14 +157,15 @@ async fn a_new_namespace_gets_the_root_ca_and_the_default_service_account() {
     let ns = cluster.namespace("f42").await;
     let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     let sas: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), &ns);
-    let ca = eventually("kube-root-ca.crt", Duration::from_secs(10), || async {
+    // kube-controller-manager's queues lag when the suite keeps it busy.
+    let ca = eventually("kube-root-ca.crt", Duration::from_secs(60), || async {
         cms.get_opt("kube-root-ca.crt").await.unwrap()
     })
     .await;
     assert!(ca.data.unwrap().contains_key("ca.crt"));
     eventually(
         "the default ServiceAccount",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         || async { sas.get_opt("default").await.unwrap() },
     )
     .await;

@@ -342,10 +342,13 @@ async fn replicates_and_cleans_up_end_to_end(language: &str) {
     )
     .await;
 
+    // A name of the language's own: the languages' tests run at once, and
+    // each host copies every labelled source, the other test's too.
+    let name = format!("shared-{language}");
     let sources: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &source_ns);
     let copies: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &target_ns);
     let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "shared", "labels": {"informant.dev/replicate": "true"}},
+        "metadata": {"name": name, "labels": {"informant.dev/replicate": "true"}},
         "data": {"greeting": "hello"},
     }))
     .unwrap();
@@ -353,25 +356,20 @@ async fn replicates_and_cleans_up_end_to_end(language: &str) {
     let copy = eventually(
         &format!("the {language} plugin's copy"),
         Duration::from_secs(60),
-        async || copies.get("shared").await.ok(),
+        async || copies.get(&name).await.ok(),
     )
     .await;
     assert_eq!(copy.data.unwrap()["greeting"], "hello");
     let meta = copy.metadata;
     assert_eq!(
         meta.annotations.unwrap()["informant.dev/replicated-from"],
-        format!("{source_ns}/shared")
+        format!("{source_ns}/{name}")
     );
     assert_eq!(meta.labels.unwrap()["informant.dev/replica"], "true");
 
-    sources.delete("shared", &Default::default()).await.unwrap();
+    sources.delete(&name, &Default::default()).await.unwrap();
     eventually("the copy's removal", Duration::from_secs(60), async || {
-        copies
-            .get_opt("shared")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
+        copies.get_opt(&name).await.unwrap().is_none().then_some(())
     })
     .await;
     stop(host).await;

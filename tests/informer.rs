@@ -380,7 +380,7 @@ async fn subscriptions_resolve_by_kind_plural_or_short_name_and_wait_for_their_c
     }))
     .unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let resolved = loop {
         if let Some(r) = resolve(c, &api_version, "spr").await.unwrap() {
             break r;
@@ -1063,7 +1063,7 @@ async fn a_subscription_waits_for_its_crd_and_goes_pending_again_when_it_is_dele
     .await
     .unwrap();
     assert_eq!(next(&mut rx).await.0, EventType::Deleted);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while subs.state(id).await != Some(State::Pending) {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -211,9 +211,18 @@ async fn kubectl_waits_for_a_crd_and_manages_its_objects() {
             "wait",
             "--for=condition=Established",
             &format!("crd/widgets.{group}"),
-            "--timeout=10s",
+            "--timeout=30s",
         ]);
-        let resources = k.ok(&["api-resources", "--api-group", &group]);
+        // A real server's discovery lists the group a moment after
+        // Established: ask again for a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let resources = loop {
+            let resources = k.ok(&["api-resources", "--api-group", &group]);
+            if resources.contains("widgets") || std::time::Instant::now() > deadline {
+                break resources;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         assert!(
             resources.contains("widgets") && resources.contains("wdg"),
             "{resources}"
@@ -238,7 +247,7 @@ async fn kubectl_watches_with_event_types() {
     let cluster = TestCluster::start().await;
     let ns = cluster.namespace("kwatch").await;
     let k = Kubectl { cluster: &cluster };
-    let watcher = Command::new("kubectl")
+    let mut watcher = Command::new("kubectl")
         .env("KUBECONFIG", &cluster.kubeconfig)
         .args([
             "get",
@@ -250,29 +259,72 @@ async fn kubectl_watches_with_event_types() {
             "--field-selector=metadata.name=w",
             "-w",
             "--output-watch-events",
-            "--request-timeout=6s",
+            "--request-timeout=60s",
+            // Logs each request once answered: the watch's says it is open.
+            "-v=6",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (stdout, stderr) = (
+        watcher.stdout.take().unwrap(),
+        watcher.stderr.take().unwrap(),
+    );
+    let (open_tx, open_rx) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut text = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("watch=true") && line.contains("200 OK") {
+                let _ = open_tx.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let (event_tx, event_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if event_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     tokio::task::block_in_place(|| {
+        open_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("kubectl's watch opens within 30 s");
         k.ok(&["create", "configmap", "w", "-n", &ns, "--from-literal=a=b"]);
         k.ok(&["label", "cm", "w", "-n", &ns, "x=y"]);
         k.ok(&["delete", "cm", "w", "-n", &ns]);
     });
-    let out = tokio::task::block_in_place(|| watcher.wait_with_output().unwrap());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = text
-        .lines()
+    let mut lines = Vec::new();
+    tokio::task::block_in_place(|| {
+        while let Ok(line) = event_rx.recv_timeout(Duration::from_secs(30)) {
+            let deleted = line.starts_with("DELETED");
+            lines.push(line);
+            if deleted {
+                break;
+            }
+        }
+    });
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let stderr = log.join().unwrap_or_default();
+    let text = lines.join("\n");
+    let events: Vec<&str> = lines
+        .iter()
         .skip(1)
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(
-        events,
-        ["ADDED", "MODIFIED", "DELETED"],
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"], "{text}\n{stderr}");
 }

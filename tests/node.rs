@@ -652,36 +652,35 @@ async fn deploy_runs_on_a_real_node() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let deleted = Instant::now();
-    let watcher = {
-        let pods = pods.clone();
-        let name = pod_name.clone();
-        tokio::spawn(async move {
-            // The last status the Pod had: kubelet records the exit before
-            // the object goes.
-            let mut code = None;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                match pods.get_opt(&name).await {
-                    Ok(Some(p)) => {
-                        if let Some(t) = p
-                            .status
-                            .and_then(|s| s.container_statuses)
-                            .and_then(|c| c.into_iter().next())
-                            .and_then(|c| c.state)
-                            .and_then(|s| s.terminated)
-                        {
-                            code = Some(t.exit_code);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(_) => {}
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every state the Pod has until it is gone, watched (a poll can miss
+    // the one between the exit and the removal): kubelet records the exit
+    // before the object goes. The watch is open before the delete.
+    let params = kube::api::WatchParams::default()
+        .fields(&format!("metadata.name={pod_name}"))
+        .timeout(90);
+    let mut states = futures::StreamExt::boxed(pods.watch(&params, "0").await.unwrap());
+    let watcher = tokio::spawn(async move {
+        use futures::TryStreamExt;
+        use kube::api::WatchEvent;
+        let exit = |p: Pod| {
+            p.status
+                .and_then(|s| s.container_statuses)
+                .and_then(|c| c.into_iter().next())
+                .and_then(|c| c.state)
+                .and_then(|s| s.terminated)
+                .map(|t| t.exit_code)
+        };
+        let mut code = None;
+        while let Ok(Some(event)) = states.try_next().await {
+            match event {
+                WatchEvent::Added(p) | WatchEvent::Modified(p) => code = exit(p).or(code),
+                WatchEvent::Deleted(p) => return exit(p).or(code),
+                _ => {}
             }
-            code
-        })
-    };
+        }
+        code
+    });
+    let deleted = Instant::now();
     kubectl(
         &cluster,
         &["delete", "pod", "-n", NS, &pod_name, "--wait=false"],

@@ -162,6 +162,14 @@ async fn a_replacement_under_load_handles_every_event_exactly_once() {
     let ns = cluster.namespace("swap").await;
     let original = plugin_bytes("sequencer");
     let (host, dir) = host(&cluster, &ns, |d| put_sequencer(d, &ns, &original)).await;
+    // Once the first list is in, "e" comes as a live event: created before,
+    // it would be part of that list (as initial).
+    eventually(
+        "the plugin's watches synced",
+        Duration::from_secs(30),
+        || async { host.runtime.synced().await.then_some(()) },
+    )
+    .await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
     create_cm(
         &api,
