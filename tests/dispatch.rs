@@ -779,7 +779,7 @@ async fn the_tenant_operator_creates_then_requeues_until_ready() {
     .unwrap();
     eventually(
         "the Tenant kind to be served",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         || async { tenants.create(&PostParams::default(), &tenant).await.ok() },
     )
     .await;
