@@ -22,7 +22,7 @@ use serde_json::Value;
 pub use object::{CachedObject, strip};
 pub use path::{FieldPath, PathError};
 pub use projection::{ANNOTATION, HOST_FIELDS, Need, Projection};
-pub(crate) use projection::{members, push_key};
+pub(crate) use projection::{Text, members, push_key};
 pub use view::View;
 
 use crate::vocabulary::{KindKey, ObjectKey};

@@ -356,6 +356,32 @@ pub(crate) fn push_key(out: &mut String, key: &str) {
     }
 }
 
+/// A string borrowed from the text when it can be (it has no escapes), as
+/// an object's keys nearly always are; serde's own `Cow<str>` always copies.
+pub(crate) struct Text<'de>(pub(crate) Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 /// The members of one JSON object, as written, borrowed from the text.
 pub(crate) type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
@@ -375,7 +401,7 @@ pub(crate) fn members(text: &str) -> Result<Members<'_>, serde_json::Error> {
             mut map: A,
         ) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            while let Some(Text(key)) = map.next_key()? {
                 out.push((key, map.next_value::<&'de RawValue>()?));
             }
             Ok(out)

@@ -16,7 +16,7 @@ use kube::{
 use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::value::RawValue;
 
-use crate::cache::{RawParts, members, push_key};
+use crate::cache::{RawParts, Text, members, push_key};
 
 /// The annotation `kubectl apply` writes: the whole object again.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -97,6 +97,9 @@ impl Resource for RawObject {
 const RAW_TOKEN: &str = "$serde_json::private::RawValue";
 
 impl<'de> Deserialize<'de> for RawObject {
+    /// One pass over the object's members, each value kept as its text
+    /// (borrowed from the line being decoded); only `metadata` is read
+    /// again, to rewrite it.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
@@ -106,34 +109,69 @@ impl<'de> Deserialize<'de> for RawObject {
                 f.write_str("a Kubernetes object")
             }
 
-            /// serde_json, reading the text: the object's raw JSON, as is.
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
             ) -> Result<RawObject, A::Error> {
-                let _token: Option<serde::de::IgnoredAny> = map.next_key()?;
-                let text: String = map.next_value()?;
-                parse(&text).map_err(A::Error::custom)
+                let mut top = Vec::with_capacity(map.size_hint().unwrap_or(6));
+                while let Some(Text(key)) = map.next_key()? {
+                    let RawText(value) = map.next_value()?;
+                    top.push((key, value));
+                }
+                parse(&top).map_err(A::Error::custom)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// One value's JSON text: borrowed as written when serde_json reads the
+/// text (its raw-value mode); written again from a decoded tree when serde
+/// had buffered it (a watch event whose `object` came before its `type`).
+struct RawText<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for RawText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawText<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
             }
 
-            /// Anything else (serde buffering a watch event whose `object`
-            /// came before its `type`): decode a tree, then read that.
+            /// serde_json, reading the text: the value's raw JSON, as is.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawText<'de>, A::Error> {
+                let _token: Option<serde::de::IgnoredAny> = map.next_key()?;
+                let Text(text) = map.next_value()?;
+                Ok(RawText(text))
+            }
+
+            /// Anything else: decode a tree, then write it.
             fn visit_newtype_struct<D: Deserializer<'de>>(
                 self,
                 d: D,
-            ) -> Result<RawObject, D::Error> {
+            ) -> Result<RawText<'de>, D::Error> {
                 let value = serde_json::Value::deserialize(d)?;
-                parse(&value.to_string()).map_err(D::Error::custom)
+                Ok(RawText(Cow::Owned(value.to_string())))
             }
         }
         deserializer.deserialize_newtype_struct(RAW_TOKEN, Visitor)
     }
 }
 
-/// Read one object: its metadata, and its text without what the cache drops.
-fn parse(text: &str) -> Result<RawObject, serde_json::Error> {
-    let top = members(text)?;
-    let mut json = String::with_capacity(text.len());
+/// Read one object from its members: its metadata, and its text without
+/// what the cache drops.
+fn parse(top: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<RawObject, serde_json::Error> {
+    let mut json = String::with_capacity(
+        top.iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>()
+            + 2,
+    );
     let mut metadata = ObjectMeta::default();
     let mut typed = (false, false);
     json.push('{');
@@ -144,14 +182,14 @@ fn parse(text: &str) -> Result<RawObject, serde_json::Error> {
         push_key(&mut json, key);
         match key.as_ref() {
             "metadata" => {
-                metadata = rewrite_metadata(value.get(), &mut json)?;
+                metadata = rewrite_metadata(value, &mut json)?;
                 continue;
             }
             "apiVersion" => typed.0 = true,
             "kind" => typed.1 = true,
             _ => {}
         }
-        json.push_str(value.get());
+        json.push_str(value);
     }
     json.push('}');
     Ok(RawObject {
@@ -267,6 +305,22 @@ mod tests {
                              "labels": {"app": "web"}, "annotations": {"keep": "me"}},
                 "data": {"k": "v \"quoted\" é"}
             })
+        );
+    }
+
+    #[test]
+    fn keys_and_values_with_escapes_keep_their_meaning() {
+        // A key with escapes cannot be borrowed from the text: it is
+        // decoded, and written escaped again; values keep their text.
+        let text = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"a\"b":"c\u00e9"},"managedFields":[]},"da\u0074a":{"k\n":"v\"w"}}"#;
+        let raw: RawObject = serde_json::from_str(text).unwrap();
+        assert_eq!(raw.metadata.labels.as_ref().unwrap()["a\"b"], "cé");
+        let value: Value = serde_json::from_str(&raw.into_parts(&resource()).1).unwrap();
+        assert_eq!(
+            value,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "a", "labels": {"a\"b": "cé"}},
+                   "data": {"k\n": "v\"w"}})
         );
     }
 
