@@ -1,7 +1,7 @@
 //! Throughput of the embedded API server over real HTTP with the kube client:
 //! creates/s and lists of 10k ConfigMaps, and watch events/s to one watcher.
 //!
-//! Run with `cargo bench -p informant-testkit --bench apiserver`; figures go
+//! Run with `cargo bench -p informant --bench apiserver`; figures go
 //! into `docs/BENCHMARKS.md`.
 
 // Benchmarks fail loudly: unwrapping is the point.

@@ -3,7 +3,7 @@
 //! dispatch, update-to-plugin-call latency at 500 updates/s, and actions/s
 //! executed against the embedded server.
 //!
-//! Run with `cargo bench -p informant-testkit --bench dispatch`; figures go
+//! Run with `cargo bench -p informant --bench dispatch`; figures go
 //! into `docs/BENCHMARKS.md`.
 
 // Benchmarks fail loudly: unwrapping is the point.

@@ -3,7 +3,7 @@
 //! object. The API server is the `informant dev` binary in its own process,
 //! so its memory does not count.
 //!
-//! Run with `cargo bench -p informant-testkit --bench informer_sync`; figures
+//! Run with `cargo bench -p informant --bench informer_sync`; figures
 //! go into `docs/BENCHMARKS.md`.
 
 // Benchmarks fail loudly: unwrapping is the point.

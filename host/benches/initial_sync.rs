@@ -28,8 +28,9 @@
 //! directory of its own, stopped afterwards; without the kit, the embedded
 //! server.
 //!
-//! `cargo bench -p informant-testkit --bench initial_sync`; `INFORMANT_BENCH_SIZES=100000` measures one
-//! size, `INFORMANT_BENCH_VERBOSE=1` shows where the host's time went.
+//! `cargo bench -p informant --bench initial_sync`; `INFORMANT_BENCH_SIZES=100000` measures one
+//! size, `INFORMANT_BENCH_MODES=raw-h2,informant` only those sides, `INFORMANT_BENCH_VERBOSE=1` shows
+//! where the host's time went (the informer's sync, the stream's end, against the plugin's last call).
 
 // A benchmark fails loudly: unwrapping is the point.
 #![allow(clippy::unwrap_used)]
@@ -50,6 +51,7 @@ use kube::{
 };
 
 const NAMESPACE: &str = "bench-sync";
+/// Runs of each side, unless `INFORMANT_BENCH_RUNS` says otherwise.
 const RUNS: usize = 5;
 /// What each run measures, in the order the runs alternate.
 const MODES: [&str; 5] = [
@@ -59,6 +61,11 @@ const MODES: [&str; 5] = [
     "informant",
     "informant-labels",
 ];
+
+/// Sides measured only when `INFORMANT_BENCH_MODES` names them: the raw
+/// stream read by a reader that spends CPU per object (`raw-h2-slow`), and
+/// the host with hyper's default HTTP/2 windows (`informant-small-windows`).
+const EXTRA_MODES: [&str; 2] = ["raw-h2-slow", "informant-small-windows"];
 
 fn main() {
     // kube's TLS needs the process's rustls provider (host/src/tls.rs).
@@ -178,6 +185,18 @@ async fn client(kubeconfig: &Path) -> kube::Client {
     kube::Client::try_from(config(kubeconfig).await).unwrap()
 }
 
+/// The modes to run: `INFORMANT_BENCH_MODES` (comma-separated) or all.
+fn modes() -> Vec<&'static str> {
+    let Ok(only) = std::env::var("INFORMANT_BENCH_MODES") else {
+        return MODES.to_vec();
+    };
+    MODES
+        .into_iter()
+        .chain(EXTRA_MODES)
+        .filter(|m| only.split(',').any(|o| o.trim() == *m))
+        .collect()
+}
+
 async fn parent() {
     let server = server().await;
     let client = client(&server.kubeconfig).await;
@@ -213,8 +232,16 @@ async fn parent() {
             );
         }
         let mut results: Vec<(&str, Run)> = Vec::new();
-        for _ in 0..RUNS {
-            for mode in MODES {
+        if let Some((server, client)) = pinning() {
+            pin_server(&server);
+            println!("  the server's processes on cores {server}, each side on cores {client}");
+        }
+        let runs_of_each = std::env::var("INFORMANT_BENCH_RUNS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(RUNS);
+        for _ in 0..runs_of_each {
+            for mode in modes() {
                 results.push((mode, measure(mode, &server.kubeconfig, n)));
             }
         }
@@ -227,7 +254,10 @@ async fn parent() {
             values.sort_by(f64::total_cmp);
             values
         };
-        let raw = of("raw-h2", |r| r.seconds)[RUNS / 2];
+        let raw = of("raw-h2", |r| r.seconds)
+            .get(runs_of_each / 2)
+            .copied()
+            .unwrap_or(f64::NAN);
         let runs = |values: &[f64], precision: usize| {
             values
                 .iter()
@@ -235,24 +265,29 @@ async fn parent() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        for mode in MODES {
+        for mode in modes() {
             let secs = of(mode, |r| r.seconds);
             let peaks = of(mode, |r| r.peak);
             let cpu = of(mode, |r| r.cpu);
             let server_cpu = of(mode, |r| r.server_cpu);
             println!(
                 "  {n:>7} Widgets  {mode:<9}  median {:.2} s = {:.2}x the raw stream (runs {})  peak RSS median {:.0} MiB (runs {})  CPU median {:.2} s (runs {}), the server's {:.2} s (runs {})",
-                secs[RUNS / 2],
-                secs[RUNS / 2] / raw,
+                secs[runs_of_each / 2],
+                secs[runs_of_each / 2] / raw,
                 runs(&secs, 2),
-                peaks[RUNS / 2],
+                peaks[runs_of_each / 2],
                 runs(&peaks, 0),
-                cpu[RUNS / 2],
+                cpu[runs_of_each / 2],
                 runs(&cpu, 2),
-                server_cpu[RUNS / 2],
+                server_cpu[runs_of_each / 2],
                 runs(&server_cpu, 2),
             );
         }
+    }
+    if pinning().is_some() {
+        // A kit this benchmark did not start goes on with every core.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        pin_server(&format!("0-{}", cores - 1));
     }
 }
 
@@ -299,7 +334,16 @@ async fn seed_from(
 fn measure(mode: &str, kubeconfig: &Path, n: usize) -> Run {
     let verbose = std::env::var_os("INFORMANT_BENCH_VERBOSE").is_some();
     let server_before = server_cpu_seconds();
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut command = match pinning() {
+        Some((_, client)) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &client])
+                .arg(std::env::current_exe().unwrap());
+            c
+        }
+        None => Command::new(std::env::current_exe().unwrap()),
+    };
+    let out = command
         .arg("--child")
         .arg(mode)
         .arg(kubeconfig)
@@ -359,8 +403,13 @@ fn cpu_seconds(pid: &str) -> f64 {
 /// The CPU seconds every kube-apiserver and etcd process on this machine
 /// used so far (0 for a server elsewhere, or the embedded one).
 fn server_cpu_seconds() -> f64 {
+    server_pids().iter().map(|pid| cpu_seconds(pid)).sum()
+}
+
+/// The processes of the API server on this machine: kube-apiserver and etcd.
+fn server_pids() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return Vec::new();
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
@@ -369,8 +418,32 @@ fn server_cpu_seconds() -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| matches!(c.trim(), "kube-apiserver" | "etcd"))
         })
-        .map(|pid| cpu_seconds(&pid))
-        .sum()
+        .collect()
+}
+
+/// With `INFORMANT_BENCH_PIN=<server cores>/<client cores>` (e.g. `0/1`),
+/// the API server's processes (every thread) run on the first cores and each
+/// child on the second, so that no side's CPU comes out of the server's: what
+/// the time then shows is the pipeline, not the sharing of the cores.
+fn pinning() -> Option<(String, String)> {
+    let pin = std::env::var("INFORMANT_BENCH_PIN").ok()?;
+    let (server, client) = pin.split_once('/')?;
+    Some((server.to_string(), client.to_string()))
+}
+
+/// Run the server's processes on `cores` (a `taskset` list).
+fn pin_server(cores: &str) {
+    for pid in server_pids() {
+        let out = Command::new("taskset")
+            .args(["-a", "-p", "-c", cores, &pid])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "taskset {pid}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn rss_mib() -> f64 {
@@ -392,13 +465,44 @@ fn peak_rss_mib() -> f64 {
 }
 
 async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
+    if let Ok(filter) = std::env::var("INFORMANT_BENCH_TRACE") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let started = Instant::now();
     let config = config(kubeconfig).await;
     let count = match mode {
         "kube-rs" => kube_rs(kube::Client::try_from(config).unwrap(), expect).await,
-        "raw-h1" => raw_stream(kube::Client::try_from(config).unwrap(), expect).await,
-        "raw-h2" => raw_stream(host_client(config), expect).await,
+        "raw-h1" => raw_stream(kube::Client::try_from(config).unwrap(), expect, None).await,
+        "raw-h2" => raw_stream(host_client(config), expect, None).await,
+        // The same, spending `INFORMANT_BENCH_RAW_SPIN_US` (12) µs of CPU
+        // per object on the reading task: does a slower reader cost the
+        // server more?
+        "raw-h2-slow" => {
+            let spin = std::env::var("INFORMANT_BENCH_RAW_SPIN_US")
+                .ok()
+                .and_then(|us| us.parse().ok())
+                .unwrap_or(12);
+            raw_stream(
+                host_client(config),
+                expect,
+                Some(Duration::from_micros(spin)),
+            )
+            .await
+        }
         "informant" => host(host_client(config), expect, "reader").await,
+        // The host with hyper's default HTTP/2 windows (2 MiB a stream, 5
+        // MiB the connection), as before they were raised.
+        "informant-small-windows" => {
+            let transport = informant::transport::Transport {
+                stream_window: 2 << 20,
+                connection_window: 5 << 20,
+                ..Default::default()
+            };
+            host(host_client_with(config, transport), expect, "reader").await
+        }
         "informant-labels" => host(host_client(config), expect, "reader_labels").await,
         other => panic!("no mode {other}"),
     };
@@ -414,18 +518,31 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
 /// The client `informant run` makes: the host's transport, with its idle
 /// timeout.
 fn host_client(config: kube::Config) -> kube::Client {
+    host_client_with(config, informant::transport::Transport::default())
+}
+
+fn host_client_with(
+    config: kube::Config,
+    transport: informant::transport::Transport,
+) -> kube::Client {
     let config = informant::informer::client_config(config, informant::informer::IDLE_TIMEOUT);
-    informant::transport::client(config, informant::transport::Transport::default()).unwrap()
+    informant::transport::client(config, transport).unwrap()
 }
 
 /// The server's streaming list of the Widgets, read as bytes until the
 /// bookmark that ends the initial events (and, as the other sides, until
 /// `expect` objects came: right after heavy writes the newest few may follow
 /// it); returns how many objects came.
-async fn raw_stream(client: kube::Client, expect: usize) -> usize {
+async fn raw_stream(client: kube::Client, expect: usize, spin: Option<Duration>) -> usize {
     use futures::AsyncBufReadExt;
+    let scope = if std::env::var_os("INFORMANT_BENCH_CLUSTER").is_some() {
+        String::new()
+    } else {
+        format!("namespaces/{NAMESPACE}/")
+    };
     let path = format!(
-        "/apis/bench.informant.dev/v1/namespaces/{NAMESPACE}/widgets?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+        "/apis/bench.informant.dev/v1/{scope}widgets?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true{}",
+        std::env::var("INFORMANT_BENCH_RAW_QUERY").unwrap_or_default()
     );
     let request = http::Request::get(path).body(Vec::new()).unwrap();
     let mut body = std::pin::pin!(client.request_stream(request).await.unwrap());
@@ -441,6 +558,12 @@ async fn raw_stream(client: kube::Client, expect: usize) -> usize {
         assert!(read > 0, "the stream ended before its initial events did");
         if line.starts_with(br#"{"type":"ADDED""#) {
             objects += 1;
+            if let Some(spin) = spin {
+                let until = Instant::now() + spin;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
         } else if line.starts_with(br#"{"type":"BOOKMARK""#)
             && line
                 .windows(END_MARK.len())
@@ -500,19 +623,24 @@ async fn host(client: kube::Client, expect: usize, plugin: &str) -> usize {
     let loaded = started.elapsed();
     let rss_at_load = rss_mib();
     let mut listed = None;
+    let mut synced = None;
     while lane.stats().counts().handled < expect as u64 + 1 {
         if listed.is_none() && lane.started() {
             listed = Some(started.elapsed());
+        }
+        if synced.is_none() && runtime.synced().await {
+            synced = Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     // Where the time went, for whoever profiles: on stderr.
     let cached = runtime.cache().stats();
     eprintln!(
-        "host: plugin loaded {:.3} s (RSS {:.0} MiB), list synced {:.3} s, every object handled {:.3} s; cache {} objects, {:.0} MiB; RSS now {:.0} MiB",
+        "host: plugin loaded {:.3} s (RSS {:.0} MiB), first delivery {:.3} s, informer synced {:.3} s, every object handled {:.3} s; cache {} objects, {:.0} MiB; RSS now {:.0} MiB",
         loaded.as_secs_f64(),
         rss_at_load,
         listed.unwrap_or_default().as_secs_f64(),
+        synced.unwrap_or_default().as_secs_f64(),
         started.elapsed().as_secs_f64(),
         cached.objects,
         cached.bytes as f64 / 1048576.0,

@@ -2,7 +2,7 @@
 //! JavaScript and Go: component size, cold compile, warm load and calls per second
 //! on a 1 KiB object, printed as a table.
 //!
-//! Run with `cargo bench -p informant-testkit --bench languages`. Figures go
+//! Run with `cargo bench -p informant --bench languages`. Figures go
 //! into `docs/BENCHMARKS.md`; nothing here asserts a timing.
 
 // Tests and benchmarks fail loudly: unwrapping is the point.

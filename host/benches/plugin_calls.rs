@@ -1,6 +1,6 @@
 //! Plugin call throughput and cache memory, printed as a table.
 //!
-//! Run with `cargo bench -p informant-testkit --bench plugin_calls`. Figures go
+//! Run with `cargo bench -p informant --bench plugin_calls`. Figures go
 //! into `docs/BENCHMARKS.md`; nothing here asserts a timing.
 
 // Tests and benchmarks fail loudly: unwrapping is the point.

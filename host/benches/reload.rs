@@ -3,7 +3,7 @@
 //! component; and the event throughput of another plugin while a large
 //! component compiles.
 //!
-//! Run with `cargo bench -p informant-testkit --bench reload`; figures go
+//! Run with `cargo bench -p informant --bench reload`; figures go
 //! into `docs/BENCHMARKS.md`.
 
 // Benchmarks fail loudly: unwrapping is the point.
