@@ -6,13 +6,6 @@
 //! names, namespaces, uids, versions or label and annotation strings; only a
 //! string with escapes (`\"`, `\u00e9`) is decoded into a copy of its own.
 
-use std::borrow::Cow;
-
-use serde::{
-    Deserialize, Deserializer,
-    de::{IgnoredAny, MapAccess, Visitor},
-};
-
 /// One string of the head: a span of the object's text, or its decoded copy.
 #[derive(Debug, Clone)]
 pub(crate) enum Text {
@@ -24,24 +17,6 @@ pub(crate) enum Text {
 
 impl Text {
     const EMPTY: Self = Self::At { start: 0, len: 0 };
-
-    /// The text of `s`, a string parsed from `raw`.
-    fn of(raw: &str, s: Cow<'_, str>) -> Self {
-        match s {
-            Cow::Borrowed(b) => {
-                // A borrowed string points into `raw`: record where.
-                let start = (b.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
-                let inside = start
-                    .checked_add(b.len())
-                    .is_some_and(|end| end <= raw.len());
-                match (u32::try_from(start), u32::try_from(b.len())) {
-                    (Ok(start), Ok(len)) if inside => Self::At { start, len },
-                    _ => Self::Decoded(b.into()),
-                }
-            }
-            Cow::Owned(o) => Self::Decoded(o.into_boxed_str()),
-        }
-    }
 
     /// The string, given the text it was parsed from.
     pub(crate) fn get<'a>(&'a self, raw: &'a str) -> &'a str {
@@ -91,22 +66,7 @@ impl Head {
     /// first (as the API server does), so the spec, status or data of an
     /// object are not even scanned.
     pub(crate) fn parse(raw: &str) -> Self {
-        let Some(wire) = read_head(raw) else {
-            return Self::default();
-        };
-        let text = |s: Cow<'_, str>| Text::of(raw, s);
-        let pairs = |p: Pairs<'_>| p.0.into_iter().map(|(k, v)| (text(k), text(v))).collect();
-        let meta = wire.metadata;
-        Self {
-            api_version: text(wire.api_version),
-            kind: text(wire.kind),
-            name: text(meta.name),
-            namespace: meta.namespace.map(text),
-            uid: text(meta.uid),
-            resource_version: text(meta.resource_version),
-            labels: pairs(meta.labels),
-            annotations: pairs(meta.annotations),
-        }
+        read_head(raw).unwrap_or_default()
     }
 
     /// The value of `key` among `pairs` (the last one, as a JSON object with
@@ -120,137 +80,267 @@ impl Head {
     }
 }
 
-/// The three fields of the head.
-#[derive(Default)]
-struct WireHead<'a> {
-    api_version: Cow<'a, str>,
-    kind: Cow<'a, str>,
-    metadata: WireMeta<'a>,
+/// A cursor over an object's text: the head's reader.
+///
+/// Written here rather than driven through serde_json, which this crate
+/// uses for everything else: the head wants spans of the text and must stop
+/// as soon as it has `apiVersion`, `kind` and `metadata`, and serde_json's
+/// per-value set-up (a stream deserializer for each member, a visitor per
+/// string) was most of the cost of a call that reads names and labels.
+/// Strings are read exactly (escapes decoded by serde_json); a value that
+/// is skipped is read only as far as its strings and brackets go, so a
+/// malformed member the head does not need is not noticed: the host sends
+/// the API server's JSON, which is well formed.
+struct Scan<'a> {
+    raw: &'a str,
+    bytes: &'a [u8],
+    at: usize,
 }
 
-/// Read the top-level object's members one by one until `apiVersion`,
-/// `kind` and `metadata` are all read; none when the text is not a JSON
-/// object (as far as it was read).
-///
-/// serde_json reads each key and value (`value`); only the punctuation
-/// between them is handled here, so that the parse can stop before the end
-/// without an error (an error costs an allocation and a scan of the text
-/// for its line number).
-fn read_head(raw: &str) -> Option<WireHead<'_>> {
-    let mut head = WireHead::default();
-    let mut at = punctuation(raw, 0, b'{')?;
-    if punctuation(raw, at, b'}').is_some_and(|end| end == raw.len()) {
-        return Some(head);
+impl<'a> Scan<'a> {
+    fn new(raw: &'a str) -> Self {
+        Self {
+            raw,
+            bytes: raw.as_bytes(),
+            at: 0,
+        }
     }
+
+    #[inline(always)]
+    fn whitespace(&mut self) {
+        while matches!(self.bytes.get(self.at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    /// Move past `byte` (after whitespace) if it is next.
+    #[inline(always)]
+    fn eat(&mut self, byte: u8) -> bool {
+        self.whitespace();
+        let next = self.bytes.get(self.at) == Some(&byte);
+        if next {
+            self.at += 1;
+        }
+        next
+    }
+
+    /// Move past `null` (after whitespace) if it is next.
+    fn null(&mut self) -> bool {
+        self.whitespace();
+        let next = self.bytes.get(self.at..self.at + 4) == Some(b"null");
+        if next {
+            self.at += 4;
+        }
+        next
+    }
+
+    /// Whether only whitespace is left.
+    fn end(&mut self) -> bool {
+        self.whitespace();
+        self.at == self.bytes.len()
+    }
+
+    /// The string at the cursor, moving past it: its span, unless it had
+    /// escapes (then its decoded copy). None if it is not a string.
+    #[inline(always)]
+    fn string(&mut self) -> Option<Text> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        let escaped = self.rest_of_string()?;
+        let end = self.at - 1;
+        if escaped {
+            let decoded: String = serde_json::from_str(self.raw.get(start - 1..=end)?).ok()?;
+            return Some(Text::Decoded(decoded.into_boxed_str()));
+        }
+        Some(Text::At {
+            start: u32::try_from(start).ok()?,
+            len: u32::try_from(end - start).ok()?,
+        })
+    }
+
+    /// Move past the closing quote of a string whose opening quote was
+    /// read; whether it had escapes. None at the end of the text or at a
+    /// control character (which JSON does not allow in a string).
+    #[inline(always)]
+    fn rest_of_string(&mut self) -> Option<bool> {
+        let mut escaped = false;
+        loop {
+            self.at += plain_run(self.bytes.get(self.at..)?);
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.at += 2;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Move past one value: a string, an object or array (by its strings
+    /// and brackets), or a number or literal (up to the next delimiter).
+    fn skip(&mut self) -> Option<()> {
+        self.whitespace();
+        match *self.bytes.get(self.at)? {
+            b'"' => {
+                self.at += 1;
+                self.rest_of_string()?;
+            }
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match *self.bytes.get(self.at)? {
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                return Some(());
+                            }
+                        }
+                        b'"' => {
+                            self.at += 1;
+                            self.rest_of_string()?;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            _ => {
+                let start = self.at;
+                while self.bytes.get(self.at).is_some_and(|b| {
+                    !matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                }) {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// The members of the object at the cursor, each handed to `member`
+    /// with the cursor at its value (which `member` must read). With
+    /// `stop`, the read ends early once `member` says so.
+    fn members(&mut self, mut member: impl FnMut(&mut Self, Text) -> Option<bool>) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            if member(self, key)? {
+                return Some(());
+            }
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b'}').then_some(());
+        }
+    }
+
+    /// An object of strings, or `null`, in the order written.
+    fn pairs(&mut self) -> Option<Vec<(Text, Text)>> {
+        let mut pairs = Vec::new();
+        if self.null() {
+            return Some(pairs);
+        }
+        self.members(|scan, key| {
+            pairs.push((key, scan.string()?));
+            Some(false)
+        })?;
+        Some(pairs)
+    }
+}
+
+/// How many bytes at the start of `bytes` need nothing from a string's
+/// reader: neither a quote, a backslash nor a control character. Eight
+/// bytes at a time (a wasm32 guest has 64-bit integers, not SIMD): most of
+/// an object's text is in strings, and this is the loop that reads them.
+#[inline(always)]
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether any byte of `word` is below `n` (n ≤ 0x80), per byte lane.
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let stop = below(word, 0x20)
+            | below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1);
+        if stop != 0 {
+            // The lowest flagged lane is exact: borrows only run upwards.
+            return at + (stop.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + bytes[at..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .unwrap_or(bytes.len() - at)
+}
+
+/// Read the top-level members until `apiVersion`, `kind` and `metadata`
+/// are all read; none when the text is not a JSON object with a well-formed
+/// head (as far as it was read).
+fn read_head(raw: &str) -> Option<Head> {
+    let mut head = Head::default();
+    let mut scan = Scan::new(raw);
     let mut seen = 0u8;
-    loop {
-        let Borrowed(key) = value(raw, &mut at)?;
-        at = punctuation(raw, at, b':')?;
-        match &*key {
+    let meta = |scan: &mut Scan<'_>, head: &mut Head| {
+        scan.members(|scan, key| {
+            match key.get(raw) {
+                "name" => head.name = scan.string()?,
+                "namespace" => {
+                    head.namespace = if scan.null() {
+                        None
+                    } else {
+                        Some(scan.string()?)
+                    }
+                }
+                "uid" => head.uid = scan.string()?,
+                "resourceVersion" => head.resource_version = scan.string()?,
+                "labels" => head.labels = scan.pairs()?,
+                "annotations" => head.annotations = scan.pairs()?,
+                _ => scan.skip()?,
+            }
+            Some(false)
+        })
+    };
+    scan.members(|scan, key| {
+        match key.get(raw) {
             "apiVersion" => {
-                head.api_version = value::<Borrowed<'_>>(raw, &mut at)?.0;
+                head.api_version = scan.string()?;
                 seen |= 1;
             }
             "kind" => {
-                head.kind = value::<Borrowed<'_>>(raw, &mut at)?.0;
+                head.kind = scan.string()?;
                 seen |= 2;
             }
             "metadata" => {
-                head.metadata = value(raw, &mut at)?;
+                meta(scan, &mut head)?;
                 seen |= 4;
             }
-            _ => {
-                value::<IgnoredAny>(raw, &mut at)?;
-            }
+            _ => scan.skip()?,
         }
-        if seen == 7 {
-            return Some(head);
-        }
-        if let Some(next) = punctuation(raw, at, b',') {
-            at = next;
-        } else {
-            let end = punctuation(raw, at, b'}')?;
-            return (end == raw.len()).then_some(head);
-        }
-    }
-}
-
-/// One JSON value at `raw[*at..]`, moving `at` past it.
-fn value<'a, T: Deserialize<'a>>(raw: &'a str, at: &mut usize) -> Option<T> {
-    let mut values = serde_json::Deserializer::from_str(raw.get(*at..)?).into_iter::<T>();
-    let value = values.next()?.ok()?;
-    *at += values.byte_offset();
-    Some(value)
-}
-
-/// The position after `byte` (and the whitespace around it) at `raw[at..]`,
-/// if that is where it is.
-fn punctuation(raw: &str, at: usize, byte: u8) -> Option<usize> {
-    let bytes = raw.as_bytes();
-    let skip = |mut at: usize| {
-        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        at
-    };
-    let at = skip(at);
-    (bytes.get(at) == Some(&byte)).then(|| skip(at + 1))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct WireMeta<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow)]
-    namespace: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    uid: Cow<'a, str>,
-    #[serde(borrow)]
-    resource_version: Cow<'a, str>,
-    #[serde(borrow)]
-    labels: Pairs<'a>,
-    #[serde(borrow)]
-    annotations: Pairs<'a>,
-}
-
-/// A JSON object of strings (or `null`), in the order written.
-#[derive(Default)]
-struct Pairs<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
-
-/// One string, borrowed from the text when it has no escapes.
-#[derive(Deserialize)]
-struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct PairsVisitor;
-        impl<'de> Visitor<'de> for PairsVisitor {
-            type Value = Pairs<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of strings")
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Pairs(Vec::new()))
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Pairs(Vec::new()))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                d.deserialize_map(self)
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut pairs = Vec::new();
-                while let Some((Borrowed(k), Borrowed(v))) =
-                    map.next_entry::<Borrowed<'de>, Borrowed<'de>>()?
-                {
-                    pairs.push((k, v));
-                }
-                Ok(Pairs(pairs))
-            }
-        }
-        d.deserialize_option(PairsVisitor)
-    }
+        Some(seen == 7)
+    })?;
+    (seen == 7 || scan.end()).then_some(head)
 }
 
 #[cfg(test)]
@@ -300,6 +390,46 @@ mod tests {
             Head::parse(r#"{"metadata":{"name":"c"}} x"#).name.get(""),
             ""
         );
+    }
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_quote_backslash_or_control_byte() {
+        // Neighbours of the bytes that stop a run, and UTF-8, never stop it.
+        let plain = b" !#[]~\x7f\xc3\xa9\xff";
+        for len in 0..20 {
+            let text: Vec<u8> = plain.iter().copied().cycle().take(len).collect();
+            assert_eq!(plain_run(&text), len);
+            for stop in [b'"', b'\\', b'\n', 0x00, 0x1f] {
+                for at in 0..len {
+                    let mut text = text.clone();
+                    text[at] = stop;
+                    // A later stop byte never hides an earlier one.
+                    if at + 1 < len {
+                        text[len - 1] = b'"';
+                    }
+                    assert_eq!(plain_run(&text), at, "{stop:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skipped_members_of_every_shape_are_stepped_over() {
+        let raw = r#"{"s":"a\"}{[","n":-1.5e3,"t":true,"z":null,"o":{"a":[1,{"b":"]}"}],"c":{}},
+            "e":[],"apiVersion":"v1","kind":"K","metadata":{"x":{"y":["}"]},"name":"n",
+            "namespace":null,"labels":null,"annotations":{"k":"v"}}}"#;
+        let head = Head::parse(raw);
+        assert_eq!((head.kind.get(raw), head.name.get(raw)), ("K", "n"));
+        assert!(head.namespace.is_none() && head.labels.is_empty());
+        assert_eq!(Head::find(&head.annotations, raw, "k"), Some("v"));
+        // A string that does not end, or a control character in one.
+        for raw in [
+            r#"{"kind":"K"#,
+            "{\"kind\":\"K\u{1}\"}",
+            r#"{"metadata":{"name":"n\"}}"#,
+        ] {
+            assert_eq!(Head::parse(raw).kind.get(raw), "");
+        }
     }
 
     #[test]
