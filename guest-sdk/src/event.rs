@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::{
     Error, ErrorCode, Result,
     bindings::informant::plugin::types as wit,
-    head::{Head, Text},
+    head::{Head, Text, locate},
 };
 
 /// What happened to an object.
@@ -176,6 +176,22 @@ pub struct Object {
     /// The labels and annotations as maps, built on first use of
     /// [`Object::labels`] or [`Object::annotations`].
     maps: OnceCell<[BTreeMap<String, String>; 2]>,
+    /// Values read by [`Object::get`] and [`Object::pointer`] before the
+    /// whole tree was needed, each parsed from its own text. Once these
+    /// are taken, the next new path builds the whole tree.
+    fields: [OnceCell<Field>; FIELDS],
+}
+
+/// How many values an object keeps read by path, apart from its whole
+/// tree. A handler reads a few fields of an object; one that reads more
+/// than this pays for the whole tree once, and then nothing per path.
+const FIELDS: usize = 6;
+
+/// A value read by path (or JSON pointer): none if there is none there.
+struct Field {
+    pointer: bool,
+    path: Box<str>,
+    value: Option<Value>,
 }
 
 impl Object {
@@ -186,6 +202,7 @@ impl Object {
             head: OnceCell::new(),
             value: OnceCell::new(),
             maps: OnceCell::new(),
+            fields: Default::default(),
         }
     }
 
@@ -199,6 +216,7 @@ impl Object {
             head: OnceCell::new(),
             value: cell,
             maps: OnceCell::new(),
+            fields: Default::default(),
         }
     }
 
@@ -282,18 +300,80 @@ impl Object {
     }
 
     /// A value by dotted path: `spec.replicas`, `spec.containers.0.image`.
+    ///
+    /// Reads only the way to the value and the value itself, not the whole
+    /// object, unless the whole tree was already needed.
     pub fn get(&self, path: &str) -> Option<&Value> {
-        path.split('.')
-            .filter(|s| !s.is_empty())
-            .try_fold(self.value(), |v, step| match v {
-                Value::Array(items) => items.get(step.parse::<usize>().ok()?),
-                _ => v.get(step),
-            })
+        let steps = || path.split('.').filter(|s| !s.is_empty());
+        if steps().next().is_none() {
+            return Some(self.value());
+        }
+        self.field(
+            false,
+            path,
+            steps,
+            |s| s.parse().ok(),
+            |v| {
+                steps().try_fold(v, |v, step| match v {
+                    Value::Array(items) => items.get(step.parse::<usize>().ok()?),
+                    _ => v.get(step),
+                })
+            },
+        )
     }
 
     /// A value by JSON pointer: `/spec/replicas`.
+    ///
+    /// Reads only the way to the value, as [`Object::get`] does.
     pub fn pointer(&self, pointer: &str) -> Option<&Value> {
-        self.value().pointer(pointer)
+        if pointer.is_empty() {
+            return Some(self.value());
+        }
+        let rest = pointer.strip_prefix('/')?;
+        let steps = || {
+            rest.split('/')
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        };
+        // As serde_json reads an index: digits, no sign, no leading zero.
+        let index = |s: &str| {
+            let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            (digits && (s == "0" || !s.starts_with('0')))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        self.field(true, pointer, steps, index, |v| v.pointer(pointer))
+    }
+
+    /// The value at `path`: from the whole tree if it was built, else
+    /// read once from the text and kept, else (all slots taken) from the
+    /// whole tree, built now.
+    fn field<'a, S: AsRef<str>, I: Iterator<Item = S>>(
+        &'a self,
+        pointer: bool,
+        path: &str,
+        steps: impl Fn() -> I,
+        index: impl Fn(&str) -> Option<usize>,
+        walk: impl Fn(&'a Value) -> Option<&'a Value>,
+    ) -> Option<&'a Value> {
+        if let Some(value) = self.value.get() {
+            return walk(value);
+        }
+        for slot in &self.fields {
+            let Some(field) = slot.get() else {
+                let value = locate(&self.raw, steps(), index)
+                    .and_then(|text| serde_json::from_str(text).ok());
+                let field = slot.get_or_init(|| Field {
+                    pointer,
+                    path: path.into(),
+                    value,
+                });
+                return field.value.as_ref();
+            };
+            if field.pointer == pointer && *field.path == *path {
+                return field.value.as_ref();
+            }
+        }
+        walk(self.value())
     }
 
     /// Deserialize into a typed struct: your own serde types, or k8s-openapi's
@@ -385,5 +465,78 @@ mod tests {
             ObjectRef::namespaced("apps/v1", "Deployment", "shop", "web")
         );
         assert_eq!(o.object_ref().to_string(), "Deployment shop/web");
+    }
+
+    #[test]
+    fn paths_read_from_the_text_agree_with_the_whole_tree() {
+        let tree = json!({"apiVersion": "v1", "kind": "K", "metadata": {"name": "n"},
+            "spec": {"a/b": {"c~d": 1}, "list": [0, {"x": [null, true]}, "s\"q"],
+            "0": "zero", "empty": {}, "nested": {"deep": {"er": 2.5}}}});
+        let paths = [
+            "spec.list.1.x.1",
+            "spec.a/b",
+            "spec.0",
+            "spec.list.+1",
+            "spec.list.01",
+            "spec.missing",
+            "spec.list.2",
+            "spec.list.3",
+            "metadata.name.x",
+            "spec.nested.deep.er",
+            "spec.empty",
+            "..spec..0.",
+            "spec.list.1.x.1",
+        ];
+        let pointers = [
+            "/spec/a~1b/c~0d",
+            "/spec/list/01",
+            "/spec/list/1",
+            "/spec/list/+1",
+            "/spec/0",
+            "spec",
+            "/spec/list/2",
+            "/",
+            "/spec/nested/deep/er",
+            "/spec/list/-",
+        ];
+        let whole = Object::from_value(tree.clone());
+        let read = |o: &Object, pointer: bool, path: &str| {
+            if pointer {
+                o.pointer(path).cloned()
+            } else {
+                o.get(path).cloned()
+            }
+        };
+        let mut order: Vec<(bool, &str)> = paths.iter().map(|p| (false, *p)).collect();
+        order.extend(pointers.iter().map(|p| (true, *p)));
+        // Each path read first from the text of a fresh object.
+        for &(pointer, path) in &order {
+            let text = Object::from_json(tree.to_string());
+            assert_eq!(
+                read(&text, pointer, path),
+                read(&whole, pointer, path),
+                "{path}"
+            );
+        }
+        // All of them from one object, both ways round: the first few are
+        // kept, the rest come from the whole tree, built when they ran out.
+        for reversed in [false, true] {
+            let text = Object::from_json(tree.to_string());
+            let mut order = order.clone();
+            if reversed {
+                order.reverse();
+            }
+            for _ in 0..2 {
+                for &(pointer, path) in &order {
+                    assert_eq!(
+                        read(&text, pointer, path),
+                        read(&whole, pointer, path),
+                        "{path}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Object::from_json(tree.to_string()).get(""), Some(&tree));
+        assert_eq!(Object::from_json(tree.to_string()).pointer(""), Some(&tree));
     }
 }

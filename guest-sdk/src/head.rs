@@ -267,6 +267,68 @@ impl<'a> Scan<'a> {
     }
 }
 
+impl Scan<'_> {
+    /// Move to the value of the member `key` of the object at the cursor
+    /// (the first one: the API server writes no key twice).
+    fn member(&mut self, key: &str) -> Option<()> {
+        if !self.eat(b'{') || self.eat(b'}') {
+            return None;
+        }
+        loop {
+            let name = self.string()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            if name.get(self.raw) == key {
+                return Some(());
+            }
+            self.skip()?;
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// Move to element `n` of the array at the cursor.
+    fn element(&mut self, n: usize) -> Option<()> {
+        if !self.eat(b'[') || self.eat(b']') {
+            return None;
+        }
+        for _ in 0..n {
+            self.skip()?;
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+        Some(())
+    }
+}
+
+/// The text of the value that `steps` lead to in `raw`, without reading
+/// anything beside the way: each step is a member's key in an object, or
+/// an element's position (as `index` reads it) in an array. None when a
+/// step is missing or leads into a string, number or literal.
+pub(crate) fn locate<S: AsRef<str>>(
+    raw: &str,
+    steps: impl IntoIterator<Item = S>,
+    index: impl Fn(&str) -> Option<usize>,
+) -> Option<&str> {
+    let mut scan = Scan::new(raw);
+    for step in steps {
+        let step = step.as_ref();
+        scan.whitespace();
+        match scan.bytes.get(scan.at)? {
+            b'{' => scan.member(step)?,
+            b'[' => scan.element(index(step)?)?,
+            _ => return None,
+        }
+    }
+    scan.whitespace();
+    let start = scan.at;
+    scan.skip()?;
+    raw.get(start..scan.at)
+}
+
 /// How many bytes at the start of `bytes` need nothing from a string's
 /// reader: neither a quote, a backslash nor a control character. Eight
 /// bytes at a time (a wasm32 guest has 64-bit integers, not SIMD): most of
@@ -430,6 +492,26 @@ mod tests {
         ] {
             assert_eq!(Head::parse(raw).kind.get(raw), "");
         }
+    }
+
+    #[test]
+    fn locate_finds_the_text_of_a_member_or_element_and_nothing_else() {
+        let raw = r#"{"kind":"K","metadata":{"name":"a,b"},"spec":{"n":[10, {"x":"y"}, "z"],
+            "s":"q\"uote","e":{},"a":[],"0":"zero"}}"#;
+        let at = |path: &str| locate(raw, path.split('.'), |s| s.parse().ok());
+        assert_eq!(at("spec.n.0"), Some("10"));
+        assert_eq!(at("spec.n.1"), Some(r#"{"x":"y"}"#));
+        assert_eq!(at("spec.n.1.x"), Some(r#""y""#));
+        assert_eq!(at("spec.n.2"), Some(r#""z""#));
+        assert_eq!(at("spec.s"), Some(r#""q\"uote""#));
+        assert_eq!(at("spec.0"), Some(r#""zero""#));
+        assert_eq!(at("metadata.name"), Some(r#""a,b""#));
+        for missing in [
+            "spec.n.3", "spec.e.x", "spec.a.0", "spec.s.x", "kind.x", "status",
+        ] {
+            assert_eq!(at(missing), None, "{missing}");
+        }
+        assert_eq!(locate(raw, [""; 0], |_| None), Some(raw));
     }
 
     #[test]

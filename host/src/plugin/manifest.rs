@@ -499,7 +499,13 @@ impl Manifest {
     /// Whether the plugin may read objects of `kind` from the cache: kinds
     /// it subscribes to or declares as reads.
     pub fn may_read(&self, kind: &KindKey) -> bool {
-        self.reads.contains(kind) || self.subscriptions.iter().any(|s| s.kind_key() == *kind)
+        // Compared field by field: building each subscription's key would
+        // cost two allocations per cache read.
+        self.reads.contains(kind)
+            || self
+                .subscriptions
+                .iter()
+                .any(|s| *s.api_version == *kind.api_version && *s.kind == *kind.kind)
     }
 
     /// Whether the plugin may apply `verb` to `kind`.
