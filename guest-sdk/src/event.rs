@@ -166,9 +166,12 @@ impl<'a> From<&'a ObjectRef> for wit::ObjectRefParam<'a> {
 ///
 /// The JSON is parsed lazily: the identity and metadata accessors read only
 /// `apiVersion`, `kind` and `metadata`, as spans of the text (no copies),
-/// and stop once they have all three (the host sends them first); the full
-/// value is built on the first call that needs it. Plugins that look at
-/// labels and names, the common case, never pay for the whole tree.
+/// and stop once they have all three (the host sends them first);
+/// [`Object::get`] and [`Object::pointer`] read only the way to the value
+/// they return; the full value is built on the first call that needs it
+/// ([`Object::value`], or a seventh path). Plugins that
+/// look at labels, names and a few fields, the common case, never pay for
+/// the whole tree.
 pub struct Object {
     raw: String,
     head: OnceCell<Head>,
