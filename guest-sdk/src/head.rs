@@ -229,8 +229,8 @@ impl<'a> Scan<'a> {
     }
 
     /// The members of the object at the cursor, each handed to `member`
-    /// with the cursor at its value (which `member` must read). With
-    /// `stop`, the read ends early once `member` says so.
+    /// with the cursor at its value (which `member` must read); the read
+    /// ends early, at that value, once `member` says so.
     fn members(&mut self, mut member: impl FnMut(&mut Self, Text) -> Option<bool>) -> Option<()> {
         if !self.eat(b'{') {
             return None;
