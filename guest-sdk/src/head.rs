@@ -66,7 +66,13 @@ impl Head {
     /// first (as the API server does), so the spec, status or data of an
     /// object are not even scanned.
     pub(crate) fn parse(raw: &str) -> Self {
-        read_head(raw).unwrap_or_default()
+        // Read in place: a head is large enough that moving it out of an
+        // `Option` showed in the profile.
+        let mut head = Self::default();
+        if read_head(raw, &mut head).is_none() {
+            head = Self::default();
+        }
+        head
     }
 
     /// The value of `key` among `pairs` (the last one, as a JSON object with
@@ -116,6 +122,11 @@ impl<'a> Scan<'a> {
     /// Move past `byte` (after whitespace) if it is next.
     #[inline(always)]
     fn eat(&mut self, byte: u8) -> bool {
+        // The API server writes no whitespace: look before skipping any.
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            return true;
+        }
         self.whitespace();
         let next = self.bytes.get(self.at) == Some(&byte);
         if next {
@@ -357,11 +368,10 @@ fn plain_run(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len() - at)
 }
 
-/// Read the top-level members until `apiVersion`, `kind` and `metadata`
-/// are all read; none when the text is not a JSON object with a well-formed
-/// head (as far as it was read).
-fn read_head(raw: &str) -> Option<Head> {
-    let mut head = Head::default();
+/// Read the top-level members into `head` until `apiVersion`, `kind` and
+/// `metadata` are all read; none when the text is not a JSON object with a
+/// well-formed head (as far as it was read).
+fn read_head(raw: &str, head: &mut Head) -> Option<()> {
     let mut scan = Scan::new(raw);
     let mut seen = 0u8;
     let meta = |scan: &mut Scan<'_>, head: &mut Head| {
@@ -395,14 +405,14 @@ fn read_head(raw: &str) -> Option<Head> {
                 seen |= 2;
             }
             "metadata" => {
-                meta(scan, &mut head)?;
+                meta(scan, head)?;
                 seen |= 4;
             }
             _ => scan.skip()?,
         }
         Some(seen == 7)
     })?;
-    (seen == 7 || scan.end()).then_some(head)
+    (seen == 7 || scan.end()).then_some(())
 }
 
 #[cfg(test)]
