@@ -225,6 +225,24 @@ fn a_chatty_guest_is_capped_not_fatal() {
 }
 
 #[test]
+fn the_guest_is_told_which_log_lines_the_host_records() {
+    // The host records warn and above: the SDK skips info, debug and trace
+    // lines without formatting them, and sends the rest.
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::sink)
+        .finish();
+    let message = tracing::subscriber::with_default(subscriber, || {
+        let (cache, plugin) = hostile(Limits::default());
+        match call(&plugin, &cache, "log-levels").unwrap_err() {
+            CallError::Failed { message, .. } => message,
+            other => panic!("expected the fixture's report, got {other:?}"),
+        }
+    });
+    assert_eq!(message, "log levels on: [warn error]");
+}
+
+#[test]
 fn bad_files_fail_at_load_with_the_reason() {
     let cache = Arc::new(Store::default());
     let engine = Engine::new(None).unwrap();

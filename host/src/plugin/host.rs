@@ -22,6 +22,10 @@ use informant_k8s::selector::LabelSelector;
 
 /// Longest log line kept from a guest.
 const MAX_LOG_BYTES: usize = 16 * 1024;
+/// The one variable of a plugin's environment: the most verbose level of
+/// log line the host records (`trace` ... `error`, or `off`), so that a
+/// plugin's SDK skips formatting lines nobody will read.
+pub const LOG_LEVEL_VAR: &str = "INFORMANT_LOG_LEVEL";
 /// Longest Event message kept, as the Kubernetes event recorder does.
 const MAX_EVENT_MESSAGE: usize = 1024;
 
@@ -176,9 +180,24 @@ pub struct HostState {
     refused_in_call: Option<String>,
 }
 
+/// The most verbose level of plugin log line the host's log records now:
+/// the subscriber's own hint, so a line it could keep is never skipped.
+fn recorded_level() -> &'static str {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::TRACE => "trace",
+        LevelFilter::DEBUG => "debug",
+        LevelFilter::INFO => "info",
+        LevelFilter::WARN => "warn",
+        LevelFilter::ERROR => "error",
+        LevelFilter::OFF => "off",
+    }
+}
+
 impl HostState {
-    /// A store's data: no filesystem, no network, no environment, frozen
-    /// clocks; stdout and stderr go to the host log.
+    /// A store's data: no filesystem, no network, frozen clocks; stdout and
+    /// stderr go to the host log. The environment holds only
+    /// [`LOG_LEVEL_VAR`], as the host's log stands when the instance starts.
     pub(crate) fn new(name: Arc<str>, ctx: Option<Arc<PluginContext>>, limits: &Limits) -> Self {
         let stdout = Capture::new(
             name.clone(),
@@ -194,6 +213,7 @@ impl HostState {
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
             .allow_udp(false)
+            .env(LOG_LEVEL_VAR, recorded_level())
             .build();
         Self {
             wasi,

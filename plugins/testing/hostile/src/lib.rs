@@ -93,6 +93,20 @@ impl Plugin for Hostile {
                 }
                 Ok(())
             }
+            "log-levels" => {
+                // Not misbehaviour: what the host's log level let through to
+                // the SDK, reported as the call's error.
+                use informant_sdk::log::{Level, enabled};
+                let levels = [
+                    ("trace", Level::Trace),
+                    ("debug", Level::Debug),
+                    ("info", Level::Info),
+                    ("warn", Level::Warn),
+                    ("error", Level::Error),
+                ];
+                let on: Vec<&str> = levels.iter().filter(|(_, l)| enabled(*l)).map(|(n, _)| *n).collect();
+                Err(Error::failed(format!("log levels on: [{}]", on.join(" "))))
+            }
             other => Err(Error::new(ErrorCode::Invalid, format!("unknown mode {other:?}"))),
         }
     }
