@@ -72,12 +72,12 @@ async fn every_action_kind_reaches_the_cluster() {
 
     let merge = Action::MergePatch {
         target: cm_ref(&ns, "b"),
-        patch: json!({"metadata": {"labels": {"x": "1"}}}),
+        patch: json!({"metadata": {"labels": {"x": "1"}}}).into(),
     };
     exec.execute("demo", &merge).await.unwrap();
     let json_patch = Action::JsonPatch {
         target: cm_ref(&ns, "b"),
-        patch: json!([{"op": "add", "path": "/data", "value": {"k": "v"}}]),
+        patch: json!([{"op": "add", "path": "/data", "value": {"k": "v"}}]).into(),
     };
     exec.execute("demo", &json_patch).await.unwrap();
     let b = cms.get("b").await.unwrap();
@@ -88,7 +88,8 @@ async fn every_action_kind_reaches_the_cluster() {
     let guarded = Action::JsonPatch {
         target: cm_ref(&ns, "b"),
         patch: json!([{"op": "test", "path": "/data/k", "value": "old"},
-                      {"op": "replace", "path": "/data/k", "value": "new"}]),
+                      {"op": "replace", "path": "/data/k", "value": "new"}])
+        .into(),
     };
     assert_eq!(
         exec.execute("demo", &guarded).await.unwrap(),
@@ -99,7 +100,8 @@ async fn every_action_kind_reaches_the_cluster() {
     let impossible = Action::JsonPatch {
         target: cm_ref(&ns, "b"),
         patch: json!([{"op": "test", "path": "/data/k", "value": "v"},
-                      {"op": "remove", "path": "/data/missing"}]),
+                      {"op": "remove", "path": "/data/missing"}])
+        .into(),
     };
     let failure = exec.execute("demo", &impossible).await.unwrap_err();
     assert_eq!(failure.code, 422, "{failure}");
@@ -121,7 +123,7 @@ async fn every_action_kind_reaches_the_cluster() {
     };
     let status = Action::PatchStatus {
         target: deploy_ref.clone(),
-        patch: json!({"status": {"observedGeneration": 1}}),
+        patch: json!({"status": {"observedGeneration": 1}}).into(),
     };
     exec.execute("demo", &status).await.unwrap();
     assert_eq!(

@@ -262,7 +262,7 @@ async fn an_action_is_checked_against_its_bucket_right_before_it_is_written() {
             namespace: Some(ns.clone()),
             name: name.into(),
         },
-        patch: json!({"metadata": {"labels": {"fenced": "no"}}}),
+        patch: json!({"metadata": {"labels": {"fenced": "no"}}}).into(),
     };
     let label = async |name: &str| {
         api.get(name)

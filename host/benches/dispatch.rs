@@ -221,7 +221,7 @@ async fn run(capture: LogCapture) {
                 namespace: Some("default".into()),
                 name: format!("a-{i}"),
             },
-            patch: json!({"metadata": {"labels": {"owner": "bench"}}}),
+            patch: json!({"metadata": {"labels": {"owner": "bench"}}}).into(),
         })
         .collect();
     let started = Instant::now();

@@ -259,7 +259,7 @@ mod tests {
                 namespace: namespace.map(str::to_string),
                 name: "x".into(),
             },
-            patch: json!({}),
+            patch: json!({}).into(),
         }
     }
 

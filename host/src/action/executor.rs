@@ -196,7 +196,8 @@ impl Executor {
             }
             Action::JsonPatch { patch, .. } => {
                 let api = self.api(&target, name).await?;
-                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                let ops: json_patch::Patch = patch
+                    .parse_into()
                     .map_err(|e| malformed(name, &target, &e))?;
                 let tests = json_patch::Patch(
                     ops.0

@@ -8,12 +8,14 @@
 
 mod allowlist;
 mod executor;
+mod json_text;
 mod queue;
 pub mod recorder;
 mod retry;
 
 pub use allowlist::{Allowlist, Rule};
 pub use executor::{Done, Executor, Failure};
+pub use json_text::JsonText;
 pub use queue::{
     ActionQueue, Config as QueueConfig, DeadLetter, QueueCounts, Reason, Stats as QueueStats,
 };
@@ -64,15 +66,15 @@ pub enum Action {
     MergePatch {
         /// The object patched.
         target: ObjectRef,
-        /// The patch, a JSON object.
-        patch: Value,
+        /// The patch, a JSON object, as the plugin wrote it.
+        patch: JsonText,
     },
     /// A JSON patch.
     JsonPatch {
         /// The object patched.
         target: ObjectRef,
-        /// The operations, a JSON array.
-        patch: Value,
+        /// The operations, a JSON array, as the plugin wrote them.
+        patch: JsonText,
     },
     /// A delete, with optional preconditions.
     Delete {
@@ -89,8 +91,8 @@ pub enum Action {
     PatchStatus {
         /// The object patched.
         target: ObjectRef,
-        /// The patch, a JSON object.
-        patch: Value,
+        /// The patch, a JSON object, as the plugin wrote it.
+        patch: JsonText,
     },
     /// A Kubernetes Event about an object.
     EmitEvent {

@@ -648,9 +648,13 @@ impl Catalog {
             namespace: None,
             name: name.to_string(),
         };
-        self.runtime
-            .actions()
-            .submit("informant", vec![Action::PatchStatus { target, patch }]);
+        self.runtime.actions().submit(
+            "informant",
+            vec![Action::PatchStatus {
+                target,
+                patch: patch.into(),
+            }],
+        );
     }
 
     /// What the admin view shows: each object, what runs, and its status.

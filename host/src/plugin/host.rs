@@ -14,7 +14,7 @@ use super::{
     output::{Capture, CapturedOutput, Stream},
 };
 use crate::{
-    action::{Action, Severity, object_ref_of},
+    action::{Action, JsonText, Severity, object_ref_of},
     cache::{self, CachedObject, Store},
     vocabulary::{KindKey, ObjectKey, ObjectRef},
 };
@@ -434,11 +434,14 @@ impl HostState {
             Ok((target, object))
         };
         let patch_of = |target: ObjectRef,
-                        patch: &str,
+                        patch: String,
                         what: &str,
                         array: bool|
-         -> Result<(ObjectRef, Value), GuestError> {
-            let patch = self.parse_json(what, patch)?;
+         -> Result<(ObjectRef, JsonText), GuestError> {
+            // Checked, not built: the patch goes to the API as written.
+            self.check_string(what, &patch)?;
+            let patch = JsonText::parse(patch)
+                .map_err(|e| error(Code::Invalid, format!("{what} is not valid JSON: {e}")))?;
             if array && !patch.is_array() {
                 return Err(error(
                     Code::Invalid,
@@ -467,15 +470,15 @@ impl HostState {
                 Action::Create { target, object }
             }
             A::MergePatch { target, patch } => {
-                let (target, patch) = patch_of(target, &patch, "the merge patch", false)?;
+                let (target, patch) = patch_of(target, patch, "the merge patch", false)?;
                 Action::MergePatch { target, patch }
             }
             A::JsonPatch { target, patch } => {
-                let (target, patch) = patch_of(target, &patch, "the JSON patch", true)?;
+                let (target, patch) = patch_of(target, patch, "the JSON patch", true)?;
                 Action::JsonPatch { target, patch }
             }
             A::PatchStatus { target, patch } => {
-                let (target, patch) = patch_of(target, &patch, "the status patch", false)?;
+                let (target, patch) = patch_of(target, patch, "the status patch", false)?;
                 Action::PatchStatus { target, patch }
             }
             A::Delete {
