@@ -99,6 +99,12 @@ impl Engine {
             .epoch_interruption(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed)
             .max_wasm_stack(1 << 20);
+        // `perf` names plugin code by function when the host writes a perf
+        // map (/tmp/perf-PID.map): how docs/BENCHMARKS.md's profiles were
+        // taken. Off by default: the map grows with every compiled plugin.
+        if std::env::var_os("INFORMANT_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = wasmtime::Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
