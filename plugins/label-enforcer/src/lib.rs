@@ -32,7 +32,11 @@ impl Default for Config {
         Self {
             required: BTreeMap::from([("owner".to_string(), "unassigned".to_string())]),
             allowed: BTreeMap::new(),
-            ignore_namespaces: vec!["kube-system".into(), "kube-public".into(), "kube-node-lease".into()],
+            ignore_namespaces: vec![
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
         }
     }
 }
@@ -62,8 +66,16 @@ impl Plugin for LabelEnforcer {
     fn describe() -> Manifest {
         let events = [EventType::Added, EventType::Modified, EventType::Resync];
         Manifest::new("label-enforcer", env!("CARGO_PKG_VERSION"))
-            .subscribe(Subscription::to("v1", "ConfigMap").events(events).latest_state())
-            .subscribe(Subscription::to("apps/v1", "Deployment").events(events).latest_state())
+            .subscribe(
+                Subscription::to("v1", "ConfigMap")
+                    .events(events)
+                    .latest_state(),
+            )
+            .subscribe(
+                Subscription::to("apps/v1", "Deployment")
+                    .events(events)
+                    .latest_state(),
+            )
             .reads("v1", "Namespace")
             .writes("v1", "ConfigMap", [Verb::Patch])
             .writes("apps/v1", "Deployment", [Verb::Patch])
@@ -73,7 +85,10 @@ impl Plugin for LabelEnforcer {
         let config: Config = settings.parse()?;
         for (key, values) in &config.allowed {
             if values.is_empty() {
-                return Err(Error::new(ErrorCode::Invalid, format!("allowed.{key} lists no value")));
+                return Err(Error::new(
+                    ErrorCode::Invalid,
+                    format!("allowed.{key} lists no value"),
+                ));
             }
         }
         Ok(Self { config })
@@ -81,7 +96,9 @@ impl Plugin for LabelEnforcer {
 
     fn handle(&mut self, event: Event) -> Result<()> {
         let object = &event.object;
-        let Some(namespace) = object.namespace() else { return Ok(()) };
+        let Some(namespace) = object.namespace() else {
+            return Ok(());
+        };
         if self.config.ignore_namespaces.iter().any(|n| n == namespace) {
             return Ok(());
         }
@@ -102,16 +119,23 @@ impl Plugin for LabelEnforcer {
             .collect();
         if !missing.is_empty() {
             info!("{target}: adding labels {missing:?}");
-            let patch = AddLabels { metadata: LabelsOnly { labels: &missing } };
+            let patch = AddLabels {
+                metadata: LabelsOnly { labels: &missing },
+            };
             action::merge_patch(&target, patch).enqueue()?;
         }
 
         let mut operations = Vec::new();
         for (key, allowed) in &self.config.allowed {
-            let Some(value) = object.label(key) else { continue };
+            let Some(value) = object.label(key) else {
+                continue;
+            };
             if !allowed.iter().any(|a| a == value) {
                 let path = format!("/metadata/labels/{}", pointer_escape(key));
-                info!("{target}: label {key}={value} is not allowed; resetting it to {}", allowed[0]);
+                info!(
+                    "{target}: label {key}={value} is not allowed; resetting it to {}",
+                    allowed[0]
+                );
                 operations.push(json!({"op": "test", "path": path, "value": value}));
                 operations.push(json!({"op": "replace", "path": path, "value": allowed[0]}));
             }

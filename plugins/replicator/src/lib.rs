@@ -22,7 +22,13 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { exclude_namespaces: vec!["kube-system".into(), "kube-public".into(), "kube-node-lease".into()] }
+        Self {
+            exclude_namespaces: vec![
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
+        }
     }
 }
 
@@ -35,7 +41,10 @@ impl Replicator {
         Ok(cache::list_keys("v1", "Namespace", None, None)?
             .into_iter()
             .map(|r| r.name)
-            .filter(|ns| Some(ns.as_str()) != source_namespace && !self.config.exclude_namespaces.contains(ns))
+            .filter(|ns| {
+                Some(ns.as_str()) != source_namespace
+                    && !self.config.exclude_namespaces.contains(ns)
+            })
             .collect())
     }
 
@@ -66,7 +75,11 @@ impl Replicator {
             action::apply(&Self::copy(source, ns)).enqueue()?;
         }
         if !namespaces.is_empty() {
-            info!("{}: applied {} copies", source.object_ref(), namespaces.len());
+            info!(
+                "{}: applied {} copies",
+                source.object_ref(),
+                namespaces.len()
+            );
         }
         Ok(())
     }
@@ -76,16 +89,27 @@ impl Plugin for Replicator {
     fn describe() -> Manifest {
         let mut m = Manifest::new("replicator", env!("CARGO_PKG_VERSION"));
         for kind in SOURCE_KINDS {
-            let events = [EventType::Added, EventType::Modified, EventType::Deleted, EventType::Resync];
+            let events = [
+                EventType::Added,
+                EventType::Modified,
+                EventType::Deleted,
+                EventType::Resync,
+            ];
             m = m
-                .subscribe(Subscription::to("v1", kind).label_selector(SELECTOR).events(events))
+                .subscribe(
+                    Subscription::to("v1", kind)
+                        .label_selector(SELECTOR)
+                        .events(events),
+                )
                 .writes("v1", kind, [Verb::Apply, Verb::Delete]);
         }
         m.subscribe(Subscription::to("v1", "Namespace").events([EventType::Added]))
     }
 
     fn init(settings: Settings) -> Result<Self> {
-        Ok(Self { config: settings.parse()? })
+        Ok(Self {
+            config: settings.parse()?,
+        })
     }
 
     fn handle(&mut self, event: Event) -> Result<()> {
@@ -93,7 +117,13 @@ impl Plugin for Replicator {
         if object.kind() == "Namespace" {
             // Sources already present are replicated by their own initial
             // events; a namespace created later needs every source.
-            if event.initial || self.config.exclude_namespaces.iter().any(|n| n == object.name()) {
+            if event.initial
+                || self
+                    .config
+                    .exclude_namespaces
+                    .iter()
+                    .any(|n| n == object.name())
+            {
                 return Ok(());
             }
             let target = [object.name().to_string()];
@@ -113,7 +143,11 @@ impl Plugin for Replicator {
                     let copy = ObjectRef::namespaced("v1", object.kind(), ns, object.name());
                     action::delete(&copy).enqueue()?;
                 }
-                info!("{}: deleted; removing {} copies", object.object_ref(), targets.len());
+                info!(
+                    "{}: deleted; removing {} copies",
+                    object.object_ref(),
+                    targets.len()
+                );
                 Ok(())
             }
             _ => self.replicate(object, &targets),

@@ -100,11 +100,17 @@ impl Plugin for Restarter {
     fn handle(&mut self, event: Event) -> Result<()> {
         if event.event_type == EventType::Synced {
             let in_use = cache::index_values(INDEX)?;
-            info!("watching {} ConfigMap names used by Deployments", in_use.len());
+            info!(
+                "watching {} ConfigMap names used by Deployments",
+                in_use.len()
+            );
             return Ok(());
         }
         let cm = &event.object;
-        let old_data = event.old_object.as_ref().map(|o| (o.get("data"), o.get("binaryData")));
+        let old_data = event
+            .old_object
+            .as_ref()
+            .map(|o| (o.get("data"), o.get("binaryData")));
         if old_data == Some((cm.get("data"), cm.get("binaryData"))) {
             debug!("{}: only metadata changed", cm.object_ref());
             return Ok(());
@@ -116,7 +122,9 @@ impl Plugin for Restarter {
             if deployment.namespace() != cm.namespace() {
                 continue;
             }
-            let current = deployment.get("spec.template.metadata.annotations").and_then(|a| a.get(&annotation));
+            let current = deployment
+                .get("spec.template.metadata.annotations")
+                .and_then(|a| a.get(&annotation));
             if current.and_then(Value::as_str) == Some(cm.resource_version()) {
                 continue;
             }
@@ -138,11 +146,21 @@ impl Plugin for Restarter {
             }
             let patch = json!({"spec": {"template": {"metadata": {"annotations": {annotation.clone(): cm.resource_version()}}}}});
             action::merge_patch(&target, patch).enqueue()?;
-            let message = format!("ConfigMap {} changed (resourceVersion {})", cm.name(), cm.resource_version());
-            action::event(&target, "ConfigMapChanged", &message).action("Restart").enqueue()?;
+            let message = format!(
+                "ConfigMap {} changed (resourceVersion {})",
+                cm.name(),
+                cm.resource_version()
+            );
+            action::event(&target, "ConfigMapChanged", &message)
+                .action("Restart")
+                .enqueue()?;
             info!("restarting {target}: {message}");
         }
-        debug!("{} Deployments reference a ConfigMap named {}", keys.len(), cm.name());
+        debug!(
+            "{} Deployments reference a ConfigMap named {}",
+            keys.len(),
+            cm.name()
+        );
         Ok(())
     }
 }

@@ -41,8 +41,13 @@ impl Plugin for TenantNamespaces {
             EventType::Deleted => {
                 // Delete only a namespace this plugin made for this tenant, and
                 // only that very object (uid precondition).
-                if let Some(ns) = namespace.filter(|ns| ns.label(TENANT_LABEL) == Some(tenant.name())) {
-                    info!("tenant {} deleted: deleting namespace {ns_name}", tenant.name());
+                if let Some(ns) =
+                    namespace.filter(|ns| ns.label(TENANT_LABEL) == Some(tenant.name()))
+                {
+                    info!(
+                        "tenant {} deleted: deleting namespace {ns_name}",
+                        tenant.name()
+                    );
                     action::delete(&ns_ref).uid(ns.uid()).enqueue()?;
                 }
                 Ok(())
@@ -51,7 +56,10 @@ impl Plugin for TenantNamespaces {
                 let phase = tenant.get("status.phase").and_then(Value::as_str);
                 match namespace {
                     None => {
-                        let owner = tenant.get("spec.owner").and_then(Value::as_str).unwrap_or("unknown");
+                        let owner = tenant
+                            .get("spec.owner")
+                            .and_then(Value::as_str)
+                            .unwrap_or("unknown");
                         action::create(&json!({
                             "apiVersion": "v1",
                             "kind": "Namespace",
@@ -59,16 +67,23 @@ impl Plugin for TenantNamespaces {
                         }))
                         .enqueue()?;
                         if phase != Some("Provisioning") {
-                            action::patch_status(&tenant.object_ref(), json!({"status": {"phase": "Provisioning", "namespace": ns_name}}))
-                                .enqueue()?;
+                            action::patch_status(
+                                &tenant.object_ref(),
+                                json!({"status": {"phase": "Provisioning", "namespace": ns_name}}),
+                            )
+                            .enqueue()?;
                         }
                         // Look again once the namespace has had time to appear.
-                        action::requeue_after(&tenant.object_ref(), Duration::from_secs(2)).enqueue()?;
+                        action::requeue_after(&tenant.object_ref(), Duration::from_secs(2))
+                            .enqueue()?;
                         info!("tenant {}: creating namespace {ns_name}", tenant.name());
                     }
                     Some(_) if phase != Some("Ready") => {
-                        action::patch_status(&tenant.object_ref(), json!({"status": {"phase": "Ready", "namespace": ns_name}}))
-                            .enqueue()?;
+                        action::patch_status(
+                            &tenant.object_ref(),
+                            json!({"status": {"phase": "Ready", "namespace": ns_name}}),
+                        )
+                        .enqueue()?;
                         info!("tenant {} is ready", tenant.name());
                     }
                     Some(_) => {}

@@ -24,7 +24,10 @@ impl Plugin for Hostile {
 
     fn init(settings: Settings) -> Result<Self> {
         if settings.value().get("refuse").is_some() {
-            return Err(Error::new(ErrorCode::Invalid, "these settings are refused on purpose"));
+            return Err(Error::new(
+                ErrorCode::Invalid,
+                "these settings are refused on purpose",
+            ));
         }
         Ok(Hostile)
     }
@@ -37,9 +40,11 @@ impl Plugin for Hostile {
         let mode = cm.get("data.mode").and_then(Value::as_str).unwrap_or("ok");
         let target = cm.object_ref();
         match mode {
-            "ok" => action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "yes"}}})).enqueue(),
+            "ok" => action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "yes"}}}))
+                .enqueue(),
             "fail-after-enqueue" => {
-                action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "yes"}}})).enqueue()?;
+                action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "yes"}}}))
+                    .enqueue()?;
                 Err(Error::failed("failing on purpose after enqueuing"))
             }
             "loop" => loop {
@@ -58,7 +63,8 @@ impl Plugin for Hostile {
                 let hoard = vec![7u8; 32 << 20];
                 std::hint::black_box(&hoard);
                 drop(hoard);
-                action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "spike"}}})).enqueue()
+                action::merge_patch(&target, json!({"metadata": {"labels": {"seen": "spike"}}}))
+                    .enqueue()
             }
             "panic" => panic!("panicking on purpose for {target}"),
             "recurse" => Err(Error::failed(format!("unreachable {}", recurse(0)))),
@@ -70,7 +76,10 @@ impl Plugin for Hostile {
             "invalid-json" => {
                 // Bypass the SDK's serialisation to hand the host a broken patch.
                 use informant_sdk::bindings::informant::plugin::actions as raw;
-                let broken = raw::PatchAction { target: (&target).into(), patch: "{not json" };
+                let broken = raw::PatchAction {
+                    target: (&target).into(),
+                    patch: "{not json",
+                };
                 raw::enqueue(raw::Action::MergePatch(broken)).map_err(Into::into)
             }
             "undeclared-kind" => {
@@ -83,7 +92,11 @@ impl Plugin for Hostile {
             }
             "too-many-actions" => {
                 for i in 0..1000 {
-                    action::merge_patch(&target, json!({"metadata": {"labels": {"n": i.to_string()}}})).enqueue()?;
+                    action::merge_patch(
+                        &target,
+                        json!({"metadata": {"labels": {"n": i.to_string()}}}),
+                    )
+                    .enqueue()?;
                 }
                 Ok(())
             }
@@ -104,10 +117,17 @@ impl Plugin for Hostile {
                     ("warn", Level::Warn),
                     ("error", Level::Error),
                 ];
-                let on: Vec<&str> = levels.iter().filter(|(_, l)| enabled(*l)).map(|(n, _)| *n).collect();
+                let on: Vec<&str> = levels
+                    .iter()
+                    .filter(|(_, l)| enabled(*l))
+                    .map(|(n, _)| *n)
+                    .collect();
                 Err(Error::failed(format!("log levels on: [{}]", on.join(" "))))
             }
-            other => Err(Error::new(ErrorCode::Invalid, format!("unknown mode {other:?}"))),
+            other => Err(Error::new(
+                ErrorCode::Invalid,
+                format!("unknown mode {other:?}"),
+            )),
         }
     }
 }

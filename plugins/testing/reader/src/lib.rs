@@ -151,7 +151,8 @@ impl Reader {
     /// instance has been handed.
     fn check(&mut self, object: &Object) -> Result<()> {
         self.handed.insert(object.name().to_string());
-        let listed = cache::list_keys("bench.informant.dev/v1", "Widget", object.namespace(), None)?;
+        let listed =
+            cache::list_keys("bench.informant.dev/v1", "Widget", object.namespace(), None)?;
         let mut own = false;
         for r in &listed {
             own |= r.name == object.name();

@@ -52,7 +52,11 @@ impl Plugin for Sequencer {
             .get("namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let work = settings.value().get("work").and_then(Value::as_u64).unwrap_or(0);
+        let work = settings
+            .value()
+            .get("work")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         Ok(Sequencer { namespace, work })
     }
 
@@ -84,7 +88,11 @@ impl Plugin for Sequencer {
             0 => String::new(),
             n => format!(" merged={n}"),
         };
-        info!("sequence {}/{} {seq} {delivery}{initial}{merged}", cm.namespace().unwrap_or(""), cm.name());
+        info!(
+            "sequence {}/{} {seq} {delivery}{initial}{merged}",
+            cm.namespace().unwrap_or(""),
+            cm.name()
+        );
         Ok(())
     }
 }
