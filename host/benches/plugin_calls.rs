@@ -183,6 +183,20 @@ fn main() {
     };
     let full = event(object);
     let full_rate = calls_per_second(&plugin, &full);
+    // The same call while the host's log records info lines, as `informant
+    // run` does by default: the plugin's line is formatted in the guest,
+    // lifted and written by the log's formatter (to nowhere). An instance
+    // learns the level when it starts, so this plugin loads under the log.
+    let logged_rate = {
+        let log = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(log, || {
+            let logged = Plugin::load(&engine, &bytes, cache.clone(), options()).expect("loads");
+            calls_per_second(&logged, &full)
+        })
+    };
     let skipped = event(configmap("kube-system", "settings", json!({"app": "shop"})));
     let parse_rate = calls_per_second(&plugin, &skipped);
 
@@ -233,6 +247,7 @@ fn main() {
         "parse + cache get + enqueue merge patch: {full_rate}, {} action/call",
         full_rate.actions
     );
+    println!("the same, its info line recorded:       {logged_rate}");
     println!(
         "parse only (ignored namespace):          {parse_rate}, {} action/call",
         parse_rate.actions
