@@ -81,7 +81,7 @@ while read -r pkg v sum; do
     say "downloading $pkg $v"
     if ! (cd "$debs" && apt-get download -q "$pkg=$v" >/dev/null 2>"$work/apt.err"); then
       say "apt-get download $pkg=$v failed: $(tail -1 "$work/apt.err")"
-      say "the archive may no longer have this version: run with --update-packages, check the image, commit $lock"
+      say "apt's package lists may be older than the lock (apt-get update, then run again), or the archive may no longer have this version (run with --update-packages, check the image, commit $lock)"
       exit 1
     fi
     file=$(ls "$debs/${pkg}_"*.deb | grep -F "_${v//:/%3a}_" | head -1)
