@@ -25,6 +25,9 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+/// How long [`ApiServer::shutdown`] waits for open requests to end.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 pub use faults::{FailRule, Faults};
 pub use registry::{Registry, ResourceType};
 pub use status::StatusError;
@@ -262,10 +265,29 @@ impl ApiServer {
         })
     }
 
-    /// Stop serving and wait for the server task.
+    /// Stop serving and wait for the server task: open watches are ended
+    /// (a graceful shutdown waits for every open request), again until the
+    /// server is done, since a client's watcher may open a new one in the
+    /// meantime; connections still open after [`SHUTDOWN_GRACE`] are closed.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        self.app.faults.drop_watches();
-        let _ = self.task.await;
+        let mut task = self.task;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        loop {
+            self.app.faults.drop_watches();
+            tokio::select! {
+                _ = &mut task => return,
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    grace = ?SHUTDOWN_GRACE,
+                    "embedded API server: requests still open at shutdown; closing their connections"
+                );
+                task.abort();
+                let _ = task.await;
+                return;
+            }
+        }
     }
 }
