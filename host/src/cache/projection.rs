@@ -345,9 +345,10 @@ fn separate(out: &mut String, first: &mut bool) {
 }
 
 /// Write `"key":`, escaping only a key that needs it (Kubernetes' keys
-/// almost never do): no allocation per member on the common path.
+/// almost never do): no allocation per member on the common path. What
+/// JSON escapes is ASCII, so the check looks at bytes, not characters.
 pub(crate) fn push_key(out: &mut String, key: &str) {
-    if key.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+    if key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
         let _ = write!(out, "{}:", serde_json::to_string(key).unwrap_or_default());
     } else {
         out.push('"');
@@ -545,5 +546,28 @@ mod tests {
     fn text_that_is_not_an_object_is_kept() {
         let projection = Projection::new(&Need::of(["spec"])).unwrap();
         assert_eq!(projection.apply("[1,2]".into()), "[1,2]");
+    }
+
+    #[test]
+    fn a_key_is_written_as_serde_json_writes_it() {
+        for key in [
+            "app",
+            "a\"b",
+            "back\\slash",
+            "new\nline",
+            "\u{1}",
+            "\u{7f}",
+            "\u{85}",
+            "é",
+            "",
+        ] {
+            let mut out = String::new();
+            push_key(&mut out, key);
+            assert_eq!(
+                out,
+                format!("{}:", serde_json::to_string(key).unwrap()),
+                "{key:?}"
+            );
+        }
     }
 }

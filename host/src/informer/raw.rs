@@ -14,9 +14,8 @@ use kube::{
     core::DynamicResourceScope,
 };
 use serde::{Deserialize, Deserializer, de::Error as _};
-use serde_json::value::RawValue;
 
-use crate::cache::{RawParts, Text, members, push_key};
+use crate::cache::{RawParts, Text, push_key};
 
 /// The annotation `kubectl apply` writes: the whole object again.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -97,9 +96,9 @@ impl Resource for RawObject {
 const RAW_TOKEN: &str = "$serde_json::private::RawValue";
 
 impl<'de> Deserialize<'de> for RawObject {
-    /// One pass over the object's members, each value kept as its text
-    /// (borrowed from the line being decoded); only `metadata` is read
-    /// again, to rewrite it.
+    /// One pass over the object: each member's text (borrowed from the line
+    /// being decoded) is written out as it is read, `metadata` rewritten on
+    /// the way; no member is kept aside and no text is scanned twice.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
@@ -111,18 +110,68 @@ impl<'de> Deserialize<'de> for RawObject {
 
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> Result<RawObject, A::Error> {
-                let mut top = Vec::with_capacity(map.size_hint().unwrap_or(6));
-                while let Some(Text(key)) = map.next_key()? {
-                    let RawText(value) = map.next_value()?;
-                    top.push((key, value));
-                }
-                parse(&top).map_err(A::Error::custom)
+                SCRATCH.with_borrow_mut(|json| {
+                    json.clear();
+                    let (metadata, typed) = write_object(map, json)?;
+                    // Copied into an allocation of exactly its size, which
+                    // the cache keeps.
+                    let object = RawObject {
+                        metadata,
+                        json: json.as_str().to_owned(),
+                        typed,
+                    };
+                    if json.capacity() > SCRATCH_KEPT {
+                        *json = String::new();
+                    }
+                    Ok(object)
+                })
             }
         }
         deserializer.deserialize_map(Visitor)
     }
+}
+
+/// The most the scratch string keeps between objects: a rare huge object
+/// does not pin its size on the thread.
+const SCRATCH_KEPT: usize = 64 << 10;
+
+thread_local! {
+    /// Where the object being decoded is written: it grows once per thread
+    /// to the largest object, instead of once or twice per object.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Write the object's members into `json`, without what the cache drops;
+/// returns its metadata and whether it named its apiVersion and kind.
+fn write_object<'de, A: serde::de::MapAccess<'de>>(
+    mut map: A,
+    json: &mut String,
+) -> Result<(ObjectMeta, bool), A::Error> {
+    let mut metadata = ObjectMeta::default();
+    let mut typed = (false, false);
+    json.push('{');
+    let mut first = true;
+    while let Some(Text(key)) = map.next_key()? {
+        if !std::mem::take(&mut first) {
+            json.push(',');
+        }
+        push_key(json, &key);
+        match key.as_ref() {
+            "metadata" => {
+                metadata = map.next_value_seed(Metadata(json))?;
+                continue;
+            }
+            "apiVersion" => typed.0 = true,
+            "kind" => typed.1 = true,
+            _ => {}
+        }
+        let RawText(value) = map.next_value()?;
+        json.push_str(&value);
+    }
+    json.push('}');
+    Ok((metadata, typed.0 && typed.1))
 }
 
 /// One value's JSON text: borrowed as written when serde_json reads the
@@ -163,92 +212,80 @@ impl<'de> Deserialize<'de> for RawText<'de> {
     }
 }
 
-/// Read one object from its members: its metadata, and its text without
-/// what the cache drops.
-fn parse(top: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<RawObject, serde_json::Error> {
-    let mut json = String::with_capacity(
-        top.iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>()
-            + 2,
-    );
-    let mut metadata = ObjectMeta::default();
-    let mut typed = (false, false);
-    json.push('{');
-    for (i, (key, value)) in top.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        push_key(&mut json, key);
-        match key.as_ref() {
-            "metadata" => {
-                metadata = rewrite_metadata(value, &mut json)?;
-                continue;
-            }
-            "apiVersion" => typed.0 = true,
-            "kind" => typed.1 = true,
-            _ => {}
-        }
-        json.push_str(value);
+/// Reads an object's `metadata`, writing it into the string it holds
+/// without `managedFields` (skipped as it is read) and last-applied, and
+/// keeps the fields the host needs.
+struct Metadata<'a>(&'a mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Metadata<'_> {
+    type Value = ObjectMeta;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ObjectMeta, D::Error> {
+        deserializer.deserialize_map(self)
     }
-    json.push('}');
-    Ok(RawObject {
-        metadata,
-        json,
-        typed: typed.0 && typed.1,
-    })
 }
 
-/// Write `metadata` without managedFields and last-applied into `json`, and
-/// read the fields the host needs from it.
-fn rewrite_metadata(text: &str, json: &mut String) -> Result<ObjectMeta, serde_json::Error> {
-    let mut meta = ObjectMeta::default();
-    let string = |v: &RawValue| serde_json::from_str::<String>(v.get()).ok();
-    json.push('{');
-    let mut first = true;
-    for (key, value) in members(text)? {
-        match key.as_ref() {
-            "managedFields" => continue,
-            "name" => meta.name = string(value),
-            "namespace" => meta.namespace = string(value),
-            "resourceVersion" => meta.resource_version = string(value),
-            "uid" => meta.uid = string(value),
-            "labels" => meta.labels = serde_json::from_str(value.get())?,
-            _ => {}
-        }
-        if key == "annotations" {
-            let annotations = members(value.get())?;
-            if annotations.iter().any(|(k, _)| k == LAST_APPLIED) {
-                let kept: Vec<_> = annotations
-                    .into_iter()
-                    .filter(|(k, _)| k != LAST_APPLIED)
-                    .collect();
-                if kept.is_empty() {
-                    continue;
-                }
-                if !std::mem::take(&mut first) {
-                    json.push(',');
-                }
-                json.push_str("\"annotations\":{");
-                for (i, (k, v)) in kept.iter().enumerate() {
-                    if i > 0 {
-                        json.push(',');
-                    }
-                    push_key(json, k);
-                    json.push_str(v.get());
-                }
-                json.push('}');
+impl<'de> serde::de::Visitor<'de> for Metadata<'_> {
+    type Value = ObjectMeta;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object's metadata")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ObjectMeta, A::Error> {
+        let json = self.0;
+        let mut meta = ObjectMeta::default();
+        let string = |v: &str| serde_json::from_str::<String>(v).ok();
+        json.push('{');
+        let mut first = true;
+        while let Some(Text(key)) = map.next_key()? {
+            if key == "managedFields" {
+                map.next_value::<serde::de::IgnoredAny>()?;
                 continue;
             }
+            let RawText(value) = map.next_value()?;
+            match key.as_ref() {
+                "name" => meta.name = string(&value),
+                "namespace" => meta.namespace = string(&value),
+                "resourceVersion" => meta.resource_version = string(&value),
+                "uid" => meta.uid = string(&value),
+                "labels" => meta.labels = serde_json::from_str(&value).map_err(A::Error::custom)?,
+                "annotations" => {
+                    let annotations = crate::cache::members(&value).map_err(A::Error::custom)?;
+                    if annotations.iter().any(|(k, _)| k == LAST_APPLIED) {
+                        let mut kept = annotations
+                            .iter()
+                            .filter(|(k, _)| k != LAST_APPLIED)
+                            .peekable();
+                        if kept.peek().is_none() {
+                            continue;
+                        }
+                        if !std::mem::take(&mut first) {
+                            json.push(',');
+                        }
+                        json.push_str("\"annotations\":{");
+                        for (i, (k, v)) in kept.enumerate() {
+                            if i > 0 {
+                                json.push(',');
+                            }
+                            push_key(json, k);
+                            json.push_str(v.get());
+                        }
+                        json.push('}');
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            if !std::mem::take(&mut first) {
+                json.push(',');
+            }
+            push_key(json, &key);
+            json.push_str(&value);
         }
-        if !std::mem::take(&mut first) {
-            json.push(',');
-        }
-        push_key(json, &key);
-        json.push_str(value.get());
+        json.push('}');
+        Ok(meta)
     }
-    json.push('}');
-    Ok(meta)
 }
 
 /// What the cache takes of an object read as text.
