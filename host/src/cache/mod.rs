@@ -228,6 +228,44 @@ impl KindData {
         old
     }
 
+    /// Cache a listed state, unless this very state is cached: one walk of
+    /// the map, where a lookup and then [`Self::insert`] would take two (a
+    /// list of 100,000 objects makes 100,000 of them).
+    fn insert_listed(&mut self, entry: &Listed) {
+        use std::collections::btree_map::Entry;
+        let object = &entry.object;
+        let old = match self.objects.entry(entry.key.clone()) {
+            Entry::Occupied(mut cached) => {
+                let old = cached.get();
+                if !object.resource_version().is_empty()
+                    && old.resource_version() == object.resource_version()
+                    && old.json() == object.json()
+                {
+                    return;
+                }
+                Some(cached.insert(object.clone()))
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(object.clone());
+                None
+            }
+        };
+        self.bytes += object.heap_bytes();
+        match &old {
+            Some(old) => self.bytes -= old.heap_bytes(),
+            None => self.bytes += entry.key.namespace.len() + entry.key.name.len(),
+        }
+        if !self.indexes.is_empty() {
+            let mut index_values = entry.index_values.clone();
+            refresh_index_values(self, object, &mut index_values);
+            for (name, values) in index_values {
+                if let Some(index) = self.indexes.get_mut(&name) {
+                    index.set(&entry.key, values);
+                }
+            }
+        }
+    }
+
     fn remove(&mut self, key: &ObjectKey) -> Option<Arc<CachedObject>> {
         let old = self.objects.remove(key)?;
         for index in self.indexes.values_mut() {
@@ -561,17 +599,7 @@ impl Store {
         let store = self.kind_or_insert(kind);
         let mut data = store.write();
         for entry in listed {
-            let unchanged = data.objects.get(&entry.key).is_some_and(|old| {
-                !entry.object.resource_version().is_empty()
-                    && old.resource_version() == entry.object.resource_version()
-                    && old.json() == entry.object.json()
-            });
-            if unchanged {
-                continue;
-            }
-            let mut index_values = entry.index_values.clone();
-            refresh_index_values(&data, &entry.object, &mut index_values);
-            data.insert(entry.key.clone(), entry.object.clone(), index_values);
+            data.insert_listed(entry);
         }
     }
 
@@ -583,7 +611,7 @@ impl Store {
         &self,
         kind: &KindKey,
         in_scope: impl Fn(&ObjectKey, &CachedObject) -> bool,
-        listed: &std::collections::HashSet<Arc<ObjectKey>>,
+        listed: &crate::vocabulary::KeySet,
     ) -> Entries {
         let Some(store) = self.kind(kind) else {
             return Vec::new();

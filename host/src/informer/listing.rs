@@ -12,7 +12,7 @@
 //! (as a list delivered whole would have it), before `synced`.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicUsize, Ordering},
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::{Purpose, Snapshot};
 use crate::{
     cache::{CachedObject, Entries, Listed, Store},
-    vocabulary::{KindKey, ObjectKey},
+    vocabulary::{KeySet, KindKey, ObjectKey},
 };
 
 /// Entries appended between two wake-ups of the subscribers, at most, while
@@ -229,16 +229,14 @@ impl Listing {
     /// The list is complete: put what is not in the cache yet in it, remove
     /// the objects `in_scope` the list lacks, and wake the subscribers.
     /// Returns the keys listed.
-    pub(crate) fn finish(
-        &self,
-        in_scope: impl Fn(&ObjectKey, &CachedObject) -> bool,
-    ) -> HashSet<Arc<ObjectKey>> {
+    pub(crate) fn finish(&self, in_scope: impl Fn(&ObjectKey, &CachedObject) -> bool) -> KeySet {
         let mut st = self.state.lock();
         let from = st.inserted;
         self.cache.insert_listed(&self.kind, &st.entries[from..]);
         st.inserted = st.entries.len();
         st.closed = true;
-        let keys: HashSet<Arc<ObjectKey>> = st.entries.iter().map(|l| l.key().clone()).collect();
+        let mut keys = KeySet::with_capacity_and_hasher(st.entries.len(), Default::default());
+        keys.extend(st.entries.iter().map(|l| l.key().clone()));
         self.cache.retain_listed(&self.kind, in_scope, &keys);
         drop(st);
         self.publish();

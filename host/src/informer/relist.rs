@@ -6,12 +6,12 @@
 //! watch of the same kind may have cached an object this one never
 //! reported, or this one may have reported an object since evicted by none.
 
-use std::{collections::HashSet, sync::Arc};
+use std::sync::Arc;
 
 use super::{Change, Notification, Purpose, Snapshot};
 use crate::{
     cache::{CachedObject, Relisted},
-    vocabulary::{EventType, KindKey, ObjectKey},
+    vocabulary::{EventType, KeySet, KindKey, ObjectKey},
 };
 
 /// The notifications a completed list brings, and the keys the watch has
@@ -24,10 +24,10 @@ use crate::{
 /// resourceVersion changed as modified. Unchanged objects bring nothing.
 pub(super) fn diff(
     kind: &KindKey,
-    known: &HashSet<Arc<ObjectKey>>,
+    known: &KeySet,
     relisted: Relisted,
     first: bool,
-) -> (Vec<Notification>, HashSet<Arc<ObjectKey>>) {
+) -> (Vec<Notification>, KeySet) {
     let Relisted {
         added,
         modified,
@@ -46,7 +46,7 @@ pub(super) fn diff(
         )
         .collect();
     present.sort_by(|a, b| a.0.cmp(&b.0));
-    let listed: HashSet<Arc<ObjectKey>> = present.iter().map(|(k, _, _)| k.clone()).collect();
+    let listed: KeySet = present.iter().map(|(k, _, _)| k.clone()).collect();
     if first {
         let objects = present.into_iter().map(|(k, _, o)| (k, o)).collect();
         let snapshot = Snapshot {
@@ -96,7 +96,7 @@ mod tests {
         ))
     }
 
-    fn known(names: &[&str]) -> HashSet<Arc<ObjectKey>> {
+    fn known(names: &[&str]) -> KeySet {
         names.iter().map(|n| key(n)).collect()
     }
 
@@ -127,7 +127,7 @@ mod tests {
             unchanged: vec![(key("c"), object("c", "3"))],
             ..Relisted::default()
         };
-        let (notes, now) = diff(&kind(), &HashSet::new(), relisted, true);
+        let (notes, now) = diff(&kind(), &KeySet::default(), relisted, true);
         let [Notification::Snapshot(s)] = notes.as_slice() else {
             panic!("{notes:?}");
         };
@@ -170,7 +170,7 @@ mod tests {
             unchanged: vec![(key("f"), object("f", "4"))],
             ..Relisted::default()
         };
-        let (notes, now) = diff(&kind(), &HashSet::new(), relisted, false);
+        let (notes, now) = diff(&kind(), &KeySet::default(), relisted, false);
         assert_eq!(
             changes(&notes),
             [(EventType::Added, "f".into(), "4".into(), false)]

@@ -1,9 +1,6 @@
 //! One list+watch into the cache, with the relist diff.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use futures::{FutureExt, StreamExt};
 use kube::{
@@ -24,7 +21,7 @@ use super::{
 };
 use crate::{
     cache::{CachedObject, Listed, Store},
-    vocabulary::{EventType, KindKey, ObjectKey},
+    vocabulary::{EventType, KeySet, KindKey, ObjectKey},
 };
 use informant_k8s::selector::{FieldSelector, LabelSelector};
 
@@ -374,7 +371,7 @@ async fn run(
     };
     // The keys this watch has reported present, so that its events do not
     // depend on what other watches of the same kind put in the cache.
-    let mut known: HashSet<Arc<ObjectKey>> = HashSet::new();
+    let mut known = KeySet::default();
     // The first list, while it streams in to the subscribers.
     let mut streaming: Option<Arc<Listing>> = None;
     // What first lists that broke off had handed out, with its last state:
