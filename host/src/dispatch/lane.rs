@@ -436,14 +436,16 @@ impl Lane {
         self.kick(&mut st);
     }
 
-    /// Start workers for ready events, up to the concurrency the circuit allows.
+    /// Start workers for ready events, up to the concurrency the circuit
+    /// allows; a second and later one only when it would have work of its
+    /// own ([`EventQueue::wants_worker`]).
     fn kick(self: &Arc<Self>, st: &mut LaneState) {
         let now = Instant::now();
         if !st.unsynced.is_empty() {
             return;
         }
         let concurrency = self.concurrency();
-        while !st.closed && st.workers < concurrency && st.queue.has_ready() {
+        while !st.closed && st.workers < concurrency && st.queue.wants_worker(st.workers) {
             if !st.breaker.allows(now, st.workers) {
                 self.wake_later(st, now);
                 break;

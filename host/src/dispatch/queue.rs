@@ -31,6 +31,11 @@ use crate::{
     vocabulary::{EventType, KindKey, ObjectKey},
 };
 
+/// Entries of initial lists and resyncs waiting per running worker before
+/// the lane starts another ([`EventQueue::wants_worker`]): a few hundred
+/// microseconds of calls for a quick plugin.
+pub const ENTRIES_PER_WORKER: usize = 128;
+
 /// What a queued event is ordered by. Cheap to clone: the queue keeps a
 /// few copies of each key it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,10 +109,12 @@ pub struct Backlog {
 /// The queue.
 #[derive(Debug)]
 pub struct EventQueue {
-    keys: HashMap<Key, VecDeque<Job>>,
+    /// Hashed with foldhash, as `busy`: every event looks its key up in
+    /// both a few times, and a key is four strings.
+    keys: HashMap<Key, VecDeque<Job>, foldhash::fast::RandomState>,
     /// Keys that may have a pending event and are not busy (checked on pop).
     ready: VecDeque<Key>,
-    busy: HashSet<Key>,
+    busy: HashSet<Key, foldhash::fast::RandomState>,
     /// Live events pending in `keys`.
     pending: usize,
     peak: usize,
@@ -131,9 +138,9 @@ impl EventQueue {
     /// pending events.
     pub fn new(capacity: usize) -> Self {
         Self {
-            keys: HashMap::new(),
+            keys: HashMap::default(),
             ready: VecDeque::new(),
-            busy: HashSet::new(),
+            busy: HashSet::default(),
             pending: 0,
             peak: 0,
             ages: BTreeMap::new(),
@@ -383,6 +390,23 @@ impl EventQueue {
         !self.ready.is_empty()
             || self.cursors.iter().any(Cursor::is_ready)
             || self.barriers.iter().any(|b| self.barrier_ready(b))
+    }
+
+    /// Whether one more worker, beside `workers` running, would have work
+    /// of its own: a live event or a due barrier is worth one at once; the
+    /// entries of initial lists and resyncs alone, only past
+    /// [`ENTRIES_PER_WORKER`] for each worker already running. A streaming
+    /// list arrives a few objects at a time: one worker keeps up with it
+    /// unless the plugin is slow, and a second one would take turns with it
+    /// on the same locks and cost thread wake-ups, not add calls.
+    pub fn wants_worker(&self, workers: usize) -> bool {
+        if workers == 0 {
+            return self.has_ready();
+        }
+        !self.ready.is_empty()
+            || self.barriers.iter().any(|b| self.barrier_ready(b))
+            || self.cursors.iter().map(Cursor::remaining).sum::<usize>()
+                > workers.saturating_mul(ENTRIES_PER_WORKER)
     }
 
     fn barrier_ready(&self, b: &Job) -> bool {
@@ -827,6 +851,44 @@ mod tests {
         assert!(out[..5000].iter().all(|(t, ..)| *t == EventType::Added));
         assert_eq!(out[5000].0, EventType::Synced);
         assert_eq!(q.backlog().peak, 0, "no event was queued for the list");
+    }
+
+    #[test]
+    fn list_entries_want_a_second_worker_only_past_what_one_keeps_up_with() {
+        let names: Vec<String> = (0..2 * ENTRIES_PER_WORKER)
+            .map(|i| format!("o{i:05}"))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut q = EventQueue::new(10);
+        assert!(!q.wants_worker(0), "nothing to do");
+        q.start(Cursor::new(
+            0,
+            snapshot(Purpose::Initial, &refs[..ENTRIES_PER_WORKER]),
+            Delivery::EveryEvent,
+            true,
+        ));
+        assert!(q.wants_worker(0));
+        assert!(!q.wants_worker(1), "one worker keeps up with a short list");
+        let mut q = EventQueue::new(10);
+        q.start(Cursor::new(
+            0,
+            snapshot(Purpose::Initial, &refs),
+            Delivery::EveryEvent,
+            true,
+        ));
+        assert!(q.wants_worker(1), "a long list is worth a second worker");
+        assert!(!q.wants_worker(2), "but not a third");
+        // A live event is worth a worker of its own at once.
+        let mut q = EventQueue::new(10);
+        q.start(Cursor::new(
+            0,
+            snapshot(Purpose::Initial, &refs[..1]),
+            Delivery::EveryEvent,
+            true,
+        ));
+        assert!(!q.wants_worker(1));
+        q.push(job(EventType::Modified, "live", "2"), Delivery::EveryEvent);
+        assert!(q.wants_worker(1));
     }
 
     #[test]
