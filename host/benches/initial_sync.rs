@@ -54,11 +54,12 @@ const NAMESPACE: &str = "bench-sync";
 /// Runs of each side, unless `INFORMANT_BENCH_RUNS` says otherwise.
 const RUNS: usize = 5;
 /// What each run measures, in the order the runs alternate.
-const MODES: [&str; 5] = [
+const MODES: [&str; 6] = [
     "raw-h1",
     "kube-rs",
     "raw-h2",
     "informant",
+    "informant-single",
     "informant-labels",
 ];
 
@@ -211,7 +212,7 @@ async fn parent() {
     // Compile the plugin once, into the cache the children use: a host's
     // restart loads it from there.
     let engine = informant::plugin::Engine::new(Some(&compile_cache())).unwrap();
-    for plugin in ["reader", "reader_labels"] {
+    for plugin in ["reader", "reader_labels", "reader_single"] {
         informant::plugin::describe(&engine, &std::fs::read(plugin_path(plugin)).unwrap()).unwrap();
     }
 
@@ -504,6 +505,9 @@ async fn child(mode: &str, kubeconfig: &Path, expect: usize) {
             host(host_client_with(config, transport), expect, "reader").await
         }
         "informant-labels" => host(host_client(config), expect, "reader_labels").await,
+        // The same plugin, asking for one instance: every call on one
+        // thread, as the "one-instance plugin".
+        "informant-single" => host(host_client(config), expect, "reader_single").await,
         other => panic!("no mode {other}"),
     };
     let seconds = started.elapsed().as_secs_f64();
